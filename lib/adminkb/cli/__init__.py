@@ -1,0 +1,88 @@
+"""The `adminkb` command: `adminkb <area> <verb>` for checks and readers, top-level task commands.
+
+Each area lives in its own module here and adds its sub-commands through `register(subparsers)`.
+Exit status: 0 all well, 1 the check found problems, 2 the input could not be used. Commands
+that use other numbers on purpose (`smtp probe`) say so in their `--help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from adminkb import __version__
+from adminkb.errors import AdminKbError
+from adminkb.i18n import message
+
+# Modules under adminkb.cli that add sub-commands, in the order `--help` lists them.
+AREA_MODULES = ("lab", "smtp", "jupyter")
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose own texts (usage, errors) come from the catalog."""
+
+    def error(self, text: str) -> None:  # noqa: D401 - argparse's name
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, message("cli.usage_error", prog=self.prog, detail=text) + "\n")
+
+
+def make_console_safe() -> None:
+    """Make stdout and stderr replace what the console cannot encode (cp950, for example)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="replace")
+            except (ValueError, OSError):
+                # A stream that is already closed or detached cannot be reconfigured.
+                pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full `adminkb` parser with every area's sub-commands."""
+    parser = _Parser(prog="adminkb", description=message("cli.description"),
+                     formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False)
+    parser.add_argument("-h", "--help", action="help", help=message("cli.help_option"))
+    parser.add_argument("--version", action="version", version=f"adminkb {__version__}",
+                        help=message("cli.version_option"))
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=message("cli.verbose_option"))
+    subparsers = parser.add_subparsers(dest="command", metavar=message("cli.command_metavar"),
+                                       parser_class=_Parser)
+    subparsers.required = True
+    for name in AREA_MODULES:
+        module = importlib.import_module(f"adminkb.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def add_help_option(parser: argparse.ArgumentParser) -> None:
+    """Add a `-h/--help` option whose text is in the user's language."""
+    parser.add_argument("-h", "--help", action="help", help=message("cli.help_option"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit status."""
+    make_console_safe()
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(arguments.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return int(arguments.handler(arguments) or 0)
+    except AdminKbError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        print(message("cli.interrupted"), file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m adminkb.cli`
+    sys.exit(main())

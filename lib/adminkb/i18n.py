@@ -1,0 +1,73 @@
+"""The message catalog: every user-facing message in Traditional Chinese (Taiwan) and English.
+
+Messages live in `messages/*.toml`, one file per area, loaded into one catalog. Each entry is a
+table with a `zh-TW` and an `en` string; placeholders use `str.format` names (`{host}`).
+Traditional Chinese is the default; `ADMINKB_LANG=en` switches to English.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import tomllib
+from functools import lru_cache
+from importlib import resources
+
+LANGUAGES = ("zh-TW", "en")
+DEFAULT_LANGUAGE = "zh-TW"
+
+
+def current_language() -> str:
+    """Return the language chosen by `ADMINKB_LANG`, falling back to zh-TW for unknown values."""
+    requested = os.environ.get("ADMINKB_LANG", DEFAULT_LANGUAGE).strip()
+    aliases = {"zh": "zh-TW", "zh_TW": "zh-TW", "zh-tw": "zh-TW", "en_US": "en", "en-US": "en"}
+    requested = aliases.get(requested, requested)
+    return requested if requested in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def _flatten(table: dict, prefix: str, out: dict[str, dict[str, str]]) -> None:
+    if any(lang in table for lang in LANGUAGES):
+        out[prefix] = {lang: table.get(lang) for lang in LANGUAGES}
+        return
+    for name, value in table.items():
+        if isinstance(value, dict):
+            _flatten(value, f"{prefix}.{name}" if prefix else name, out)
+
+
+@lru_cache(maxsize=1)
+def catalog() -> dict[str, dict[str, str | None]]:
+    """Load every `messages/*.toml` file into one mapping of key to {language: text}."""
+    entries: dict[str, dict[str, str | None]] = {}
+    folder = resources.files("adminkb") / "messages"
+    for item in sorted(folder.iterdir(), key=lambda entry: entry.name):
+        if not item.name.endswith(".toml"):
+            continue
+        area = item.name[: -len(".toml")]
+        with item.open("rb") as handle:
+            data = tomllib.load(handle)
+        found: dict[str, dict[str, str | None]] = {}
+        _flatten(data, area, found)
+        duplicated = entries.keys() & found.keys()
+        if duplicated:
+            raise ValueError(f"message keys defined twice in the catalog: {sorted(duplicated)}")
+        entries.update(found)
+    return entries
+
+
+def placeholders(text: str) -> set[str]:
+    """Return the `str.format` field names used in a message."""
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def message(key: str, language: str | None = None, **values: object) -> str:
+    """Return the message `key` in the current language, with `values` filled in.
+
+    A missing key raises KeyError so that a typo fails in the tests, not in front of a user.
+    """
+    entry = catalog()[key]
+    text = entry.get(language or current_language()) or entry["en"] or ""
+    return text.format(**values) if values else text
+
+
+# The conventional short name, as gettext uses it.
+_ = message

@@ -1,0 +1,75 @@
+"""Tabular output for the CLI: an aligned text table, one JSON document, or CSV for Excel.
+
+Tables measure Chinese characters as two columns wide, as terminals draw them, so columns
+stay aligned in a zh-TW console.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+
+FORMATS = ("table", "json", "csv")
+
+
+def display_width(text: str) -> int:
+    """Return the number of terminal columns `text` takes (wide and full-width characters take two)."""
+    width = 0
+    for character in text:
+        if unicodedata.combining(character):
+            continue
+        width += 2 if unicodedata.east_asian_width(character) in ("W", "F") else 1
+    return width
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - display_width(text))
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def render_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str],
+                 headers: Mapping[str, str] | None = None) -> str:
+    """Render `rows` as an aligned text table; `headers` maps a column to its displayed title.
+
+    A cell with several lines (a multi-string value, say) continues on the following lines of
+    the same row.
+    """
+    headers = headers or {}
+    titles = [headers.get(column, column) for column in columns]
+    cells = [[_cell(row.get(column)).splitlines() or [""] for column in columns] for row in rows]
+    widths = [display_width(title) for title in titles]
+    for row in cells:
+        for index, lines in enumerate(row):
+            widths[index] = max([widths[index], *(display_width(line) for line in lines)])
+    out = ["  ".join(_pad(title, widths[i]) for i, title in enumerate(titles)).rstrip(),
+           "  ".join("-" * width for width in widths)]
+    for row in cells:
+        height = max(len(lines) for lines in row)
+        for line_index in range(height):
+            parts = [_pad(lines[line_index] if line_index < len(lines) else "", widths[i])
+                     for i, lines in enumerate(row)]
+            out.append("  ".join(parts).rstrip())
+    return "\n".join(out)
+
+
+def render_json(document: object) -> str:
+    """Render one JSON document, keeping Chinese readable (no \\u escapes)."""
+    return json.dumps(document, ensure_ascii=False, indent=2, default=str)
+
+
+def render_csv(rows: Iterable[Mapping[str, object]], columns: Sequence[str]) -> str:
+    """Render CSV text that starts with a UTF-8 byte-order mark so that Excel detects UTF-8."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({column: "" if row.get(column) is None else row.get(column) for column in columns})
+    return "\ufeff" + buffer.getvalue()
