@@ -1,0 +1,68 @@
+"""run.py, the README's two commands: the failures a newcomer can meet give clear messages."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "run.py"
+
+
+def run_bootstrap(*arguments: str, prelude: str = "", env: dict | None = None, timeout: int = 240):
+    """Run run.py in a subprocess, optionally after a Python `prelude` that fakes the host."""
+    script = prelude + f"\nimport sys\nsys.argv = [{str(RUN)!r}, *{list(arguments)!r}]\n" \
+                       f"exec(compile(open({str(RUN)!r}, encoding='utf-8').read(), {str(RUN)!r}, 'exec'), " \
+                       "{'__name__': '__main__', '__file__': " + repr(str(RUN)) + "})\n"
+    environment = dict(os.environ, ADMINKB_LANG="en", **(env or {}))
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=timeout, env=environment, cwd=ROOT)
+
+
+def test_usage_without_command():
+    result = run_bootstrap()
+    assert result.returncode == 2
+    assert "python3 run.py lab" in result.stdout
+    assert "python3 run.py test" in result.stdout
+
+
+def test_old_python_rejected(tmp_path):
+    result = run_bootstrap("test", prelude="import sys\nsys.version_info = (3, 9, 18, 'final', 0)",
+                           env={"ADMINKB_VENV": str(tmp_path / "venv")})
+    assert result.returncode == 2
+    assert "needs Python 3.11 or newer; this is 3.9.18" in result.stderr
+    assert "python3.11-venv" in result.stderr
+    assert not (tmp_path / "venv").exists()
+
+
+def test_missing_venv_module(tmp_path):
+    # Debian's python3 without the python3-venv package has no ensurepip.
+    result = run_bootstrap("test", prelude="import sys\nsys.modules['ensurepip'] = None",
+                           env={"ADMINKB_VENV": str(tmp_path / "venv")})
+    assert result.returncode == 2
+    assert "sudo apt install python3-venv" in result.stdout + result.stderr
+    assert not (tmp_path / "venv").exists()
+
+
+def test_missing_wheelhouse(tmp_path):
+    result = run_bootstrap("test", "--wheelhouse", str(tmp_path / "nowhere"),
+                           env={"ADMINKB_VENV": str(tmp_path / "venv")})
+    assert result.returncode == 2
+    assert f"The wheelhouse folder was not found: {tmp_path / 'nowhere'}" in result.stderr
+
+
+@pytest.mark.timeout(300)
+def test_offline_install_failure_explained(tmp_path):
+    # An empty wheelhouse behaves like a machine with no network: pip finds no distribution.
+    wheelhouse = tmp_path / "wheelhouse"
+    wheelhouse.mkdir()
+    venv = tmp_path / "venv"
+    result = run_bootstrap("test", "--wheelhouse", str(wheelhouse), env={"ADMINKB_VENV": str(venv)})
+    assert result.returncode == 2
+    assert "pip failed (exit code" in result.stderr
+    assert 'python -m pip wheel --wheel-dir wheelhouse ".[test]" setuptools wheel' in result.stderr
+    assert "network failure" in result.stderr
+    assert (venv / "pip-install.log").read_text(encoding="utf-8").strip()
+    assert not (venv / ".adminkb-installed").exists(), "a failed install must not be marked as done"

@@ -1,0 +1,90 @@
+"""The `adminkb` command frame: help in the user's language, exit statuses, safe console output."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from adminkb import output
+from adminkb.cli import main
+
+
+def run_cli(*arguments: str, language: str = "zh-TW", encoding: str | None = None):
+    environment = dict(os.environ, ADMINKB_LANG=language)
+    if encoding:
+        environment["PYTHONIOENCODING"] = encoding
+    return subprocess.run([sys.executable, "-m", "adminkb", *arguments], capture_output=True,
+                          timeout=60, env=environment)
+
+
+def test_help_in_zh_tw():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    text = result.stdout.decode("utf-8")
+    assert "結束代碼：0 一切正常，1 檢查發現問題，2 輸入無法使用" in text
+    assert "顯示這段說明後結束" in text
+
+
+def test_help_in_english():
+    result = run_cli("--help", language="en")
+    text = result.stdout.decode("utf-8")
+    assert "Exit status: 0 all well, 1 the check found problems, 2 the input could not be used" in text
+
+
+def test_unknown_command_exits_2():
+    result = run_cli("no-such-area")
+    assert result.returncode == 2
+    assert "參數錯誤" in result.stderr.decode("utf-8")
+
+
+def test_missing_command_exits_2(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main([])
+    assert caught.value.code == 2
+
+
+def test_cp950_console_never_crashes():
+    # cp950 has no emoji: after make_console_safe() it prints "?" in its place instead of raising.
+    script = "from adminkb.cli import make_console_safe; make_console_safe(); print('轉送 \\U0001F600 ok')"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60,
+                            env=dict(os.environ, PYTHONIOENCODING="cp950"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "轉送 ? ok".encode("cp950")
+
+
+def test_cp950_help():
+    result = run_cli("--help", encoding="cp950")
+    assert result.returncode == 0
+    assert "結束代碼".encode("cp950") in result.stdout
+
+
+def test_ascii_console_replaces_chinese():
+    result = run_cli("--help", encoding="ascii")
+    assert result.returncode == 0
+    assert b"adminkb" in result.stdout
+    assert b"?" in result.stdout
+
+
+def test_table_aligns_chinese():
+    rows = [{"項目": "轉送", "結果": "ok"}, {"項目": "Relay", "結果": "problem"}]
+    lines = output.render_table(rows, ["項目", "結果"]).splitlines()
+    assert [output.display_width(line.split("  ")[0]) for line in lines] == [5, 5, 5, 5]
+    assert lines[2].startswith("轉送 ")
+
+
+def test_table_multiline_cell():
+    text = output.render_table([{"a": "one\ntwo", "b": "x"}], ["a", "b"])
+    assert text.splitlines()[2:] == ["one  x", "two"]
+
+
+def test_json_keeps_chinese():
+    assert json.loads(output.render_json({"結果": "轉送被拒"})) == {"結果": "轉送被拒"}
+    assert "轉送被拒" in output.render_json({"結果": "轉送被拒"})
+
+
+def test_csv_has_bom_and_crlf():
+    text = output.render_csv([{"a": "轉送", "b": None}], ["a", "b"])
+    assert text.startswith("\ufeffa,b\r\n")
+    assert text.endswith("轉送,\r\n")

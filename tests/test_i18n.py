@@ -1,0 +1,60 @@
+"""The message catalog: both languages complete, same placeholders, switchable at run time."""
+
+import re
+
+import pytest
+
+from adminkb import i18n
+from adminkb.i18n import LANGUAGES, catalog, message, placeholders
+
+SIMPLIFIED_ONLY = set("们这说发务认为网络设数据证书远户录统应对没时间实现问题开关个与专业两严乱产从优会传体")
+
+
+def test_catalog_not_empty():
+    assert len(catalog()) >= 20
+
+
+@pytest.mark.parametrize("key", sorted(catalog()))
+def test_every_language_present(key):
+    for language in LANGUAGES:
+        text = catalog()[key][language]
+        assert isinstance(text, str) and text.strip(), f"{key} has no {language} text"
+
+
+@pytest.mark.parametrize("key", sorted(catalog()))
+def test_same_placeholders(key):
+    entry = catalog()[key]
+    assert placeholders(entry["zh-TW"]) == placeholders(entry["en"]), key
+
+
+@pytest.mark.parametrize("key", sorted(catalog()))
+def test_zh_tw_reads_traditional(key):
+    text = catalog()[key]["zh-TW"]
+    assert not (set(text) & SIMPLIFIED_ONLY), f"{key}: simplified characters {set(text) & SIMPLIFIED_ONLY}"
+    assert re.search(r"[\u4e00-\u9fff]", text), f"{key}: the zh-TW text has no Chinese"
+
+
+def test_default_language_is_zh_tw(monkeypatch):
+    monkeypatch.delenv("ADMINKB_LANG", raising=False)
+    assert i18n.current_language() == "zh-TW"
+    assert message("cli.interrupted") == "已中斷。"
+
+
+def test_english_by_variable(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert message("cli.interrupted") == "Interrupted."
+
+
+def test_unknown_language_falls_back(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "fr")
+    assert i18n.current_language() == "zh-TW"
+
+
+def test_values_filled_in(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert message("errors.invalid_input", value="abc") == "The input cannot be used: abc"
+
+
+def test_missing_key_raises():
+    with pytest.raises(KeyError):
+        message("no.such.message")
