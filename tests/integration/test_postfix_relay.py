@@ -8,25 +8,32 @@ both as the same relay denial.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import STRANGER_CLIENT, TRUSTED_CLIENT, run_swaks, swaks_arguments
+from .conftest import (REQUIRE_PEERS_VARIABLE, STRANGER_CLIENT, TRUSTED_CLIENT, run_swaks,
+                       swaks_arguments)
+from .postfix import PrivatePostfix, postfix_available
 
 pytestmark = [
     pytest.mark.peer("postfix"),
-    pytest.mark.peer("swaks"),
     pytest.mark.peer("loopback-aliases"),
     pytest.mark.timeout(60),
 ]
+needs_swaks = pytest.mark.peer("swaks")
 
 REMOTE_RECIPIENT = "user@remote.test"
 STRANGER_SENDER = "stranger@example.net"
 APPLICATION_SENDER = "app@example.com"
 SYSTEM_CONFIG_DIRECTORY = Path("/etc/postfix")
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+SWAKS_NODE_ID = "tests/integration/test_postfix_relay.py::test_swaks_stranger_relay_denied"
 
 
+@needs_swaks
 def test_swaks_stranger_relay_denied(private_postfix):
     completed = run_swaks(*swaks_arguments(port=private_postfix.port, source_address=STRANGER_CLIENT,
                                            mail_from=STRANGER_SENDER, rcpt_to=REMOTE_RECIPIENT))
@@ -38,6 +45,7 @@ def test_swaks_stranger_relay_denied(private_postfix):
     assert logged is not None, private_postfix.maillog()
 
 
+@needs_swaks
 def test_swaks_trusted_client_rcpt_accepted(private_postfix):
     completed = run_swaks(*swaks_arguments(port=private_postfix.port, source_address=TRUSTED_CLIENT,
                                            mail_from=APPLICATION_SENDER, rcpt_to=REMOTE_RECIPIENT))
@@ -47,6 +55,7 @@ def test_swaks_trusted_client_rcpt_accepted(private_postfix):
     assert "<**" not in completed.stdout
 
 
+@needs_swaks
 def test_swaks_stranger_local_domain_accepted(private_postfix):
     local_recipient = f"user@{private_postfix.local_domain}"
     completed = run_swaks(*swaks_arguments(port=private_postfix.port, source_address=STRANGER_CLIENT,
@@ -56,6 +65,7 @@ def test_swaks_stranger_local_domain_accepted(private_postfix):
     assert "<-  250 2.1.5 Ok" in completed.stdout
 
 
+@needs_swaks
 def test_swaks_relayed_message_discarded(private_postfix):
     completed = run_swaks(*swaks_arguments(port=private_postfix.port, source_address=TRUSTED_CLIENT,
                                            mail_from=APPLICATION_SENDER, rcpt_to=REMOTE_RECIPIENT,
@@ -71,6 +81,7 @@ def test_swaks_relayed_message_discarded(private_postfix):
     assert discarded is not None, private_postfix.maillog()
 
 
+@needs_swaks
 def test_empty_mynetworks_denies_trusted_client(start_postfix):
     instance = start_postfix(mynetworks=())
 
@@ -111,6 +122,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return entries
 
 
+@needs_swaks
 @pytest.mark.skipif(not SYSTEM_CONFIG_DIRECTORY.is_dir(), reason="no system Postfix configuration here")
 def test_private_instance_leaves_system_config(start_postfix):
     before = _snapshot(SYSTEM_CONFIG_DIRECTORY)
@@ -125,3 +137,47 @@ def test_private_instance_leaves_system_config(start_postfix):
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert _snapshot(SYSTEM_CONFIG_DIRECTORY) == before
     assert not base.exists()
+
+
+def _run_pytest_without_swaks(node_id: str, *, require_peers: bool) -> subprocess.CompletedProcess:
+    """Run one test in a child pytest whose PATH has no swaks, and return its output."""
+    environment = {key: value for key, value in os.environ.items() if key != REQUIRE_PEERS_VARIABLE}
+    environment["PATH"] = "/nonexistent"
+    if require_peers:
+        environment[REQUIRE_PEERS_VARIABLE] = "1"
+    command = [sys.executable, "-m", "pytest", "-p", "no:nbval", "-p", "no:cacheprovider",
+               "-o", "addopts=", "-rs", node_id]
+    return subprocess.run(command, cwd=REPOSITORY_ROOT, env=environment, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_missing_swaks_skips_with_reason():
+    completed = _run_pytest_without_swaks(SWAKS_NODE_ID, require_peers=False)
+
+    assert completed.returncode == 0, completed.stdout
+    assert "1 skipped" in completed.stdout
+    assert "integration peer 'swaks' is not available: the swaks command is not on PATH" in completed.stdout
+
+
+def test_missing_swaks_fails_when_required():
+    completed = _run_pytest_without_swaks(SWAKS_NODE_ID, require_peers=True)
+
+    assert completed.returncode == 1, completed.stdout
+    assert "1 error" in completed.stdout
+    assert "skipped" not in completed.stdout
+    assert f"{REQUIRE_PEERS_VARIABLE}=1 is set, so a missing peer is a failure" in completed.stdout
+
+
+def test_postfix_peer_needs_root(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+
+    found, reason = postfix_available()
+
+    assert found is False
+    assert "needs root" in reason
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.25"])
+def test_private_postfix_rejects_non_loopback(host):
+    with pytest.raises(ValueError, match="loopback only"):
+        PrivatePostfix(host=host)
