@@ -117,15 +117,19 @@ def run_swaks(*arguments: str) -> subprocess.CompletedProcess:
 
 def swaks_arguments(*, port: int, source_address: str, mail_from: str, rcpt_to: str,
                     quit_after: str | None = "RCPT", helo: str = "client.example.net",
-                    server: str = SERVER_ADDRESS) -> list[str]:
+                    server: str = SERVER_ADDRESS, subject: str | None = None) -> list[str]:
     """Build the swaks arguments for one session from `source_address` to `server`:`port`.
 
     `--helo` is always given, so that swaks does not look up this host's name for EHLO.
+    `quit_after=None` runs the whole session, DATA included. `subject` replaces the Subject
+    header of swaks's test message.
     """
     arguments = ["--server", server, "--port", str(port), "--local-interface", source_address,
                  "--helo", helo, "--from", mail_from, "--to", rcpt_to]
     if quit_after is not None:
         arguments += ["--quit-after", quit_after]
+    if subject is not None:
+        arguments += ["--header", f"Subject: {subject}"]
     return arguments
 
 

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 logger = logging.getLogger("adminkb.tests.postfix")
@@ -69,6 +69,21 @@ def _postconf_default(name: str) -> str:
     return completed.stdout.strip()
 
 
+def compatibility_level() -> str:
+    """Return the newest compatibility_level that the installed Postfix accepts.
+
+    Postfix 3.6 and later accept their own "major.minor", and with a lower level every
+    Postfix command logs a warning about backwards-compatible defaults. Earlier 3.x versions
+    know only levels up to 2.
+    """
+    version = _postconf_default("mail_version")
+    found = re.match(r"(\d+)\.(\d+)", version)
+    if found is None:
+        return "2"
+    major, minor = int(found[1]), int(found[2])
+    return f"{major}.{minor}" if (major, minor) >= (3, 6) else "2"
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port that is free on `host` right now.
 
@@ -86,12 +101,14 @@ class PrivatePostfix:
     `mynetworks` lists the client networks that may relay (`permit_mynetworks`), and an empty
     sequence denies relay to every client. Mail for `local_domain` (mydestination) is accepted from anyone.
     `log_folder`, when given, receives a copy of the instance's maillog file at stop, so the
-    log outlives the instance directory, which `stop()` removes.
+    log outlives the instance directory, which `stop()` removes. `settings` adds main.cf
+    parameters or replaces the defaults below.
     """
 
     def __init__(self, *, mynetworks: Sequence[str] = ("127.0.0.10/32",),
                  local_domain: str = "postfix.test", host: str = "127.0.0.1",
-                 start_timeout: float = 10.0, log_folder: Path | None = None) -> None:
+                 start_timeout: float = 10.0, log_folder: Path | None = None,
+                 settings: Mapping[str, str] | None = None) -> None:
         if not host.startswith("127."):
             raise ValueError(f"the private Postfix instance listens on loopback only, not {host!r}")
         self.mynetworks = tuple(mynetworks)
@@ -100,8 +117,14 @@ class PrivatePostfix:
         self.port = 0
         self.start_timeout = start_timeout
         self.log_folder = log_folder
+        self.extra_settings = dict(settings or {})
         self.base_directory: Path | None = None
         self._master_runner: subprocess.Popen | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the master started by this object is still running."""
+        return self._master_runner is not None and self._master_runner.poll() is None
 
     # Directory layout ---------------------------------------------------------------------
 
@@ -132,8 +155,7 @@ class PrivatePostfix:
         """Return the text of main.cf for this instance."""
         base = self._base()
         settings = {
-            # Level 2 gives the modern defaults and is accepted by every Postfix 3.x.
-            "compatibility_level": "2",
+            "compatibility_level": compatibility_level(),
             "queue_directory": str(self.queue_directory),
             "data_directory": str(self.data_directory),
             "maillog_file": str(self.maillog_file),
@@ -165,6 +187,7 @@ class PrivatePostfix:
             "local_recipient_maps": "",
             "biff": "no",
         }
+        settings.update(self.extra_settings)
         lines = ["# Private Postfix instance for the adminkb integration tests."]
         lines += [f"{name} = {value}" for name, value in settings.items()]
         return "\n".join(lines) + "\n"
@@ -194,7 +217,7 @@ class PrivatePostfix:
         self.config_directory.mkdir(mode=0o755, exist_ok=True)
         (self.config_directory / "main.cf").write_text(self.main_cf(), encoding="ascii")
         (self.config_directory / "master.cf").write_text(self.master_cf(), encoding="ascii")
-        # postconf warns on stderr about unknown or misspelled parameters; treat that as an error.
+        # postconf warns on stderr about unknown or misspelled parameters, which must stop the start.
         completed = self._run_postfix_tool(POSTCONF_COMMAND, "-n")
         if completed.stderr.strip():
             raise PostfixStartError(f"postconf rejected the private main.cf:\n{completed.stderr}")
@@ -219,8 +242,9 @@ class PrivatePostfix:
     def start(self) -> None:
         """Create the instance directory, start the master in the foreground and wait for smtpd.
 
-        Raises PostfixStartError, with the tail of the maillog, when smtpd does not send its
-        220 banner within `start_timeout` seconds.
+        Raises PostfixStartError, with the tail of the maillog, when postconf rejects the
+        configuration or smtpd does not send its 220 banner within `start_timeout` seconds.
+        Nothing of the instance is left running or on disk after a failed start.
         """
         if self._master_runner is not None:
             raise RuntimeError("the private Postfix instance is already running")
@@ -228,27 +252,35 @@ class PrivatePostfix:
         # traverse, and the master opens data_directory/master.lock as that user. So the
         # instance gets its own directory in the system temp folder, removed by stop().
         self.base_directory = Path(tempfile.mkdtemp(prefix="adminkb-postfix-"))
-        self.base_directory.chmod(0o711)
-        # queue_directory must exist and belong to root; Postfix creates the rest itself.
-        self.queue_directory.mkdir(mode=0o755)
+        try:
+            self.base_directory.chmod(0o711)
+            # queue_directory must exist and belong to root. Postfix creates the rest itself.
+            self.queue_directory.mkdir(mode=0o755)
+            self._start_on_free_port()
+        except BaseException:
+            self._stop_master()
+            self._save_maillog()
+            self._remove_directory()
+            raise
+        logger.info("private Postfix started on %s:%d in %s", self.host, self.port, self.base_directory)
+
+    def _start_on_free_port(self) -> None:
         for attempt in range(1, START_ATTEMPTS + 1):
             self.port = free_port(self.host)
             self._write_configuration()
             self._launch_master()
             if self._wait_for_banner():
-                logger.info("private Postfix started on %s:%d in %s", self.host, self.port,
-                            self.base_directory)
                 return
             log_tail = self._maillog_tail()
             self._stop_master()
-            if "Address already in use" not in log_tail or attempt == START_ATTEMPTS:
-                self._remove_directory()
+            # The master's words when its listening port is taken (Postfix 3.7).
+            port_taken = f"bind {self.host} port {self.port}: Address already in use"
+            if port_taken not in log_tail or attempt == START_ATTEMPTS:
                 raise PostfixStartError(
-                    f"Postfix did not answer on {self.host}:{self.port} within "
+                    f"Postfix sent no 220 banner on {self.host}:{self.port} within "
                     f"{self.start_timeout} s. Last maillog lines:\n{log_tail}")
-            logger.warning("port %d was taken before Postfix bound it; retrying with another port",
+            logger.warning("port %d was taken before Postfix bound it, retrying with another port",
                            self.port)
-        raise AssertionError("unreachable: every start attempt returns or raises")
 
     def _launch_master(self) -> None:
         runner_log = (self._base() / "start-fg.out").open("ab")
