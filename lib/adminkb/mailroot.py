@@ -1,0 +1,160 @@
+"""The IIS SMTP Service mailroot: its folders, its file names, and message files with an envelope.
+
+The service keeps its work in folders under one root (`C:\\inetpub\\mailroot` by default). Files
+it queues or drops are named `NTFS_<24 hex digits>.EML` and start with `X-Sender:` and
+`X-Receiver:` lines that carry the SMTP envelope ahead of the message itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path, PureWindowsPath
+
+from adminkb.errors import InputError
+from adminkb.i18n import message
+
+log = logging.getLogger("adminkb.mailroot")
+
+DEFAULT_WINDOWS_MAILROOT = PureWindowsPath(r"C:\inetpub\mailroot")
+
+BADMAIL = "Badmail"
+DROP = "Drop"
+PICKUP = "Pickup"
+QUEUE = "Queue"
+ROUTE = "Route"
+SORTTEMP = "SortTemp"
+MAILBOX = "Mailbox"
+
+# Every folder the service creates under the mailroot.
+FOLDER_NAMES = (BADMAIL, DROP, PICKUP, QUEUE, ROUTE, SORTTEMP, MAILBOX)
+
+# NOTE: the service's own documentation does not describe how the 24 hex digits are built.
+# Names seen in admins' posts look like two FILETIME halves followed by a counter, so the lab
+# writes the arrival FILETIME (low then high 32 bits) and then a per-service counter.
+NTFS_NAME_PATTERN = re.compile(r"\ANTFS_[0-9A-Fa-f]{24}\.EML\Z", re.IGNORECASE)
+
+# Windows FILETIME counts 100-nanosecond intervals since 1601-01-01 UTC.
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
+
+# A temporary file is named so that a scan for *.EML never picks it up half written.
+_TEMPORARY_SUFFIX = ".tmp"
+
+
+def folder_role(name: str) -> str:
+    """Return what the folder `name` is for, in the user's language; InputError for unknown names."""
+    canonical = _canonical_folder(name)
+    return message(f"mailroot.role.{canonical.lower()}")
+
+
+def _canonical_folder(name: str) -> str:
+    for folder in FOLDER_NAMES:
+        if folder.lower() == name.lower():
+            return folder
+    raise InputError("mailroot.unknown_folder", value=name, names=", ".join(FOLDER_NAMES),
+                     next_key="mailroot.unknown_folder_next")
+
+
+def create_mailroot(root: str | os.PathLike[str]) -> Path:
+    """Create `root` and every mailroot folder under it (existing ones are kept) and return `root`."""
+    root_path = Path(root)
+    if root_path.exists() and not root_path.is_dir():
+        raise InputError("mailroot.root_not_folder", value=str(root_path),
+                         next_key="mailroot.root_not_folder_next")
+    for folder in FOLDER_NAMES:
+        (root_path / folder).mkdir(parents=True, exist_ok=True)
+    return root_path
+
+
+def filetime_from_datetime(instant: datetime) -> int:
+    """Return the Windows FILETIME (100 ns intervals since 1601 UTC) of an aware datetime."""
+    if instant.tzinfo is None:
+        raise ValueError("filetime_from_datetime needs an aware datetime")
+    elapsed = instant - _FILETIME_EPOCH
+    return (elapsed.days * 86_400 + elapsed.seconds) * 10_000_000 + elapsed.microseconds * 10
+
+
+def ntfs_file_name(filetime: int, counter: int) -> str:
+    """Return a queue file name `NTFS_<24 hex digits>.EML` for an arrival FILETIME and a counter."""
+    if not 0 <= filetime < 1 << 64:
+        raise ValueError(f"filetime out of range for 64 bits: {filetime}")
+    low = filetime & 0xFFFFFFFF
+    high = filetime >> 32
+    return f"NTFS_{low:08x}{high:08x}{counter & 0xFFFFFFFF:08x}.EML"
+
+
+def is_ntfs_file_name(name: str) -> bool:
+    """Return whether `name` has the service's `NTFS_<24 hex digits>.EML` form."""
+    return NTFS_NAME_PATTERN.match(name) is not None
+
+
+def envelope_lines(sender: str, recipients: Sequence[str]) -> bytes:
+    """Return the `X-Sender:` and `X-Receiver:` lines (CRLF ends) for an SMTP envelope.
+
+    An empty sender is the null reverse-path of bounces and is written `<>`.
+    """
+    if not recipients:
+        raise InputError("mailroot.no_recipients", next_key="mailroot.no_recipients_next")
+    lines = [f"X-Sender: {_envelope_address(sender) or '<>'}\r\n"]
+    lines.extend(f"X-Receiver: {_envelope_address(recipient)}\r\n" for recipient in recipients)
+    return "".join(lines).encode("utf-8")
+
+
+def _envelope_address(address: str) -> str:
+    # A CR or LF inside an address would start a new header line and change the envelope.
+    if "\r" in address or "\n" in address:
+        raise InputError("mailroot.address_line_break", value=address.encode("unicode_escape").decode("ascii"),
+                         next_key="mailroot.address_line_break_next")
+    return address.strip()
+
+
+def write_message_file(folder: str | os.PathLike[str], name: str, sender: str,
+                       recipients: Sequence[str], content: bytes) -> Path:
+    """Write the envelope lines and then `content` to `folder/name`, atomically; return the path.
+
+    The bytes go to a temporary file in the same folder first, which is then renamed to `name`,
+    so a reader (or the service watching Pickup) never gets a partly written message. `content`
+    is stored unchanged. An existing file with that name is never replaced: FileExistsError.
+    """
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise InputError("mailroot.bad_file_name", value=name, next_key="mailroot.bad_file_name_next")
+    folder_path = Path(folder)
+    target = folder_path / name
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; mailroot files are never overwritten")
+    data = envelope_lines(sender, recipients) + bytes(content)
+
+    descriptor, temporary_name = tempfile.mkstemp(prefix=f".{name}.", suffix=_TEMPORARY_SUFFIX, dir=folder_path)
+    temporary = Path(temporary_name)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        _rename_without_replacing(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    log.debug("wrote %s (%d bytes, %d recipients)", target, len(data), len(recipients))
+    return target
+
+
+def _rename_without_replacing(source: Path, target: Path) -> None:
+    """Rename `source` to `target`, raising FileExistsError instead of replacing `target`."""
+    if os.name == "nt":
+        # On Windows os.rename already refuses to replace an existing file.
+        os.rename(source, target)
+        return
+    # POSIX rename replaces silently, so link first (fails if the target exists), then unlink.
+    try:
+        os.link(source, target)
+    except (NotImplementedError, PermissionError):
+        # NOTE: a file system without hard links (some network shares) falls back to a check
+        # before rename, which leaves a small race window between the two calls.
+        if target.exists():
+            raise FileExistsError(f"{target} already exists") from None
+        os.rename(source, target)
+        return
+    source.unlink()
