@@ -1,0 +1,34 @@
+"""The mail lab: a stand-in for the IIS 6.0 SMTP Service that runs on loopback.
+
+`MailLab` speaks SMTP with the service's banner, EHLO list and reply texts. It applies relay
+restrictions and connection control by client address and writes accepted mail to the
+mailroot (Drop for local domains, Queue for the rest). Every command becomes a line in the
+service's W3C Extended log layout. Runbooks and tests use it in place of a real server.
+"""
+
+from adminkb.lab.clock import TAIWAN_TIME, FixedClock, SystemClock
+from adminkb.lab.policy import AccessList
+from adminkb.lab.server import (
+    DEFAULT_VERSION,
+    LAB_ADDRESS,
+    STRANGER_ADDRESS,
+    TRUSTED_CLIENT_ADDRESS,
+    MailLab,
+    can_bind_source_address,
+)
+from adminkb.lab.w3clog import FULL_FIELDS, SERVICE_DEFAULT_FIELDS
+
+__all__ = [
+    "AccessList",
+    "DEFAULT_VERSION",
+    "FULL_FIELDS",
+    "FixedClock",
+    "LAB_ADDRESS",
+    "MailLab",
+    "SERVICE_DEFAULT_FIELDS",
+    "STRANGER_ADDRESS",
+    "SystemClock",
+    "TAIWAN_TIME",
+    "TRUSTED_CLIENT_ADDRESS",
+    "can_bind_source_address",
+]

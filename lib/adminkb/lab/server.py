@@ -1,0 +1,537 @@
+"""`MailLab`: an IIS 6.0 SMTP Service stand-in on loopback, running in a thread of its own.
+
+A runbook starts the lab in one cell and talks to it with any SMTP client in the next. It
+changes relay restrictions or connection control the way an admin would in IIS Manager,
+reads the mailroot and the W3C logs, and stops the lab later:
+
+    lab = MailLab(clock=FixedClock(datetime(2026, 3, 2, 1, 15, 7, tzinfo=timezone.utc)))
+    lab.start()
+    lab.allow_relay("127.0.0.10")
+    ...
+    lab.stop()
+
+or `with MailLab() as lab:`. The asyncio loop and the listening socket live in the lab's own
+thread, so the notebook's kernel (which has a loop of its own) is never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, tzinfo
+from pathlib import Path
+
+from adminkb import mailroot
+from adminkb.errors import InputError, LabError
+from adminkb.lab.clock import TAIWAN_TIME, Clock, resolve_clock
+from adminkb.lab.policy import DENY, GRANT, AccessList, parse_address
+from adminkb.lab.service import VirtualServer
+from adminkb.lab.session import IisSmtpSession
+from adminkb.lab.w3clog import DEFAULT_ENCODING, FULL_FIELDS, W3CLogWriter, validate_fields
+
+log = logging.getLogger("adminkb.lab")
+
+# The loopback addresses the runbooks use: the lab listens on the first, a trusted application
+# connects from the second and a stranger from the third, so that relay restrictions and
+# connection control act on real source addresses. Linux and Windows route all of 127.0.0.0/8
+# to loopback; macOS has only 127.0.0.1 unless aliases are added.
+LAB_ADDRESS = "127.0.0.1"
+TRUSTED_CLIENT_ADDRESS = "127.0.0.10"
+STRANGER_ADDRESS = "127.0.0.66"
+
+# Windows Server 2003 SP2 with later updates, as public banners and Received headers show it.
+DEFAULT_VERSION = "6.0.3790.4675"
+DEFAULT_HOSTNAME = "mail01.example.com"
+DEFAULT_COMPUTER_NAME = "MAIL01"
+DEFAULT_SITE_NAME = "SMTPSVC1"
+# "Limit message size to" defaults to 2048 KB in the virtual server's Messages tab.
+DEFAULT_MAX_MESSAGE_SIZE = 2_097_152
+# The virtual server's connection time-out defaults to 10 minutes.
+DEFAULT_CONNECTION_TIMEOUT = 600.0
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+ConnectionControl = AccessList | Mapping[str, Iterable[str]] | None
+
+
+def can_bind_source_address(address: str = TRUSTED_CLIENT_ADDRESS) -> bool:
+    """Return whether a client socket can use `address` as its source on this machine.
+
+    Linux can bind any address in 127.0.0.0/8; macOS has only 127.0.0.1 unless an alias is
+    configured. Callers fall back to 127.0.0.1 when this returns False, and tell the reader.
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+    except OSError:
+        return False
+    return True
+
+
+class MailLab:
+    """An in-process SMTP server that behaves like the IIS 6.0 SMTP Service (SMTPSVC).
+
+    See the module documentation for use. Settings are keyword arguments with the service's
+    defaults. An empty `relay_grant` denies relay to everyone, like the service's default
+    "Only the list below" with an empty list.
+    """
+
+    def __init__(self, *, root: str | os.PathLike[str] | None = None, hostname: str = DEFAULT_HOSTNAME,
+                 computer_name: str = DEFAULT_COMPUTER_NAME, site_name: str = DEFAULT_SITE_NAME,
+                 listen: str = LAB_ADDRESS, port: int = 0, local_domains: Iterable[str] = ("example.com",),
+                 relay_grant: Iterable[str] = (), relay_open: bool = False,
+                 connection_control: ConnectionControl = None,
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, clock: Clock | datetime | None = None,
+                 timezone: tzinfo = TAIWAN_TIME, allow_non_loopback: bool = False,
+                 version: str = DEFAULT_VERSION, log_fields: Sequence[str] | str = FULL_FIELDS,
+                 log_encoding: str = DEFAULT_ENCODING,
+                 connection_timeout: float = DEFAULT_CONNECTION_TIMEOUT) -> None:
+        self._listen = parse_address(listen)
+        self._requested_port = _checked_port(port)
+        self._allow_non_loopback = bool(allow_non_loopback)
+        self._given_root = _checked_root(root)
+        self._settings = dict(hostname=_checked_name(hostname, "hostname"),
+                              computer_name=_checked_name(computer_name, "computer_name").upper(),
+                              site_name=_checked_name(site_name, "site_name"), version=str(version),
+                              zone=timezone)
+        self._local_domains = _checked_domains(local_domains)
+        relay_grant = [relay_grant] if isinstance(relay_grant, str) else list(relay_grant)
+        if relay_open and relay_grant:
+            raise InputError("lab.relay_open_with_grant", next_key="lab.relay_open_with_grant_next")
+        self._relay = AccessList.of(DENY, ()) if relay_open else AccessList.of(GRANT, relay_grant)
+        self._connection = _access_list_from(connection_control)
+        self._max_message_size = _checked_size(max_message_size)
+        self._clock = resolve_clock(clock)
+        self._log_fields = validate_fields(log_fields)
+        self._log_encoding = log_encoding
+        self._connection_timeout = float(connection_timeout)
+        self._check_exposure(self._relay)
+
+        self._lock = threading.RLock()
+        self._root: Path | None = None
+        self._created_root = False
+        self._service: VirtualServer | None = None
+        self._log_writer: W3CLogWriter | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._port: int | None = None
+        self._thread_error: BaseException | None = None
+
+    # Life cycle
+
+    def start(self) -> MailLab:
+        """Create the mailroot and log folder, start listening and return the lab.
+
+        Raises LabError when the address cannot be bound (in use, not on this machine) or when
+        the lab's thread does not come up within START_TIMEOUT seconds.
+        """
+        with self._lock:
+            if self.running:
+                raise LabError("lab.already_running", value=self.address, next_key="lab.already_running_next")
+            began = time.perf_counter()
+            self._prepare_root()
+            self._thread_error = None
+            ready = threading.Event()
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="adminkb-mail-lab",
+                                            daemon=True)
+            self._thread.start()
+            if not ready.wait(START_TIMEOUT):
+                self._abandon_loop()
+                raise LabError("lab.start_timed_out", value=START_TIMEOUT, next_key="lab.start_timed_out_next")
+            if self._thread_error is not None:
+                error = self._thread_error
+                self._abandon_loop()
+                raise LabError("lab.bind_failed", value=self._listen_text(self._requested_port), detail=str(error),
+                               next_key="lab.bind_failed_next") from error
+            assert self._log_writer is not None
+            self._log_writer.start_new_block()
+            log.info("mail lab started on %s in %.1f ms: mailroot %s, logs %s, relay %s, connection control %s",
+                     self.address, (time.perf_counter() - began) * 1000, self.mailroot, self.log_dir,
+                     self._describe(self._relay), self._describe(self._connection))
+            return self
+
+    def stop(self) -> None:
+        """Close every session and the listening socket, end the thread, and remove a temporary root.
+
+        Stopping a lab that is not running does nothing.
+        """
+        with self._lock:
+            if not self.running:
+                return
+            assert self._loop is not None and self._thread is not None
+            future = asyncio.run_coroutine_threadsafe(self._shut_down(), self._loop)
+            try:
+                future.result(STOP_TIMEOUT)
+            except Exception:
+                log.exception("the mail lab did not close its sockets cleanly")
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(STOP_TIMEOUT)
+            if self._thread.is_alive():
+                log.error("the mail lab thread did not end within %s s", STOP_TIMEOUT)
+            else:
+                self._loop.close()
+            address = self.address
+            self._thread = None
+            self._loop = None
+            self._server = None
+            self._port = None
+            if self._created_root and self._root is not None:
+                shutil.rmtree(self._root, ignore_errors=True)
+                self._root = None
+            log.info("mail lab on %s stopped", address)
+
+    def __enter__(self) -> MailLab:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        # A lab dropped without stop() would keep its thread and socket until the process ends.
+        if getattr(self, "_thread", None) is not None:
+            try:
+                self.stop()
+            except Exception:
+                pass
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._port is not None
+
+    def _prepare_root(self) -> None:
+        if self._given_root is not None:
+            root = self._given_root
+            root.mkdir(parents=True, exist_ok=True)
+            self._created_root = False
+        elif self._root is not None and self._root.exists():
+            root = self._root
+        else:
+            root = Path(tempfile.mkdtemp(prefix="adminkb-lab-"))
+            self._created_root = True
+        self._root = root
+        mailroot.create_mailroot(root / "mailroot")
+        log_dir = root / "LogFiles" / self._settings["site_name"]
+        log_dir.mkdir(parents=True, exist_ok=True)
+        if self._log_writer is None or self._log_writer.folder != log_dir:
+            self._log_writer = W3CLogWriter(log_dir, self._settings["site_name"], self._settings["computer_name"],
+                                            fields=self._log_fields, encoding=self._log_encoding)
+        if self._service is None or self._service.mailroot != root / "mailroot":
+            self._service = VirtualServer(
+                hostname=self._settings["hostname"], computer_name=self._settings["computer_name"],
+                version=self._settings["version"], zone=self._settings["zone"], clock=self._clock,
+                mailroot_path=root / "mailroot", log_writer=self._log_writer, local_domains=self._local_domains,
+                relay=self._relay, connection=self._connection, max_message_size=self._max_message_size)
+
+    def _run_loop(self, ready: threading.Event) -> None:
+        loop = self._loop
+        assert loop is not None and self._service is not None
+        asyncio.set_event_loop(loop)
+        service = self._service
+        timeout = self._connection_timeout
+
+        def new_session() -> IisSmtpSession:
+            return IisSmtpSession(service, loop=loop, timeout=timeout)
+
+        try:
+            self._server = loop.run_until_complete(
+                loop.create_server(new_session, host=str(self._listen), port=self._requested_port,
+                                   reuse_address=os.name != "nt"))
+            self._port = self._server.sockets[0].getsockname()[1]
+        except BaseException as error:  # reported to start(), which raises LabError
+            self._thread_error = error
+            ready.set()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            # Let cancelled session tasks run their clean-up before the loop closes.
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+    async def _shut_down(self) -> None:
+        assert self._server is not None and self._service is not None
+        self._server.close()
+        for session in list(self._service.sessions):
+            if session.transport is not None:
+                session.transport.close()
+        await self._server.wait_closed()
+        # Give the closed sessions one turn of the loop to log their last line.
+        await asyncio.sleep(0)
+
+    def _abandon_loop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(STOP_TIMEOUT)
+            if not self._thread.is_alive():
+                self._loop.close()
+        self._thread = None
+        self._loop = None
+        self._server = None
+        self._port = None
+
+    # Where it listens and writes
+
+    @property
+    def host(self) -> str:
+        return str(self._listen)
+
+    @property
+    def port(self) -> int | None:
+        """The bound TCP port while the lab runs (an ephemeral one unless `port=` was given), else None."""
+        return self._port
+
+    @property
+    def address(self) -> str:
+        """`127.0.0.1:PORT` (IPv6 in brackets), the form SMTP clients and swaks accept."""
+        return self._listen_text(self._port)
+
+    def _listen_text(self, port: int | None) -> str:
+        host = f"[{self._listen}]" if self._listen.version == 6 else str(self._listen)
+        return f"{host}:{port if port is not None else '-'}"
+
+    @property
+    def root(self) -> Path | None:
+        """The folder holding `mailroot` and `LogFiles`; None before the first start."""
+        return self._root
+
+    @property
+    def mailroot(self) -> Path:
+        return self._require_root() / "mailroot"
+
+    @property
+    def log_dir(self) -> Path:
+        return self._require_root() / "LogFiles" / self._settings["site_name"]
+
+    def _require_root(self) -> Path:
+        if self._root is None:
+            raise LabError("lab.not_started", next_key="lab.not_started_next")
+        return self._root
+
+    def queue_files(self) -> list[Path]:
+        """Return the message files in Queue, sorted by name."""
+        return self._folder_files(mailroot.QUEUE)
+
+    def drop_files(self) -> list[Path]:
+        """Return the message files in Drop, sorted by name."""
+        return self._folder_files(mailroot.DROP)
+
+    def _folder_files(self, folder: str) -> list[Path]:
+        return sorted(path for path in (self.mailroot / folder).iterdir()
+                      if path.is_file() and path.suffix.upper() == ".EML")
+
+    def log_files(self) -> list[Path]:
+        """Return the W3C log files, oldest first."""
+        return sorted(path for path in self.log_dir.glob("ex*.log") if path.is_file())
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def hostname(self) -> str:
+        return self._settings["hostname"]
+
+    @property
+    def local_domains(self) -> list[str]:
+        return list(self._local_domains)
+
+    # Relay restrictions
+
+    @property
+    def relay_grant(self) -> list[str]:
+        """The computers allowed to relay ("Only the list below"); empty when relay is open to all."""
+        return self._relay.entries() if self._relay.mode == GRANT else []
+
+    @property
+    def relay_open(self) -> bool:
+        """Whether relay is "All except the list below" (open relay, minus the listed computers)."""
+        return self._relay.mode == DENY
+
+    def allow_relay(self, address_or_network: str) -> None:
+        """Let a computer or subnet relay: add it to the grant list, or take it off the deny list."""
+        current = self._relay
+        if current.mode == GRANT:
+            self._set_relay(current.with_added(address_or_network))
+        else:
+            self._set_relay(current.with_removed(address_or_network))
+
+    def deny_relay(self, address_or_network: str) -> None:
+        """Stop a computer or subnet from relaying: drop it from the grant list, or add it to the deny list.
+
+        An address that is only covered by a granted subnet cannot be taken out of it (the IIS
+        list has no exceptions): InputError names the subnet to remove instead.
+        """
+        current = self._relay
+        if current.mode == DENY:
+            self._set_relay(current.with_added(address_or_network))
+            return
+        covering = current.covering(address_or_network)
+        if covering:
+            raise InputError("lab.covered_by_subnet", value=str(address_or_network),
+                             subnets=", ".join(str(network) for network in covering),
+                             next_key="lab.covered_by_subnet_next")
+        self._set_relay(current.with_removed(address_or_network))
+
+    def set_relay_grant(self, entries: Iterable[str]) -> None:
+        """Replace the relay list with "Only the list below" and these entries (empty: no computer may relay)."""
+        self._set_relay(AccessList.of(GRANT, entries))
+
+    def set_relay_open(self, except_entries: Iterable[str] = ()) -> None:
+        """Make relay "All except the list below": an open relay apart from `except_entries`.
+
+        Refused with LabError while the lab listens on an address other than loopback.
+        """
+        self._set_relay(AccessList.of(DENY, except_entries))
+
+    def _set_relay(self, relay: AccessList) -> None:
+        self._check_exposure(relay)
+        self._relay = relay
+        if self._service is not None:
+            self._service.relay = relay
+        log.info("relay restrictions set to %s", self._describe(relay))
+
+    # Connection control
+
+    @property
+    def connection_control(self) -> dict[str, list[str]] | None:
+        """None when every computer may connect, else `{"grant": [...]}` or `{"deny": [...]}`."""
+        control = self._connection
+        return None if control is None else {control.mode: control.entries()}
+
+    def allow_connection(self, address_or_network: str) -> None:
+        """Let a computer or subnet connect: add it to a grant list, or take it off a deny list."""
+        current = self._connection
+        if current is None:
+            AccessList.of(GRANT, [address_or_network])  # still reject a malformed entry
+            return
+        if current.mode == GRANT:
+            self._set_connection(current.with_added(address_or_network))
+        else:
+            self._set_connection(current.with_removed(address_or_network))
+
+    def deny_connection(self, address_or_network: str) -> None:
+        """Keep a computer or subnet out: add it to a deny list (creating one), or drop it from a grant list."""
+        current = self._connection
+        if current is None:
+            self._set_connection(AccessList.of(DENY, [address_or_network]))
+        elif current.mode == DENY:
+            self._set_connection(current.with_added(address_or_network))
+        else:
+            covering = current.covering(address_or_network)
+            if covering:
+                raise InputError("lab.covered_by_subnet", value=str(address_or_network),
+                                 subnets=", ".join(str(network) for network in covering),
+                                 next_key="lab.covered_by_subnet_next")
+            self._set_connection(current.with_removed(address_or_network))
+
+    def set_connection_control(self, control: ConnectionControl) -> None:
+        """Replace connection control: None (all computers), a mapping {"grant"|"deny": [...]}, or an AccessList."""
+        self._set_connection(_access_list_from(control))
+
+    def _set_connection(self, control: AccessList | None) -> None:
+        self._connection = control
+        if self._service is not None:
+            self._service.connection = control
+        log.info("connection control set to %s", self._describe(control))
+
+    # Logging
+
+    @property
+    def log_fields(self) -> tuple[str, ...]:
+        return self._log_fields
+
+    def set_log_fields(self, fields: Sequence[str] | str) -> None:
+        """Change the W3C fields; the log starts a new block with the new `#Fields` line."""
+        self._log_fields = validate_fields(fields)
+        if self._log_writer is not None:
+            self._log_writer.set_fields(self._log_fields)
+
+    # Checks
+
+    def _check_exposure(self, relay: AccessList) -> None:
+        """Refuse settings that would expose the lab: non-loopback without consent, or open relay on it."""
+        if self._listen.is_loopback:
+            return
+        if not self._allow_non_loopback:
+            raise LabError("lab.non_loopback", value=str(self._listen), next_key="lab.non_loopback_next")
+        if relay.opens_to_unlisted():
+            raise LabError("lab.open_relay_exposed", value=str(self._listen),
+                           next_key="lab.open_relay_exposed_next")
+
+    @staticmethod
+    def _describe(control: AccessList | None) -> str:
+        if control is None:
+            return "all computers"
+        label = "only" if control.mode == GRANT else "all except"
+        return f"{label} [{', '.join(control.entries())}]"
+
+    def __repr__(self) -> str:
+        state = f"running on {self.address}" if self.running else "stopped"
+        return f"<MailLab {self._settings['hostname']} {state}>"
+
+
+def _access_list_from(control: ConnectionControl) -> AccessList | None:
+    if control is None or isinstance(control, AccessList):
+        return control
+    if isinstance(control, Mapping) and len(control) == 1:
+        (mode, entries), = control.items()
+        return AccessList.of(str(mode), entries)
+    raise InputError("lab.invalid_connection_control", value=repr(control),
+                     next_key="lab.invalid_connection_control_next")
+
+
+def _checked_port(port: object) -> int:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InputError("lab.invalid_port", value=port, next_key="lab.invalid_port_next")
+    return port
+
+
+def _checked_root(root: str | os.PathLike[str] | None) -> Path | None:
+    if root is None:
+        return None
+    path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise InputError("lab.root_is_file", value=str(path), next_key="lab.root_is_file_next")
+    return path
+
+
+def _checked_size(size: object) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1024:
+        raise InputError("lab.invalid_size", value=size, next_key="lab.invalid_size_next")
+    return size
+
+
+def _checked_name(value: object, option: str) -> str:
+    text = str(value).strip()
+    if not text or any(character.isspace() for character in text) or not text.isascii():
+        raise InputError("lab.invalid_name", value=value, option=option, next_key="lab.invalid_name_next")
+    return text
+
+
+def _checked_domains(domains: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(domains, str):
+        domains = [domains]
+    checked = tuple(_checked_name(domain, "local_domains").lower().rstrip(".") for domain in domains)
+    for domain in checked:
+        try:
+            ipaddress.ip_address(domain)
+        except ValueError:
+            continue
+        raise InputError("lab.invalid_name", value=domain, option="local_domains", next_key="lab.invalid_name_next")
+    return checked

@@ -1,0 +1,225 @@
+"""The state one SMTP virtual server shares between its sessions.
+
+`VirtualServer` keeps the settings an admin sees in the virtual server's properties (host
+name, message size limit, relay restrictions, connection control, local domains), hands out
+message ids and queue file names, and stores accepted mail in the mailroot the way the
+service does: local recipients in Drop, the others in Queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone, tzinfo
+from pathlib import Path
+
+from adminkb import mailroot
+from adminkb.lab.clock import MONTH_NAMES, Clock, rfc2822_date
+from adminkb.lab.policy import AccessList
+from adminkb.lab.w3clog import W3CLogWriter
+
+log = logging.getLogger("adminkb.lab")
+
+# Message ids look like <MAIL01fSDGAIXWb9DY00001e05@mail01.example.com> in the service's logs:
+# the computer name padded with letters and digits to 19 characters, then a hex counter.
+_MESSAGE_ID_PREFIX_LENGTH = 19
+_MESSAGE_ID_MIN_FILLER = 4
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+_MESSAGE_ID_HEADER = re.compile(rb"^message-id:", re.IGNORECASE)
+_ARRIVAL_TIME_HEADER = re.compile(rb"^x-originalarrivaltime:", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """The outcome of storing one accepted message: its id and the files written."""
+
+    message_id: str
+    files: tuple[Path, ...]
+
+
+class VirtualServer:
+    """Settings, policy lists, counters, the W3C log and the mailroot of one SMTP virtual server.
+
+    The policy lists are replaced whole (they are immutable), and the counters are guarded by a
+    lock, because sessions run in the lab's thread while a notebook changes settings from its own.
+    """
+
+    def __init__(self, *, hostname: str, computer_name: str, version: str, zone: tzinfo, clock: Clock,
+                 mailroot_path: Path, log_writer: W3CLogWriter, local_domains: Iterable[str],
+                 relay: AccessList, connection: AccessList | None, max_message_size: int,
+                 relay_for_authenticated: bool = True) -> None:
+        self.hostname = hostname
+        self.computer_name = computer_name
+        self.version = version
+        self.zone = zone
+        self.clock = clock
+        self.mailroot = mailroot_path
+        self.log_writer = log_writer
+        self.local_domains = tuple(domain.lower().rstrip(".") for domain in local_domains)
+        self.relay = relay
+        self.connection = connection
+        self.max_message_size = max_message_size
+        self.relay_for_authenticated = relay_for_authenticated
+        # Extra EHLO keywords for authentication (such as "AUTH GSSAPI NTLM LOGIN"), listed
+        # right after the greeting line; empty while the lab offers no authentication.
+        self.authentication_keywords: tuple[str, ...] = ()
+        self.sessions: set = set()
+        self._lock = threading.Lock()
+        self._message_counter = 0
+        self._file_counter = 0
+        # Seed for the filler letters of message ids: stable for a fixed clock, new each run otherwise.
+        self._id_seed = f"{computer_name}|{mailroot.filetime_from_datetime(clock.now())}"
+
+    # Policy decisions
+
+    def connection_allowed(self, client_ip: str) -> bool:
+        """Return whether connection control lets `client_ip` in (no list: everyone)."""
+        control = self.connection
+        return control is None or control.allows(client_ip)
+
+    def is_local(self, address: str) -> bool:
+        """Return whether the domain of `address` is one of the virtual server's local domains."""
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        return domain in self.local_domains
+
+    def relay_allowed(self, client_ip: str, authenticated: bool) -> bool:
+        """Return whether a client may send to remote domains, as the Relay Restrictions dialog decides."""
+        if authenticated and self.relay_for_authenticated:
+            return True
+        return self.relay.allows(client_ip)
+
+    @property
+    def default_domain(self) -> str:
+        return self.local_domains[0] if self.local_domains else self.hostname
+
+    # Identifiers
+
+    def next_message_id(self) -> str:
+        """Return a new message id in the service's form, `<MAIL01...00000001@host>`."""
+        with self._lock:
+            self._message_counter += 1
+            counter = self._message_counter
+        filler_length = max(_MESSAGE_ID_MIN_FILLER, _MESSAGE_ID_PREFIX_LENGTH - len(self.computer_name))
+        filler = _base62_digest(f"{self._id_seed}|{counter}", filler_length)
+        return f"<{self.computer_name}{filler}{counter & 0xFFFFFFFF:08x}@{self.hostname}>"
+
+    def _next_file_name(self, folder: Path, arrival: datetime) -> str:
+        filetime = mailroot.filetime_from_datetime(arrival)
+        while True:
+            with self._lock:
+                self._file_counter += 1
+                counter = self._file_counter
+            name = mailroot.ntfs_file_name(filetime, counter)
+            # A lab started again on an old root with the same fixed clock would repeat names.
+            if not (folder / name).exists():
+                return name
+
+    # Storing accepted mail
+
+    def store(self, *, sender: str, recipients: Sequence[str], content: bytes, helo: str,
+              client_ip: str, message_id: str) -> StoredMessage:
+        """Add the service's trace headers and write the message to Drop and/or Queue.
+
+        Local-domain recipients share one file in Drop, the others one file in Queue, each
+        starting with the envelope lines for its own recipients.
+        """
+        arrival = self.clock.now()
+        data = self.add_trace_headers(content, helo=helo, client_ip=client_ip, arrival=arrival,
+                                      message_id=message_id)
+        local = [address for address in recipients if self.is_local(address)]
+        remote = [address for address in recipients if not self.is_local(address)]
+        files = []
+        for folder_name, group in ((mailroot.DROP, local), (mailroot.QUEUE, remote)):
+            if not group:
+                continue
+            folder = self.mailroot / folder_name
+            name = self._next_file_name(folder, arrival)
+            files.append(mailroot.write_message_file(folder, name, sender, group, data))
+        log.info("accepted %s from %s (%s) for %d recipients: %s", message_id.strip(), sender or "<>",
+                 client_ip, len(recipients), ", ".join(path.name for path in files))
+        return StoredMessage(message_id=message_id, files=tuple(files))
+
+    def add_trace_headers(self, content: bytes, *, helo: str, client_ip: str, arrival: datetime,
+                          message_id: str) -> bytes:
+        """Return `content` with the headers the service adds on receipt.
+
+        A `Received:` line goes first. At the end of the header section come a `Message-ID:`
+        when the message has none, and `X-OriginalArrivalTime:` unless an earlier Microsoft
+        server already added one. The body is not touched.
+        """
+        received = (f"Received: from {helo} ([{client_ip}]) by {self.hostname} with Microsoft "
+                    f"SMTPSVC({self.version});\r\n\t {rfc2822_date(arrival, self.zone)}\r\n").encode("ascii", "replace")
+        header_block, body = split_header_block(content)
+        header_lines = header_block.split(b"\r\n")[:-1] if header_block else []
+        added = b""
+        if not any(_MESSAGE_ID_HEADER.match(line) for line in header_lines):
+            # NOTE: the service's reply carries this id and mail that passed through it shows
+            # the same id, so the lab adds it to the stored header. Where the service puts the
+            # line among the headers is not confirmed.
+            added += f"Message-ID: {message_id}\r\n".encode("ascii")
+        if not any(_ARRIVAL_TIME_HEADER.match(line) for line in header_lines):
+            added += original_arrival_time(arrival).encode("ascii")
+        return received + header_block + added + body
+
+
+def split_header_block(content: bytes) -> tuple[bytes, bytes]:
+    """Split a message into its header lines (each ending CRLF) and the rest from the blank line on.
+
+    A message without a blank line is all header; one that starts with a blank line has none.
+    """
+    if content.startswith(b"\r\n"):
+        return b"", content
+    end = content.find(b"\r\n\r\n")
+    if end == -1:
+        if content and not content.endswith(b"\r\n"):
+            content += b"\r\n"
+        return content, b""
+    return content[:end + 2], content[end + 2:]
+
+
+def find_message_id(content: bytes) -> str | None:
+    """Return the raw value of the message's `Message-ID:` header (unfolded), or None.
+
+    The value keeps the whitespace after the colon, because the service echoes it as received:
+    a header `Message-ID: <x@example.com>` gives ` <x@example.com>`, which the W3C log shows as
+    `+<x@example.com>`.
+    """
+    header_block, _ = split_header_block(content)
+    lines = header_block.split(b"\r\n")
+    for index, line in enumerate(lines):
+        if not _MESSAGE_ID_HEADER.match(line):
+            continue
+        value = line.split(b":", 1)[1]
+        for continuation in lines[index + 1:]:
+            if not continuation[:1] in (b" ", b"\t"):
+                break
+            value += continuation
+        return value.decode("ascii", errors="replace")
+    return None
+
+
+def original_arrival_time(arrival: datetime) -> str:
+    """Return the `X-OriginalArrivalTime:` header line (with CRLF) for an arrival instant.
+
+    The service writes the UTC time with milliseconds as four digits, then the FILETIME as
+    `[LOW:HIGH]` in upper-case hex: `02 Oct 2008 14:18:52.0941 (UTC) FILETIME=[CC16C3D0:01C92499]`.
+    """
+    utc = arrival.astimezone(timezone.utc)
+    filetime = mailroot.filetime_from_datetime(utc)
+    month = MONTH_NAMES[utc.month - 1]
+    return (f"X-OriginalArrivalTime: {utc.day:02d} {month} {utc.year} {utc:%H:%M:%S}.{utc.microsecond // 1000:04d} (UTC) "
+            f"FILETIME=[{filetime & 0xFFFFFFFF:08X}:{filetime >> 32:08X}]\r\n")
+
+
+def _base62_digest(text: str, length: int) -> str:
+    number = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest(), "big")
+    characters = []
+    for _ in range(length):
+        number, remainder = divmod(number, len(_BASE62))
+        characters.append(_BASE62[remainder])
+    return "".join(characters)
