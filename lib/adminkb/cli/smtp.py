@@ -1,0 +1,101 @@
+"""`adminkb smtp probe`: the SMTP session test on the command line.
+
+Unlike the other commands, `smtp probe` exits with swaks's numbers (see `--help`), and a usage
+error exits with 1 ("unusable input") because 2 means "could not connect" here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import types
+
+from adminkb.cli import add_help_option
+from adminkb.errors import InputError
+from adminkb.i18n import message
+from adminkb.output import render_json, render_table
+from adminkb.smtp import DEFAULT_EHLO_NAME, EXIT_INPUT, STEPS, parse_host_port, probe
+from adminkb.smtp.probe import ProbeResult
+from adminkb.smtp.session import MARKER_STYLES, host_port
+
+# The only way to give the AUTH password: a command-line option would land in the shell history.
+PASSWORD_VARIABLE = "ADMINKB_SMTP_PASSWORD"
+DEFAULT_TIMEOUT = 10.0
+
+
+def _usage_error(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.print_usage(sys.stderr)
+    parser.exit(EXIT_INPUT, message("cli.usage_error", prog=parser.prog, detail=text) + "\n")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    area = subparsers.add_parser("smtp", add_help=False, help=message("smtp.cli.area_help"),
+                                 description=message("smtp.cli.area_help"))
+    add_help_option(area)
+    verbs = area.add_subparsers(dest="verb", metavar=message("cli.command_metavar"))
+    verbs.required = True
+    parser = verbs.add_parser("probe", add_help=False, help=message("smtp.cli.probe_help"),
+                              description=message("smtp.cli.probe_description"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    # Usage errors are "unusable input", exit code 1 in swaks's numbering.
+    parser.error = types.MethodType(_usage_error, parser)  # type: ignore[method-assign]
+    add_help_option(parser)
+    parser.add_argument("target", metavar="HOST[:PORT]", help=message("smtp.cli.target_help"))
+    parser.add_argument("--from", dest="mail_from", required=True, metavar="ADDR", help=message("smtp.cli.from_help"))
+    parser.add_argument("--to", dest="rcpt_to", action="append", required=True, metavar="ADDR",
+                        help=message("smtp.cli.to_help"))
+    parser.add_argument("--quit-after", choices=STEPS, metavar="STEP",
+                        help=message("smtp.cli.quit_after_help", steps=", ".join(STEPS)))
+    parser.add_argument("--send", action="store_true", help=message("smtp.cli.send_help"))
+    parser.add_argument("--starttls", action="store_true", help=message("smtp.cli.starttls_help"))
+    parser.add_argument("--no-verify", action="store_true", help=message("smtp.cli.no_verify_help"))
+    parser.add_argument("--auth-user", metavar="USER", help=message("smtp.cli.auth_user_help"))
+    parser.add_argument("--source-ip", metavar="IP", help=message("smtp.cli.source_ip_help"))
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=message("smtp.cli.timeout_help", default=f"{DEFAULT_TIMEOUT:g}"))
+    parser.add_argument("--ehlo", default=DEFAULT_EHLO_NAME, metavar="NAME",
+                        help=message("smtp.cli.ehlo_help", default=DEFAULT_EHLO_NAME))
+    parser.add_argument("--markers", choices=MARKER_STYLES, default="telnet", help=message("smtp.cli.markers_help"))
+    parser.add_argument("--format", choices=("table", "json"), default="table", help=message("smtp.cli.format_help"))
+    parser.set_defaults(handler=run_probe)
+
+
+def run_probe(arguments: argparse.Namespace) -> int:
+    """Run the probe the arguments describe, print it, and return swaks's exit code."""
+    try:
+        host, port = parse_host_port(arguments.target)
+        password = None
+        if arguments.auth_user is not None:
+            password = os.environ.get(PASSWORD_VARIABLE)
+            if not password:
+                raise InputError("smtp.input.password_missing", value=arguments.auth_user,
+                                 next_key="smtp.input.password_next")
+        result = probe(host, port, mail_from=arguments.mail_from, rcpt_to=arguments.rcpt_to,
+                       quit_after=arguments.quit_after, send=arguments.send, starttls=arguments.starttls,
+                       tls_verify=not arguments.no_verify, auth_user=arguments.auth_user, auth_password=password,
+                       source_address=arguments.source_ip, timeout=arguments.timeout, ehlo_name=arguments.ehlo)
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return EXIT_INPUT
+    if arguments.format == "json":
+        print(render_json(result.to_dict()))
+    else:
+        print(render_text(result, markers=arguments.markers))
+    return result.exit_code
+
+
+def render_text(result: ProbeResult, *, markers: str = "telnet") -> str:
+    """Render the transcript, a table explaining each reply, and the verdict."""
+    rows = [{"step": message(f"smtp.step.{recorded.step}"), "reply": recorded.reply.raw[0],
+             "meaning": "\n".join(explanation.lines())}
+            for recorded, explanation in result.explanations()]
+    headers = {"step": message("smtp.render.column_step"), "reply": message("smtp.render.column_reply"),
+               "meaning": message("smtp.render.column_meaning")}
+    parts = [message("smtp.render.transcript_heading", target=host_port(result.host, result.port)),
+             result.transcript.to_text(markers=markers), ""]
+    if rows:
+        parts += [message("smtp.render.explanations_heading"),
+                  render_table(rows, ["step", "reply", "meaning"], headers), ""]
+    parts += result.verdict.lines()
+    return "\n".join(parts)
