@@ -561,11 +561,28 @@ def test_bad_settings_are_input_errors(options, key):
     assert caught.value.exit_status == 2
 
 
-def test_bad_log_encoding_fails_at_start(tmp_path):
-    lab = MailLab(root=tmp_path, log_encoding="no-such-codec")
+def test_bad_log_encoding_is_input_error(tmp_path):
+    with pytest.raises(InputError) as caught:
+        MailLab(root=tmp_path, log_encoding="no-such-codec")
+    assert caught.value.key == "lab.unknown_log_encoding"
+
+
+def test_root_turned_file_before_start(tmp_path):
+    target = tmp_path / "later"
+    lab = MailLab(root=target)
+    target.write_text("x")
     with pytest.raises(InputError) as caught:
         lab.start()
-    assert caught.value.key == "lab.unknown_log_encoding"
+    assert caught.value.key == "lab.root_is_file"
+    assert not lab.running
+
+
+def test_root_that_cannot_be_created(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(LabError) as caught:
+        MailLab(root=blocker / "lab").start()
+    assert caught.value.key == "lab.root_unusable"
 
 
 def test_root_that_is_a_file(tmp_path, monkeypatch):
@@ -918,3 +935,72 @@ def test_cli_help_in_zh_tw():
     text = result.stdout.decode("utf-8")
     assert "允許轉送 (Relay) 的 IP 位址或子網路" in text
     assert "--allow-non-loopback" in text
+
+
+# Edge cases of the connection
+
+
+def test_non_ascii_sender_bytes_kept(lab):
+    sender = "使用者@example.net".encode("utf-8")
+    with RawClient(lab, LAB_ADDRESS) as client:
+        greet(client)
+        client.send(b"MAIL FROM:<" + sender + b">\r\n")
+        assert client.reply() == [b"250 2.1.0 " + sender + b"....Sender OK\r\n"]
+        client.command("RCPT TO:<user@example.com>")
+        client.command("DATA")
+        client.send(b"Subject: utf-8\r\n\r\nbody\r\n.\r\n")
+        assert client.reply()[0].startswith(b"250 2.6.0")
+    assert lab.drop_files()[0].read_bytes().startswith(b"X-Sender: " + sender + b"\r\n")
+
+
+@pytest.mark.skipif(not can_bind_source_address("::1"), reason="this host has no IPv6 loopback address")
+def test_ipv6_loopback(tmp_path):
+    with MailLab(root=tmp_path, listen="::1", clock=FixedClock(START)) as lab:
+        assert lab.address == f"[::1]:{lab.port}"
+        with socket.create_connection(("::1", lab.port), timeout=SOCKET_TIMEOUT) as sock:
+            reader = sock.makefile("rb")
+            assert reader.readline() == BANNER
+            sock.sendall(b"HELO app01\r\n")
+            assert reader.readline() == b"250 mail01.example.com Hello [::1]\r\n"
+
+
+@pytest.mark.timeout(30)
+def test_idle_connection_timed_out(tmp_path):
+    with MailLab(root=tmp_path, clock=FixedClock(START), connection_timeout=0.3) as lab:
+        with RawClient(lab, LAB_ADDRESS) as client:
+            greet(client, "app01")
+            began = time.monotonic()
+            assert client.file.readline() == b""
+            assert time.monotonic() - began < 5
+        assert wait_for(lambda: " QUIT - app01 240 " in log_text(lab))
+
+
+@pytest.mark.timeout(30)
+def test_stop_during_data(tmp_path):
+    lab = MailLab(root=tmp_path, clock=FixedClock(START)).start()
+    client = RawClient(lab, LAB_ADDRESS)
+    greet(client)
+    client.command("MAIL FROM:<web@example.net>")
+    client.command("RCPT TO:<user@example.com>")
+    client.command("DATA")
+    client.send(b"Subject: never finished\r\n\r\nhalf a mess")
+    began = time.monotonic()
+    lab.stop()
+    assert time.monotonic() - began < 5
+    assert client.file.readline() == b""
+    client.close()
+    assert list((tmp_path / "mailroot" / "Drop").iterdir()) == []
+
+
+def test_fixed_clock_moves_only_forward():
+    clock = FixedClock(datetime(2026, 3, 2, 9, 15, 7))
+    assert clock.now() == START.replace(hour=9)
+    assert clock.advance(1.5) == START.replace(hour=9, second=8, microsecond=500000)
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+
+
+def test_lab_accepts_datetime_as_clock(tmp_path):
+    with MailLab(root=tmp_path, clock=START) as lab:
+        with RawClient(lab, LAB_ADDRESS) as client:
+            assert client.reply() == [BANNER]

@@ -95,13 +95,15 @@ def is_ntfs_file_name(name: str) -> bool:
 def envelope_lines(sender: str, recipients: Sequence[str]) -> bytes:
     """Return the `X-Sender:` and `X-Receiver:` lines (CRLF ends) for an SMTP envelope.
 
-    An empty sender is the null reverse-path of bounces and is written `<>`.
+    An empty sender is the null reverse-path of bounces and is written `<>`. Addresses are
+    UTF-8, and bytes a client sent outside ASCII (decoded with surrogateescape) are written
+    back unchanged.
     """
     if not recipients:
         raise InputError("mailroot.no_recipients", next_key="mailroot.no_recipients_next")
     lines = [f"X-Sender: {_envelope_address(sender) or '<>'}\r\n"]
     lines.extend(f"X-Receiver: {_envelope_address(recipient)}\r\n" for recipient in recipients)
-    return "".join(lines).encode("utf-8")
+    return "".join(lines).encode("utf-8", errors="surrogateescape")
 
 
 def _envelope_address(address: str) -> str:

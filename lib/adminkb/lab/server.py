@@ -35,7 +35,7 @@ from adminkb.lab.clock import TAIWAN_TIME, Clock, resolve_clock
 from adminkb.lab.policy import DENY, GRANT, AccessList, parse_address
 from adminkb.lab.service import VirtualServer
 from adminkb.lab.session import IisSmtpSession
-from adminkb.lab.w3clog import DEFAULT_ENCODING, FULL_FIELDS, W3CLogWriter, validate_fields
+from adminkb.lab.w3clog import DEFAULT_ENCODING, FULL_FIELDS, W3CLogWriter, validate_encoding, validate_fields
 
 log = logging.getLogger("adminkb.lab")
 
@@ -113,7 +113,7 @@ class MailLab:
         self._max_message_size = _checked_size(max_message_size)
         self._clock = resolve_clock(clock)
         self._log_fields = validate_fields(log_fields)
-        self._log_encoding = log_encoding
+        self._log_encoding = validate_encoding(log_encoding)
         self._connection_timeout = float(connection_timeout)
         self._check_exposure(self._relay)
 
@@ -212,8 +212,12 @@ class MailLab:
 
     def _prepare_root(self) -> None:
         if self._given_root is not None:
-            root = self._given_root
-            root.mkdir(parents=True, exist_ok=True)
+            root = _checked_root(self._given_root)
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise LabError("lab.root_unusable", value=str(root), detail=str(error),
+                               next_key="lab.root_unusable_next") from error
             self._created_root = False
         elif self._root is not None and self._root.exists():
             root = self._root

@@ -153,7 +153,8 @@ class VirtualServer:
         server already added one. The body is not touched.
         """
         received = (f"Received: from {helo} ([{client_ip}]) by {self.hostname} with Microsoft "
-                    f"SMTPSVC({self.version});\r\n\t {rfc2822_date(arrival, self.zone)}\r\n").encode("ascii", "replace")
+                    f"SMTPSVC({self.version});\r\n\t {rfc2822_date(arrival, self.zone)}\r\n").encode(
+                        "ascii", "surrogateescape")
         header_block, body = split_header_block(content)
         header_lines = header_block.split(b"\r\n")[:-1] if header_block else []
         added = b""
@@ -199,7 +200,7 @@ def find_message_id(content: bytes) -> str | None:
             if not continuation[:1] in (b" ", b"\t"):
                 break
             value += continuation
-        return value.decode("ascii", errors="replace")
+        return value.decode("ascii", errors="surrogateescape")
     return None
 
 

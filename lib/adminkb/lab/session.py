@@ -92,7 +92,8 @@ class IisSmtpSession(SMTP):
 
     async def push(self, status: str | bytes) -> None:
         """Send one reply line, or hold it while a command runs, counting its bytes for the W3C log."""
-        line = status if isinstance(status, bytes) else status.encode("ascii", errors="replace")
+        # Client bytes that are not ASCII were decoded with surrogateescape: send them back as they came.
+        line = status if isinstance(status, bytes) else status.encode("ascii", errors="surrogateescape")
         self._reply_bytes += len(line) + 2
         self._last_status = _status_of(line)
         if self._held_replies is not None:
