@@ -7,6 +7,7 @@ import smtplib
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -1008,3 +1009,21 @@ def test_lab_accepts_datetime_as_clock(tmp_path):
     with MailLab(root=tmp_path, clock=START) as lab:
         with RawClient(lab, LAB_ADDRESS) as client:
             assert client.reply() == [BANNER]
+
+
+@pytest.mark.timeout(60)
+def test_concurrent_sessions(lab):
+    def send(number):
+        with smtplib.SMTP(lab.host, lab.port, local_hostname=f"app{number:02d}", timeout=SOCKET_TIMEOUT) as client:
+            client.sendmail("web@example.net", ["user@example.com"], f"Subject: {number}\r\n\r\nbody\r\n")
+
+    threads = [threading.Thread(target=send, args=(number,)) for number in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(SOCKET_TIMEOUT * 2)
+    files = lab.drop_files()
+    assert len(files) == 20
+    assert len({path.read_bytes().split(b"Message-ID: ")[1][:60] for path in files}) == 20
+    assert wait_for(lambda: log_text(lab).count(" QUIT ") == 20)
+    assert log_text(lab).count(" DATA - <MAIL01") == 20

@@ -57,7 +57,7 @@ def run_lab(arguments: argparse.Namespace) -> int:
         print(message("lab.cli.relay", entries=", ".join(lab.relay_grant) or message("lab.cli.relay_nobody"),
                       domains=", ".join(lab.local_domains)), flush=True)
         print(message("lab.cli.stop_hint"), flush=True)
-        # wait() with a timeout, because an untimed wait does not see Ctrl+C on Windows.
+        # wait() with a timeout, because CPython on Windows does not interrupt an untimed wait for Ctrl+C.
         while not stop_requested.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -27,8 +27,8 @@ EVERYONE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 def parse_network(text: object) -> Network:
     """Parse `192.0.2.7`, `192.0.2.0/24` or `192.0.2.0/255.255.255.0` (or IPv6) into a network.
 
-    Host bits set in a subnet are an InputError, because IIS would store a different subnet
-    than the one the admin meant.
+    Host bits set in a subnet are an InputError: `127.0.0.1/24` names no subnet exactly, so
+    the admin is asked for `127.0.0.0/24` instead of getting a guess.
     """
     if isinstance(text, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
         return text

@@ -11,7 +11,7 @@ reads the mailroot and the W3C logs, and stops the lab later:
     lab.stop()
 
 or `with MailLab() as lab:`. The asyncio loop and the listening socket live in the lab's own
-thread, so the notebook's kernel (which has a loop of its own) is never blocked.
+thread, so the lab keeps serving between cells while the kernel runs its own event loop.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ log = logging.getLogger("adminkb.lab")
 
 SOFTWARE = "Microsoft Internet Information Services 6.0"
 
-# Every field the service's Extended Logging Properties dialog offers, in the order it writes them.
+# The full field list of the service's W3C Extended log, in the order it writes the fields.
 FULL_FIELDS = ("date", "time", "c-ip", "cs-username", "s-sitename", "s-computername", "s-ip", "s-port",
                "cs-method", "cs-uri-stem", "cs-uri-query", "sc-status", "sc-win32-status", "sc-bytes",
                "cs-bytes", "time-taken", "cs-version", "cs-host", "cs(User-Agent)", "cs(Cookie)",
