@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import email
 import email.header
 import email.policy
@@ -129,6 +130,15 @@ def test_build_test_message_is_ascii_on_the_wire():
     assert b"=?utf-8?" in subject_line
     parts = email.header.decode_header(subject_line[len(b"Subject: "):].decode("ascii"))
     assert str(email.header.make_header(parts)) == "adminkb 測試郵件（SMTP 連線測試）"
+
+
+def test_test_message_can_be_fixed():
+    moment = datetime.datetime(2026, 3, 2, 9, 15, 7, tzinfo=datetime.timezone(datetime.timedelta(hours=8)))
+    first = build_test_message(FROM, [TO], date=moment, message_id="<probe-1@adminkb.example.com>")
+    second = build_test_message(FROM, [TO], date=moment, message_id="<probe-1@adminkb.example.com>")
+    assert first == second
+    assert b"Date: Mon, 02 Mar 2026 09:15:07 +0800\r\n" in first
+    assert b"Message-ID: <probe-1@adminkb.example.com>\r\n" in first
 
 
 def test_send_with_null_sender():
@@ -433,7 +443,9 @@ def test_auth_not_offered_exits_28():
                        auth_password=SECRET, timeout=5)
     assert result.exit_code == 28
     assert result.verdict.category == "auth_unavailable"
-    assert "GSSAPI NTLM" in result.verdict.summary
+    assert "PLAIN or LOGIN" in result.verdict.summary
+    assert any(entry.text.endswith("EHLO reply: GSSAPI NTLM") for entry in result.transcript)
+    assert script.commands[-1] == "QUIT"
 
 
 # --- DATA ----------------------------------------------------------------------------------

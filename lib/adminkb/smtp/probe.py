@@ -6,6 +6,7 @@ through DATA with a small test message and QUIT. Every input is checked before c
 
 from __future__ import annotations
 
+import datetime
 import email.policy
 import email.utils
 import html
@@ -122,15 +123,21 @@ def render_html(result: ProbeResult, *, timing: bool = True) -> str:
     return "\n".join(parts)
 
 
-def build_test_message(mail_from: str, recipients: Sequence[str], *, ehlo_name: str = DEFAULT_EHLO_NAME) -> bytes:
-    """Build the small zh-TW test message: an RFC 2047 encoded Subject, a UTF-8 base64 body."""
+def build_test_message(mail_from: str, recipients: Sequence[str], *, ehlo_name: str = DEFAULT_EHLO_NAME,
+                       date: datetime.datetime | None = None, message_id: str | None = None) -> bytes:
+    """Build the small zh-TW test message: an RFC 2047 encoded Subject, a UTF-8 base64 body.
+
+    `date` and `message_id` default to now and a fresh id. Runbooks that compare outputs pass
+    fixed values so that the message is the same on every run.
+    """
     test_message = EmailMessage(policy=email.policy.SMTP)
     test_message["From"] = mail_from or f"postmaster@{ehlo_name}"
     test_message["To"] = ", ".join(recipients)
     test_message["Subject"] = message("smtp.test_message.subject", language="zh-TW")
-    test_message["Date"] = email.utils.formatdate(localtime=True)
+    test_message["Date"] = (email.utils.format_datetime(date) if date is not None
+                            else email.utils.formatdate(localtime=True))
     # make_msgid calls socket.getfqdn() unless given a domain, which can stall without DNS.
-    test_message["Message-ID"] = email.utils.make_msgid(idstring="adminkb", domain=ehlo_name)
+    test_message["Message-ID"] = message_id or email.utils.make_msgid(idstring="adminkb", domain=ehlo_name)
     body = "\n\n".join([message("smtp.test_message.body", language="zh-TW"),
                         message("smtp.test_message.body", language="en")])
     test_message.set_content(body + "\n", charset="utf-8", cte="base64")
@@ -252,7 +259,8 @@ class _ProbeRun:
         except _Stop as stop:
             return stop.verdict
         except SessionError as error:
-            self.broken = True
+            # Only a missing AUTH mechanism leaves the connection in a state fit for QUIT.
+            self.broken = error.category != "auth_unavailable"
             return self._failure_verdict(error)
         finally:
             self._finish()

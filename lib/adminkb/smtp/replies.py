@@ -159,8 +159,10 @@ IIS_VERSIONS = (
 )
 
 # Order matters: the first pattern that matches wins, so specific wordings come before
-# general ones. Wordings were checked against the servers' own sources or documentation
-# (Postfix 3.7 smtpd strings, Exchange Online NDR reference, the Exim test suite, sendmail).
+# general ones. Where a server's own text is public, the wording was checked there: the
+# strings of Postfix 3.7.11 and its replies on this machine, Microsoft's Exchange Online NDR
+# reference, the Exim test suite and sendmail's source. The other wordings come from
+# transcripts that administrators published.
 KNOWN_REPLIES: tuple[KnownReply, ...] = (
     # IIS SMTP Service (SMTPSVC) and Exchange 2000/2003, which is built on it.
     _known("iis_banner", "iis", [220],
@@ -179,7 +181,16 @@ KNOWN_REPLIES: tuple[KnownReply, ...] = (
            enhanced="5.3.3"),
     _known("iis_size_exceeded", "iis", [552], r"^Message size exceeds fixed maximum message size",
            "size_exceeded"),
+    # NOTE: these 503 texts are reported for Microsoft's SMTP stack, not confirmed from an IIS transcript.
+    _known("iis_bad_sequence", "iis", [503],
+           r"^(?:Send hello first|Need mail command|Need rcpt command|Sender already specified)", "command_rejected",
+           enhanced="5.5.2"),
+    _known("iis_invalid_address", "iis", [501], r"^Invalid Address", "command_rejected", enhanced="5.5.4"),
+    _known("microsoft_tls_unavailable", "microsoft", [554], r"^Unable to initialize security subsystem",
+           "tls_failed"),
     _known("auth_successful", "microsoft", [235], r"^Authentication successful", "accepted"),
+    _known("auth_mechanism_unrecognized", "microsoft", [504], r"^Unrecognized authentication type",
+           "auth_unavailable"),
     _known("auth_unsuccessful", "microsoft", [535], r"^Authentication unsuccessful", "auth_failed",
            enhanced="5.7.3"),
     # Exchange Server 2007 and later, and Microsoft 365 (Exchange Online).
@@ -199,7 +210,7 @@ KNOWN_REPLIES: tuple[KnownReply, ...] = (
            "blocklisted", enhanced="5.7.708"),
     _known("m365_recipient_access_denied", "microsoft365", [550], r"Recipient address rejected: Access denied",
            "mailbox_unavailable", enhanced="5.4.1"),
-    # Postfix (texts as in the smtpd binary of Postfix 3.7) and its usual policy services.
+    # Postfix (texts as Postfix 3.7 writes them) and the postgrey greylisting policy service.
     _known("postfix_relay_denied", "postfix", [454, 554],
            r"^<(?P<address>[^>]*)>: (?:Recipient address rejected: )?Relay access denied", "relay_denied"),
     _known("postfix_user_unknown", "postfix", [550, 450],
@@ -214,6 +225,7 @@ KNOWN_REPLIES: tuple[KnownReply, ...] = (
            "client_rejected"),
     _known("postfix_tls_required", "postfix", [530], r"^Must issue a STARTTLS command first", "tls_required"),
     _known("postfix_size_exceeded", "postfix", [552], r"^Message size exceeds fixed limit", "size_exceeded"),
+    _known("postfix_message_file_too_big", "postfix", [552], r"^Error: message file too big", "size_exceeded"),
     # Exim's default configuration and sendmail.
     _known("exim_relay_not_permitted", "exim", [550], r"^relay not permitted", "relay_denied"),
     _known("sendmail_user_unknown", "sendmail", [550], r"^<?(?P<address>[^>\s]*)>?\.\.\. User unknown",

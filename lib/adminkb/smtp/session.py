@@ -561,6 +561,7 @@ class SmtpSession:
         if mechanism is None:
             mechanism = next((name for name in ("PLAIN", "LOGIN") if name in offered), None)
             if mechanism is None:
+                self.note("smtp.note.auth_offered", step="auth", offered=" ".join(offered) or "-")
                 raise self._fail("auth_unavailable", step="auth", detail=" ".join(offered) or "-")
         mechanism = mechanism.upper()
         if mechanism not in ("PLAIN", "LOGIN"):
