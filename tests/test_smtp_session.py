@@ -96,6 +96,16 @@ def test_to_text_markers_and_timing():
         result.transcript.to_text(markers="morse")
 
 
+def test_show_timing_off_for_displays():
+    with FakeServer(ScriptedSmtp()) as server:
+        result = probe("127.0.0.1", server.port, mail_from=FROM, rcpt_to=TO, timeout=5)
+    assert "s S: 220" in repr(result)
+    result.show_timing = False
+    assert repr(result) == result.to_text(timing=False)
+    assert "s S: 220" not in result._repr_html_()
+    assert "S: 220 mail01.example.com" in result._repr_html_()
+
+
 def test_to_text_without_timing_is_repeatable():
     outputs = []
     for _ in range(2):

@@ -28,7 +28,11 @@ logger = logging.getLogger("adminkb.smtp.probe")
 
 @dataclass
 class ProbeResult:
-    """The outcome of one probe: transcript, replies, verdict and swaks-style exit code."""
+    """The outcome of one probe: transcript, replies, verdict and swaks-style exit code.
+
+    `show_timing` decides whether repr() and the notebook displays show elapsed times; set it
+    to False where outputs are compared between runs.
+    """
 
     host: str
     port: int
@@ -40,6 +44,7 @@ class ProbeResult:
     ehlo: EhloInfo | None = None
     tls: TlsInfo | None = None
     sent: bool = False
+    show_timing: bool = True
 
     @property
     def exit_code(self) -> int:
@@ -80,13 +85,13 @@ class ProbeResult:
         }
 
     def __repr__(self) -> str:
-        return self.to_text()
+        return self.to_text(timing=self.show_timing)
 
     def _repr_pretty_(self, printer: object, cycle: bool) -> None:
-        printer.text(self.to_text())  # type: ignore[attr-defined]
+        printer.text(self.to_text(timing=self.show_timing))  # type: ignore[attr-defined]
 
     def _repr_html_(self) -> str:
-        return render_html(self)
+        return render_html(self, timing=self.show_timing)
 
 
 _LEVEL_COLOURS = {Level.OK: "#1a7f37", Level.WARNING: "#9a6700", Level.PROBLEM: "#cf222e", Level.UNKNOWN: "#57606a"}
