@@ -125,10 +125,13 @@ def test_usage_error_exits_1(capsys):
     assert "--from" in capsys.readouterr().err
 
 
-def test_timeout_option_must_be_a_number(capsys):
+@pytest.mark.parametrize("option, value", [("--timeout", "soon"), ("--format", "xml"), ("--markers", "morse"),
+                                           ("--quit-after", "never")])
+def test_bad_option_value_exits_1(capsys, option, value):
     with pytest.raises(SystemExit) as caught:
-        run(capsys, "127.0.0.1:2525", "--from", "app@example.com", "--to", "user@example.com", "--timeout", "soon")
+        run(capsys, "127.0.0.1:2525", "--from", "app@example.com", "--to", "user@example.com", option, value)
     assert caught.value.code == 1
+    assert value in capsys.readouterr().err
 
 
 def test_connection_refused_exits_2(capsys):

@@ -620,6 +620,25 @@ def test_invalid_options_rejected(options, fragment):
     assert fragment in str(caught.value)
 
 
+def test_invalid_message_type_rejected():
+    with pytest.raises(InputError) as caught:
+        probe("127.0.0.1", 25, mail_from=FROM, rcpt_to=TO, send=True, message=12345)  # type: ignore[arg-type]
+    assert "type int cannot be used" in str(caught.value)
+
+
+def test_address_must_be_text():
+    with pytest.raises(InputError) as caught:
+        validate_address(None, option="rcpt_to")  # type: ignore[arg-type]
+    assert "must be text" in str(caught.value)
+
+
+def test_source_family_must_match_host():
+    result = probe("::1", 2525, mail_from=FROM, rcpt_to=TO, source_address="127.0.0.10", timeout=2)
+    assert result.exit_code == 2
+    assert result.verdict.category == "connect_failed"
+    assert "same family" in result.verdict.summary
+
+
 @pytest.mark.parametrize("host", ["", "bad host", "exa_mple.com", "[::1"])
 def test_invalid_host_rejected(host):
     with pytest.raises(InputError) as caught:

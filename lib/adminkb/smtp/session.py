@@ -612,6 +612,10 @@ class SmtpSession:
         """Send QUIT and read the reply; a server that just closes is noted, not an error."""
         if self._sock is None:
             return None
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            # The session's time is up; a QUIT now could only time out.
+            self.close()
+            return None
         try:
             return self.command("QUIT", step="quit", timeout=min(self.timeout, 5.0))
         except SessionError as error:
