@@ -70,8 +70,11 @@ def test_ascii_console_replaces_chinese():
 def test_table_aligns_chinese():
     rows = [{"項目": "轉送", "結果": "ok"}, {"項目": "Relay", "結果": "problem"}]
     lines = output.render_table(rows, ["項目", "結果"]).splitlines()
-    assert [output.display_width(line.split("  ")[0]) for line in lines] == [5, 5, 5, 5]
-    assert lines[2].startswith("轉送 ")
+    # "Relay" is 5 columns wide, "轉送" 4: the second column starts at column 7 on every line.
+    second_column = [lines[0].index("結果"), lines[2].index("ok"), lines[3].index("problem")]
+    starts = [output.display_width(line[:index]) for line, index in zip([lines[0], lines[2], lines[3]], second_column)]
+    assert starts == [7, 7, 7]
+    assert lines[1] == "-----  -------"
 
 
 def test_table_multiline_cell():

@@ -146,3 +146,31 @@ def test_write_message_file_keeps_bytes(tmp_path):
 
 def test_default_windows_mailroot():
     assert str(mailroot.DEFAULT_WINDOWS_MAILROOT / "Pickup") == r"C:\inetpub\mailroot\Pickup"
+
+
+def test_read_envelope_decodes_chinese_subject(tmp_path):
+    content = ("Subject: =?utf-8?b?5ris6Kmm6YO15Lu2?=\r\nFrom: app@example.com\r\n\r\nbody\r\n").encode("ascii")
+    path = mailroot.write_message_file(tmp_path, "NTFS_000000000000000000000001.EML", "app@example.com",
+                                       ["a@example.net", "b@example.net"], content)
+    sender, recipients, parsed = mailroot.read_envelope(path)
+    assert sender == "app@example.com"
+    assert recipients == ["a@example.net", "b@example.net"]
+    assert parsed["Subject"] == "測試郵件"
+
+
+def test_read_envelope_without_envelope_lines(tmp_path):
+    path = tmp_path / "pickup.eml"
+    path.write_bytes(b"From: app@example.com\r\nSubject: plain\r\n\r\nbody\r\n")
+    sender, recipients, parsed = mailroot.read_envelope(path)
+    assert sender is None
+    assert recipients == []
+    assert parsed["Subject"] == "plain"
+
+
+def test_message_table_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    content = b"Subject: hello\r\n\r\nbody\r\n"
+    path = mailroot.write_message_file(tmp_path, "a.eml", "app@example.com", ["x@example.net"], content)
+    table = mailroot.message_table([path])
+    assert list(table.columns) == ["File", "Size (bytes)", "Sender (X-Sender)", "Recipients (X-Receiver)", "Subject"]
+    assert table.iloc[0].tolist() == ["a.eml", path.stat().st_size, "app@example.com", "x@example.net", "hello"]

@@ -7,13 +7,18 @@ it queues or drops are named `NTFS_<24 hex digits>.EML` and start with `X-Sender
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import os
 import re
 import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path, PureWindowsPath
+
+import pandas as pd
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
@@ -160,3 +165,43 @@ def _rename_without_replacing(source: Path, target: Path) -> None:
         os.rename(source, target)
         return
     source.unlink()
+
+
+def read_envelope(path: str | os.PathLike[str]) -> tuple[str | None, list[str], EmailMessage]:
+    """Read a message file: its `X-Sender`, its `X-Receiver` list and the message after them.
+
+    Files without envelope lines (Pickup files written by some programs) give None and an empty
+    list. Headers are decoded with the `email` package's default policy, so RFC 2047 encoded
+    words (a Chinese subject, say) come back as text.
+    """
+    data = Path(path).read_bytes()
+    sender: str | None = None
+    recipients: list[str] = []
+    offset = 0
+    while True:
+        end = data.find(b"\n", offset)
+        if end < 0:
+            break
+        line = data[offset:end].rstrip(b"\r")
+        name, _, value = line.partition(b":")
+        key = name.strip().lower()
+        if key == b"x-sender":
+            sender = value.strip().decode("utf-8", errors="replace")
+        elif key == b"x-receiver":
+            recipients.append(value.strip().decode("utf-8", errors="replace"))
+        else:
+            break
+        offset = end + 1
+    parsed = BytesParser(policy=email.policy.default).parsebytes(data[offset:], headersonly=True)
+    return sender, recipients, parsed
+
+
+def message_table(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+    """Return one row per message file: name, size, envelope sender and recipients, and subject."""
+    columns = [message(f"mailroot.column.{name}") for name in ("file", "size", "sender", "recipients", "subject")]
+    rows = []
+    for path in paths:
+        sender, recipients, parsed = read_envelope(path)
+        rows.append([Path(path).name, Path(path).stat().st_size, sender or "-", "\n".join(recipients) or "-",
+                     str(parsed.get("Subject", "-"))])
+    return pd.DataFrame(rows, columns=columns)
