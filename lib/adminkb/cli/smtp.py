@@ -17,7 +17,8 @@ from adminkb.i18n import message
 from adminkb.output import render_json, render_table
 from adminkb.smtp import DEFAULT_EHLO_NAME, EXIT_INPUT, STEPS, parse_host_port, probe
 from adminkb.smtp.probe import ProbeResult
-from adminkb.smtp.session import MARKER_STYLES, host_port
+from adminkb.smtp.session import host_port
+from adminkb.smtp.transcript import MARKER_STYLES
 
 # The only way to give the AUTH password: a command-line option would land in the shell history.
 PASSWORD_VARIABLE = "ADMINKB_SMTP_PASSWORD"

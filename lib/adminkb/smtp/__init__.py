@@ -10,8 +10,9 @@
 from adminkb.smtp.addresses import parse_host_port, validate_address
 from adminkb.smtp.probe import ProbeResult, build_test_message, probe
 from adminkb.smtp.replies import KNOWN_REPLIES, Explanation, KnownReply, Reply, ReplyFormatError, explain
-from adminkb.smtp.session import (DEFAULT_EHLO_NAME, REDACTED, STEPS, Direction, EhloInfo, RecordedReply,
-                                  SessionError, SmtpSession, TlsInfo, Transcript, TranscriptEntry, prepare_data)
+from adminkb.smtp.session import (DEFAULT_EHLO_NAME, REDACTED, STEPS, EhloInfo, SessionError, SmtpSession, TlsInfo,
+                                  prepare_data)
+from adminkb.smtp.transcript import Direction, RecordedReply, Transcript, TranscriptEntry
 from adminkb.smtp.verdict import EXIT_CODES, EXIT_INPUT, EXIT_OK, Level, Verdict
 
 __all__ = [

@@ -19,8 +19,9 @@ from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.smtp.addresses import validate_address
 from adminkb.smtp.replies import Reply, explain
-from adminkb.smtp.session import (DEFAULT_EHLO_NAME, STEPS, Direction, EhloInfo, RecordedReply, SessionError,
-                                  SmtpSession, TlsInfo, Transcript, host_port, _is_loopback)
+from adminkb.smtp.session import (DEFAULT_EHLO_NAME, STEPS, EhloInfo, SessionError, SmtpSession, TlsInfo, host_port,
+                                  is_loopback)
+from adminkb.smtp.transcript import Direction, RecordedReply, Transcript
 from adminkb.smtp.verdict import EXIT_CODES, EXIT_OK, Level, Verdict, level_for, verdict_for_reply
 
 logger = logging.getLogger("adminkb.smtp.probe")
@@ -252,7 +253,7 @@ class _ProbeRun:
         notes = []
         if self.session.tls is not None and not self.session.tls.verified:
             notes.append("smtp.verdict_note.tls_not_verified")
-        if self.plan.auth_user and self.session.tls is None and not _is_loopback(self.session.host):
+        if self.plan.auth_user and self.session.tls is None and not is_loopback(self.session.host):
             notes.append("smtp.verdict_note.auth_without_tls")
         if finished and not self.sent and STEPS.index(self.plan.last_step) >= STEPS.index("mail"):
             notes.append("smtp.verdict_note.nothing_sent")

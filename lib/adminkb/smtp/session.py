@@ -4,7 +4,7 @@ The client speaks over a plain socket, not smtplib, so that the transcript conta
 exactly as it was sent or received, with the time since connect. Every network step has a
 timeout (`timeout` for connect and for each reply) and the whole session has a deadline
 (`total_timeout`). Transport failures raise SessionError, which names a category, the step
-and the detail in the user's language; negative SMTP replies are returned, not raised, so the
+and the detail in the user's language. Negative SMTP replies are returned, not raised, so the
 caller decides what they mean.
 
 Credentials never enter the transcript, the log or an exception: the lines that carry them are
@@ -14,7 +14,6 @@ recorded as `<redacted>`.
 from __future__ import annotations
 
 import base64
-import enum
 import ipaddress
 import logging
 import re
@@ -22,20 +21,20 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from adminkb.errors import PeerError
 from adminkb.i18n import message
 from adminkb.smtp.addresses import (is_ip, validate_ehlo_name, validate_host, validate_port,
                                     validate_source_address, validate_timeout)
 from adminkb.smtp.replies import Reply, ReplyFormatError, identify_protocol, parse_reply_line
+from adminkb.smtp.transcript import Direction, RecordedReply, Transcript
 
 logger = logging.getLogger("adminkb.smtp.session")
 
 # A reserved name (RFC 2606), so that a probe never announces a real host by default.
 DEFAULT_EHLO_NAME = "adminkb.example.com"
-# RFC 5321 allows 512 octets for a reply line; real servers stay far below this cap.
+# RFC 5321 limits a reply line to 512 octets, so this cap still leaves room for servers that exceed it.
 DEFAULT_MAX_LINE = 4096
 DEFAULT_MAX_REPLY_LINES = 100
 REDACTED = "<redacted>"
@@ -44,88 +43,6 @@ REDACTED = "<redacted>"
 STEPS = ("connect", "banner", "ehlo", "tls", "auth", "mail", "rcpt", "data", "quit")
 # The DATA transcript shows at most this many message lines, then a note with the rest's count.
 MAX_RECORDED_DATA_LINES = 200
-
-
-class Direction(str, enum.Enum):
-    """The writer of a transcript line: the client, the server, or this program (a local note)."""
-
-    CLIENT = "client"
-    SERVER = "server"
-    NOTE = "note"
-
-
-@dataclass(frozen=True)
-class TranscriptEntry:
-    """One transcript line: seconds since connect, who wrote it, the step, and the text."""
-
-    elapsed: float
-    direction: Direction
-    step: str
-    text: str
-    tls: bool = False
-
-    def to_dict(self) -> dict[str, object]:
-        return {"elapsed": round(self.elapsed, 3), "direction": self.direction.value, "step": self.step,
-                "tls": self.tls, "text": self.text}
-
-
-# Markers before each line: telnet style (S:/C:) or swaks style (<-/->, <~/~> under TLS).
-_MARKERS = {
-    "telnet": {Direction.SERVER: ("S:", "S:"), Direction.CLIENT: ("C:", "C:"), Direction.NOTE: ("*", "*")},
-    "swaks": {Direction.SERVER: ("<-", "<~"), Direction.CLIENT: ("->", "~>"), Direction.NOTE: ("===", "===")},
-}
-MARKER_STYLES = tuple(_MARKERS)
-
-
-@dataclass
-class Transcript:
-    """The ordered record of a session; elapsed times count from `start()`."""
-
-    entries: list[TranscriptEntry] = field(default_factory=list)
-    clock: Callable[[], float] = time.monotonic
-    started: float | None = None
-
-    def start(self) -> None:
-        self.started = self.clock()
-
-    def add(self, direction: Direction, text: str, *, step: str, tls: bool = False) -> TranscriptEntry:
-        if self.started is None:
-            self.start()
-        entry = TranscriptEntry(elapsed=self.clock() - self.started, direction=direction, step=step,
-                                text=text, tls=tls)
-        self.entries.append(entry)
-        return entry
-
-    def __iter__(self) -> Iterator[TranscriptEntry]:
-        return iter(self.entries)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def to_text(self, *, timing: bool = True, markers: str = "telnet") -> str:
-        """Render the transcript, one line per entry, with elapsed seconds unless `timing=False`."""
-        if markers not in _MARKERS:
-            raise ValueError(f"markers must be one of {MARKER_STYLES}, not {markers!r}")
-        width = max((len(marker) for pair in _MARKERS[markers].values() for marker in pair), default=2)
-        lines = []
-        for entry in self.entries:
-            plain, under_tls = _MARKERS[markers][entry.direction]
-            marker = (under_tls if entry.tls else plain).ljust(width)
-            prefix = f"{entry.elapsed:8.3f}s " if timing else ""
-            lines.append(f"{prefix}{marker} {entry.text}")
-        return "\n".join(lines)
-
-    def to_dicts(self) -> list[dict[str, object]]:
-        return [entry.to_dict() for entry in self.entries]
-
-
-@dataclass(frozen=True)
-class RecordedReply:
-    """A reply with its step and the command it replied to (as shown, secrets redacted)."""
-
-    step: str
-    command: str | None
-    reply: Reply
 
 
 @dataclass(frozen=True)
@@ -567,7 +484,7 @@ class SmtpSession:
         if mechanism not in ("PLAIN", "LOGIN"):
             raise ValueError(f"unsupported AUTH mechanism {mechanism!r}: use PLAIN or LOGIN")
         self.note("smtp.note.auth_as", step="auth", mechanism=mechanism, user=user)
-        if self.tls is None and not _is_loopback(self.host):
+        if self.tls is None and not is_loopback(self.host):
             self.note("smtp.note.auth_without_tls", step="auth")
         if mechanism == "PLAIN":
             token = _b64(f"\0{user}\0{password}")
@@ -642,7 +559,8 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Return whether `host` is a loopback address (127.0.0.0/8, ::1) or the name localhost."""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
