@@ -8,20 +8,25 @@ both as the same relay denial.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from adminkb.lab import MailLab
+from adminkb.smtp import probe
+
 from .conftest import (REQUIRE_PEERS_VARIABLE, STRANGER_CLIENT, TRUSTED_CLIENT, run_swaks,
                        swaks_arguments)
-from .postfix import PrivatePostfix, postfix_available
+from . import postfix as postfix_module
+from .postfix import PostfixStartError, PrivatePostfix, postfix_available
 
 pytestmark = [
     pytest.mark.peer("postfix"),
     pytest.mark.peer("loopback-aliases"),
-    pytest.mark.timeout(60),
+    pytest.mark.timeout(120),
 ]
 needs_swaks = pytest.mark.peer("swaks")
 
@@ -91,6 +96,72 @@ def test_empty_mynetworks_denies_trusted_client(start_postfix):
     assert instance.postconf("mynetworks") == {"mynetworks": ""}
     assert completed.returncode == 24, completed.stdout + completed.stderr
     assert f"<** 554 5.7.1 <{REMOTE_RECIPIENT}>: Relay access denied" in completed.stdout
+
+
+def _rcpt_replies(result) -> list[str]:
+    return [str(recorded.reply) for recorded in result.replies if recorded.step == "rcpt"]
+
+
+def test_probe_stranger_relay_denied(private_postfix):
+    result = probe(private_postfix.host, private_postfix.port, mail_from=STRANGER_SENDER,
+                   rcpt_to=REMOTE_RECIPIENT, source_address=STRANGER_CLIENT, timeout=10.0)
+
+    assert _rcpt_replies(result) == [f"554 5.7.1 <{REMOTE_RECIPIENT}>: Relay access denied"]
+    assert result.verdict.category == "relay_denied"
+    assert result.verdict.step == "rcpt"
+    assert result.exit_code == 24
+    assert result.accepted == []
+    assert result.sent is False
+
+
+def test_probe_relay_category_same_as_lab(private_postfix, tmp_path):
+    postfix_result = probe(private_postfix.host, private_postfix.port, mail_from=STRANGER_SENDER,
+                           rcpt_to=REMOTE_RECIPIENT, source_address=STRANGER_CLIENT, timeout=10.0)
+    with MailLab(root=tmp_path / "lab") as lab:
+        lab_result = probe(lab.host, lab.port, mail_from=STRANGER_SENDER, rcpt_to=REMOTE_RECIPIENT,
+                           source_address=STRANGER_CLIENT, timeout=10.0)
+
+    # Two wordings of one refusal: IIS's "550 5.7.1 Unable to relay" and Postfix's "554 5.7.1".
+    assert _rcpt_replies(lab_result) == [f"550 5.7.1 Unable to relay for {REMOTE_RECIPIENT}"]
+    assert _rcpt_replies(postfix_result)[0].startswith("554 5.7.1 ")
+    assert postfix_result.verdict.category == lab_result.verdict.category == "relay_denied"
+    assert postfix_result.exit_code == lab_result.exit_code == 24
+
+
+def test_probe_trusted_client_rcpt_accepted(private_postfix):
+    result = probe(private_postfix.host, private_postfix.port, mail_from=APPLICATION_SENDER,
+                   rcpt_to=REMOTE_RECIPIENT, source_address=TRUSTED_CLIENT, timeout=10.0)
+
+    assert _rcpt_replies(result) == ["250 2.1.5 Ok"]
+    assert result.verdict.category == "accepted"
+    assert result.exit_code == 0
+    assert result.accepted == [REMOTE_RECIPIENT]
+    assert result.sent is False
+
+
+def test_probe_trusted_client_send_discarded(private_postfix):
+    result = probe(private_postfix.host, private_postfix.port, mail_from=APPLICATION_SENDER,
+                   rcpt_to=REMOTE_RECIPIENT, source_address=TRUSTED_CLIENT, send=True, timeout=10.0)
+
+    assert result.exit_code == 0, result.to_text()
+    assert result.sent is True
+    data_replies = [str(recorded.reply) for recorded in result.replies if recorded.reply.code == 250
+                    and "queued as" in recorded.reply.text]
+    assert len(data_replies) == 1
+    queue_id = data_replies[0].rsplit(" ", 1)[1]
+    discarded = private_postfix.wait_for_log(rf"{queue_id}: to=<{REMOTE_RECIPIENT}>, relay=none,.*status=sent")
+    assert discarded is not None, private_postfix.maillog()
+
+
+@needs_swaks
+def test_probe_exit_code_matches_swaks(private_postfix):
+    for source_address, sender in ((STRANGER_CLIENT, STRANGER_SENDER), (TRUSTED_CLIENT, APPLICATION_SENDER)):
+        completed = run_swaks(*swaks_arguments(port=private_postfix.port, source_address=source_address,
+                                               mail_from=sender, rcpt_to=REMOTE_RECIPIENT))
+        result = probe(private_postfix.host, private_postfix.port, mail_from=sender,
+                       rcpt_to=REMOTE_RECIPIENT, source_address=source_address, timeout=10.0)
+
+        assert result.exit_code == completed.returncode, completed.stdout + "\n" + result.to_text()
 
 
 def test_private_instance_settings(private_postfix):
@@ -181,3 +252,43 @@ def test_postfix_peer_needs_root(monkeypatch):
 def test_private_postfix_rejects_non_loopback(host):
     with pytest.raises(ValueError, match="loopback only"):
         PrivatePostfix(host=host)
+
+
+def test_private_postfix_unknown_parameter_rejected():
+    instance = PrivatePostfix(settings={"mynetworkz": f"{TRUSTED_CLIENT}/32"})
+
+    with pytest.raises(PostfixStartError, match="unused parameter: mynetworkz"):
+        instance.start()
+
+    assert instance.base_directory is None
+
+
+def test_private_postfix_without_banner_times_out():
+    # With its inet services disabled, the master runs but nothing listens on the port.
+    instance = PrivatePostfix(settings={"master_service_disable": "inet"}, start_timeout=3.0)
+
+    with pytest.raises(PostfixStartError, match=r"sent no 220 banner .* within 3\.0 s"):
+        instance.start()
+
+    assert instance.base_directory is None
+    assert not instance.running
+
+
+def test_private_postfix_retries_taken_port(monkeypatch):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken_port = blocker.getsockname()[1]
+        offered_ports = [taken_port]
+        real_free_port = postfix_module.free_port
+        monkeypatch.setattr(postfix_module, "free_port",
+                            lambda host: offered_ports.pop() if offered_ports else real_free_port(host))
+
+        with PrivatePostfix() as instance:
+            port = instance.port
+            log = instance.maillog()
+            assert instance.running
+
+    assert not instance.running
+    assert port != taken_port
+    assert f"bind 127.0.0.1 port {taken_port}: Address already in use" in log
