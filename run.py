@@ -77,10 +77,10 @@ def install_stamp(extras: str, wheelhouse: "str | None") -> str:
 
 
 def ensure_installed(extras: str, command: str, wheelhouse: "str | None") -> None:
-    """Install the project (editable) with `extras` unless the stamp says it is already there."""
+    """Install the project (editable) with `extras` unless the stamp file shows it is already installed."""
     stamp_path = VENV / STAMP_NAME
-    wanted = install_stamp(extras, wheelhouse)
-    if stamp_path.exists() and stamp_path.read_text().strip() == wanted:
+    expected_stamp = install_stamp(extras, wheelhouse)
+    if stamp_path.exists() and stamp_path.read_text().strip() == expected_stamp:
         say("bootstrap.up_to_date", path=VENV)
         return
     pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check"]
@@ -109,7 +109,7 @@ def ensure_installed(extras: str, command: str, wheelhouse: "str | None") -> Non
             print(message("bootstrap.network_hint", detail=network_problem), file=sys.stderr)
         sys.exit(2)
     subprocess.run([str(venv_python()), "-m", "adminkb", "jupyter", "setup"], check=True)
-    stamp_path.write_text(wanted + "\n")
+    stamp_path.write_text(expected_stamp + "\n")
 
 
 def ensure_kernel() -> None:

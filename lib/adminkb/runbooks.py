@@ -1,4 +1,4 @@
-"""The collection's table of contents: every runbook, planned or written, and what it answers.
+"""The collection's table of contents: every runbook, planned or written, and the question it addresses.
 
 The index runbook and the README list the runbooks from here, so a runbook added to
 `notebooks/` shows up as available in both without editing prose.

@@ -2,7 +2,7 @@
 
 The runbooks show these so that an admin who learned the IIS wording in the lab recognises the
 same problem on Postfix, Exim, Exchange or Microsoft 365. Each line is run through `explain()`,
-so the table shows what the tool itself concludes, not a stored answer.
+so the table shows what the tool itself concludes, not a stored result.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from adminkb.smtp.replies import Reply, explain
 # Relay refusals in each server's own wording (addresses are reserved example names).
 RELAY_DENIAL_SAMPLES = (
     ("IIS SMTP", "550 5.7.1 Unable to relay for user@example.net"),
-    ("Exchange 2007-2019", "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"),
-    ("Exchange 2000/2003", "550 5.7.1 Unable to relay"),
+    ("Exchange 2013 以後", "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"),
     ("Microsoft 365", "550 5.7.64 TenantAttribution; Relay Access Denied"),
     ("Postfix", "554 5.7.1 <user@example.net>: Relay access denied"),
     ("Exim", "550 relay not permitted"),
