@@ -99,10 +99,10 @@ class PrivatePostfix:
     """One Postfix instance under its own temporary directory, for use as a context manager.
 
     `mynetworks` lists the client networks that may relay (`permit_mynetworks`), and an empty
-    sequence denies relay to every client. Mail for `local_domain` (mydestination) is accepted from anyone.
-    `log_folder`, when given, receives a copy of the instance's maillog file at stop, so the
-    log outlives the instance directory, which `stop()` removes. `settings` adds main.cf
-    parameters or replaces the defaults below.
+    sequence denies relay to every client. Mail for `local_domain` (mydestination) is accepted
+    from anyone. `log_folder`, when given, receives a copy of the instance's maillog file at
+    stop, so the log outlives the instance directory, which `stop()` removes. `settings` adds
+    main.cf parameters or replaces the values that `main_cf()` writes.
     """
 
     def __init__(self, *, mynetworks: Sequence[str] = ("127.0.0.10/32",),
