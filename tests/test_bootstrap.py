@@ -66,3 +66,30 @@ def test_offline_install_failure_explained(tmp_path):
     assert "network failure" in result.stderr
     assert (venv / "pip-install.log").read_text(encoding="utf-8").strip()
     assert not (venv / ".adminkb-installed").exists(), "a failed install must not be marked as done"
+
+
+def load_run_module():
+    """Import run.py as a module (its main() runs only as a script)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("adminkb_run_script", RUN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(120)
+def test_missing_kernel_explained(tmp_path, monkeypatch, capsys):
+    # A bare environment has neither ipykernel nor jupyter_client: run.py must say what to install.
+    import venv
+
+    venv.create(tmp_path / "bare", with_pip=False)
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    module = load_run_module()
+    monkeypatch.setattr(module, "VENV", tmp_path / "bare")
+    with pytest.raises(SystemExit) as caught:
+        module.ensure_kernel()
+    assert caught.value.code == 2
+    error = capsys.readouterr().err
+    assert "no Jupyter kernel named python3" in error
+    assert "-m ipykernel install --sys-prefix" in error
