@@ -90,7 +90,8 @@ def test_read_unknown_code_page_exits_2(capsys):
 
 def test_read_encoding_option(tmp_path, capsys):
     path = tmp_path / "western.reg"
-    path.write_bytes("REGEDIT4\r\n\r\n[HKEY_CURRENT_USER\\Software\\Example]\r\n\"Café\"=\"Crème\"\r\n".encode("cp1252"))
+    text = "REGEDIT4\r\n\r\n[HKEY_CURRENT_USER\\Software\\Example]\r\n\"Café\"=\"Crème\"\r\n"
+    path.write_bytes(text.encode("cp1252"))
     status = run("read", "--encoding", "1252", str(path))
     assert status == 0
     assert "Crème" in capsys.readouterr().out

@@ -33,7 +33,7 @@ _SNIPPET_LENGTH = 40
 
 @dataclass
 class Line:
-    """One line of the file; `decoded` is False when its bytes were invalid in the code page."""
+    """One line of the file. `decoded` is False when its bytes were invalid in the code page."""
 
     number: int
     text: str
@@ -56,7 +56,8 @@ def resolve_code_page(encoding: str | None) -> str:
     except LookupError:
         raise InputError("regfile.file.unknown_code_page", value=encoding,
                          next_key="regfile.file.unknown_code_page_next") from None
-    if not getattr(info, "_is_text_encoding", True) or _encode_or_none(HEADER_V4 + "\r\n", info.name) != b"REGEDIT4\r\n":
+    ascii_compatible = _encode_or_none(HEADER_V4 + "\r\n", info.name) == b"REGEDIT4\r\n"
+    if not getattr(info, "_is_text_encoding", True) or not ascii_compatible:
         raise InputError("regfile.file.not_ansi_code_page", value=encoding,
                          next_key="regfile.file.unknown_code_page_next")
     return info.name
@@ -70,7 +71,7 @@ def _encode_or_none(text: str, codec: str) -> bytes | None:
 
 
 def decode_file(raw: bytes, source: str, code_page: str) -> tuple[list[Line], str, bool]:
-    """Split the file into decoded lines; return them, the text encoding, and whether UTF-16 was cut short.
+    """Split the file into decoded lines, and return them, the text encoding, and whether UTF-16 was cut short.
 
     Raises InputError for an empty file, binary data and UTF-16 that regedit rejects.
     """

@@ -24,7 +24,7 @@ DEFAULT_CODE_PAGE = "cp950"
 
 @dataclass
 class ValueEntry:
-    """One `"name"=data` line. `name` is "" for the default value (`@`); `value` None means `=-`."""
+    """One `"name"=data` line. `name` is "" for the default value (`@`), and a None `value` means `=-`."""
 
     name: str
     value: RegValue | None
@@ -112,7 +112,7 @@ def display_name(name: str | None) -> str:
 class RegFile:
     """A parsed .reg file: its header version, key sections in file order, and problems.
 
-    `encoding` is how the file's text was decoded; `code_page` is the ANSI code page used for
+    `encoding` is how the file's text was decoded. `code_page` is the ANSI code page used for
     REGEDIT4 string data written as hex bytes.
     """
 

@@ -40,7 +40,7 @@ class _Key:
 
 @dataclass(frozen=True)
 class Change:
-    """One difference between two models; `name` is None for key changes, "" for the default value."""
+    """One difference between two models. `name` is None for key changes and "" for the default value."""
 
     kind: str
     key: str
@@ -100,7 +100,7 @@ class RegistryModel:
         return any(other.startswith(prefix) for other in self._keys)
 
     def values(self, path: str) -> dict[str, RegValue]:
-        """Return {value name: value} for a key; raise KeyError when the key does not exist."""
+        """Return {value name: value} for a key, or raise KeyError when the key does not exist."""
         key = self._keys.get(fold(_normalise_path(path)))
         if key is None:
             if self.has_key(path):
@@ -137,7 +137,7 @@ class RegistryModel:
         self._keys[fold(path)] = _Key(path)
 
     def delete_key(self, path: str) -> bool:
-        """Delete a key and all its subkeys, as `[-KEY]` does; return whether anything existed."""
+        """Delete a key and all its subkeys, as `[-KEY]` does, and return whether anything existed."""
         folded = fold(_normalise_path(path))
         doomed = [other for other in self._keys if other == folded or other.startswith(folded + "\\")]
         for other in doomed:
@@ -153,7 +153,7 @@ class RegistryModel:
         key.values[folded] = (spelling, value)
 
     def delete_value(self, path: str, name: str) -> bool:
-        """Delete one value, as `"name"=-` does; return whether it existed."""
+        """Delete one value, as `"name"=-` does, and return whether it existed."""
         key = self._keys.get(fold(_normalise_path(path)))
         if key is None:
             return False

@@ -44,8 +44,8 @@ def read_regfile(path: str | Path, *, encoding: str | None = None, strict: bool 
     """Read and parse the .reg file at `path`.
 
     `encoding` is the ANSI code page for REGEDIT4 files (default cp950). Raises InputError when
-    the file cannot be used at all (missing, empty, binary, no or unknown header); with `strict`,
-    also for the first bad value. Otherwise bad values are listed in `RegFile.problems`.
+    the file cannot be used at all (missing, empty, binary, no or unknown header). With `strict`
+    it also raises InputError for the first bad value, which otherwise goes to `RegFile.problems`.
     """
     path = Path(path)
     try:
@@ -59,7 +59,7 @@ def read_regfile(path: str | Path, *, encoding: str | None = None, strict: bool 
 
 def parse_regfile_bytes(raw: bytes, *, source: str = "<memory>", encoding: str | None = None,
                         strict: bool = False) -> RegFile:
-    """Parse the bytes of a .reg file; see `read_regfile` for the arguments and errors."""
+    """Parse the bytes of a .reg file, with the arguments and errors of `read_regfile`."""
     code_page = resolve_code_page(encoding)
     lines, text_encoding, truncated = decode_file(raw, source, code_page)
     version = check_header(lines[0], source)
@@ -76,7 +76,7 @@ def parse_regfile_text(text: str, *, source: str = "<memory>", code_page: str | 
     code_page = resolve_code_page(code_page)
     lines = split_text(text.lstrip("\ufeff"))
     version = check_header(lines[0], source)
-    regfile = _Parser(lines, version=version, source=source, encoding="str", code_page=code_page).parse()
+    regfile = _Parser(lines, version=version, source=source, encoding="text", code_page=code_page).parse()
     return _finish(regfile, strict)
 
 
@@ -99,9 +99,9 @@ def _rest_problem(rest: str) -> str | None:
 
 
 def _scan_quoted(text: str, start: int) -> tuple[str | None, int, str | None]:
-    """Read the quoted string at `text[start]`; return (value, index after it, problem kind).
+    """Read the quoted string at `text[start]` and return (value, index after it, problem kind).
 
-    Inside quotes only `\\\\` and `\\"` are escapes; a quote or `;` inside is plain text.
+    Inside quotes only `\\\\` and `\\"` are escapes, and `;` or `#` is plain text.
     """
     out: list[str] = []
     index = start + 1
@@ -124,7 +124,7 @@ def _scan_quoted(text: str, start: int) -> tuple[str | None, int, str | None]:
 
 
 class _Parser:
-    """Walk the lines once; hex continuations make one value read several lines."""
+    """Walk the lines once, letting a hex value read its continuation lines."""
 
     def __init__(self, lines: list[Line], *, version: int, source: str, encoding: str, code_page: str) -> None:
         self.lines = lines
@@ -145,8 +145,8 @@ class _Parser:
                  **details: str) -> None:
         if key is None and self.section is not None and self.state != "invalid":
             key = self.section.path
-        self.result.problems.append(Problem(code, line, self.result.source, key=key, name=name,
-                                            details={key_: str(value) for key_, value in details.items()}))
+        fields = {field: str(value) for field, value in details.items()}
+        self.result.problems.append(Problem(code, line, self.result.source, key=key, name=name, details=fields))
 
     def _parse_line(self, line: Line) -> None:
         text = line.text.lstrip(_BLANKS)
@@ -223,7 +223,7 @@ class _Parser:
             self.section.values.append(ValueEntry(name, value, line.number))
 
     def _parse_data(self, line: Line, data: str, name: str) -> tuple[bool, RegValue | None]:
-        """Parse what follows `=`; return (ok, value) where a None value is a deletion (`=-`)."""
+        """Parse what follows `=` and return (ok, value), where a None value is a deletion (`=-`)."""
         number = line.number
         if not data or data[0] in ";#":
             self._problem("data_missing", number, name=name)
@@ -266,11 +266,11 @@ class _Parser:
 
     def _parse_dword(self, number: int, body: str, name: str) -> tuple[bool, RegValue | None]:
         body = body.lstrip(_BLANKS)
-        word = re.split(r"[ \t;]", body, maxsplit=1)[0]
-        if word[:2] in ("0x", "0X"):
-            self._problem("dword_prefix", number, name=name, text=word)
+        digits = re.split(r"[ \t;]", body, maxsplit=1)[0]
+        rest = body[len(digits):]
+        if digits[:2] in ("0x", "0X"):
+            self._problem("dword_prefix", number, name=name, text=digits)
             return False, None
-        digits = word
         if not digits:
             self._problem("dword_empty", number, name=name)
             return False, None
@@ -281,9 +281,9 @@ class _Parser:
         if len(digits) > 8:
             self._problem("dword_too_long", number, name=name, text=digits, count=len(digits))
             return False, None
-        code = _rest_problem(body[len(word):])
+        code = _rest_problem(rest)
         if code:
-            self._problem(code, number, name=name, text=snippet(body[len(word):]))
+            self._problem(code, number, name=name, text=snippet(rest))
             return False, None
         return True, RegValue.dword(int(digits, 16))
 
@@ -300,7 +300,7 @@ class _Parser:
                 return False, None
             data.append(int(token, 16))
         if self.result.version == 4 and type_number in ANSI_HEX_TYPES:
-            # NOTE: regedit may also append a missing terminator here; the bytes are kept as written.
+            # NOTE: regedit may also append a missing terminator here. The bytes are kept as written.
             try:
                 text = bytes(data).decode(self.result.code_page)
             except UnicodeDecodeError:
@@ -309,10 +309,11 @@ class _Parser:
             return True, RegValue(type_number, encode_utf16(text))
         return True, RegValue(type_number, bytes(data))
 
-    def _collect_hex_segments(self, number: int, body: str, name: str):
-        """Follow `\\` continuations; return [(line, text)] and the first problem as (code, line, details)."""
+    def _collect_hex_segments(self, number: int, body: str,
+                              name: str) -> tuple[list[tuple[int, str]], tuple[str, int, dict] | None]:
+        """Follow `\\` continuations and return [(line, text)] with the first problem as (code, line, details)."""
         segments: list[tuple[int, str]] = []
-        problem = None
+        problem: tuple[str, int, dict] | None = None
         current_line, current = number, body
         while True:
             data = current.split(";", 1)[0].rstrip(_BLANKS)
@@ -322,7 +323,8 @@ class _Parser:
             before = data[:-1].rstrip(_BLANKS)
             if before and not before.endswith(","):
                 # Regedit does not continue such a line, so the next line is read on its own.
-                return segments, problem or ("hex_continuation_without_comma", current_line, {"text": snippet(before[-8:] + "\\")})
+                ending = {"text": snippet(before[-8:] + "\\")}
+                return segments, problem or ("hex_continuation_without_comma", current_line, ending)
             if not before and segments:
                 problem = problem or ("hex_empty_continuation", current_line, {})
             segments.append((current_line, before))
@@ -349,7 +351,7 @@ class _Parser:
 
 
 def _hex_tokens(segments: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Split continued hex text into (line, byte text) pairs; one trailing comma is allowed."""
+    """Split continued hex text into (line, byte text) pairs, allowing one trailing comma."""
     tokens: list[tuple[int, str]] = []
     for index, (line, text) in enumerate(segments):
         if index == 0 and text == "":
@@ -373,7 +375,7 @@ def _check_hex_token(token: str) -> str | None:
     if int(token, 16) > 0xFF:
         return "hex_byte_over_ff"
     if len(token) != 2:
-        # NOTE: Wine's regedit also takes one-digit bytes; Windows' behaviour is not confirmed,
-        # and regedit itself always exports two digits, so a lone digit is reported as a typo.
+        # NOTE: Wine's regedit also takes one-digit bytes, and Windows' behaviour is not confirmed.
+        # Regedit always exports two digits, so a lone digit is reported as a likely typo.
         return "hex_odd_digits"
     return None

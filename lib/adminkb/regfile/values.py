@@ -38,7 +38,7 @@ TYPE_NAMES = {
     REG_QWORD: "REG_QWORD",
 }
 
-# `hex(n):` accepts any 32-bit type number; regedit rejects larger ones.
+# `hex(n):` accepts any 32-bit type number, and regedit rejects larger ones.
 MAX_TYPE_NUMBER = 0xFFFFFFFF
 
 # Types whose data is UTF-16LE text in the registry (REG_LINK has no terminator by convention).
