@@ -1,6 +1,6 @@
 """`adminkb reg read` and `adminkb reg diff`: .reg files on the command line.
 
-`read` lists keys and values with their decoded data and then the lines regedit would skip; it
+`read` lists keys and values with their decoded data, then the lines regedit would skip. It
 exits 0 when the file is clean, 1 when some values would be skipped, 2 when the file cannot be
 read. `diff` exits 0 when two files set the same keys and values, 1 when they differ, 2 when a
 file cannot be read.

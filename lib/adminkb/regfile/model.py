@@ -120,8 +120,8 @@ class RegistryModel:
         """Create a key as regedit's `[KEY]` does, with the missing parents inside the known tree.
 
         Regedit creates every missing parent. The model records the missing parents below the
-        nearest recorded ancestor; when no ancestor is recorded (the model holds another branch,
-        or nothing), it records only the key itself. NOTE: so a model built from an export of
+        nearest recorded ancestor. When no ancestor is recorded (the model contains another
+        branch, or nothing), it records only the key itself. NOTE: so a model built from an export of
         `A\\B` never lists `A` as added, and a rollback built from it never deletes `A`.
         """
         path = _normalise_path(path)

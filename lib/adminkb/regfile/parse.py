@@ -2,8 +2,8 @@
 
 `adminkb.regfile.decode` describes the accepted encodings. REGEDIT4 text is read in the code
 page given by `encoding` (cp950 by default). REGEDIT4 stores REG_SZ, REG_EXPAND_SZ and
-REG_MULTI_SZ hex data as ANSI bytes; the reader converts them to the UTF-16LE bytes the registry
-holds, as a Unicode regedit does on import.
+REG_MULTI_SZ hex data as ANSI bytes. The reader converts them to the UTF-16LE bytes the registry
+stores, as a Unicode regedit does on import.
 
 The line rules follow what regedit accepts, as recorded by Wine's regedit conformance tests (which
 run against Windows): `;` and `#` start comment lines, but after data only `;` starts a comment;
