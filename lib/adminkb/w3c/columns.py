@@ -1,0 +1,274 @@
+"""Typed columns for W3C Extended entry lines: parsing a stretch of lines with pyarrow, then typing it.
+
+These functions are pure (no file state), so the reader runs them on several stretches at once
+in worker threads; pyarrow releases the GIL while it parses and computes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from adminkb.w3c.frame import CATEGORY_TYPE, INTEGER_TYPE, TEXT_TYPE
+
+DATE_FIELD = "date"
+TIME_FIELD = "time"
+INTEGER_FIELDS = frozenset({"s-port", "sc-status", "sc-substatus", "sc-win32-status", "sc-bytes", "cs-bytes",
+                            "time-taken"})
+# Fields whose values are mostly unique; a categorical would only cost memory.
+TEXT_FIELDS = frozenset({"cs-uri-query", "cs(Cookie)"})
+# Fields where the service writes a space inside a value as `+`, so the reader turns `+` back
+# into a space: the SMTP command argument, the HELO/EHLO name and the HTTP headers. The other
+# fields (addresses, server names, method, status) never contain spaces. A `+` that was in the
+# value itself cannot be told apart, except in `cs-uri-query`, where a `+` inside `<...>` is
+# kept: an address such as `<user+tag@example.com>` never holds a space.
+PLUS_DECODED_FIELDS = frozenset({"cs-uri-query", "cs-username", "cs(User-Agent)", "cs(Cookie)", "cs(Referer)"})
+
+MISSING = -1
+_DATE_TYPE = pa.date32()
+# NOTE: IIS writes whole seconds. A time with a fraction (which the W3C draft allows) fails
+# this type and then the hh:mm:ss check, so its line is skipped as an invalid value.
+_TIME_TYPE = pa.time32("s")
+_INTEGER_PATTERN = r"^[0-9]{1,18}$"
+_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
+_DATE_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])")
+_EPOCH = date(1970, 1, 1)
+
+
+def arrow_type(name: str) -> pa.DataType:
+    """Return the Arrow type of a W3C field's column in the result."""
+    if name in INTEGER_FIELDS:
+        return INTEGER_TYPE
+    if name in TEXT_FIELDS:
+        return TEXT_TYPE
+    return CATEGORY_TYPE
+
+
+@dataclass
+class TypedEntries:
+    """The rows of one stretch after typing: value columns, the date and time parts, bad rows.
+
+    `days` (days since 1970-01-01) and `seconds` (seconds after midnight) hold MISSING where the
+    value is `-`; they are None when the block has no such field. `invalid` marks rows with a
+    value their field cannot hold, and `details` says which (`sc-status=abc`).
+    """
+
+    columns: dict[str, pa.Array]
+    days: np.ndarray | None
+    seconds: np.ndarray | None
+    invalid: np.ndarray
+    details: dict[int, str] = field(default_factory=dict)
+
+
+def parse_entries(data: bytes, fields: tuple[str, ...], bad_rows: list[object]) -> tuple[pa.Table, bool] | None:
+    """Parse space-separated entry lines with pyarrow: no quoting, `-` and empty values missing.
+
+    Returns the table and whether it was parsed with typed columns (False: integer, date and
+    time columns came back as text because some value did not convert). Rows with the wrong
+    number of values are left out and appended to `bad_rows`. Returns None when pyarrow
+    cannot parse the data at all.
+    """
+    def on_bad_row(row: object) -> str:
+        bad_rows.append(row)
+        return "skip"
+
+    parse_options = pa_csv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False, escape_char=False,
+                                        newlines_in_values=False, ignore_empty_lines=True,
+                                        invalid_row_handler=on_bad_row)
+    # One block per stretch: the reader already runs stretches in parallel.
+    read_options = pa_csv.ReadOptions(column_names=list(fields), use_threads=False, block_size=len(data) + 1)
+    for typed in (True, False):
+        types = {name: _parse_type(name, typed) for name in fields}
+        convert_options = pa_csv.ConvertOptions(column_types=types, null_values=["-", ""], strings_can_be_null=True,
+                                                check_utf8=False)
+        try:
+            table = pa_csv.read_csv(pa.py_buffer(data), read_options=read_options, parse_options=parse_options,
+                                    convert_options=convert_options)
+        except pa.ArrowInvalid as error:
+            if typed and "conversion error" in str(error).lower():
+                bad_rows.clear()
+                continue
+            return None
+        return table, typed
+    return None
+
+
+def _parse_type(name: str, typed: bool) -> pa.DataType:
+    if name == DATE_FIELD:
+        return _DATE_TYPE if typed else CATEGORY_TYPE
+    if name == TIME_FIELD:
+        return _TIME_TYPE if typed else CATEGORY_TYPE
+    if name in INTEGER_FIELDS and not typed:
+        return CATEGORY_TYPE
+    return arrow_type(name)
+
+
+def empty_entries(fields: tuple[str, ...]) -> pa.Table:
+    """Return a table with no rows and the typed columns of `fields`."""
+    return pa.schema([(name, _parse_type(name, True)) for name in fields]).empty_table()
+
+
+def type_entries(table: pa.Table, fields: tuple[str, ...], typed: bool) -> TypedEntries:
+    """Check and type the parsed columns, and decode `+` in the fields where it means a space."""
+    table = table.combine_chunks()
+    size = table.num_rows
+    invalid = np.zeros(size, dtype=bool)
+    details: dict[int, str] = {}
+    columns: dict[str, pa.Array] = {}
+    days = seconds = None
+    for index, name in enumerate(fields):
+        column = table.column(index)
+        column = column.chunk(0) if column.num_chunks == 1 else pa.concat_arrays(column.chunks)
+        if name == DATE_FIELD:
+            days = _days(column) if typed else _checked_days(column, invalid, details)
+        elif name == TIME_FIELD:
+            seconds = _seconds(column) if typed else _checked_seconds(column, invalid, details)
+        elif name in INTEGER_FIELDS and not typed:
+            columns[name] = _checked_integers(name, column, invalid, details)
+        elif name in PLUS_DECODED_FIELDS:
+            columns[name] = decode_plus(column, keep_in_brackets=name == "cs-uri-query")
+        else:
+            columns[name] = column
+    return TypedEntries(columns, days, seconds, invalid, details)
+
+
+def _days(column: pa.Array) -> np.ndarray:
+    return column.cast(pa.int32()).fill_null(MISSING).to_numpy().astype(np.int64)
+
+
+def _seconds(column: pa.Array) -> np.ndarray:
+    return column.cast(pa.int32()).fill_null(MISSING).to_numpy().astype(np.int64)
+
+
+def _dictionary_parts(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Return a dictionary column's values and its indices as numpy (MISSING for `-`)."""
+    if not pa.types.is_dictionary(column.type):
+        column = column.dictionary_encode()
+    return column.dictionary, column.indices.fill_null(MISSING).to_numpy(zero_copy_only=False)
+
+
+def _per_row(table: np.ndarray, indices: np.ndarray, fill: object = MISSING) -> np.ndarray:
+    """Look up each row's dictionary index in `table`; rows without a value (index MISSING) get `fill`."""
+    if not len(table):
+        return np.full(len(indices), fill, dtype=table.dtype)
+    return np.where(indices >= 0, table[np.maximum(indices, 0)], fill)
+
+
+def _mark(name: str, bad: np.ndarray, values: pa.Array, indices: np.ndarray, invalid: np.ndarray,
+          details: dict[int, str]) -> None:
+    """Mark rows invalid and note the first bad value of each row."""
+    for row in np.flatnonzero(bad & ~invalid):
+        details[int(row)] = f"{name}={values[int(indices[row])].as_py()}"
+    invalid |= bad
+
+
+def _checked_integers(name: str, column: pa.Array, invalid: np.ndarray, details: dict[int, str]) -> pa.Array:
+    """Convert a column read as text to int64; rows whose value is not a number become invalid."""
+    values, indices = _dictionary_parts(column)
+    is_number = pc.match_substring_regex(values, _INTEGER_PATTERN)
+    numbers = pc.cast(pc.if_else(is_number, values, pa.scalar(None, pa.string())), INTEGER_TYPE)
+    number_table = numbers.fill_null(MISSING).to_numpy()
+    present = indices >= 0
+    bad = present & ~_per_row(is_number.to_numpy(zero_copy_only=False), indices, fill=True)
+    _mark(name, bad, values, indices, invalid, details)
+    keep = present & ~bad
+    return pa.array(_per_row(number_table, indices), type=INTEGER_TYPE, mask=~keep)
+
+
+def _checked_seconds(column: pa.Array, invalid: np.ndarray, details: dict[int, str]) -> np.ndarray:
+    """Return seconds after midnight from `hh:mm:ss` text; other values make their rows invalid."""
+    values, indices = _dictionary_parts(column)
+    valid = pc.match_substring_regex(values, _TIME_PATTERN).to_numpy(zero_copy_only=False)
+    text = pc.if_else(pa.array(valid), values, pa.scalar("00:00:00"))
+    parts = [pc.cast(pc.utf8_slice_codeunits(text, start, start + 2), pa.int64()).to_numpy() for start in (0, 3, 6)]
+    table = np.where(valid, parts[0] * 3600 + parts[1] * 60 + parts[2], MISSING)
+    seconds = _per_row(table, indices)
+    _mark(TIME_FIELD, (indices >= 0) & (seconds == MISSING), values, indices, invalid, details)
+    return seconds
+
+
+def _checked_days(column: pa.Array, invalid: np.ndarray, details: dict[int, str]) -> np.ndarray:
+    """Return days since 1970 from `yyyy-mm-dd` text; other values make their rows invalid."""
+    values, indices = _dictionary_parts(column)
+    table = np.full(len(values), MISSING, dtype=np.int64)
+    # A stretch holds one or two dates, so a Python loop over the distinct values is cheap.
+    for position, text in enumerate(values.to_pylist()):
+        if _DATE_PATTERN.fullmatch(text):
+            try:
+                table[position] = (date.fromisoformat(text) - _EPOCH).days
+            except ValueError:
+                pass
+    days = _per_row(table, indices)
+    _mark(DATE_FIELD, (indices >= 0) & (days == MISSING), values, indices, invalid, details)
+    return days
+
+
+def decode_plus(column: pa.Array, *, keep_in_brackets: bool) -> pa.Array:
+    """Turn `+` back into spaces; with `keep_in_brackets`, a `+` inside `<...>` stays."""
+    if pa.types.is_dictionary(column.type):
+        decoded = decode_plus(column.dictionary, keep_in_brackets=keep_in_brackets)
+        return _rebuild_dictionary(column.indices, decoded)
+    if not keep_in_brackets:
+        return pc.replace_substring(column, "+", " ")
+    return _decode_outside_brackets(column)
+
+
+def _decode_outside_brackets(column: pa.StringArray) -> pa.StringArray:
+    """Replace each `+` that is not inside `<...>` with a space, working on the bytes of all values at once.
+
+    Reading a value from its start, `<` moves inside the brackets and `>` back out, so a `+` is
+    inside when the last of these before it (in the same value) is a `<`. A `<` without its `>`
+    (a value cut short) keeps every `+` after it.
+    """
+    validity, offsets_buffer, data_buffer = column.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[column.offset:column.offset + len(column) + 1]
+    first, last = int(offsets[0]), int(offsets[-1])
+    if data_buffer is None or first == last:
+        return column
+    text = np.frombuffer(data_buffer, dtype=np.uint8)[first:last].copy()
+    pluses = np.flatnonzero(text == 0x2B)
+    if not len(pluses):
+        return column
+    starts = offsets[:-1] - first
+    # One code per byte where the state changes: 1 = outside (a value starts, or `>`), 2 = inside (`<`).
+    # A value that starts with `<` gets 2, because the `<` is read after the start.
+    codes = np.zeros(len(text), dtype=np.int8)
+    codes[starts[starts < len(text)]] = 1
+    codes[text == 0x3E] = 1
+    codes[text == 0x3C] = 2
+    changes = np.flatnonzero(codes)
+    last_change = changes[np.searchsorted(changes, pluses, side="right") - 1]
+    inside = codes[last_change] == 2
+    text[pluses[~inside]] = 0x20
+    return pa.StringArray.from_buffers(len(column), pa.py_buffer((offsets - first).astype(np.int32)),
+                                       pa.py_buffer(text), _sliced_validity(column, validity), column.null_count)
+
+
+def _sliced_validity(column: pa.Array, validity: pa.Buffer | None) -> pa.Buffer | None:
+    """Return a validity bitmap that starts at the column's first value (a slice may not)."""
+    if validity is None or column.null_count == 0:
+        return None
+    if column.offset == 0:
+        return validity
+    return pc.is_valid(column).buffers()[1]
+
+
+def decode_query_value(value: str) -> str:
+    """Decode one `cs-uri-query` value: `+` becomes a space except inside `<...>`."""
+    decoded = _decode_outside_brackets(pa.array([value], type=pa.string()))
+    return decoded[0].as_py()
+
+
+def _rebuild_dictionary(indices: pa.Array, values: pa.Array) -> pa.DictionaryArray:
+    """Build a dictionary array whose values may have become equal (`a+b` and `a b` both `a b`)."""
+    unique = pc.unique(values)
+    if len(unique) == len(values):
+        return pa.DictionaryArray.from_arrays(indices, values)
+    mapping = pc.index_in(values, value_set=unique).cast(pa.int32())
+    return pa.DictionaryArray.from_arrays(mapping.take(indices), unique)

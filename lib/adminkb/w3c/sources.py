@@ -1,0 +1,257 @@
+"""Log inputs: files, folders and .gz/.zip archives, read as chunks of whole lines.
+
+A folder contributes its `*.log`, `*.gz` and `*.zip` files (not its subfolders, because
+`LogFiles` holds one subfolder per service and their logs should not be mixed). A `.gz`
+file holds one log, and a `.zip` archive contributes its `*.log` members. Archives are
+recognised by their first bytes, so a renamed archive still opens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from adminkb.errors import InputError
+
+log = logging.getLogger("adminkb.w3c")
+
+FOLDER_SUFFIXES = (".log", ".gz", ".zip")
+ARCHIVE_MEMBER_SUFFIX = ".log"
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+
+# Bytes read per step. Memory use grows with this, and pyarrow parses each step with its
+# worker threads, so a few megabytes keep every core busy.
+CHUNK_SIZE = 16 * 1024 * 1024
+
+PathInput = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """One log to read: a file on disk, the content of a .gz file, or one member of a .zip.
+
+    `name` is what rows show as their source file (`ex260302.log`, `logs.zip/ex260302.log`);
+    `path` is the file on disk that holds it.
+    """
+
+    name: str
+    path: Path
+    open: Callable[[], BinaryIO]
+
+
+def as_path_list(paths: PathInput | Iterable[PathInput]) -> list[Path]:
+    """Return `paths` (one path or several) as a list of `Path`."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [Path(paths)]
+    return [Path(path) for path in paths]
+
+
+def expand_paths(paths: PathInput | Iterable[PathInput]) -> list[LogSource]:
+    """Return the logs that `paths` name, in order: folders sorted by file name, archives by member.
+
+    Raises InputError for a missing path, a folder without logs, an unreadable archive, or an
+    archive without `.log` members.
+    """
+    given = as_path_list(paths)
+    if not given:
+        raise InputError("w3c.no_paths", next_key="w3c.no_paths_next")
+    sources: list[LogSource] = []
+    for path in given:
+        if path.is_dir():
+            files = sorted((entry for entry in path.iterdir()
+                            if entry.is_file() and entry.suffix.lower() in FOLDER_SUFFIXES),
+                           key=lambda entry: entry.name.lower())
+            if not files:
+                raise InputError("w3c.no_logs_in_folder", value=str(path), next_key="w3c.no_logs_in_folder_next")
+            for file in files:
+                sources.extend(_file_sources(file))
+        elif path.is_file():
+            sources.extend(_file_sources(path))
+        else:
+            raise InputError("w3c.path_not_found", value=str(path), next_key="w3c.path_not_found_next")
+    return sources
+
+
+def _file_sources(path: Path) -> list[LogSource]:
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise InputError("w3c.unreadable_file", value=str(path), detail=error.strerror or str(error),
+                         next_key="w3c.unreadable_file_next") from None
+    if magic.startswith(GZIP_MAGIC):
+        return [LogSource(str(path), path, lambda: _GzipStream(path))]
+    if magic in (ZIP_MAGIC, EMPTY_ZIP_MAGIC):
+        return _zip_sources(path)
+    return [LogSource(str(path), path, lambda: open(path, "rb"))]
+
+
+def _zip_sources(path: Path) -> list[LogSource]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [info.filename for info in archive.infolist()
+                       if not info.is_dir() and info.filename.lower().endswith(ARCHIVE_MEMBER_SUFFIX)]
+    except (zipfile.BadZipFile, OSError) as error:
+        raise InputError("w3c.bad_archive", value=str(path), detail=str(error), next_key="w3c.bad_archive_next") from None
+    if not members:
+        raise InputError("w3c.no_logs_in_archive", value=str(path), next_key="w3c.no_logs_in_archive_next")
+    members.sort(key=str.lower)
+    # zipfile.Path writes a member as `archive.zip/member`; rows use the same form.
+    return [LogSource(f"{path}/{member}", path, _zip_opener(path, member)) for member in members]
+
+
+def _zip_opener(path: Path, member: str) -> Callable[[], BinaryIO]:
+    def open_member() -> BinaryIO:
+        archive = zipfile.ZipFile(path)
+        try:
+            return _ZipMemberStream(archive, archive.open(member))
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as error:
+            # RuntimeError: the member is encrypted; NotImplementedError: an unknown compression method.
+            archive.close()
+            raise InputError("w3c.bad_archive", value=f"{path}/{member}", detail=str(error),
+                             next_key="w3c.bad_archive_next") from None
+    return open_member
+
+
+class _ZipMemberStream:
+    """A member stream that closes its archive too, and reports damage as InputError."""
+
+    def __init__(self, archive: zipfile.ZipFile, member: BinaryIO) -> None:
+        self._archive = archive
+        self._member = member
+        self.name = member.name
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._member.read(size)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+            raise InputError("w3c.bad_archive", value=f"{self._archive.filename}/{self.name}", detail=str(error),
+                             next_key="w3c.bad_archive_next") from None
+
+    def readline(self) -> bytes:
+        try:
+            return self._member.readline()
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+            raise InputError("w3c.bad_archive", value=f"{self._archive.filename}/{self.name}", detail=str(error),
+                             next_key="w3c.bad_archive_next") from None
+
+    def close(self) -> None:
+        self._member.close()
+        self._archive.close()
+
+    def __enter__(self) -> _ZipMemberStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _GzipStream:
+    """A .gz stream that ends quietly where a cut-off archive ends.
+
+    A log copied while it was still being compressed lacks the end of its gzip stream. The
+    standard `gzip` module then raises EOFError and drops what it had inflated in that call, so
+    this stream inflates with zlib itself: every byte before the cut is returned and only the
+    last, incomplete line is lost (the reader reports it as cut off). Several gzip members in
+    one file are read one after the other. Damaged data raises InputError.
+    """
+
+    _RAW_BLOCK = 1024 * 1024
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._file = open(path, "rb")
+        self._inflater = zlib.decompressobj(wbits=31)
+        self._buffer = bytearray()
+        self._finished = False
+        self.cut_off = False
+
+    def _fill(self, wanted: int) -> None:
+        while len(self._buffer) < wanted and not self._finished:
+            data = self._file.read(self._RAW_BLOCK)
+            if not data:
+                self._finished = True
+                if not self._inflater.eof:
+                    self.cut_off = True
+                    log.warning("%s: the gzip stream ends early; reading what it holds", self._path)
+                return
+            try:
+                while data:
+                    if self._inflater.eof:
+                        self._inflater = zlib.decompressobj(wbits=31)
+                    self._buffer += self._inflater.decompress(data)
+                    data = self._inflater.unused_data if self._inflater.eof else b""
+            except zlib.error as error:
+                raise InputError("w3c.bad_archive", value=str(self._path), detail=str(error),
+                                 next_key="w3c.bad_archive_next") from None
+
+    def _take(self, size: int) -> bytes:
+        taken = bytes(memoryview(self._buffer)[:size])
+        del self._buffer[:size]
+        return taken
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            self._fill(1 << 62)
+            size = len(self._buffer)
+        self._fill(size)
+        return self._take(size)
+
+    def readline(self) -> bytes:
+        searched = 0
+        while True:
+            end = self._buffer.find(b"\n", searched)
+            if end != -1:
+                return self._take(end + 1)
+            if self._finished:
+                return self._take(len(self._buffer))
+            searched = len(self._buffer)
+            self._fill(len(self._buffer) + self._RAW_BLOCK)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> _GzipStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def read_all(source: LogSource) -> bytes:
+    """Return the whole content of `source`; for the line-by-line readers (IIS and NCSA formats)."""
+    return b"".join(chunk for chunk, _ in iter_line_chunks(source))
+
+
+def iter_line_chunks(source: LogSource, size: int = CHUNK_SIZE) -> Iterator[tuple[bytes, bool]]:
+    """Yield `(chunk, ends_with_line_end)` pieces of `source` that split only after a line feed.
+
+    Each piece is about `size` bytes plus the rest of the line it ends in. Only the last piece
+    can lack a final line feed, when the file does not end with one.
+    """
+    try:
+        stream = source.open()
+    except OSError as error:
+        raise InputError("w3c.unreadable_file", value=source.name, detail=error.strerror or str(error),
+                         next_key="w3c.unreadable_file_next") from None
+    with stream:
+        while True:
+            try:
+                block = stream.read(size)
+                if block and not block.endswith(b"\n"):
+                    # Completing the line costs one copy of the piece, no more.
+                    block += stream.readline()
+            except OSError as error:
+                raise InputError("w3c.unreadable_file", value=source.name, detail=error.strerror or str(error),
+                                 next_key="w3c.unreadable_file_next") from None
+            if not block:
+                return
+            yield block, block.endswith(b"\n")
