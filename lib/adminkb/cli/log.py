@@ -1,0 +1,211 @@
+"""`adminkb log read` and `adminkb log summary`: IIS SMTP logs on the command line.
+
+`read` writes the rows of one or more logs as CSV (UTF-8 with BOM, to stdout or a file) or
+Parquet (to a file); `summary` counts files, blocks, rows and skipped lines. Both exit 0 when
+they produced their output, also when some lines were not rows (those are counted on stderr
+and listed by `summary`), and 2 when the input cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import BinaryIO
+
+import pandas as pd
+
+from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, add_help_option
+from adminkb.errors import InputError
+from adminkb.i18n import message
+from adminkb.output import render_json, render_table
+from adminkb.w3c import AUTO, DEFAULT_ENCODING, LOG_FORMATS, read_log, summarize
+from adminkb.w3c.sources import expand_paths
+
+READ_FORMATS = ("csv", "parquet")
+SUMMARY_FORMATS = ("table", "json")
+# The summary table lists at most this many skipped lines; `--format json` lists them all.
+SKIPPED_LINES_SHOWN = 20
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    area = subparsers.add_parser("log", add_help=False, help=message("w3c.cli.area_help"),
+                                 description=message("w3c.cli.area_help"))
+    add_help_option(area)
+    verbs = area.add_subparsers(dest="verb", metavar=message("cli.command_metavar"))
+    verbs.required = True
+
+    read = verbs.add_parser("read", add_help=False, help=message("w3c.cli.read_help"),
+                            description=message("w3c.cli.read_description"),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(read)
+    _add_input_options(read)
+    read.add_argument("--format", choices=READ_FORMATS, default="csv", help=message("w3c.cli.read_format_help"))
+    read.add_argument("--out", metavar="FILE", help=message("w3c.cli.out_help"))
+    read.set_defaults(handler=run_read)
+
+    summary = verbs.add_parser("summary", add_help=False, help=message("w3c.cli.summary_help"),
+                               description=message("w3c.cli.summary_description"),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(summary)
+    _add_input_options(summary)
+    summary.add_argument("--format", choices=SUMMARY_FORMATS, default="table",
+                         help=message("w3c.cli.summary_format_help"))
+    summary.set_defaults(handler=run_summary)
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help=message("w3c.cli.paths_help"))
+    parser.add_argument("--tz", metavar="ZONE", help=message("w3c.cli.tz_help"))
+    parser.add_argument("--log-format", choices=(AUTO, *LOG_FORMATS), default=AUTO,
+                        help=message("w3c.cli.log_format_help"))
+    parser.add_argument("--encoding", default=DEFAULT_ENCODING, metavar="CODEPAGE",
+                        help=message("w3c.cli.encoding_help", default=DEFAULT_ENCODING))
+
+
+def _read(arguments: argparse.Namespace) -> pd.DataFrame:
+    return read_log(arguments.paths, log_format=arguments.log_format, tz=arguments.tz, encoding=arguments.encoding)
+
+
+def run_read(arguments: argparse.Namespace) -> int:
+    """Write the rows of the logs as CSV or Parquet; return 0, or 2 when the input cannot be used."""
+    try:
+        out = _checked_output(arguments)
+        frame = _read(arguments)
+        if out is None:
+            _write_csv_to_stdout(frame)
+        elif arguments.format == "parquet":
+            write_atomically(out, lambda handle: frame.to_parquet(handle, engine="pyarrow", index=False))
+        else:
+            write_atomically(out, lambda handle: _write_csv(frame, handle))
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    document = summarize(frame)
+    print(message("w3c.cli.read_done", rows=document["rows"], files=len(document["files"]),
+                  blocks=document["blocks"], skipped=document["skipped"]), file=sys.stderr)
+    if document["skipped"]:
+        print(message("w3c.cli.read_skipped_next"), file=sys.stderr)
+    return EXIT_OK
+
+
+def run_summary(arguments: argparse.Namespace) -> int:
+    """Print what the logs hold; return 0, or 2 when the input cannot be used."""
+    try:
+        frame = _read(arguments)
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    document = summarize(frame)
+    if arguments.format == "json":
+        print(render_json(document))
+    else:
+        print(render_summary(document))
+    return EXIT_OK
+
+
+def _checked_output(arguments: argparse.Namespace) -> Path | None:
+    """Return the output file, after checking that it can be written without harming an input."""
+    if arguments.out is None:
+        if arguments.format == "parquet":
+            raise InputError("w3c.cli.parquet_needs_out", next_key="w3c.cli.parquet_needs_out_next")
+        return None
+    out = Path(arguments.out)
+    if out.is_dir():
+        raise InputError("w3c.cli.out_is_folder", value=str(out), next_key="w3c.cli.out_next")
+    if not out.parent.is_dir():
+        raise InputError("w3c.cli.out_folder_missing", value=str(out.parent), next_key="w3c.cli.out_next")
+    for source in expand_paths(arguments.paths):
+        if _same_file(out, source.path):
+            raise InputError("w3c.cli.out_is_input", value=str(out), next_key="w3c.cli.out_next")
+    return out
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    if first.exists() and second.exists():
+        return os.path.samefile(first, second)
+    return first.resolve() == second.resolve()
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file through a temporary file in the same folder, then rename it into place.
+
+    A reader of `path` sees either the old file or the whole new one, never part of it; when
+    writing fails, the temporary file is removed and InputError names the output file.
+    """
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise InputError("w3c.cli.output_failed", value=str(path), detail=error.strerror or str(error),
+                         next_key="w3c.cli.out_next") from None
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _write_csv(frame: pd.DataFrame, handle: BinaryIO) -> None:
+    """Write CSV with a UTF-8 byte-order mark, so that Excel reads the Chinese text right."""
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    try:
+        frame.to_csv(text, index=False, lineterminator="\r\n")
+        text.flush()
+    finally:
+        text.detach()
+
+
+def _write_csv_to_stdout(frame: pd.DataFrame) -> None:
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        # A text-only stream (as some embedding hosts give): write the same text without bytes.
+        sys.stdout.write("\ufeff" + frame.to_csv(index=False, lineterminator="\r\n"))
+        return
+    sys.stdout.flush()
+    _write_csv(frame, buffer)
+    buffer.flush()
+
+
+def render_summary(document: dict) -> str:
+    """Render the summary as short lines and tables in the user's language."""
+    first, last = document["first"], document["last"]
+    zone = document["tz"] or message("w3c.cli.zone_as_written" if document["format"] != "w3c" else "w3c.cli.zone_utc")
+    lines = [
+        message("w3c.cli.summary_heading", format=message(f"w3c.cli.format_name.{document['format']}")),
+        message("w3c.cli.summary_counts", files=len(document["files"]), blocks=document["blocks"],
+                rows=document["rows"], skipped=document["skipped"]),
+        message("w3c.cli.summary_range", first=first, last=last, zone=zone) if first
+        else message("w3c.cli.summary_no_times"),
+        "",
+    ]
+    field_rows = [{"blocks": entry["blocks"], "rows": entry["rows"], "fields": " ".join(entry["fields"])}
+                  for entry in document["field_sets"]]
+    if field_rows:
+        lines += [message("w3c.cli.field_sets_heading"),
+                  render_table(field_rows, ("blocks", "rows", "fields"), _headers()), ""]
+    if document["skipped"]:
+        reason_rows = [{"reason": message(f"w3c.reason.{reason}"), "lines": count}
+                       for reason, count in document["skipped_by_reason"].items()]
+        lines += [message("w3c.cli.reasons_heading"), render_table(reason_rows, ("reason", "lines"), _headers()), ""]
+        shown = document["skipped_lines"][:SKIPPED_LINES_SHOWN]
+        skipped_rows = [{"file": line["file"], "line": line["line"], "reason": message(f"w3c.reason.{line['reason']}"),
+                         "detail": line["detail"] or None} for line in shown]
+        lines += [message("w3c.cli.skipped_heading", shown=len(shown), total=document["skipped"]),
+                  render_table(skipped_rows, ("file", "line", "reason", "detail"), _headers())]
+    return "\n".join(lines).rstrip("\n")
+
+
+def _headers() -> dict[str, str]:
+    names: Sequence[str] = ("blocks", "rows", "fields", "reason", "lines", "file", "line", "detail")
+    return {name: message(f"w3c.cli.column.{name}") for name in names}
