@@ -166,6 +166,7 @@ class _FileReader:
         # Directives read since the last entry line; the next entry line opens a block with them.
         self._in_header = False
         self._header = _LineRef()
+        self._header_directives: set[str] = set()
         self._software: str | None = None
         self._date_text: str | None = None
         self._fields: tuple[str, ...] | None = None
@@ -220,9 +221,15 @@ class _FileReader:
             self._skip_directive(reference, reasons.UNKNOWN_DIRECTIVE, text[:40])
             return
         self.saw_directive = True
+        if self._in_header and known in self._header_directives and known != "Remark":
+            # The same directive twice in one group: the first group was a block without entries
+            # (directives written twice in a row), so it is closed as such.
+            self._current_block()
         if not self._in_header:
             self._in_header = True
             self._header = reference
+            self._header_directives = set()
+        self._header_directives.add(known)
         value = match.group(2).strip()
         if known == "Software":
             self._software = value
