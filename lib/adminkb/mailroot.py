@@ -127,13 +127,24 @@ def write_message_file(folder: str | os.PathLike[str], name: str, sender: str,
     so a reader (or the service watching Pickup) never gets a partly written message. `content`
     is stored unchanged. An existing file with that name is never replaced: FileExistsError.
     """
+    data = envelope_lines(sender, recipients) + bytes(content)
+    target = write_file_atomically(folder, name, data)
+    log.debug("wrote %s (%d bytes, %d recipients)", target, len(data), len(recipients))
+    return target
+
+
+def write_file_atomically(folder: str | os.PathLike[str], name: str, data: bytes) -> Path:
+    """Write `data` to `folder/name` through a temporary file renamed into place; return the path.
+
+    A reader never sees a partly written file under `name`, and an existing file is never
+    replaced (FileExistsError). On any error the temporary file is removed.
+    """
     if Path(name).name != name or name in ("", ".", ".."):
         raise InputError("mailroot.bad_file_name", value=name, next_key="mailroot.bad_file_name_next")
     folder_path = Path(folder)
     target = folder_path / name
     if target.exists():
         raise FileExistsError(f"{target} already exists; mailroot files are never overwritten")
-    data = envelope_lines(sender, recipients) + bytes(content)
 
     descriptor, temporary_name = tempfile.mkstemp(prefix=f".{name}.", suffix=_TEMPORARY_SUFFIX, dir=folder_path)
     temporary = Path(temporary_name)
@@ -144,8 +155,12 @@ def write_message_file(folder: str | os.PathLike[str], name: str, sender: str,
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    log.debug("wrote %s (%d bytes, %d recipients)", target, len(data), len(recipients))
     return target
+
+
+def is_temporary_file_name(name: str) -> bool:
+    """Return whether `name` is a temporary file of `write_file_atomically`, still being written."""
+    return name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX)
 
 
 def _rename_without_replacing(source: Path, target: Path) -> None:

@@ -2,11 +2,13 @@
 
 `MailLab` speaks SMTP with the service's banner, EHLO list and reply texts. It applies relay
 restrictions and connection control by client address and writes accepted mail to the
-mailroot (Drop for local domains, Queue for the rest). Every command becomes a line in the
-service's W3C Extended log layout. Runbooks and tests use it in place of a real server.
+mailroot (Drop for local domains, Queue for the rest). It takes message files out of Pickup
+the same way, without relay checks. Every SMTP command becomes a line in the service's W3C
+Extended log layout. Runbooks and tests use it in place of a real server.
 """
 
 from adminkb.lab.clock import TAIWAN_TIME, FixedClock, SystemClock
+from adminkb.lab.pickup import PickupResult
 from adminkb.lab.policy import AccessList
 from adminkb.lab.server import (
     DEFAULT_VERSION,
@@ -25,6 +27,7 @@ __all__ = [
     "FixedClock",
     "LAB_ADDRESS",
     "MailLab",
+    "PickupResult",
     "SERVICE_DEFAULT_FIELDS",
     "STRANGER_ADDRESS",
     "SystemClock",

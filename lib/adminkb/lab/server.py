@@ -32,6 +32,7 @@ from pathlib import Path
 from adminkb import mailroot
 from adminkb.errors import InputError, LabError
 from adminkb.lab.clock import TAIWAN_TIME, Clock, resolve_clock
+from adminkb.lab.pickup import DEFAULT_POLL_INTERVAL, PickupProcessor, PickupResult, PickupWatcher
 from adminkb.lab.policy import DENY, GRANT, AccessList, parse_address
 from adminkb.lab.service import VirtualServer
 from adminkb.lab.session import IisSmtpSession
@@ -95,7 +96,8 @@ class MailLab:
                  timezone: tzinfo = TAIWAN_TIME, allow_non_loopback: bool = False,
                  version: str = DEFAULT_VERSION, log_fields: Sequence[str] | str = FULL_FIELDS,
                  log_encoding: str = DEFAULT_ENCODING,
-                 connection_timeout: float = DEFAULT_CONNECTION_TIMEOUT) -> None:
+                 connection_timeout: float = DEFAULT_CONNECTION_TIMEOUT,
+                 pickup_interval: float | None = DEFAULT_POLL_INTERVAL) -> None:
         self._listen = parse_address(listen)
         self._requested_port = _checked_port(port)
         self._allow_non_loopback = bool(allow_non_loopback)
@@ -115,6 +117,7 @@ class MailLab:
         self._log_fields = validate_fields(log_fields)
         self._log_encoding = validate_encoding(log_encoding)
         self._connection_timeout = float(connection_timeout)
+        self._pickup_interval = _checked_interval(pickup_interval)
         self._check_exposure(self._relay)
 
         self._lock = threading.RLock()
@@ -127,6 +130,8 @@ class MailLab:
         self._server: asyncio.base_events.Server | None = None
         self._port: int | None = None
         self._thread_error: BaseException | None = None
+        self._pickup: PickupProcessor | None = None
+        self._pickup_watcher: PickupWatcher | None = None
 
     # Life cycle
 
@@ -155,8 +160,13 @@ class MailLab:
                 self._abandon_loop()
                 raise LabError("lab.bind_failed", value=self._listen_text(self._requested_port), detail=str(error),
                                next_key="lab.bind_failed_next") from error
-            assert self._log_writer is not None
+            assert self._log_writer is not None and self._service is not None
             self._log_writer.start_new_block()
+            if self._pickup is None or self._pickup.server is not self._service:
+                self._pickup = PickupProcessor(self._service)
+            if self._pickup_interval is not None:
+                self._pickup_watcher = PickupWatcher(self._pickup, self._pickup_interval)
+                self._pickup_watcher.start()
             log.info("mail lab started on %s in %.1f ms: mailroot %s, logs %s, relay %s, connection control %s",
                      self.address, (time.perf_counter() - began) * 1000, self.mailroot, self.log_dir,
                      self._describe(self._relay), self._describe(self._connection))
@@ -171,6 +181,9 @@ class MailLab:
             if not self.running:
                 return
             assert self._loop is not None and self._thread is not None
+            if self._pickup_watcher is not None:
+                self._pickup_watcher.stop(STOP_TIMEOUT)
+                self._pickup_watcher = None
             future = asyncio.run_coroutine_threadsafe(self._shut_down(), self._loop)
             try:
                 future.result(STOP_TIMEOUT)
@@ -334,6 +347,29 @@ class MailLab:
     def drop_files(self) -> list[Path]:
         """Return the message files in Drop, sorted by name."""
         return self._folder_files(mailroot.DROP)
+
+    def pickup_files(self) -> list[Path]:
+        """Return the files waiting in Pickup (temporary files being written excluded), sorted by name."""
+        return sorted(path for path in (self.mailroot / mailroot.PICKUP).iterdir()
+                      if path.is_file() and not mailroot.is_temporary_file_name(path.name))
+
+    def badmail_files(self) -> list[Path]:
+        """Return the files in Badmail (.BAD, .BDP, .BDR), sorted by name."""
+        return sorted(path for path in (self.mailroot / mailroot.BADMAIL).iterdir() if path.is_file())
+
+    @property
+    def pickup_dir(self) -> Path:
+        return self.mailroot / mailroot.PICKUP
+
+    def process_pickup(self) -> list[PickupResult]:
+        """Process the Pickup folder now, in the caller's thread, and return what became of each file.
+
+        Runbooks call this with `pickup_interval=None`, so that no watcher takes a file first
+        and their output stays the same on every run.
+        """
+        if not self.running or self._pickup is None:
+            raise LabError("lab.not_started", next_key="lab.not_started_next")
+        return self._pickup.process()
 
     def _folder_files(self, folder: str) -> list[Path]:
         return sorted(path for path in (self.mailroot / folder).iterdir()
@@ -513,6 +549,14 @@ def _checked_root(root: str | os.PathLike[str] | None) -> Path | None:
     if path.exists() and not path.is_dir():
         raise InputError("lab.root_is_file", value=str(path), next_key="lab.root_is_file_next")
     return path
+
+
+def _checked_interval(interval: object) -> float | None:
+    if interval is None:
+        return None
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0.01 <= interval <= 3600:
+        raise InputError("lab.invalid_pickup_interval", value=interval, next_key="lab.invalid_pickup_interval_next")
+    return float(interval)
 
 
 def _checked_size(size: object) -> int:

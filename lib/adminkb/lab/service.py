@@ -131,6 +131,48 @@ class VirtualServer:
         arrival = self.clock.now()
         data = self.add_trace_headers(content, helo=helo, client_ip=client_ip, arrival=arrival,
                                       message_id=message_id)
+        files = self._write_by_destination(sender, recipients, data, arrival)
+        log.info("accepted %s from %s (%s) for %d recipients: %s", message_id.strip(), sender or "<>",
+                 client_ip, len(recipients), ", ".join(path.name for path in files))
+        return StoredMessage(message_id=message_id, files=tuple(files))
+
+    def store_picked_up(self, *, sender: str, recipients: Sequence[str], content: bytes) -> StoredMessage:
+        """Store a message taken from Pickup in Drop and/or Queue, adding Message-ID and arrival time.
+
+        NOTE: mail from Pickup never crossed an SMTP session, so the lab adds no `Received:`
+        line. Which trace headers the service adds to picked-up mail is not confirmed.
+        """
+        arrival = self.clock.now()
+        header_block, body = split_header_block(content)
+        header_lines = header_block.split(b"\r\n")[:-1] if header_block else []
+        own_id = find_message_id(content)
+        message_id = own_id.strip() if own_id is not None else self.next_message_id()
+        added = b""
+        if own_id is None:
+            added += f"Message-ID: {message_id}\r\n".encode("ascii")
+        if not any(_ARRIVAL_TIME_HEADER.match(line) for line in header_lines):
+            added += original_arrival_time(arrival).encode("ascii")
+        files = self._write_by_destination(sender, recipients, header_block + added + body, arrival)
+        return StoredMessage(message_id=message_id, files=tuple(files))
+
+    def store_badmail(self, *, content: bytes, reason: bytes) -> tuple[Path, ...]:
+        """Write a message the service gives up on to Badmail as `<stem>.BAD`, with its reason in `<stem>.BDR`.
+
+        NOTE: the service also writes a `.BDP` file of binary envelope data whose layout is not
+        documented, so the lab leaves it out.
+        """
+        folder = self.mailroot / mailroot.BADMAIL
+        while True:
+            stem = self._next_file_name(folder, self.clock.now())[: -len(".EML")]
+            if not (folder / f"{stem}.BAD").exists() and not (folder / f"{stem}.BDR").exists():
+                break
+        bad = mailroot.write_file_atomically(folder, f"{stem}.BAD", content)
+        reason_file = mailroot.write_file_atomically(folder, f"{stem}.BDR", reason)
+        return bad, reason_file
+
+    def _write_by_destination(self, sender: str, recipients: Sequence[str], data: bytes,
+                              arrival: datetime) -> list[Path]:
+        """Write one file to Drop for the local recipients and one to Queue for the others."""
         local = [address for address in recipients if self.is_local(address)]
         remote = [address for address in recipients if not self.is_local(address)]
         files = []
@@ -140,9 +182,7 @@ class VirtualServer:
             folder = self.mailroot / folder_name
             name = self._next_file_name(folder, arrival)
             files.append(mailroot.write_message_file(folder, name, sender, group, data))
-        log.info("accepted %s from %s (%s) for %d recipients: %s", message_id.strip(), sender or "<>",
-                 client_ip, len(recipients), ", ".join(path.name for path in files))
-        return StoredMessage(message_id=message_id, files=tuple(files))
+        return files
 
     def add_trace_headers(self, content: bytes, *, helo: str, client_ip: str, arrival: datetime,
                           message_id: str) -> bytes:
