@@ -1,0 +1,277 @@
+"""`adminkb log read` and `adminkb log summary`: outputs, atomic writes, messages and exit statuses."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from adminkb.cli import _Parser
+from adminkb.cli import log as log_cli
+from adminkb.errors import InputError
+
+LOGS = Path(__file__).resolve().parent.parent / "data" / "logs"
+
+
+@pytest.fixture(autouse=True)
+def chinese_messages(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+
+
+def run(*arguments: str) -> int:
+    """Parse `adminkb log ...` with a parser that has only the log area, and run the handler."""
+    parser = _Parser(prog="adminkb", add_help=False)
+    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
+    log_cli.register(subparsers)
+    parsed = parser.parse_args(["log", *arguments])
+    return parsed.handler(parsed)
+
+
+def csv_rows(data: bytes) -> list[dict[str, str]]:
+    assert data.startswith(b"\xef\xbb\xbf")
+    return list(csv.DictReader(io.StringIO(data[3:].decode("utf-8"), newline="")))
+
+
+# read
+
+
+def test_read_csv_to_stdout(capsysbinary):
+    status = run("read", str(LOGS / "w3c_fields_change_midfile.log"))
+    output = capsysbinary.readouterr()
+    assert status == 0
+    rows = csv_rows(output.out)
+    assert len(rows) == 6
+    assert rows[0]["timestamp"] == "2026-03-02 01:15:07+00:00"
+    assert rows[1]["cs-uri-query"] == " FROM: <web@example.net>"
+    assert rows[3]["cs-username"] == ""
+    assert rows[5]["source_line"] == "14"
+    assert "6 列" in output.err.decode("utf-8")
+
+
+def test_read_csv_lines_end_crlf(capsysbinary):
+    run("read", str(LOGS / "w3c_truncated_last_line.log"))
+    data = capsysbinary.readouterr().out
+    assert data.count(b"\r\n") == 4
+    assert b"\n" not in data.replace(b"\r\n", b"")
+
+
+def test_read_reports_skipped_lines(capsys):
+    status = run("read", str(LOGS / "w3c_truncated_last_line.log"))
+    error = capsys.readouterr().err
+    assert status == 0
+    assert "略過 1 行" in error
+    assert "adminkb log summary" in error
+
+
+def test_read_time_zone(capsysbinary):
+    run("read", str(LOGS / "w3c_truncated_last_line.log"), "--tz", "Asia/Taipei")
+    rows = csv_rows(capsysbinary.readouterr().out)
+    assert rows[0]["timestamp"] == "2026-03-02 09:15:07+08:00"
+
+
+def test_read_csv_to_file(tmp_path, capsys):
+    out = tmp_path / "rows.csv"
+    status = run("read", str(LOGS / "w3c_undecodable_byte.log"), "--out", str(out))
+    assert status == 0
+    assert capsys.readouterr().out == ""
+    rows = csv_rows(out.read_bytes())
+    assert [row["cs-username"] for row in rows] == ["郵件主機", "郵件主機"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["rows.csv"]
+
+
+def test_read_parquet_keeps_types(tmp_path):
+    out = tmp_path / "rows.parquet"
+    status = run("read", str(LOGS / "w3c_fields_change_midfile.log"), "--format", "parquet", "--out", str(out))
+    assert status == 0
+    frame = pd.read_parquet(out)
+    assert len(frame) == 6
+    # Parquet has no seconds unit, so the timestamps come back in milliseconds.
+    assert str(frame["timestamp"].dt.tz) == "UTC"
+    assert frame["timestamp"].iloc[0] == pd.Timestamp("2026-03-02 01:15:07", tz="UTC")
+    assert frame["sc-status"].dtype == pd.Int64Dtype()
+    assert isinstance(frame["cs-method"].dtype, pd.CategoricalDtype)
+
+
+def test_read_replaces_existing_output(tmp_path):
+    out = tmp_path / "rows.csv"
+    out.write_text("old content")
+    run("read", str(LOGS / "w3c_truncated_last_line.log"), "--out", str(out))
+    assert len(csv_rows(out.read_bytes())) == 3
+
+
+def test_read_several_formats_auto(capsysbinary):
+    run("read", str(LOGS / "iis_format_sample.log"))
+    rows = csv_rows(capsysbinary.readouterr().out)
+    assert rows[1]["cs-method"] == "MAIL FROM"
+    assert rows[0]["timestamp"] == "2026-03-02 09:15:07"
+
+
+def test_read_forced_format_mismatch(capsys):
+    status = run("read", str(LOGS / "iis_format_sample.log"), "--log-format", "w3c")
+    assert status == 2
+    assert "不是 W3C Extended 記錄檔" in capsys.readouterr().err
+
+
+def test_parquet_needs_out(capsys):
+    status = run("read", str(LOGS / "w3c_truncated_last_line.log"), "--format", "parquet")
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "Parquet" in error
+    assert "--out" in error
+
+
+def test_out_is_input_rejected(tmp_path, capsys):
+    log = tmp_path / "ex260302.log"
+    shutil.copy(LOGS / "w3c_truncated_last_line.log", log)
+    before = log.read_bytes()
+    status = run("read", str(tmp_path), "--out", str(log))
+    assert status == 2
+    assert "也是要讀取的記錄檔" in capsys.readouterr().err
+    assert log.read_bytes() == before
+
+
+def test_out_folder_missing(tmp_path, capsys):
+    status = run("read", str(LOGS / "w3c_truncated_last_line.log"), "--out", str(tmp_path / "no" / "rows.csv"))
+    assert status == 2
+    assert "不存在" in capsys.readouterr().err
+
+
+def test_out_is_folder(tmp_path, capsys):
+    status = run("read", str(LOGS / "w3c_truncated_last_line.log"), "--out", str(tmp_path))
+    assert status == 2
+    assert "是資料夾" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("arguments", "text"), [
+    (("read", "no-such-file.log"), "找不到路徑"),
+    (("summary", "no-such-file.log"), "找不到路徑"),
+    (("read", str(LOGS / "w3c_truncated_last_line.log"), "--tz", "Mars/Base"), "不認得的時區"),
+    (("summary", str(LOGS / "w3c_truncated_last_line.log"), "--encoding", "klingon"), "不認得的字元編碼"),
+    (("summary", str(LOGS / "w3c_truncated_last_line.log"), str(LOGS / "ncsa_format_sample.log")), "格式不一致"),
+])
+def test_bad_input_exits_2(capsys, arguments, text):
+    status = run(*arguments)
+    error = capsys.readouterr().err
+    assert status == 2
+    assert text in error
+    assert "下一步" in error
+
+
+def test_folder_without_logs_exits_2(tmp_path, capsys):
+    status = run("summary", str(tmp_path))
+    assert status == 2
+    assert "沒有記錄檔" in capsys.readouterr().err
+
+
+# Atomic writes
+
+
+def test_failed_write_leaves_old_file(tmp_path):
+    out = tmp_path / "rows.csv"
+    out.write_text("old content")
+
+    def fail_halfway(handle):
+        handle.write(b"half of the rows")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(InputError) as caught:
+        log_cli.write_atomically(out, fail_halfway)
+    assert caught.value.key == "w3c.cli.output_failed"
+    assert "No space left on device" in str(caught.value)
+    assert out.read_text() == "old content"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["rows.csv"]
+
+
+def test_interrupted_write_removes_temporary(tmp_path):
+    out = tmp_path / "rows.csv"
+
+    def interrupted(handle):
+        handle.write(b"part")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        log_cli.write_atomically(out, interrupted)
+    assert list(tmp_path.iterdir()) == []
+
+
+# summary
+
+
+def test_summary_table(capsys):
+    status = run("summary", str(LOGS / "w3c_binary_garbage.log"), str(LOGS / "w3c_fields_change_midfile.log"))
+    text = capsys.readouterr().out
+    assert status == 0
+    assert "記錄檔摘要（W3C Extended）" in text
+    assert "檔案 2 個、區塊 4 個、資料列 10 列、略過 2 行" in text
+    assert "時間範圍：2026-03-02T01:15:07+00:00 至 2026-03-02T03:00:00+00:00（UTC）" in text
+    assert "time c-ip cs-method cs-uri-stem sc-status" in text
+    assert "含有控制字元的二進位資料" in text
+
+
+def test_summary_lists_skipped_lines(capsys):
+    run("summary", str(LOGS / "w3c_undecodable_byte.log"))
+    lines = capsys.readouterr().out.splitlines()
+    listed = [line for line in lines if line.startswith(str(LOGS))]
+    assert len(listed) == 1
+    assert listed[0].split()[1] == "6"
+    assert listed[0].split()[-1] == "0x80"
+
+
+def test_summary_english(capsys, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    run("summary", str(LOGS / "w3c_truncated_last_line.log"))
+    text = capsys.readouterr().out
+    assert "Log summary (W3C Extended)" in text
+    assert "last line cut off" in text
+
+
+def test_summary_json(capsys):
+    status = run("summary", str(LOGS / "w3c_line_before_fields.log"), "--format", "json")
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert document["rows"] == 2
+    assert document["skipped_by_reason"] == {"before_fields": 1}
+    assert document["skipped_lines"] == [{"file": str(LOGS / "w3c_line_before_fields.log"), "line": 1,
+                                          "reason": "before_fields", "detail": ""}]
+    assert document["field_sets"][0]["blocks"] == 1
+
+
+def test_summary_of_iis_format(capsys):
+    run("summary", str(LOGS / "iis_format_sample.log"))
+    text = capsys.readouterr().out
+    assert "Microsoft IIS 格式" in text
+    assert "記錄檔寫的當地時間" in text
+
+
+def test_summary_shows_first_skipped_lines_only(tmp_path, capsys):
+    data = (LOGS / "w3c_truncated_last_line.log").read_bytes()
+    cut = data.rindex(b"\r\n") + 2
+    path = tmp_path / "ex260302.log"
+    path.write_bytes(data[:cut] + b"\x01garbage\r\n" * 30)
+    run("summary", str(path))
+    text = capsys.readouterr().out
+    assert "略過的行（列出 20 行，共 30 行）" in text
+
+
+# help
+
+
+def test_read_help_states_exit_codes(capsys):
+    with pytest.raises(SystemExit) as caught:
+        run("read", "--help")
+    assert caught.value.code == 0
+    text = capsys.readouterr().out
+    assert "結束代碼：0 已完成輸出" in text
+    assert "--tz" in text
+
+
+def test_summary_help_in_english(capsys, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    with pytest.raises(SystemExit):
+        run("summary", "--help")
+    assert "Exit status: 0 the summary was printed, 2 the input could not be used." in capsys.readouterr().out
