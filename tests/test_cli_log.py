@@ -206,9 +206,9 @@ def test_summary_table(capsys):
     status = run("summary", str(LOGS / "w3c_binary_garbage.log"), str(LOGS / "w3c_fields_change_midfile.log"))
     text = capsys.readouterr().out
     assert status == 0
-    assert "記錄檔摘要（W3C Extended）" in text
+    assert "記錄檔摘要（W3C Extended 擴充記錄檔格式）" in text
     assert "檔案 2 個、區塊 4 個、資料列 10 列、略過 2 行" in text
-    assert "時間範圍：2026-03-02T01:15:07+00:00 至 2026-03-02T03:00:00+00:00（UTC）" in text
+    assert "時間範圍：2026-03-02T01:15:07+00:00 至 2026-03-02T03:00:00+00:00（UTC 世界協調時間）" in text
     assert "time c-ip cs-method cs-uri-stem sc-status" in text
     assert "含有控制字元的二進位資料" in text
 
