@@ -1,0 +1,135 @@
+"""`adminkb mailroot scan` and `adminkb mailroot summary`: a mailroot's files on the command line.
+
+`scan` lists every file with its folder, age, envelope, decoded headers and Badmail reason. It
+exits 0 when every file could be read as expected, 1 when some rows carry a note (unreadable,
+empty, not mail, malformed headers, orphan .BDR), 2 when the path cannot be used. `summary`
+counts messages per folder, lists stuck destination domains and Badmail reasons. It exits 0
+when Queue and Badmail are empty, 1 when they hold messages, 2 when the path cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option
+from adminkb.i18n import message
+from adminkb.mailroot import BADMAIL, QUEUE
+from adminkb.mailroot_scan import badmail_reasons, folder_summary, scan_mailroot, stuck_domains
+from adminkb.output import FORMATS, render_csv, render_json, render_table
+
+TABLE_COLUMNS = ("role", "path", "size", "age", "sender", "recipients", "subject", "error_code", "notes")
+SUMMARY_FORMATS = ("table", "json")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    area = subparsers.add_parser("mailroot", add_help=False, help=message("mailroot.cli.area_help"),
+                                 description=message("mailroot.cli.area_help"))
+    add_help_option(area)
+    verbs = area.add_subparsers(dest="verb", metavar=message("cli.command_metavar"))
+    verbs.required = True
+
+    scan = verbs.add_parser("scan", add_help=False, help=message("mailroot.cli.scan_help"),
+                            description=message("mailroot.cli.scan_description"),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(scan)
+    scan.add_argument("path", metavar="PATH", help=message("mailroot.cli.path_help"))
+    scan.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
+    _add_scan_options(scan)
+    scan.set_defaults(handler=run_scan)
+
+    summary = verbs.add_parser("summary", add_help=False, help=message("mailroot.cli.summary_help"),
+                               description=message("mailroot.cli.summary_description"),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(summary)
+    summary.add_argument("path", metavar="PATH", help=message("mailroot.cli.path_help"))
+    summary.add_argument("--format", choices=SUMMARY_FORMATS, default="table",
+                         help=message("mailroot.cli.summary_format_help"))
+    _add_scan_options(summary)
+    summary.set_defaults(handler=run_summary)
+
+
+def _add_scan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ansi-encoding", metavar="CODEPAGE", default="cp950",
+                        help=message("mailroot.cli.ansi_encoding_help"))
+    parser.add_argument("--no-progress", action="store_true", help=message("mailroot.cli.no_progress_help"))
+
+
+def run_scan(arguments: argparse.Namespace) -> int:
+    """Print the inventory of one mailroot; return 1 when some files carry a note."""
+    inventory = _scan(arguments)
+    records = plain_records(inventory)
+    if arguments.format == "json":
+        print(render_json({"path": arguments.path, "files": records}))
+    elif arguments.format == "csv":
+        sys.stdout.write(render_csv(records, list(inventory.columns)))
+    else:
+        print(message("mailroot.cli.scan_heading", path=arguments.path, count=len(records)))
+        print(render_table(records, TABLE_COLUMNS, _headers(TABLE_COLUMNS)))
+    return EXIT_PROBLEMS if (inventory["notes"] != "").any() else EXIT_OK
+
+
+def run_summary(arguments: argparse.Namespace) -> int:
+    """Print messages per folder, stuck domains and Badmail reasons; return 1 when Queue or Badmail contains mail."""
+    inventory = _scan(arguments)
+    folders = folder_summary(inventory)
+    domains = stuck_domains(inventory)
+    reasons = badmail_reasons(inventory)
+    if arguments.format == "json":
+        print(render_json({"path": arguments.path, "folders": plain_records(folders),
+                           "stuck_domains": plain_records(domains), "badmail_reasons": plain_records(reasons)}))
+    else:
+        sections = [message("mailroot.cli.folders_heading", path=arguments.path), _table_or_none(folders), "",
+                    message("mailroot.cli.domains_heading"), _table_or_none(domains), "",
+                    message("mailroot.cli.reasons_heading"), _table_or_none(reasons)]
+        print("\n".join(sections))
+    waiting = folders[folders["role"].isin([QUEUE, BADMAIL])]["messages"].sum()
+    return EXIT_PROBLEMS if waiting else EXIT_OK
+
+
+def _table_or_none(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return message("mailroot.cli.none")
+    return render_table(plain_records(frame), list(frame.columns), _headers(frame.columns))
+
+
+def _scan(arguments: argparse.Namespace) -> pd.DataFrame:
+    # None lets the scan decide by tree size; --no-progress turns the bar off.
+    progress = False if arguments.no_progress else None
+    return scan_mailroot(arguments.path, progress=progress, ansi_encoding=arguments.ansi_encoding)
+
+
+def plain_records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """Return the rows as plain values: ages as text, times in ISO 8601, recipients one a line."""
+    records = []
+    for row in frame.to_dict(orient="records"):
+        plain = {}
+        for column, value in row.items():
+            if isinstance(value, list):
+                plain[column] = "\n".join(value)
+            elif isinstance(value, pd.Timedelta):
+                plain[column] = format_age(value)
+            elif isinstance(value, pd.Timestamp):
+                plain[column] = value.isoformat()
+            elif value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
+                plain[column] = None
+            else:
+                plain[column] = value
+        records.append(plain)
+    return records
+
+
+def format_age(age: pd.Timedelta) -> str:
+    """Return an age as days, hours and minutes in the user's language (negative ages count as 0)."""
+    total_minutes = max(0, int(age.total_seconds() // 60))
+    days, rest = divmod(total_minutes, 24 * 60)
+    return message("mailroot.cli.age", days=days, hours=rest // 60, minutes=rest % 60)
+
+
+def _headers(columns) -> dict[str, str]:
+    names = {"size": "mailroot.column.size", "sender": "mailroot.column.sender",
+             "recipients": "mailroot.column.recipients", "subject": "mailroot.column.subject",
+             "name": "mailroot.column.file"}
+    return {column: message(names.get(column, f"mailroot.column.{column}")) for column in columns}

@@ -1,0 +1,407 @@
+"""An inventory of a mailroot tree as a pandas DataFrame, and the summaries admins ask for.
+
+The scan works on the lab's mailroot, a copy taken from a server, or `C:\\inetpub\\mailroot`
+itself. It opens every file read-only and reads only the start of it: the envelope lines and
+the header section of messages, or the reason text of Badmail `.BDR` files. It never changes
+the tree. A file that cannot be read, is empty or is not mail gets a note in its row, and the
+scan goes on.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from adminkb import mailroot
+from adminkb.errors import InputError
+from adminkb.i18n import message
+
+log = logging.getLogger("adminkb.mailroot_scan")
+
+# Headers longer than this are cut, and the row notes it. Real header sections are a few KB.
+MAX_HEADER_BYTES = 256 * 1024
+READ_CHUNK = 8192
+# A progress bar appears when a tree has more files than this (and `progress` is left at None).
+PROGRESS_THRESHOLD = 2000
+# "ANSI" text on a Traditional Chinese Windows is code page 950.
+DEFAULT_ANSI_ENCODING = "cp950"
+
+OTHER = "Other"
+
+COLUMNS = ("role", "path", "name", "kind", "size", "modified", "age", "mailbox_domain", "mailbox_user",
+           "sender", "recipients", "from", "to", "subject", "date", "message_id", "reason", "error_code",
+           "reason_sender", "notes")
+
+# Big5 as Taiwanese systems write it includes the cp950 extension characters, which Python's
+# big5 codec lacks, so these labels are decoded with cp950.
+_CHARSET_ALIASES = {"big5": "cp950", "x-big5": "cp950", "cn-big5": "cp950", "csbig5": "cp950", "big-5": "cp950",
+                    "ms950": "cp950", "windows-950": "cp950", "x-x-big5": "cp950"}
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
+# RFC 2047 drops the white space between two adjacent encoded words.
+_SPACE_BETWEEN_WORDS = re.compile(r"(=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=)[ \t]+(?==\?[^?\s]+\?[BbQq]\?)")
+_HEADER_NAME = re.compile(rb"\A[!-9;-~]+\Z")
+_MAILBOX_FOLDER = re.compile(r"\AP3_(.+)\.mbx\Z", re.IGNORECASE)
+_BDR_REASON = re.compile(r"encountered:\s*\"?(.*?)\"?\.?\s*(?:The specific error code|\Z)", re.DOTALL)
+_BDR_CODE = re.compile(r"The specific error code was\s+(0x[0-9A-Fa-f]+)")
+_BDR_SENDER = re.compile(r"The message sender was\s+(.*?)\.?\s*$", re.MULTILINE)
+
+KINDS = {".eml": "message", ".bad": "badmail_message", ".bdr": "badmail_reason", ".bdp": "badmail_envelope",
+         ".ltr": "transcript", ".rtr": "transcript"}
+
+
+@dataclass
+class _Row:
+    role: str
+    path: str
+    name: str
+    kind: str
+    size: int
+    modified: datetime | None
+    mailbox_domain: str = ""
+    mailbox_user: str = ""
+    sender: str = ""
+    recipients: tuple[str, ...] = ()
+    from_: str = ""
+    to: str = ""
+    subject: str = ""
+    date: str = ""
+    message_id: str = ""
+    reason: str = ""
+    error_code: str = ""
+    reason_sender: str = ""
+    notes: list[str] | None = None
+
+    def note(self, key: str, **values: object) -> None:
+        if self.notes is None:
+            self.notes = []
+        self.notes.append(message(f"mailroot.note.{key}", **values))
+
+
+def scan_mailroot(root: str | os.PathLike[str], *, now: datetime | None = None, progress: bool | None = None,
+                  ansi_encoding: str = DEFAULT_ANSI_ENCODING) -> pd.DataFrame:
+    """Return one row per file under the mailroot `root`, sorted by role and path.
+
+    `now` (default: the current time) is the instant ages are measured from. `progress` shows
+    a tqdm bar on stderr; None shows it only for trees of more than PROGRESS_THRESHOLD files.
+    `.BDR` files without a byte-order mark are decoded with `ansi_encoding`.
+    """
+    root_path = Path(root)
+    if not root_path.is_dir():
+        raise InputError("mailroot.scan_root_missing", value=str(root_path), next_key="mailroot.scan_root_missing_next")
+    try:
+        codecs.lookup(ansi_encoding)
+    except LookupError:
+        raise InputError("mailroot.unknown_encoding", value=ansi_encoding,
+                         next_key="mailroot.unknown_encoding_next") from None
+    instant = now or datetime.now(timezone.utc)
+
+    files = sorted(_walk(root_path), key=lambda path: path.as_posix().lower())
+    show = len(files) > PROGRESS_THRESHOLD if progress is None else progress
+    rows = []
+    with tqdm(total=len(files), disable=not show, file=sys.stderr, unit=message("mailroot.progress_unit"),
+              desc=message("mailroot.progress_label")) as bar:
+        for path in files:
+            rows.append(_scan_file(root_path, path, ansi_encoding))
+            bar.update(1)
+    _link_badmail(rows)
+    log.info("scanned %d files under %s", len(rows), root_path)
+    return _frame(rows, instant)
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Yield every file under `root` without following links to folders; unreadable folders are logged."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif entry.is_file():
+                        yield Path(entry.path)
+        except OSError as error:
+            log.warning("cannot list folder %s: %s", folder, error)
+
+
+def _scan_file(root: Path, path: Path, ansi_encoding: str) -> _Row:
+    relative = PurePosixPath(path.relative_to(root).as_posix())
+    role = _role_of(relative)
+    row = _Row(role=role, path=str(relative), name=path.name, kind=KINDS.get(path.suffix.lower(), "other"),
+               size=0, modified=None)
+    if role == mailroot.MAILBOX:
+        row.mailbox_domain, row.mailbox_user = _mailbox_owner(relative)
+    if mailroot.is_temporary_file_name(path.name):
+        row.kind = "temporary"
+    try:
+        status = path.stat()
+        row.size = status.st_size
+        row.modified = datetime.fromtimestamp(status.st_mtime, timezone.utc)
+        if row.kind == "badmail_reason":
+            _read_badmail_reason(path, row, ansi_encoding)
+        elif row.kind == "badmail_envelope":
+            pass  # The .BDP layout is not documented: only its size and its .BAD matter.
+        elif row.kind in ("message", "badmail_message") or role in (mailroot.PICKUP, mailroot.QUEUE, mailroot.DROP):
+            _read_message_header(path, row)
+    except OSError as error:
+        log.warning("cannot read %s: %s", path, error)
+        row.note("unreadable", detail=error.strerror or str(error))
+    return row
+
+
+def _role_of(relative: PurePosixPath) -> str:
+    if len(relative.parts) < 2:
+        return OTHER
+    top = relative.parts[0].lower()
+    for folder in mailroot.FOLDER_NAMES:
+        if folder.lower() == top:
+            return folder
+    return OTHER
+
+
+def _mailbox_owner(relative: PurePosixPath) -> tuple[str, str]:
+    """Return the domain and user of a file in `Mailbox\\<domain>\\P3_<user>.mbx\\`."""
+    parts = relative.parts
+    if len(parts) < 4:
+        return (parts[1] if len(parts) > 2 else ""), ""
+    match = _MAILBOX_FOLDER.match(parts[2])
+    return parts[1], match.group(1) if match else ""
+
+
+def _read_message_header(path: Path, row: _Row) -> None:
+    header, complete = _read_header_bytes(path)
+    if not header.strip():
+        row.note("empty" if row.size == 0 else "no_header")
+        return
+    lines = _unfolded_lines(header)
+    envelope_done = False
+    seen_header = False
+    recipients: list[str] = []
+    for name, value in lines:
+        if name is None:
+            continue
+        key = name.lower()
+        if not envelope_done and key in (b"x-sender", b"x-receiver"):
+            address = value.strip().decode("utf-8", errors="replace").strip("<>")
+            if key == b"x-sender":
+                row.sender = address or "<>"
+            elif address:
+                recipients.append(address)
+            continue
+        envelope_done = True
+        seen_header = True
+        field = {b"from": "from_", b"to": "to", b"subject": "subject", b"date": "date",
+                 b"message-id": "message_id"}.get(key)
+        if field and not getattr(row, field):
+            setattr(row, field, _decode_header_value(value, row))
+    row.recipients = tuple(recipients)
+    if not seen_header or any(name is None for name, _ in lines):
+        row.note("not_mail")
+    if not complete:
+        row.note("header_too_long", limit=MAX_HEADER_BYTES)
+
+
+def _read_header_bytes(path: Path) -> tuple[bytes, bool]:
+    """Return the bytes up to the blank line that ends the header section, and whether it was found."""
+    data = b""
+    with open(path, "rb") as handle:
+        while len(data) < MAX_HEADER_BYTES:
+            chunk = handle.read(READ_CHUNK)
+            if not chunk:
+                return data, True
+            start = max(0, len(data) - 3)
+            data += chunk
+            end = _header_end(data, start)
+            if end is not None:
+                return data[:end], True
+    return data[:MAX_HEADER_BYTES], False
+
+
+def _header_end(data: bytes, start: int) -> int | None:
+    if data.startswith((b"\r\n", b"\n")):
+        return 0
+    positions = [index for index in (data.find(b"\r\n\r\n", start), data.find(b"\n\n", start)) if index >= 0]
+    return min(positions) if positions else None
+
+
+def _unfolded_lines(header: bytes) -> list[tuple[bytes | None, bytes]]:
+    """Split a header section into (name, value) pairs; a line that is no header gives (None, line)."""
+    pairs: list[tuple[bytes | None, bytes]] = []
+    for raw in header.split(b"\n"):
+        line = raw.rstrip(b"\r")
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t") and pairs and pairs[-1][0] is not None:
+            name, value = pairs[-1]
+            pairs[-1] = (name, value + b" " + line.strip())
+            continue
+        name, colon, value = line.partition(b":")
+        if colon and _HEADER_NAME.match(name.strip()):
+            pairs.append((name.strip(), value.strip()))
+        else:
+            pairs.append((None, line))
+    return pairs
+
+
+def _decode_header_value(value: bytes, row: _Row) -> str:
+    """Decode a raw header value: RFC 2047 encoded words, or raw 8-bit text as UTF-8, else cp950."""
+    if not value.isascii():
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        try:
+            text = value.decode("cp950")
+        except UnicodeDecodeError:
+            row.note("undecodable_header")
+            return value.decode("latin-1")
+        row.note("raw_cp950_header")
+        return text
+    text = _SPACE_BETWEEN_WORDS.sub(r"\1", value.decode("ascii"))
+    return _ENCODED_WORD.sub(lambda match: _decode_word(match, row), text)
+
+
+def _decode_word(match: re.Match[str], row: _Row) -> str:
+    """Return the text of one encoded word, or the word unchanged (with a note) when it is malformed."""
+    charset = match.group(1).split("*", 1)[0].lower()
+    codec = _CHARSET_ALIASES.get(charset, charset)
+    payload = match.group(3).encode("ascii")
+    try:
+        if match.group(2).upper() == "B":
+            raw = base64.b64decode(payload + b"=" * (-len(payload) % 4), validate=True)
+        else:
+            raw = binascii.a2b_qp(payload, header=True)
+        return raw.decode(codec)
+    except (LookupError, binascii.Error, UnicodeDecodeError, ValueError):
+        row.note("bad_encoded_word", word=match.group(0))
+        return match.group(0)
+
+
+def _read_badmail_reason(path: Path, row: _Row, ansi_encoding: str) -> None:
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_HEADER_BYTES)
+    if not data:
+        row.note("empty")
+        return
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16", errors="replace")
+    elif data.startswith(codecs.BOM_UTF8):
+        text = data[3:].decode("utf-8", errors="replace")
+    else:
+        text = data.decode(ansi_encoding, errors="replace")
+    reason = _BDR_REASON.search(text)
+    code = _BDR_CODE.search(text)
+    sender = _BDR_SENDER.search(text)
+    row.reason = " ".join(reason.group(1).split()) if reason else ""
+    row.error_code = code.group(1).upper().replace("0X", "0x") if code else ""
+    row.reason_sender = sender.group(1).strip() if sender else ""
+    if not (reason or code):
+        row.note("unknown_reason_format")
+
+
+def _link_badmail(rows: list[_Row]) -> None:
+    """Give each .BAD row the reason of its .BDR, and note .BDR and .BDP files whose .BAD is gone."""
+    by_stem: dict[tuple[str, str], dict[str, _Row]] = {}
+    for row in rows:
+        if row.role == mailroot.BADMAIL and row.kind.startswith("badmail_"):
+            folder, _, name = row.path.rpartition("/")
+            stem = name.rsplit(".", 1)[0].lower()
+            by_stem.setdefault((folder.lower(), stem), {})[row.kind] = row
+    for group in by_stem.values():
+        bad = group.get("badmail_message")
+        reason = group.get("badmail_reason")
+        if bad is not None and reason is not None:
+            bad.reason, bad.error_code, bad.reason_sender = reason.reason, reason.error_code, reason.reason_sender
+        if bad is None:
+            for kind in ("badmail_reason", "badmail_envelope"):
+                if kind in group:
+                    group[kind].note("orphan", suffix=group[kind].name.rsplit(".", 1)[-1].upper())
+
+
+def _frame(rows: list[_Row], now: datetime) -> pd.DataFrame:
+    records = []
+    for row in rows:
+        modified = pd.Timestamp(row.modified) if row.modified is not None else pd.NaT
+        records.append({
+            "role": row.role, "path": row.path, "name": row.name, "kind": row.kind, "size": row.size,
+            "modified": modified, "age": (pd.Timestamp(now) - modified) if row.modified is not None else pd.NaT,
+            "mailbox_domain": row.mailbox_domain, "mailbox_user": row.mailbox_user, "sender": row.sender,
+            "recipients": list(row.recipients), "from": row.from_, "to": row.to, "subject": row.subject,
+            "date": row.date, "message_id": row.message_id, "reason": row.reason, "error_code": row.error_code,
+            "reason_sender": row.reason_sender, "notes": "; ".join(row.notes or []),
+        })
+    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    frame["size"] = frame["size"].astype("int64")
+    frame["modified"] = pd.to_datetime(frame["modified"], utc=True)
+    frame["age"] = pd.to_timedelta(frame["age"])
+    order = {name: index for index, name in enumerate((*mailroot.FOLDER_NAMES, OTHER))}
+    frame = frame.sort_values(by=["role", "path"], key=lambda column: column.map(order) if column.name == "role"
+                              else column.str.lower(), kind="stable").reset_index(drop=True)
+    return frame
+
+
+def _message_rows(inventory: pd.DataFrame) -> pd.DataFrame:
+    """Return the rows that stand for one message each: .EML-like files, and .BAD files in Badmail."""
+    is_message = inventory["kind"].isin(["message", "badmail_message"])
+    in_message_folder = inventory["role"].isin([mailroot.QUEUE, mailroot.DROP, mailroot.PICKUP])
+    is_other_file = inventory["kind"].isin(["other"]) & in_message_folder
+    return inventory[is_message | is_other_file]
+
+
+def folder_summary(inventory: pd.DataFrame) -> pd.DataFrame:
+    """Return per folder the number of messages, their total size and the age of the oldest.
+
+    Every mailroot folder gets a row, with 0 messages when it is empty or missing.
+    """
+    messages = _message_rows(inventory)
+    rows = []
+    for folder in mailroot.FOLDER_NAMES:
+        selected = messages[messages["role"] == folder]
+        rows.append({"role": folder, "messages": len(selected), "size": int(selected["size"].sum()),
+                     "oldest_age": selected["age"].max() if len(selected) else pd.NaT})
+    return pd.DataFrame(rows, columns=["role", "messages", "size", "oldest_age"])
+
+
+def stuck_domains(inventory: pd.DataFrame) -> pd.DataFrame:
+    """Return the destination domains of the messages in Queue: messages, recipients and the oldest age.
+
+    Sorted by the oldest age first, because the domain that has waited longest is the one to check.
+    """
+    queued = _message_rows(inventory)
+    queued = queued[queued["role"] == mailroot.QUEUE]
+    rows: dict[str, dict[str, object]] = {}
+    for _, row in queued.iterrows():
+        domains: dict[str, int] = {}
+        for address in row["recipients"]:
+            domain = address.rpartition("@")[2].lower() or "-"
+            domains[domain] = domains.get(domain, 0) + 1
+        for domain, count in domains.items():
+            entry = rows.setdefault(domain, {"domain": domain, "messages": 0, "recipients": 0, "oldest_age": pd.NaT})
+            entry["messages"] = int(entry["messages"]) + 1
+            entry["recipients"] = int(entry["recipients"]) + count
+            if pd.isna(entry["oldest_age"]) or (not pd.isna(row["age"]) and row["age"] > entry["oldest_age"]):
+                entry["oldest_age"] = row["age"]
+    frame = pd.DataFrame(list(rows.values()), columns=["domain", "messages", "recipients", "oldest_age"])
+    return frame.sort_values(by=["oldest_age", "domain"], ascending=[False, True]).reset_index(drop=True)
+
+
+def badmail_reasons(inventory: pd.DataFrame) -> pd.DataFrame:
+    """Return each Badmail reason and error code with the number of .BDR files that give it, most frequent first."""
+    reasons = inventory[(inventory["role"] == mailroot.BADMAIL) & (inventory["kind"] == "badmail_reason")]
+    if reasons.empty:
+        return pd.DataFrame(columns=["reason", "error_code", "count"])
+    counted = (reasons.groupby(["reason", "error_code"], dropna=False).size().reset_index(name="count"))
+    return counted.sort_values(by=["count", "reason"], ascending=[False, True]).reset_index(drop=True)

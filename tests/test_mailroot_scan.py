@@ -1,0 +1,342 @@
+"""The mailroot inventory and its summaries, on the sample mailroot and on trees built here."""
+
+import hashlib
+import json
+import os
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import adminkb.cli
+from adminkb import mailroot_scan, pickup
+from adminkb.errors import InputError
+from adminkb.lab import FixedClock, MailLab
+from adminkb.mailroot_scan import badmail_reasons, folder_summary, scan_mailroot, stuck_domains
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "mailroot_sample"
+NOW = datetime(2026, 3, 5, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def sample(tmp_path, monkeypatch):
+    """A copy of the sample mailroot whose files were modified 1 hour before NOW, Queue files 2 days before."""
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    root = tmp_path / "mailroot"
+    shutil.copytree(SAMPLE, root)
+    for path in root.rglob("*"):
+        if path.is_file():
+            age = timedelta(days=2) if path.parent.name == "Queue" else timedelta(hours=1)
+            stamp = (NOW - age).timestamp()
+            os.utime(path, (stamp, stamp))
+    oldest = root / "Queue" / "NTFS_00a1b2c301dca9e200000001.EML"
+    stamp = (NOW - timedelta(days=3, hours=4)).timestamp()
+    os.utime(oldest, (stamp, stamp))
+    return root
+
+
+def row_of(inventory, name):
+    matches = inventory[inventory["name"] == name]
+    assert len(matches) == 1, f"{name} appears {len(matches)} times"
+    return matches.iloc[0]
+
+
+def snapshot(root):
+    return {str(path.relative_to(root)): (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+            for path in root.rglob("*") if path.is_file()}
+
+
+def test_every_file_has_a_row(sample):
+    inventory = scan_mailroot(sample, now=NOW)
+    assert list(inventory.columns) == list(mailroot_scan.COLUMNS)
+    assert len(inventory) == 16
+    assert inventory["role"].tolist()[:8] == ["Badmail"] * 8
+    assert set(inventory["role"]) == {"Badmail", "Drop", "Pickup", "Queue", "Mailbox"}
+
+
+def test_scan_leaves_tree_unchanged(sample):
+    before = snapshot(sample)
+    scan_mailroot(sample, now=NOW)
+    assert snapshot(sample) == before
+
+
+def test_envelope_and_big5_subject(sample):
+    row = row_of(scan_mailroot(sample, now=NOW), "NTFS_00a1b2c301dca9e200000001.EML")
+    assert row["role"] == "Queue"
+    assert row["kind"] == "message"
+    assert row["sender"] == "orders@example.com"
+    assert row["recipients"] == ["buyer@example.net", "audit@partner.example.net"]
+    # 碁 exists only in cp950, not in Python's big5 codec.
+    assert row["subject"] == "訂單通知：碁峰"
+    assert row["from"] == "orders@example.com"
+    assert row["to"] == "buyer@example.net"
+    assert row["date"] == "Mon, 2 Mar 2026 09:15:07 +0800"
+    assert row["message_id"] == "<order-1001@example.com>"
+    assert row["notes"] == ""
+
+
+def test_age_and_modified_time(sample):
+    row = row_of(scan_mailroot(sample, now=NOW), "NTFS_00a1b2c301dca9e200000001.EML")
+    assert row["age"] == pd.Timedelta(days=3, hours=4)
+    assert row["modified"] == pd.Timestamp(NOW - timedelta(days=3, hours=4))
+
+
+def test_adjacent_encoded_words_join(sample):
+    row = row_of(scan_mailroot(sample, now=NOW), "NTFS_00d1b2c301dca9e200000004.EML")
+    assert row["subject"] == "會議通知"
+    assert row["from"] == "李大華 <partner@example.net>"
+
+
+def test_raw_cp950_header_is_noted(sample):
+    row = row_of(scan_mailroot(sample, now=NOW), "NTFS_00e1b2c301dca9e200000005.EML")
+    assert row["subject"] == "舊系統通知"
+    assert "unencoded Big5" in row["notes"]
+
+
+def test_malformed_encoded_word_is_kept(sample):
+    row = row_of(scan_mailroot(sample, now=NOW), "NTFS_01d1b2c301dca9e200000009.BAD")
+    assert row["subject"] == "=?big5?B?not*base64?= broken"
+    assert "invalid RFC 2047 encoded word =?big5?B?not*base64?=" in row["notes"]
+
+
+def test_empty_file_is_noted(sample):
+    row = row_of(scan_mailroot(sample, now=NOW), "NTFS_00c1b2c301dca9e200000003.EML")
+    assert row["size"] == 0
+    assert row["notes"] == "empty file (0 bytes)"
+
+
+def test_file_that_is_not_mail(sample):
+    row = row_of(scan_mailroot(sample, now=NOW), "notes.txt")
+    assert row["role"] == "Pickup"
+    assert row["kind"] == "other"
+    assert "not a mail message" in row["notes"]
+
+
+def test_pickup_file_without_envelope(sample):
+    row = row_of(scan_mailroot(sample, now=NOW), "3f2504e0-4f89-41d3-9a0c-0305e82c3301.eml")
+    assert row["sender"] == ""
+    assert row["recipients"] == []
+    assert row["to"] == "visitor@example.net"
+    assert row["notes"] == ""
+
+
+def test_ansi_bdr_reason(sample):
+    inventory = scan_mailroot(sample, now=NOW)
+    reason = row_of(inventory, "NTFS_01a1b2c301dca9e200000006.BDR")
+    assert reason["kind"] == "badmail_reason"
+    assert reason["reason"] == "Unknown Error"
+    assert reason["error_code"] == "0xC00402C7"
+    assert reason["reason_sender"] == "orders@example.com"
+    bad = row_of(inventory, "NTFS_01a1b2c301dca9e200000006.BAD")
+    assert bad["reason"] == "Unknown Error"
+    assert bad["error_code"] == "0xC00402C7"
+    assert bad["subject"] == "Invoice 42"
+    envelope = row_of(inventory, "NTFS_01a1b2c301dca9e200000006.BDP")
+    assert envelope["kind"] == "badmail_envelope"
+    assert envelope["size"] == 64
+    assert envelope["notes"] == ""
+
+
+def test_utf16_bdr_reason(sample):
+    row = row_of(scan_mailroot(sample, now=NOW), "NTFS_01b1b2c301dca9e200000007.BDR")
+    assert row["reason"] == "Unknown Error"
+    assert row["error_code"] == "0xC00402C7"
+    assert row["reason_sender"] == "<>"
+
+
+def test_orphan_bdr_is_noted(sample):
+    row = row_of(scan_mailroot(sample, now=NOW), "NTFS_01c1b2c301dca9e200000008.BDR")
+    assert "orphan .BDR" in row["notes"]
+    assert row["reason"] == "Unknown Error"
+
+
+def test_mailbox_owner(sample):
+    row = row_of(scan_mailroot(sample, now=NOW), "NTFS_02a1b2c301dca9e20000000a.eml")
+    assert row["role"] == "Mailbox"
+    assert row["mailbox_domain"] == "example.com"
+    assert row["mailbox_user"] == "user"
+
+
+def test_bdr_in_unknown_format(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    (tmp_path / "Badmail").mkdir()
+    (tmp_path / "Badmail" / "NTFS_000000000000000000000001.BAD").write_bytes(b"Subject: x\r\n\r\n")
+    (tmp_path / "Badmail" / "NTFS_000000000000000000000001.BDR").write_bytes(b"something else entirely")
+    row = row_of(scan_mailroot(tmp_path, now=NOW), "NTFS_000000000000000000000001.BDR")
+    assert "no reason text or error code" in row["notes"]
+
+
+def test_ansi_encoding_option(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    (tmp_path / "Badmail").mkdir()
+    text = 'Unable to deliver this message because the follow error was encountered: "Café".\r\n'
+    (tmp_path / "Badmail" / "a.BDR").write_bytes(text.encode("cp1252"))
+    row = row_of(scan_mailroot(tmp_path, now=NOW, ansi_encoding="cp1252"), "a.BDR")
+    assert row["reason"] == "Café"
+
+
+def test_unreadable_file_is_noted(sample, monkeypatch):
+    real_open = open
+
+    def denied_open(path, *args, **kwargs):
+        if Path(path).name == "NTFS_00b1b2c301dca9e200000002.EML":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    # The scan calls the built-in open(); a module global of that name shadows it for this test.
+    monkeypatch.setattr(mailroot_scan, "open", denied_open, raising=False)
+    inventory = scan_mailroot(sample, now=NOW)
+    row = row_of(inventory, "NTFS_00b1b2c301dca9e200000002.EML")
+    assert row["notes"] == "cannot be read: Permission denied"
+    assert row["size"] == 230
+    assert len(inventory) == 16
+
+
+def test_overlong_header_is_noted(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    (tmp_path / "Queue").mkdir()
+    long_header = b"X-Sender: a@example.com\r\nX-Receiver: b@example.net\r\nSubject: " + b"x" * (300 * 1024)
+    (tmp_path / "Queue" / "long.EML").write_bytes(long_header + b"\r\n\r\nbody\r\n")
+    row = row_of(scan_mailroot(tmp_path, now=NOW), "long.EML")
+    assert row["sender"] == "a@example.com"
+    assert "longer than 262144 bytes" in row["notes"]
+
+
+def test_missing_root_is_input_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    with pytest.raises(InputError) as caught:
+        scan_mailroot(tmp_path / "absent")
+    assert caught.value.exit_status == 2
+    assert "does not exist" in str(caught.value)
+
+
+def test_unknown_encoding_is_input_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    with pytest.raises(InputError) as caught:
+        scan_mailroot(tmp_path, ansi_encoding="no-such-codepage")
+    assert "no-such-codepage" in str(caught.value)
+
+
+def test_progress_bar_on_request(sample, capsys):
+    scan_mailroot(sample, now=NOW, progress=True)
+    assert "Scanning mailroot" in capsys.readouterr().err
+
+
+def test_no_progress_bar_on_small_tree(sample, capsys):
+    scan_mailroot(sample, now=NOW)
+    assert capsys.readouterr().err == ""
+
+
+def test_folder_summary(sample):
+    summary = folder_summary(scan_mailroot(sample, now=NOW)).set_index("role")
+    assert summary.index.tolist() == ["Badmail", "Drop", "Pickup", "Queue", "Route", "SortTemp", "Mailbox"]
+    assert summary.loc["Queue", "messages"] == 3
+    assert summary.loc["Queue", "oldest_age"] == pd.Timedelta(days=3, hours=4)
+    assert summary.loc["Badmail", "messages"] == 3
+    assert summary.loc["Drop", "messages"] == 2
+    assert summary.loc["Route", "messages"] == 0
+    assert pd.isna(summary.loc["Route", "oldest_age"])
+
+
+def test_stuck_domains(sample):
+    domains = stuck_domains(scan_mailroot(sample, now=NOW))
+    assert domains["domain"].tolist() == ["example.net", "partner.example.net"]
+    assert domains["messages"].tolist() == [2, 1]
+    assert domains["oldest_age"].tolist() == [pd.Timedelta(days=3, hours=4)] * 2
+
+
+def test_badmail_reasons(sample):
+    reasons = badmail_reasons(scan_mailroot(sample, now=NOW))
+    assert reasons.to_dict(orient="records") == [{"reason": "Unknown Error", "error_code": "0xC00402C7", "count": 4}]
+
+
+def test_empty_mailroot_summaries(tmp_path):
+    inventory = scan_mailroot(tmp_path, now=NOW)
+    assert inventory.empty
+    assert folder_summary(inventory)["messages"].sum() == 0
+    assert stuck_domains(inventory).empty
+    assert badmail_reasons(inventory).empty
+
+
+def test_scan_of_lab_mailroot(tmp_path):
+    with MailLab(root=tmp_path, clock=FixedClock(NOW), pickup_interval=None) as lab:
+        message = pickup.compose_message(("王小明", "app@example.com"), ["partner@example.net"], "月報", "body\n")
+        pickup.write_pickup_file(lab.pickup_dir, message)
+        lab.process_pickup()
+        inventory = scan_mailroot(lab.mailroot, now=NOW)
+    row = inventory[inventory["role"] == "Queue"].iloc[0]
+    assert row["subject"] == "月報"
+    assert row["from"] == "王小明 <app@example.com>"
+    assert row["recipients"] == ["partner@example.net"]
+
+
+# The command line. The "mailroot" area is added here in case the command does not list it yet.
+
+@pytest.fixture
+def cli(monkeypatch):
+    if "mailroot" not in adminkb.cli.AREA_MODULES:
+        monkeypatch.setattr(adminkb.cli, "AREA_MODULES", (*adminkb.cli.AREA_MODULES, "mailroot"))
+    return adminkb.cli.main
+
+
+def test_cli_scan_table(sample, cli, capsys):
+    status = cli(["mailroot", "scan", str(sample), "--no-progress"])
+    output = capsys.readouterr().out
+    assert status == 1
+    assert "16 files" in output
+    assert "訂單通知：碁峰" in output
+
+
+def test_cli_scan_json(sample, cli, capsys):
+    status = cli(["mailroot", "scan", str(sample), "--format", "json"])
+    document = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert len(document["files"]) == 16
+    queued = [entry for entry in document["files"] if entry["name"] == "NTFS_00a1b2c301dca9e200000001.EML"][0]
+    assert queued["recipients"] == "buyer@example.net\naudit@partner.example.net"
+    assert queued["subject"] == "訂單通知：碁峰"
+
+
+def test_cli_scan_csv_has_bom(sample, cli, capsys):
+    cli(["mailroot", "scan", str(sample), "--format", "csv"])
+    output = capsys.readouterr().out
+    assert output.startswith("\ufeffrole,path,name,kind,size")
+    assert output.count("\r\n") == 17
+
+
+def test_cli_scan_clean_tree_exits_zero(tmp_path, cli, capsys):
+    (tmp_path / "Drop").mkdir()
+    (tmp_path / "Drop" / "a.EML").write_bytes(b"X-Sender: a@example.net\r\nX-Receiver: b@example.com\r\nSubject: ok\r\n\r\n")
+    assert cli(["mailroot", "scan", str(tmp_path)]) == 0
+
+
+def test_cli_missing_path_exits_two(tmp_path, cli, capsys, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert cli(["mailroot", "scan", str(tmp_path / "absent")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_summary_table(sample, cli, capsys):
+    status = cli(["mailroot", "summary", str(sample)])
+    output = capsys.readouterr().out
+    assert status == 1
+    assert "Messages in each folder" in output
+    assert "partner.example.net" in output
+    assert "Unknown Error" in output
+
+
+def test_cli_summary_json(sample, cli, capsys):
+    cli(["mailroot", "summary", str(sample), "--format", "json"])
+    document = json.loads(capsys.readouterr().out)
+    folders = {entry["role"]: entry["messages"] for entry in document["folders"]}
+    assert folders["Queue"] == 3
+    assert document["badmail_reasons"][0]["count"] == 4
+    assert document["stuck_domains"][0]["domain"] == "example.net"
+
+
+def test_cli_summary_empty_exits_zero(tmp_path, cli, capsys, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    assert cli(["mailroot", "summary", str(tmp_path)]) == 0
+    assert "（無）" in capsys.readouterr().out
