@@ -47,6 +47,8 @@ START_TIMEOUT = 5.0
 CLASSIC_UDP_SIZE = 512
 # CNAME chains longer than this are cut, so a loop in a zone cannot loop the server.
 MAX_CNAME_CHAIN = 8
+# Ephemeral ports tried before start() gives up, when the UDP port is taken on TCP.
+BIND_ATTEMPTS = 10
 # Seconds a TCP client may stay idle before the server closes the connection.
 TCP_IDLE_TIMEOUT = 10.0
 
@@ -223,18 +225,31 @@ class LabDns:
             loop.close()
 
     async def _open(self) -> None:
+        # An ephemeral UDP port may be taken on TCP by another program, so try a few ports.
+        attempts = BIND_ATTEMPTS if self._requested_port == 0 else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._bind()
+                return
+            except OSError as error:
+                if attempt == attempts:
+                    raise
+                log.info("lab DNS server retries binding after: %s", error)
+
+    async def _bind(self) -> None:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self._address else socket.AF_INET
         transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self),
                                                            local_addr=(self._address, self._requested_port),
                                                            family=family)
-        self._transport = transport
-        self._port = transport.get_extra_info("sockname")[1]
+        port = transport.get_extra_info("sockname")[1]
         try:
-            self._tcp_server = await asyncio.start_server(self._serve_tcp, self._address, self._port)
+            self._tcp_server = await asyncio.start_server(self._serve_tcp, self._address, port)
         except OSError:
             transport.close()
             raise
+        self._transport = transport
+        self._port = port
 
     async def _close(self) -> None:
         if self._transport is not None:

@@ -1,0 +1,74 @@
+"""The result of one DNS check: a verdict, the records seen, and an explanation with a next step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from adminkb.dnscheck.resolver import FAILED_STATUSES, Lookup
+from adminkb.i18n import message
+
+OK = "ok"
+WARNING = "warning"
+PROBLEM = "problem"
+UNKNOWN = "unknown"
+VERDICTS = (OK, WARNING, PROBLEM, UNKNOWN)
+
+
+@dataclass
+class CheckResult:
+    """One check's finding about one subject (a domain, a host name or an IP address).
+
+    `outcome` names the finding; the explanation and next step are the catalog messages
+    `dnscheck.<check>.<outcome>.explanation` and `.next`, filled from `values`. A lookup that
+    failed (SERVFAIL, REFUSED, timeout) uses the shared `dnscheck.lookup.<status>` messages.
+    """
+
+    check: str
+    subject: str
+    verdict: str
+    outcome: str
+    records: list[str] = field(default_factory=list)
+    values: dict[str, object] = field(default_factory=dict)
+    # The RFC 7208 result name (pass, fail, softfail, ...) for SPF checks, else None.
+    spf_result: str | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"unknown verdict {self.verdict!r}; expected one of {VERDICTS}")
+
+    @property
+    def message_key(self) -> str:
+        if self.outcome in FAILED_STATUSES:
+            return f"dnscheck.lookup.{self.outcome}"
+        return f"dnscheck.{self.check}.{self.outcome}"
+
+    def _values(self) -> dict[str, object]:
+        return {"subject": self.subject, **self.values}
+
+    def explanation(self, language: str | None = None) -> str:
+        return message(f"{self.message_key}.explanation", language, **self._values())
+
+    def next_step(self, language: str | None = None) -> str:
+        return message(f"{self.message_key}.next", language, **self._values())
+
+    def to_dict(self, language: str | None = None) -> dict[str, object]:
+        """Return the result as a JSON-ready mapping, with texts in `language`."""
+        return {"check": self.check, "subject": self.subject, "verdict": self.verdict, "outcome": self.outcome,
+                "spf_result": self.spf_result, "records": list(self.records),
+                "explanation": self.explanation(language), "next_step": self.next_step(language),
+                "details": self.details}
+
+
+def failed_lookup_result(check: str, subject: str, lookup: Lookup, records: list[str] | None = None,
+                         **details: object) -> CheckResult:
+    """Return the UNKNOWN result for a lookup that got no usable answer."""
+    return CheckResult(check, subject, UNKNOWN, lookup.status, records or [],
+                       values={"name": lookup.name, "type": lookup.rdtype}, details=dict(details))
+
+
+def worst_verdict(results: list[CheckResult]) -> str:
+    """Return the most serious verdict among `results`: problem, then unknown, warning, ok."""
+    order = (PROBLEM, UNKNOWN, WARNING, OK)
+    verdicts = {result.verdict for result in results}
+    return next((verdict for verdict in order if verdict in verdicts), OK)
