@@ -246,3 +246,20 @@ def test_parse_pickup_file_bare_lf():
     assert parsed.sender == "a@example.com"
     assert parsed.recipients == ("b@example.net",)
     assert parsed.content == b"Subject: s\r\n\r\n.x\r\n"
+
+
+def test_binary_file_goes_to_badmail(lab):
+    (lab.pickup_dir / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    results = lab.process_pickup()
+    assert results[0].badmail is True
+    assert lab.queue_files() == []
+    assert lab.pickup_files() == []
+    assert (results[0].files[0]).read_bytes().startswith(b"\x89PNG")
+
+
+def test_stray_cr_in_envelope_goes_to_badmail(lab):
+    data = b"X-Sender: a@example.com\r\nX-Receiver: b@exa\rmple.net\r\nSubject: s\r\n\r\nbody\r\n"
+    (lab.pickup_dir / "stray-cr.eml").write_bytes(data)
+    results = lab.process_pickup()
+    assert results[0].badmail is True
+    assert lab.queue_files() == []

@@ -19,7 +19,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -83,6 +84,7 @@ class _Row:
     error_code: str = ""
     reason_sender: str = ""
     notes: list[str] | None = None
+    unreadable: bool = False
 
     def note(self, key: str, **values: object) -> None:
         if self.notes is None:
@@ -108,81 +110,108 @@ def scan_mailroot(root: str | os.PathLike[str], *, now: datetime | None = None, 
                          next_key="mailroot.unknown_encoding_next") from None
     instant = now or datetime.now(timezone.utc)
 
-    files = sorted(_walk(root_path), key=lambda path: path.as_posix().lower())
+    files = sorted(_walk(str(root_path)), key=lambda item: item[1].lower())
     show = len(files) > PROGRESS_THRESHOLD if progress is None else progress
     rows = []
     with tqdm(total=len(files), disable=not show, file=sys.stderr, unit=message("mailroot.progress_unit"),
               desc=message("mailroot.progress_label")) as bar:
-        for path in files:
-            rows.append(_scan_file(root_path, path, ansi_encoding))
+        for full_path, relative in files:
+            rows.append(_scan_file(full_path, relative, ansi_encoding))
             bar.update(1)
     _link_badmail(rows)
+    unreadable = sum(1 for row in rows if row.unreadable)
+    if unreadable:
+        # One line for the whole scan, so that a tree of locked files does not flood the log.
+        log.warning("%d of %d files under %s could not be read (run with -vv for each one)", unreadable,
+                    len(rows), root_path)
     log.info("scanned %d files under %s", len(rows), root_path)
     return _frame(rows, instant)
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Yield every file under `root` without following links to folders; unreadable folders are logged."""
-    stack = [root]
+def _walk(root: str) -> Iterator[tuple[str, str]]:
+    """Yield (full path, path relative to `root` with / separators) for every file under `root`.
+
+    Links to folders are not followed. A folder that cannot be listed is logged and skipped.
+    Plain strings keep this fast on trees of 100,000 files.
+    """
+    stack = [(root, "")]
     while stack:
-        folder = stack.pop()
+        folder, prefix = stack.pop()
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
+                    relative = f"{prefix}{entry.name}"
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
+                        stack.append((entry.path, f"{relative}/"))
                     elif entry.is_file():
-                        yield Path(entry.path)
+                        yield entry.path, relative
         except OSError as error:
             log.warning("cannot list folder %s: %s", folder, error)
 
 
-def _scan_file(root: Path, path: Path, ansi_encoding: str) -> _Row:
-    relative = PurePosixPath(path.relative_to(root).as_posix())
-    role = _role_of(relative)
-    row = _Row(role=role, path=str(relative), name=path.name, kind=KINDS.get(path.suffix.lower(), "other"),
-               size=0, modified=None)
+def _scan_file(full_path: str, relative: str, ansi_encoding: str) -> _Row:
+    parts = relative.split("/")
+    name = parts[-1]
+    role = _role_of(parts)
+    suffix = os.path.splitext(name)[1].lower()
+    row = _Row(role=role, path=relative, name=name, kind=KINDS.get(suffix, "other"), size=0, modified=None)
     if role == mailroot.MAILBOX:
-        row.mailbox_domain, row.mailbox_user = _mailbox_owner(relative)
-    if mailroot.is_temporary_file_name(path.name):
+        row.mailbox_domain, row.mailbox_user = _mailbox_owner(parts)
+    if mailroot.is_temporary_file_name(name):
         row.kind = "temporary"
+
+    reads_header = row.kind in ("message", "badmail_message") or role in (mailroot.PICKUP, mailroot.QUEUE,
+                                                                             mailroot.DROP)
     try:
-        status = path.stat()
-        row.size = status.st_size
-        row.modified = datetime.fromtimestamp(status.st_mtime, timezone.utc)
-        if row.kind == "badmail_reason":
-            _read_badmail_reason(path, row, ansi_encoding)
-        elif row.kind == "badmail_envelope":
-            pass  # The .BDP layout is not documented: only its size and its .BAD matter.
-        elif row.kind in ("message", "badmail_message") or role in (mailroot.PICKUP, mailroot.QUEUE, mailroot.DROP):
-            _read_message_header(path, row)
+        if row.kind == "badmail_reason" or (reads_header and row.kind != "temporary"):
+            # One open serves both the size and time (fstat) and the header, saving a stat call a file.
+            with open(full_path, "rb") as handle:
+                _set_status(row, os.fstat(handle.fileno()))
+                if row.kind == "badmail_reason":
+                    _read_badmail_reason(handle, row, ansi_encoding)
+                else:
+                    _read_message_header(handle, row)
+        else:
+            # Other files (.BDP, whose layout is not documented, transcripts, temporary files)
+            # only get their size and time.
+            _set_status(row, os.stat(full_path))
     except OSError as error:
-        log.warning("cannot read %s: %s", path, error)
+        log.debug("cannot read %s: %s", full_path, error)
+        row.unreadable = True
+        if row.modified is None:
+            try:
+                _set_status(row, os.stat(full_path))
+            except OSError:
+                pass  # The row keeps size 0 and no time, and its note says why.
         row.note("unreadable", detail=error.strerror or str(error))
     return row
 
 
-def _role_of(relative: PurePosixPath) -> str:
-    if len(relative.parts) < 2:
+def _set_status(row: _Row, status: os.stat_result) -> None:
+    row.size = status.st_size
+    row.modified = datetime.fromtimestamp(status.st_mtime, timezone.utc)
+
+
+def _role_of(parts: list[str]) -> str:
+    if len(parts) < 2:
         return OTHER
-    top = relative.parts[0].lower()
+    top = parts[0].lower()
     for folder in mailroot.FOLDER_NAMES:
         if folder.lower() == top:
             return folder
     return OTHER
 
 
-def _mailbox_owner(relative: PurePosixPath) -> tuple[str, str]:
+def _mailbox_owner(parts: list[str]) -> tuple[str, str]:
     """Return the domain and user of a file in `Mailbox\\<domain>\\P3_<user>.mbx\\`."""
-    parts = relative.parts
     if len(parts) < 4:
         return (parts[1] if len(parts) > 2 else ""), ""
     match = _MAILBOX_FOLDER.match(parts[2])
     return parts[1], match.group(1) if match else ""
 
 
-def _read_message_header(path: Path, row: _Row) -> None:
-    header, complete = _read_header_bytes(path)
+def _read_message_header(handle: BinaryIO, row: _Row) -> None:
+    header, complete = _read_header_bytes(handle)
     if not header.strip():
         row.note("empty" if row.size == 0 else "no_header")
         return
@@ -214,19 +243,18 @@ def _read_message_header(path: Path, row: _Row) -> None:
         row.note("header_too_long", limit=MAX_HEADER_BYTES)
 
 
-def _read_header_bytes(path: Path) -> tuple[bytes, bool]:
+def _read_header_bytes(handle: BinaryIO) -> tuple[bytes, bool]:
     """Return the bytes up to the blank line that ends the header section, and whether it was found."""
     data = b""
-    with open(path, "rb") as handle:
-        while len(data) < MAX_HEADER_BYTES:
-            chunk = handle.read(READ_CHUNK)
-            if not chunk:
-                return data, True
-            start = max(0, len(data) - 3)
-            data += chunk
-            end = _header_end(data, start)
-            if end is not None:
-                return data[:end], True
+    while len(data) < MAX_HEADER_BYTES:
+        chunk = handle.read(READ_CHUNK)
+        if not chunk:
+            return data, True
+        start = max(0, len(data) - 3)
+        data += chunk
+        end = _header_end(data, start)
+        if end is not None:
+            return data[:end], True
     return data[:MAX_HEADER_BYTES], False
 
 
@@ -270,7 +298,10 @@ def _decode_header_value(value: bytes, row: _Row) -> str:
             return value.decode("latin-1")
         row.note("raw_cp950_header")
         return text
-    text = _SPACE_BETWEEN_WORDS.sub(r"\1", value.decode("ascii"))
+    text = value.decode("ascii")
+    if "=?" not in text:
+        return text
+    text = _SPACE_BETWEEN_WORDS.sub(r"\1", text)
     return _ENCODED_WORD.sub(lambda match: _decode_word(match, row), text)
 
 
@@ -290,9 +321,8 @@ def _decode_word(match: re.Match[str], row: _Row) -> str:
         return match.group(0)
 
 
-def _read_badmail_reason(path: Path, row: _Row, ansi_encoding: str) -> None:
-    with open(path, "rb") as handle:
-        data = handle.read(MAX_HEADER_BYTES)
+def _read_badmail_reason(handle: BinaryIO, row: _Row, ansi_encoding: str) -> None:
+    data = handle.read(MAX_HEADER_BYTES)
     if not data:
         row.note("empty")
         return
