@@ -175,9 +175,10 @@ def _parse_directive(token: str) -> Term:
     argument, cidr_text = None, rest
     if rest.startswith(":"):
         # The domain-spec runs up to a CIDR suffix ("/24", "//64" or "/24//64") at the end.
-        suffix = re.search(r"(/(0|[1-9][0-9]*))?(//(0|[1-9][0-9]*))?$", rest[1:])
-        argument = rest[1:suffix.start()] if suffix and suffix.group(0) else rest[1:]
-        cidr_text = rest[1 + len(argument):]
+        spec = rest[1:]
+        suffix = re.search(r"(/(0|[1-9][0-9]*))?(//(0|[1-9][0-9]*))?$", spec)
+        argument = spec[:suffix.start()]
+        cidr_text = spec[suffix.start():]
         _check_domain_spec(argument, token)
     elif name in ("include", "exists"):
         raise PermError("syntax", term=token)
