@@ -75,6 +75,9 @@ alice.users A 127.0.0.2
 temp      TXT "v=spf1 include:down.spf.test -all"
 tempa     TXT "v=spf1 a:down.spf.test -all"
 caps      TXT "V=SPF1 IP4:192.0.2.0/24 -ALL"
+explained TXT "v=spf1 ip4:192.0.2.1 -all exp=why.spf.test"
+why       TXT "%{{i}} is not one of %{{d}}'s senders, see https://%{{d}}/why?s=%{{S}}"
+badexp    TXT "v=spf1 -all exp=nothing.spf.test"
 """
 
 
@@ -321,6 +324,26 @@ def test_macro_long_result_truncated(evaluator):
     expanded = evaluator.expand("%{l}.example.com", "example.com")
     assert len(expanded) <= 253
     assert expanded.endswith(".example.com")
+
+
+def test_explanation_fetched_on_fail(client):
+    outcome = evaluate_spf(client, "198.51.100.1", "explained.spf.test", sender="a@spf.test")
+    assert outcome.result == "fail"
+    assert outcome.explanation_domain == "why.spf.test"
+    assert outcome.explanation_text == ("198.51.100.1 is not one of explained.spf.test's senders, "
+                                        "see https://explained.spf.test/why?s=a%40spf.test")
+
+
+def test_explanation_missing_ignored(client):
+    outcome = evaluate_spf(client, "198.51.100.1", "badexp.spf.test")
+    assert outcome.result == "fail"
+    assert outcome.explanation_text is None
+
+
+def test_explanation_not_fetched_on_pass(client):
+    outcome = evaluate_spf(client, "192.0.2.1", "explained.spf.test")
+    assert outcome.result == "pass"
+    assert outcome.explanation_domain is None
 
 
 def test_sender_defaults_to_postmaster(client):

@@ -119,8 +119,9 @@ class SpfOutcome:
     reason_values: dict[str, object] = field(default_factory=dict)
     # The records and lookups in evaluation order, as text, for the records-seen column.
     trail: list[str] = field(default_factory=list)
-    # The exp= domain of the deciding record on fail; the explanation text is not fetched.
+    # On fail, the exp= domain of the deciding record and the explanation text found there.
     explanation_domain: str | None = None
+    explanation_text: str | None = None
 
     def reason_text(self, language: str | None = None) -> str:
         if self.reason is None:
@@ -233,7 +234,9 @@ def _check_macro_string(text: str, token: str, *, explanation: bool) -> None:
         elif literal is None or literal not in "%_-":
             raise PermError("invalid_macro", term=token)
         position = match.end()
-    if any(not 0x21 <= ord(character) <= 0x7E for character in text):
+    # Explanation text may contain spaces (section 6.2); terms and domain-specs may not.
+    lowest = 0x20 if explanation else 0x21
+    if any(not lowest <= ord(character) <= 0x7E for character in text):
         raise PermError("syntax", term=token)
 
 
@@ -262,6 +265,7 @@ class SpfEvaluator:
         self.void_lookups = 0
         self.trail: list[str] = []
         self.explanation_domain: str | None = None
+        self.explanation_text: str | None = None
         self.record: str | None = None
 
     def evaluate(self, domain: str) -> SpfOutcome:
@@ -283,7 +287,8 @@ class SpfEvaluator:
                  values: dict | None = None) -> SpfOutcome:
         return SpfOutcome(result, domain, str(self.ip), self.record, mechanism, self.dns_terms, self.void_lookups,
                           reason, values or {}, list(self.trail),
-                          self.explanation_domain if result == FAIL else None)
+                          self.explanation_domain if result == FAIL else None,
+                          self.explanation_text if result == FAIL else None)
 
     def _check_host(self, domain: str, top: bool = False) -> tuple[str, str | None]:
         """Return the result for `domain` and the term that decided it; raise SpfError on errors."""
@@ -302,7 +307,7 @@ class SpfEvaluator:
             if self._matches(term, domain):
                 result = QUALIFIERS[term.qualifier]
                 if result == FAIL and record.explanation:
-                    self.explanation_domain = self.expand(record.explanation, domain)
+                    self._fetch_explanation(record.explanation, domain)
                 return result, term.text
         if record.redirect is not None and not record.has_all:
             self._count_dns_term(f"redirect={record.redirect}")
@@ -312,6 +317,26 @@ class SpfEvaluator:
                 raise PermError("redirect_none", domain=target)
             return result, mechanism or f"redirect={record.redirect}"
         return NEUTRAL, None
+
+    def _fetch_explanation(self, spec: str, domain: str) -> None:
+        """Store the exp= text for a fail; section 6.2 drops it on any error instead of failing."""
+        try:
+            target = self.expand(spec, domain)
+        except PermError:
+            return
+        self.explanation_domain = target
+        if not _valid_domain(target):
+            return
+        lookup = self.client.lookup(target, "TXT")
+        self.trail.extend(lookup.describe().splitlines())
+        if not lookup.ok or len(lookup.records) != 1:
+            return
+        text = b"".join(lookup.records[0].strings).decode("ascii", errors="replace")
+        try:
+            _check_macro_string(text, text, explanation=True)
+            self.explanation_text = self.expand(text, domain, explanation=True)
+        except PermError:
+            log.info("SPF explanation at %s has an invalid macro; ignored", target)
 
     def fetch_record(self, domain: str) -> str | None:
         """Return the one SPF record of `domain`, None when it has none; raise on errors and duplicates."""
@@ -539,7 +564,7 @@ def check_spf(client: DnsClient, domain: str, ip: str | None = None, *, sender: 
               "reason": outcome.reason_text(), "lookups": outcome.dns_terms, "limit": MAX_DNS_TERMS}
     details = {"record": outcome.record, "mechanism": outcome.mechanism, "dns_lookups": outcome.dns_terms,
                "void_lookups": outcome.void_lookups, "reason": outcome.reason, "ip": outcome.ip,
-               "explanation_domain": outcome.explanation_domain}
+               "explanation_domain": outcome.explanation_domain, "explanation_text": outcome.explanation_text}
     return CheckResult("spf", domain, VERDICTS[outcome.result], outcome.result, outcome.trail, values,
                        spf_result=outcome.result, details=details)
 
