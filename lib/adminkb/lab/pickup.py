@@ -41,7 +41,7 @@ _NO_RECIPIENTS_CODE = "0xC00402C7"
 
 @dataclass(frozen=True)
 class PickupResult:
-    """What the lab did with one Pickup file: where the message went and with which envelope."""
+    """The outcome for one Pickup file: the envelope used and the files the message went to."""
 
     source: str
     sender: str
@@ -113,15 +113,15 @@ def envelope_from_message(content: bytes) -> tuple[str, list[str]]:
 def remove_bcc(content: bytes) -> bytes:
     """Return `content` without its Bcc header lines (and their continuation lines)."""
     header_block, body = split_header_block(content)
-    kept: list[bytes] = []
+    kept_lines: list[bytes] = []
     skipping = False
     for line in header_block.split(b"\r\n")[:-1] if header_block else []:
         if line[:1] in (b" ", b"\t") and skipping:
             continue
         skipping = _BCC_HEADER.match(line) is not None
         if not skipping:
-            kept.append(line + b"\r\n")
-    return b"".join(kept) + body
+            kept_lines.append(line + b"\r\n")
+    return b"".join(kept_lines) + body
 
 
 class PickupProcessor:
@@ -160,7 +160,7 @@ class PickupProcessor:
         except OSError as error:
             log.error("cannot list the Pickup folder %s: %s", self.folder, error)
             return []
-        # NOTE: the service cannot open a file that a program still holds open for writing on
+        # NOTE: the service cannot open a file that a program still has open for writing on
         # Windows. The lab skips only the temporary names of write_file_atomically, so another
         # program's half-written file could be picked up early.
         return [entry for entry in entries if not mailroot.is_temporary_file_name(entry.name) and entry.is_file()]
