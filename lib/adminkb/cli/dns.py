@@ -1,0 +1,92 @@
+"""`adminkb dns check`: the DNS checks for mail delivery on the command line.
+
+Output is a table, one JSON document or CSV. Exit status: 0 when every check is ok or a warning, 1 when a check found a problem or could not
+decide (SERVFAIL, REFUSED, timeout), 2 when the input cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
+from adminkb.dnscheck import DEFAULT_TIMEOUT, CheckResult, check_domain, worst_verdict
+from adminkb.dnscheck.resolver import checked_domain, checked_timeout, parse_nameserver
+from adminkb.dnscheck.result import PROBLEM, UNKNOWN, VERDICTS
+from adminkb.errors import InputError
+from adminkb.i18n import message
+from adminkb.output import FORMATS, render_csv, render_json, render_table
+
+TABLE_COLUMNS = ("check", "subject", "verdict", "records")
+CSV_COLUMNS = ("check", "subject", "verdict", "outcome", "spf_result", "records", "explanation", "next_step")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    area = subparsers.add_parser("dns", add_help=False, help=message("dnscheck.cli.area_help"),
+                                 description=message("dnscheck.cli.area_help"))
+    add_help_option(area)
+    verbs = area.add_subparsers(dest="verb", metavar=message("cli.command_metavar"))
+    verbs.required = True
+    check = verbs.add_parser("check", add_help=False, help=message("dnscheck.cli.check_help"),
+                             description=message("dnscheck.cli.check_description"),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(check)
+    check.add_argument("domain", metavar="DOMAIN", help=message("dnscheck.cli.domain_help"))
+    check.add_argument("--nameserver", required=True, metavar="HOST[:PORT]",
+                       help=message("dnscheck.cli.nameserver_help"))
+    check.add_argument("--ip", metavar="SENDING_IP", help=message("dnscheck.cli.ip_help"))
+    check.add_argument("--dnsbl", action="append", default=[], metavar="ZONE",
+                       help=message("dnscheck.cli.dnsbl_help"))
+    check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                       help=message("dnscheck.cli.timeout_help", default=f"{DEFAULT_TIMEOUT:g}"))
+    check.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
+    check.set_defaults(handler=run_check)
+
+
+def run_check(arguments: argparse.Namespace) -> int:
+    """Run every DNS check for the domain, print the results, and return 0, 1 or 2."""
+    try:
+        address, port = parse_nameserver(arguments.nameserver)
+        timeout = checked_timeout(arguments.timeout)
+        domain = checked_domain(arguments.domain)
+        results = check_domain(domain, nameserver=address, port=port, ip=arguments.ip,
+                               dnsbl=arguments.dnsbl, timeout=timeout)
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    verdict = worst_verdict(results)
+    nameserver = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    if arguments.format == "json":
+        print(render_json({"domain": domain, "ip": arguments.ip, "nameserver": nameserver, "timeout": timeout,
+                           "verdict": verdict, "results": [result.to_dict() for result in results]}))
+    elif arguments.format == "csv":
+        rows = [{**result.to_dict(), "records": "\n".join(result.records)} for result in results]
+        sys.stdout.write(render_csv(rows, CSV_COLUMNS))
+    else:
+        print(render_text(domain, nameserver, results))
+    return EXIT_PROBLEMS if verdict in (PROBLEM, UNKNOWN) else EXIT_OK
+
+
+def render_text(domain: str, nameserver: str, results: list[CheckResult]) -> str:
+    """Render the summary line, the table of results, then each result's explanation and next step."""
+    counts = {verdict: sum(result.verdict == verdict for result in results) for verdict in VERDICTS}
+    lines = [message("dnscheck.cli.summary", domain=domain, nameserver=nameserver, **counts)]
+    rows = [{"check": message(f"dnscheck.check_name.{result.check}"), "subject": result.subject,
+             "verdict": verdict_text(result), "records": "\n".join(result.records)} for result in results]
+    headers = {column: message(f"dnscheck.cli.column_{column}") for column in TABLE_COLUMNS}
+    lines.append(render_table(rows, TABLE_COLUMNS, headers))
+    lines.append("")
+    for result in results:
+        lines.append(message("dnscheck.cli.result_line", verdict=verdict_text(result),
+                             check=message(f"dnscheck.check_name.{result.check}"), subject=result.subject,
+                             explanation=result.explanation()))
+        lines.append("  " + message("dnscheck.cli.next_step", step=result.next_step()))
+    return "\n".join(lines)
+
+
+def verdict_text(result: CheckResult) -> str:
+    """Return the verdict in the user's language, with the SPF result name beside it for SPF."""
+    text = message(f"dnscheck.verdict.{result.verdict}")
+    if result.spf_result is not None:
+        text = f"{text} / {message(f'dnscheck.spf.result_name.{result.spf_result}')}"
+    return text

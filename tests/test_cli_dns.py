@@ -1,0 +1,163 @@
+"""`adminkb dns check`: table and JSON output, exit statuses, help and bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import time
+
+import pytest
+
+from adminkb.cli import _Parser
+from adminkb.cli import dns as dns_cli
+from adminkb.lab.dns import LabDns, lab_zone_files
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LabDns.from_files(lab_zone_files()) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def chinese_messages(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+
+
+def build_parser() -> _Parser:
+    """Build a parser with only the dns area, as `adminkb` builds it."""
+    parser = _Parser(prog="adminkb", add_help=False)
+    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
+    dns_cli.register(subparsers)
+    return parser
+
+
+def run(*arguments: str) -> int:
+    parsed = build_parser().parse_args(["dns", "check", *arguments])
+    return parsed.handler(parsed)
+
+
+def test_table_all_ok(server, capsys):
+    status = run("example.com", "--nameserver", server.nameserver, "--ip", "127.0.0.25", "--dnsbl", "dnsbl.test")
+    output = capsys.readouterr()
+    assert status == 0
+    assert output.err == ""
+    lines = output.out.splitlines()
+    assert lines[0].startswith("example.com 的 DNS 檢查")
+    assert "正常 8 項" in lines[0]
+    assert lines[1].split() == ["檢查項目", "對象", "判定", "查到的記錄"]
+    assert "正常 / 通過 (pass)" in output.out
+    assert "example.com MX 10 mx1.example.com" in output.out
+    assert "下一步：" in output.out
+
+
+def test_table_problems_exit_one(server, capsys):
+    status = run("example.net", "--nameserver", server.nameserver, "--ip", "127.0.0.27", "--dnsbl", "dnsbl.test")
+    text = capsys.readouterr().out
+    assert status == 1
+    assert "警告 / 軟性失敗 (softfail)" in text
+    assert "正反解不一致" in text
+    assert "127.0.0.27 列在黑名單 dnsbl.test 中" in text
+
+
+def test_warnings_only_exit_zero(server, capsys):
+    status = run("implicit.lab.test", "--nameserver", server.nameserver)
+    text = capsys.readouterr().out
+    assert status == 0
+    assert "隱含 MX" in text
+
+
+def test_json_document(server, capsys, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    status = run("example.com", "--nameserver", server.nameserver, "--ip", "127.0.0.99", "--format", "json")
+    document = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert document["domain"] == "example.com"
+    assert document["nameserver"] == server.nameserver
+    assert document["verdict"] == "problem"
+    spf = next(result for result in document["results"] if result["check"] == "spf")
+    assert spf["spf_result"] == "fail"
+    assert spf["outcome"] == "fail"
+    assert spf["verdict"] == "problem"
+    assert spf["explanation"].startswith("SPF result fail")
+    checks = [result["check"] for result in document["results"]]
+    assert checks == ["mx", "address", "address", "spf", "dmarc", "ptr", "fcrdns"]
+
+
+def test_csv_for_excel(server, capsys):
+    status = run("Example.COM", "--nameserver", server.nameserver, "--format", "csv")
+    text = capsys.readouterr().out
+    assert status == 0
+    assert text.startswith("\ufeffcheck,subject,verdict,outcome,spf_result,records,explanation,next_step")
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    assert [row["check"] for row in rows] == ["mx", "address", "address", "spf", "dmarc"]
+    assert rows[0]["subject"] == "example.com"
+    assert rows[0]["records"].splitlines() == ["example.com MX 10 mx1.example.com", "example.com MX 20 mx2.example.com"]
+
+
+def test_json_keeps_chinese_readable(server, capsys):
+    run("example.com", "--nameserver", server.nameserver, "--format", "json")
+    text = capsys.readouterr().out
+    assert "\\u" not in text
+    assert "偏好值最小" in text
+
+
+@pytest.mark.timeout(15)
+def test_silent_server_bounded(capsys):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mute:
+        mute.bind(("127.0.0.1", 0))
+        port = mute.getsockname()[1]
+        started = time.monotonic()
+        status = run("example.com", "--nameserver", f"127.0.0.1:{port}", "--timeout", "1", "--format", "json")
+        elapsed = time.monotonic() - started
+    document = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert elapsed < 1.5
+    assert document["verdict"] == "unknown"
+    assert document["timeout"] == 1.0
+    assert {result["outcome"] for result in document["results"]} == {"timeout", "record_unknown"}
+
+
+def test_nameserver_required(capsys):
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(["dns", "check", "example.com"])
+    assert caught.value.code == 2
+    assert "--nameserver" in capsys.readouterr().err
+
+
+def test_help_says_queries_stay_on_nameserver(capsys):
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(["dns", "check", "--help"])
+    text = capsys.readouterr().out
+    assert caught.value.code == 0
+    assert "所有查詢只送往 --nameserver 指定的 DNS 伺服器" in text
+    assert "結束代碼：0" in text
+    assert "--timeout SECONDS" in text
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    (["example.com", "--nameserver", "ns1.example.com"], "ns1.example.com"),
+    (["example.com", "--nameserver", "127.0.0.1:70000"], "70000"),
+    (["exa mple.com", "--nameserver", "127.0.0.1"], "exa mple.com"),
+    (["example.com", "--nameserver", "127.0.0.1", "--ip", "192.0.2"], "192.0.2"),
+    (["example.com", "--nameserver", "127.0.0.1", "--timeout", "0"], "--timeout"),
+    (["example.com", "--nameserver", "127.0.0.1", "--dnsbl", "dnsbl.test"], "--ip"),
+    (["example.com", "--nameserver", "127.0.0.1", "--ip", "192.0.2.1", "--dnsbl", "dnsbl.test=1.2.3.4"],
+     "127.0.0.0/8"),
+])
+def test_bad_input_exit_two(arguments, expected, capsys):
+    status = run(*arguments)
+    output = capsys.readouterr()
+    assert status == 2
+    assert output.out == ""
+    assert expected in output.err
+
+
+def test_bad_input_sends_no_query(server, capsys):
+    before = server.query_count
+    status = run("example.com", "--nameserver", server.nameserver, "--ip", "not-an-ip")
+    capsys.readouterr()
+    assert status == 2
+    assert server.query_count == before
