@@ -13,6 +13,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from adminkb.dnscheck import make_resolver
 from adminkb.errors import InputError, LabError
 from adminkb.lab.dns import LabDns, lab_zone_files
 
@@ -270,3 +271,23 @@ def test_missing_zone_file_reported(tmp_path):
     with pytest.raises(InputError) as caught:
         LabDns.from_files([missing])
     assert str(missing) in str(caught.value)
+
+
+def test_resolver_retries_truncated_answer_over_tcp(server):
+    resolver = make_resolver(server.address, server.port, timeout=QUERY_TIMEOUT)
+    answer = resolver.resolve("many.big.test", "TXT")
+    assert len(answer) == 40
+
+
+def test_ipv6_loopback_server():
+    try:
+        server = LabDns([WILDCARD_ZONE], address="::1").start()
+    except LabError as error:
+        pytest.skip(f"::1 is not available here: {error}")
+    try:
+        assert server.nameserver == f"[::1]:{server.port}"
+        response = dns.query.udp(dns.message.make_query("exact.wild.test", "TXT"), "::1", port=server.port,
+                                 timeout=QUERY_TIMEOUT)
+        assert answer_texts(response) == ['"exact"']
+    finally:
+        server.stop()
