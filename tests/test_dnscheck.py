@@ -152,6 +152,12 @@ def test_make_resolver_uses_only_given_server(server):
     assert len(answer) == 2
 
 
+def test_make_resolver_reads_port_from_text(server):
+    resolver = make_resolver(server.nameserver)
+    assert resolver.port == server.port
+    assert resolver.lifetime == 5.0
+
+
 # Time budget against a socket that never answers
 
 

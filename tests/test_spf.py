@@ -78,6 +78,7 @@ caps      TXT "V=SPF1 IP4:192.0.2.0/24 -ALL"
 explained TXT "v=spf1 ip4:192.0.2.1 -all exp=why.spf.test"
 why       TXT "%{{i}} is not one of %{{d}}'s senders, see https://%{{d}}/why?s=%{{S}}"
 badexp    TXT "v=spf1 -all exp=nothing.spf.test"
+incexp    TXT "v=spf1 include:explained.spf.test -all"
 """
 
 
@@ -332,6 +333,15 @@ def test_explanation_fetched_on_fail(client):
     assert outcome.explanation_domain == "why.spf.test"
     assert outcome.explanation_text == ("198.51.100.1 is not one of explained.spf.test's senders, "
                                         "see https://explained.spf.test/why?s=a%40spf.test")
+
+
+def test_explanation_of_included_record_ignored(client):
+    # The included record fails with an exp=, but only the outer -all decides the fail.
+    outcome = evaluate_spf(client, "198.51.100.1", "incexp.spf.test")
+    assert outcome.result == "fail"
+    assert outcome.mechanism == "-all"
+    assert outcome.explanation_domain is None
+    assert outcome.explanation_text is None
 
 
 def test_explanation_missing_ignored(client):

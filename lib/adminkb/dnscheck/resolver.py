@@ -76,15 +76,17 @@ def checked_timeout(timeout: float) -> float:
     return seconds
 
 
-def make_resolver(nameserver: str, port: int = DNS_PORT, *, timeout: float = DEFAULT_TIMEOUT) -> dns.resolver.Resolver:
-    """Create a resolver that queries only `nameserver` on `port`, with no cache and no search list.
+def make_resolver(nameserver: str, port: int | None = None, *,
+                  timeout: float = DEFAULT_TIMEOUT) -> dns.resolver.Resolver:
+    """Create a resolver that queries only `nameserver`, with no cache and no search list.
 
-    `timeout` is the default lifetime of one resolve() call, in seconds.
+    `nameserver` is `HOST[:PORT]`; a `port` argument overrides the port in it. `timeout` is the
+    default lifetime of one resolve() call, in seconds.
     """
-    address, _ = parse_nameserver(nameserver)
+    address, parsed_port = parse_nameserver(nameserver)
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = [address]
-    resolver.port = port
+    resolver.port = parsed_port if port is None else port
     resolver.lifetime = checked_timeout(timeout)
     resolver.timeout = resolver.lifetime
     resolver.cache = None

@@ -290,8 +290,12 @@ class SpfEvaluator:
                           self.explanation_domain if result == FAIL else None,
                           self.explanation_text if result == FAIL else None)
 
-    def _check_host(self, domain: str, top: bool = False) -> tuple[str, str | None]:
-        """Return the result for `domain` and the term that decided it; raise SpfError on errors."""
+    def _check_host(self, domain: str, top: bool = False, included: bool = False) -> tuple[str, str | None]:
+        """Return the result for `domain` and the term that decided it; raise SpfError on errors.
+
+        `included` marks a record reached through include, whose fail only means "no match",
+        so its exp= text is not fetched.
+        """
         if not _valid_domain(domain):
             # RFC 7208 section 4.3: a malformed or single-label domain gives "none".
             return NONE, None
@@ -306,13 +310,13 @@ class SpfEvaluator:
                 self._count_dns_term(term.text)
             if self._matches(term, domain):
                 result = QUALIFIERS[term.qualifier]
-                if result == FAIL and record.explanation:
+                if result == FAIL and record.explanation and not included:
                     self._fetch_explanation(record.explanation, domain)
                 return result, term.text
         if record.redirect is not None and not record.has_all:
             self._count_dns_term(f"redirect={record.redirect}")
             target = self._target(record.redirect, domain, f"redirect={record.redirect}")
-            result, mechanism = self._check_host(target)
+            result, mechanism = self._check_host(target, included=included)
             if result == NONE:
                 raise PermError("redirect_none", domain=target)
             return result, mechanism or f"redirect={record.redirect}"
@@ -397,7 +401,7 @@ class SpfEvaluator:
 
     def _include_matches(self, target: str) -> bool:
         # Errors inside the included record propagate as SpfError, so they end the evaluation.
-        result, _ = self._check_host(target)
+        result, _ = self._check_host(target, included=True)
         if result == NONE:
             raise PermError("include_none", domain=target)
         return result == PASS
