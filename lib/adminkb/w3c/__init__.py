@@ -2,8 +2,8 @@
 
 `read_w3c` reads W3C Extended logs, `read_iis` and `read_ncsa` the two fixed formats, and
 `read_log` any of them, recognising the format from the first lines. Every reader takes one
-path or several (files, folders, `.gz` and `.zip` archives), keeps each row's source file and
-line, and lists the lines that are not rows in `df.attrs["skipped"]`; `summarize` counts them.
+path or several (files, folders, `.gz` and `.zip` archives) and keeps each row's source file
+and line. Lines that are not rows are listed in `df.attrs["skipped"]`, and `summarize` counts them.
 """
 
 from adminkb.w3c.formats import AUTO, LOG_FORMATS, detect_format, read_log

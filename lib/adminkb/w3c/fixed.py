@@ -1,9 +1,9 @@
 """Line-by-line reading for the fixed log formats (Microsoft IIS and NCSA), which need no blocks.
 
 These formats have one layout for every line, so a reader is a function that turns one line of
-text into values or says why it cannot. This module does the rest: opening sources, numbering
-and checking lines, collecting columns, time zones and the frame's attrs. It is slower than the
-W3C reader (a Python loop per line), which is acceptable for formats that are rarely chosen.
+text into values or raises LineDefect. This module does the rest: opening sources, numbering and
+checking lines, collecting columns, time zones and the frame's attrs. It runs a Python loop per
+line, so it is slower than the W3C reader, which is acceptable for formats that are rarely chosen.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class LineDefect(Exception):
         self.detail = detail
 
 
-# A line parser returns the row's values by column name; `timestamp` holds a naive datetime.
+# A line parser returns the row's values by column name, with a naive datetime as `timestamp`.
 LineParser = Callable[[str], dict[str, object]]
 
 
@@ -53,10 +53,10 @@ def read_fixed(paths: PathInput | Iterable[PathInput], *, log_format: str, schem
                localize: Callable[[pd.DataFrame, tzinfo], pd.Series] | None = None) -> pd.DataFrame:
     """Read logs in a fixed format into a DataFrame with `schema` plus the source columns.
 
-    `schema` lists the value columns, `timestamp` first. Timestamps are the local times the
-    lines hold, without a zone; with `tz`, `localize` (or, by default, the zone's own rules)
-    turns them into times in that zone. A non-empty source in which no line parses raises
-    InputError with `not_format_key`.
+    `schema` lists the value columns, `timestamp` first. Timestamps are the local times written
+    on the lines, without a zone. With `tz`, `localize` (by default, the zone's own rules) turns
+    them into times in that zone. A source in which no line parses but some line has another
+    shape raises InputError with `not_format_key`.
     """
     zone = resolve_timezone(tz)
     sources = expand_paths(paths)

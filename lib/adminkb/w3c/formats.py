@@ -1,4 +1,4 @@
-"""Which of the three formats a log is in, and `read_log`, which reads any of them."""
+"""Format recognition for the three log formats, and `read_log`, which reads any of them."""
 
 from __future__ import annotations
 

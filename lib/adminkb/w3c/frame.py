@@ -7,6 +7,7 @@ import zoneinfo
 from collections.abc import Sequence
 from datetime import tzinfo
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -58,12 +59,42 @@ def timezone_name(zone: tzinfo | None) -> str | None:
 
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Convert a reader's Arrow table into its DataFrame: Int64, Arrow strings, categoricals."""
-    frame = table.to_pandas(types_mapper=_PANDAS_TYPES.get, split_blocks=True, self_destruct=True)
-    if SOURCE_LINE in frame.columns:
-        # The line number is never missing, so it keeps the plain int64 dtype.
-        frame[SOURCE_LINE] = frame[SOURCE_LINE].astype("int64")
-    return frame
+    """Convert a reader's Arrow table into its DataFrame: Int64, Arrow strings, categoricals.
+
+    Columns are converted one at a time and each Arrow column is released once converted, so
+    the Arrow table and the DataFrame are never both whole in memory.
+    """
+    columns: dict[str, object] = {}
+    for name in table.column_names:
+        column = table.column(name)
+        table = table.drop_columns([name])
+        columns[name] = _to_pandas_column(name, column)
+        del column
+    return pd.DataFrame(columns, copy=False)
+
+
+def _to_pandas_column(name: str, column: pa.ChunkedArray) -> object:
+    if column.type == INTEGER_TYPE:
+        values = _concatenated_values(column, np.int64)
+        if name == SOURCE_LINE:
+            # The line number is never missing, so it keeps the plain int64 dtype.
+            return values
+        mask = np.concatenate([chunk.is_null().to_numpy(zero_copy_only=False) for chunk in column.chunks]) \
+            if column.null_count else np.zeros(len(values), dtype=bool)
+        return pd.arrays.IntegerArray(values, mask)
+    if column.type == TEXT_TYPE:
+        return pd.array(column, dtype=_PANDAS_TYPES[TEXT_TYPE])
+    return column.to_pandas()
+
+
+def _concatenated_values(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
+    """Return the values of a fixed-width column in one numpy array; missing slots hold any value."""
+    parts = []
+    for chunk in column.chunks:
+        data = chunk.buffers()[1]
+        parts.append(np.frombuffer(data, dtype=dtype)[chunk.offset:chunk.offset + len(chunk)] if data is not None
+                     else np.zeros(len(chunk), dtype=dtype))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
 def attach_attrs(frame: pd.DataFrame, *, log_format: str, files: Sequence[str], blocks: Sequence[dict],

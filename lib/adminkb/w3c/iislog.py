@@ -1,6 +1,6 @@
 """The Microsoft IIS log format, which the SMTP service can write instead of W3C Extended.
 
-Each line holds 15 fixed fields separated by a comma and a space, and ends with a comma
+Each line contains 15 fixed fields separated by a comma and a space, and ends with a comma
 (Microsoft, "IIS Log File Format (IIS 6.0)", and the Exchange Server 2007 page "Microsoft IIS
 Log File Format" with its SMTP example):
 
@@ -38,9 +38,18 @@ DEFAULT_ENCODING = "cp950"
 FIELDS = ("c-ip", "cs-username", "date", "time", "s-sitename", "s-computername", "s-ip", "time-taken", "cs-bytes",
           "sc-bytes", "sc-status", "sc-win32-status", "cs-method", "cs-uri-stem", "cs-uri-query")
 INTEGER_FIELDS = ("time-taken", "cs-bytes", "sc-bytes", "sc-status", "sc-win32-status")
+
+
+def _arrow_type(name: str) -> pa.DataType:
+    if name in INTEGER_FIELDS:
+        return INTEGER_TYPE
+    if name == "cs-uri-query":
+        return TEXT_TYPE
+    return CATEGORY_TYPE
+
+
 SCHEMA = pa.schema([(TIMESTAMP, TIMESTAMP_LOCAL_TYPE)] + [
-    (name, INTEGER_TYPE if name in INTEGER_FIELDS else TEXT_TYPE if name == "cs-uri-query" else CATEGORY_TYPE)
-    for name in FIELDS if name not in ("date", "time")])
+    (name, _arrow_type(name)) for name in FIELDS if name not in ("date", "time")])
 _DATE_FORMATS = ("%m/%d/%y %H:%M:%S", "%m/%d/%Y %H:%M:%S")
 
 
@@ -66,11 +75,11 @@ def read_iis(paths: PathInput | Iterable[PathInput], *, tz: str | tzinfo | None 
              encoding: str = DEFAULT_ENCODING) -> pd.DataFrame:
     """Read Microsoft IIS format logs (files, folders, .gz, .zip) into one DataFrame.
 
-    `timestamp` is the local time the line holds, without a zone; with `tz` (the server's time
-    zone, such as `Asia/Taipei`) it becomes a time in that zone. A time that the zone's
+    `timestamp` is the local time written on the line, without a zone. With `tz` (the server's
+    time zone, such as `Asia/Taipei`) it becomes a time in that zone, and a time that a
     daylight-saving change makes ambiguous or impossible becomes NaT. Lines that are not rows
     are listed in `df.attrs["skipped"]`. Raises InputError for a missing path, a file in
-    another format, an unknown time zone.
+    another format or an unknown time zone.
     """
     return read_fixed(paths, log_format=LOG_FORMAT, schema=SCHEMA, parse_line=parse_iis_line,
                       not_format_key="w3c.not_iis", encoding=checked_encoding(encoding), tz=tz)

@@ -1,9 +1,9 @@
 """The NCSA Common log format, which the SMTP service can write instead of W3C Extended.
 
-Each line holds, separated by spaces (Microsoft, "NCSA Common Log File Format (IIS 6.0)"):
-remote host address, remote log name (always `-`), user name (for SMTP, the HELO/EHLO name),
-the local date and time with the offset from GMT in brackets, the request in double quotes,
-the status code and the bytes sent:
+Each line contains these fields, separated by spaces (Microsoft, "NCSA Common Log File Format
+(IIS 6.0)"): remote host address, remote log name (always `-`) and user name (for SMTP, the
+HELO/EHLO name). Then come the local date and time with the offset from GMT in brackets, the
+request in double quotes, the status code and the bytes sent:
 
     192.0.2.7 - app01 [11/Oct/2006:13:16:40 -0600] "HELO -?+app01 SMTP" 250 0
 

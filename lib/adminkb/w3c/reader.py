@@ -16,7 +16,7 @@ over the whole file.
 Columns of the result:
 - `timestamp`: from `date` and `time`, or from the block's `#Date` and `time` when the block
   has no `date` field. UTC unless a time zone is requested; `date` and `time` are not kept.
-- one column per field seen in any block, named as in `#Fields`; a row has missing values for
+- one column per field seen in any block, named as in `#Fields`. A row has missing values in
   the fields its own block does not log. Integer fields (`INTEGER_FIELDS`) are nullable Int64,
   `cs-uri-query` and `cs(Cookie)` are strings, the other fields are categoricals. `+` is
   decoded to a space in `PLUS_DECODED_FIELDS` (see there for the rule).
@@ -75,7 +75,7 @@ log = logging.getLogger("adminkb.w3c")
 LOG_FORMAT = "w3c"
 
 # A zh-TW Windows writes its logs in the ANSI code page 950 (Big5 with Microsoft's extensions).
-# A file that starts with a UTF-8 byte-order mark is read as UTF-8 whatever this says.
+# A file that starts with a UTF-8 byte-order mark is read as UTF-8 in any case.
 DEFAULT_ENCODING = "cp950"
 UTF8_BOM = b"\xef\xbb\xbf"
 KNOWN_DIRECTIVES = ("Software", "Version", "Date", "Fields", "Remark", "Start-Date", "End-Date")
@@ -101,9 +101,9 @@ class _LineRef:
 
 @dataclass
 class _Stretch:
-    """What a worker returns for one stretch of lines.
+    """The result of one stretch of lines: typed rows, their line offsets, and the skipped lines.
 
-    Line numbers here count from 0 at the stretch's first line; `first_line` is set once the
+    Line offsets count from 0 at the stretch's first line, and `first_line` is set once the
     stretches before it are counted. `line_count` is the number of line feeds in the stretch.
     """
 
@@ -307,10 +307,10 @@ def _numbered_lines(data: bytes) -> Iterable[tuple[int, bytes, bool]]:
 
 
 def _directive_starts(chunk: bytes) -> list[int]:
-    """Return the offsets of lines that start with '#' (also right after a run of NUL bytes).
+    """Return the offsets of lines that start with '#', also right after a run of NUL bytes.
 
-    After a crash the service can leave NUL bytes where a line was being written and then write
-    its next directives on the same line; such a directive is still found.
+    After a crash the service can leave NUL bytes where a line was being written, and then it
+    writes its next directives on the same line. Such a directive is still found.
     """
     starts: list[int] = []
     position = chunk.find(b"#")
@@ -529,6 +529,9 @@ def _assemble(readers: list[_FileReader], zone: tzinfo | None) -> pd.DataFrame:
     schema = pa.schema(list(order.items()))
     if tables:
         table = pa.concat_tables(tables, promote_options="default")
+        # The stretch tables share their buffers with `table`: dropping them lets the conversion
+        # to pandas free each column's Arrow memory as soon as it is converted.
+        tables.clear()
         for name in schema.names:
             if name not in table.column_names:
                 # A field logged only by blocks without rows.

@@ -19,7 +19,7 @@ BEFORE_FIELDS = "before_fields"    # a W3C entry line before any #Fields directi
 BAD_FIELDS = "bad_fields_directive"  # a #Fields directive that lists no field or one field twice
 UNKNOWN_DIRECTIVE = "unknown_directive"  # a line starting with `#` that is no W3C directive
 FIELD_COUNT = "field_count"        # more or fewer values than the block's #Fields lists
-INVALID_VALUE = "invalid_value"    # a value that cannot be what its field holds (a status that is not a number)
+INVALID_VALUE = "invalid_value"    # a value its field cannot contain (a status that is not a number)
 NOT_IN_FORMAT = "not_in_format"    # an IIS or NCSA format line that does not have the format's shape
 
 REASONS = (TRUNCATED, EMPTY, BINARY, UNDECODABLE, BEFORE_FIELDS, BAD_FIELDS, UNKNOWN_DIRECTIVE,
@@ -36,7 +36,7 @@ _NON_ASCII_AND_LINE_FEED = bytes(range(0x80, 0x100)) + b"\n"
 
 @dataclass(frozen=True)
 class ByteScan:
-    """What one pass over a stretch of lines found: its line feeds, control bytes, non-ASCII bytes."""
+    """The result of one pass over a stretch of lines: line feeds counted, control and non-ASCII bytes found."""
 
     lines: int
     has_control_bytes: bool
@@ -46,7 +46,7 @@ class ByteScan:
 def scan_bytes(data: bytes) -> ByteScan:
     """Count the line feeds in `data` and find control bytes (other than tab and CR) and non-ASCII bytes.
 
-    A CR that is not part of a line end passes as plain text; callers find it by comparing the
+    A CR that is not part of a line end passes as plain text. Callers find it by comparing the
     number of rows parsed with the line count.
     """
     rest = data.translate(None, _PLAIN_TEXT_BYTES)
@@ -74,7 +74,7 @@ def check_line(raw: bytes, *, at_file_end: bool, encoding: str) -> tuple[str | N
 
     `reason` is None when the line is text; `text` is then the decoded line without its line end.
     Otherwise `text` is a short detail for the skipped line (the undecodable byte, say).
-    `at_file_end` says that the line is the file's last piece and has no line feed.
+    `at_file_end` is true for the file's last piece when it has no line feed.
     """
     if at_file_end:
         return TRUNCATED, ""

@@ -12,10 +12,10 @@ from adminkb.w3c.frame import TIMESTAMP
 def summarize(frame: pd.DataFrame) -> dict[str, object]:
     """Return a summary of a frame from `read_w3c`, `read_iis`, `read_ncsa` or `read_log`.
 
-    Keys: `format`, `files` (the sources read), `blocks`, `rows`, `skipped` (count),
-    `skipped_by_reason`, `first` and `last` (ISO 8601 times, None without timestamps), `tz`,
-    `field_sets` (each distinct field list with its number of blocks and rows) and
-    `skipped_lines` (each skipped line: file, line, reason, detail).
+    Keys: `format`, `files` (the sources read), `blocks`, `rows`, `skipped` (a count),
+    `skipped_by_reason`, `first` and `last` (ISO 8601 times, None without timestamps) and `tz`.
+    `field_sets` lists each distinct field list with its number of blocks and rows, and
+    `skipped_lines` each skipped line (file, line, reason, detail).
     """
     attrs = frame.attrs
     blocks = attrs.get("blocks", [])
