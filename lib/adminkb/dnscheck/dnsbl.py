@@ -17,8 +17,8 @@ from adminkb.dnscheck.result import OK, PROBLEM, UNKNOWN, CheckResult, failed_lo
 from adminkb.errors import InputError
 
 # Codes that mean "listed" when a zone is given without its own list: 127.0.0.2-127.0.0.254.
-# NOTE: this default follows the common convention that RFC 5782 describes (127.0.0.2 is the
-# test entry); give a list's documented codes (ZONE=CODE,CODE) to be exact.
+# NOTE: this default is a convention (127.0.0.2 is the usual generic listing), not any one
+# list's documentation, so give a list's documented codes (ZONE=CODE,CODE) to be exact.
 DEFAULT_LISTED = frozenset(ipaddress.ip_address(f"127.0.0.{last}") for last in range(2, 255))
 REFUSED_CODES = ipaddress.ip_network("127.255.255.252/30")
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
