@@ -5,8 +5,8 @@ The script writes two logs under a temporary folder (or --folder):
   repeated every 100,000 entries (a restart), the field list changed halfway, `#` inside
   some values and `"` in some addresses.
 - `smtp_clean.log`: the same kind of entries with no directive lines, one field list and no
-  `"`, which `pandas.read_csv(sep=" ", header=None)` can read; `smtp_clean_w3c.log` is that
-  file with one block's directives in front, so adminkb reads the same entries too.
+  `"`, so that `pandas.read_csv(sep=" ", header=None)` can read it. `smtp_clean_w3c.log` is
+  that file with one block's directives in front, so adminkb reads the same entries too.
 
 Each measurement runs in a subprocess of its own, so that its peak memory (max RSS from
 `resource.getrusage`) covers that reader only; the time is taken around the read call only.
@@ -103,7 +103,7 @@ def _directives(when: datetime, fields: list[str]) -> str:
 
 
 def write_logs(folder: Path, lines: int) -> dict[str, int]:
-    """Write the three logs and return how many entry lines each holds."""
+    """Write the three logs and return the number of entry lines in each."""
     blocks_path = folder / "smtp_blocks.log"
     clean_path = folder / "smtp_clean.log"
     clean_w3c_path = folder / "smtp_clean_w3c.log"

@@ -154,6 +154,15 @@ def test_no_date_and_no_directive_date(tmp_path):
     assert frame["timestamp"].isna().all()
 
 
+def test_invalid_directive_date(tmp_path, caplog):
+    data = header(fields=SERVICE_DEFAULT_FIELDS_TEXT, date="2026-13-45 99:00:00") + \
+        b"01:00:00 198.51.100.7 EHLO - 250\r\n"
+    frame = read_w3c(write(tmp_path, data))
+    assert len(frame) == 1
+    assert frame["timestamp"].isna().all()
+    assert "invalid #Date '2026-13-45 99:00:00'" in caplog.text
+
+
 def test_time_zone_on_request():
     frame = read_w3c(LOGS / "w3c_fields_change_midfile.log", tz="Asia/Taipei")
     assert str(frame["timestamp"].dtype) == "datetime64[s, Asia/Taipei]"

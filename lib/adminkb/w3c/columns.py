@@ -1,7 +1,7 @@
 """Typed columns for W3C Extended entry lines: parsing a stretch of lines with pyarrow, then typing it.
 
-These functions are pure (no file state), so the reader runs them on several stretches at once
-in worker threads; pyarrow releases the GIL while it parses and computes.
+These functions keep no file state, so the reader runs them on several stretches at once in
+worker threads. pyarrow releases the GIL while it parses and computes.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ TEXT_FIELDS = frozenset({"cs-uri-query", "cs(Cookie)"})
 # Fields where the service writes a space inside a value as `+`, so the reader turns `+` back
 # into a space: the SMTP command argument, the HELO/EHLO name and the HTTP headers. The other
 # fields (addresses, server names, method, status) never contain spaces. A `+` that was in the
-# value itself cannot be told apart, except in `cs-uri-query`, where a `+` inside `<...>` is
-# kept: an address such as `<user+tag@example.com>` never holds a space.
+# value itself looks the same as an encoded space, except in `cs-uri-query`: there a `+` inside
+# `<...>` is kept, because an address such as `<user+tag@example.com>` contains no space.
 PLUS_DECODED_FIELDS = frozenset({"cs-uri-query", "cs-username", "cs(User-Agent)", "cs(Cookie)", "cs(Referer)"})
 
 MISSING = -1
@@ -54,9 +54,9 @@ def arrow_type(name: str) -> pa.DataType:
 class TypedEntries:
     """The rows of one stretch after typing: value columns, the date and time parts, bad rows.
 
-    `days` (days since 1970-01-01) and `seconds` (seconds after midnight) hold MISSING where the
-    value is `-`; they are None when the block has no such field. `invalid` marks rows with a
-    value their field cannot hold, and `details` says which (`sc-status=abc`).
+    `days` (days since 1970-01-01) and `seconds` (seconds after midnight) are MISSING where the
+    value is `-`, and None when the block has no such field. `invalid` marks rows with a value
+    their field cannot contain, and `details` names that value (`sc-status=abc`).
     """
 
     columns: dict[str, pa.Array]
@@ -197,7 +197,7 @@ def _checked_days(column: pa.Array, invalid: np.ndarray, details: dict[int, str]
     """Return days since 1970 from `yyyy-mm-dd` text; other values make their rows invalid."""
     values, indices = _dictionary_parts(column)
     table = np.full(len(values), MISSING, dtype=np.int64)
-    # A stretch holds one or two dates, so a Python loop over the distinct values is cheap.
+    # A stretch contains one or two distinct dates, so a Python loop over them is cheap.
     for position, text in enumerate(values.to_pylist()):
         if _DATE_PATTERN.fullmatch(text):
             try:

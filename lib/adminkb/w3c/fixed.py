@@ -18,16 +18,7 @@ import pyarrow as pa
 
 from adminkb.errors import InputError
 from adminkb.w3c import skipped as reasons
-from adminkb.w3c.frame import (
-    CATEGORY_TYPE,
-    SOURCE_FILE,
-    SOURCE_LINE,
-    TIMESTAMP,
-    TIMESTAMP_LOCAL_TYPE,
-    attach_attrs,
-    resolve_timezone,
-    to_pandas,
-)
+from adminkb.w3c.frame import SOURCE_FILE, SOURCE_LINE, TIMESTAMP, attach_attrs, resolve_timezone, to_pandas
 from adminkb.w3c.skipped import SkippedLine, check_line
 from adminkb.w3c.sources import PathInput, expand_paths, read_all
 

@@ -6,11 +6,12 @@ Log File Format" with its SMTP example):
 
     192.0.2.7, example.net, 8/18/06, 13:17:37, SMTPSVC1, MAIL01, 192.0.2.10, 90, 42, 0, 250, 0, MAIL FROM, -, FROM:<web@example.net>,
 
-in this order: client IP address, user name (for SMTP, the HELO/EHLO name), date, time (local,
-with no zone), service and instance, server name, server IP address, time taken (ms), client
-bytes sent, server bytes sent, service status code, Windows status code, request type, target
-of operation, parameters. Columns take the names of the matching W3C fields, so the same
-analyses run on both formats. Spaces are written as they are (`MAIL FROM`), so no `+` is decoded.
+The fields come in this order: client IP address, user name (for SMTP, the HELO/EHLO name),
+date, time (local, with no zone), service and instance, server name, server IP address.
+Then: time taken (ms), client bytes sent, server bytes sent, service status code, Windows
+status code, request type, target of operation, parameters. Columns take the names of the
+matching W3C fields, so the same analyses run on both formats. Spaces are written as they
+are (`MAIL FROM`), so no `+` is decoded.
 
 The date is month/day/year with a two- or four-digit year (the IIS 6.0 SDK says four digits from
 2000 on; Microsoft's SMTP examples show `8/18/06`). Two-digit years follow Python's `%y`:

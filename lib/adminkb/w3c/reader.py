@@ -214,6 +214,7 @@ class _FileReader:
         if reason is not None:
             self._skip_directive(reference, reason, text)
             return
+
         match = _DIRECTIVE_PATTERN.fullmatch(text.rstrip())
         name = match.group(1).lower() if match else None
         known = next((directive for directive in KNOWN_DIRECTIVES if directive.lower() == name), None)
@@ -221,7 +222,12 @@ class _FileReader:
             self._skip_directive(reference, reasons.UNKNOWN_DIRECTIVE, text[:40])
             return
         self.saw_directive = True
-        if self._in_header and known in self._header_directives and known != "Remark":
+        self._join_header(known, reference)
+        self._apply_directive(known, match.group(2).strip(), reference)
+
+    def _join_header(self, directive: str, reference: _LineRef) -> None:
+        """Add a directive to the current group of directives, or start a new group with it."""
+        if self._in_header and directive in self._header_directives and directive != "Remark":
             # The same directive twice in one group: the first group was a block without entries
             # (directives written twice in a row), so it is closed as such.
             self._current_block()
@@ -229,13 +235,14 @@ class _FileReader:
             self._in_header = True
             self._header = reference
             self._header_directives = set()
-        self._header_directives.add(known)
-        value = match.group(2).strip()
-        if known == "Software":
+        self._header_directives.add(directive)
+
+    def _apply_directive(self, directive: str, value: str, reference: _LineRef) -> None:
+        if directive == "Software":
             self._software = value
-        elif known == "Date":
+        elif directive == "Date":
             self._date_text = value
-        elif known == "Fields":
+        elif directive == "Fields":
             fields = tuple(value.split())
             self._bad_fields = not fields or len(set(fields)) != len(fields)
             if self._bad_fields:
@@ -380,8 +387,8 @@ def _parse_whole(data: bytes, scan: ByteScan, fields: tuple[str, ...],
             return None
     bad_rows: list[object] = []
     parsed = parse_entries(data, fields, bad_rows)
-    # Empty lines are dropped by the parser and a lone CR splits a line in two: either makes
-    # the row count differ from the line count.
+    # The parser drops empty lines and splits a line at a lone CR. Both make the row count
+    # differ from the line count.
     if bad_rows or parsed is None or parsed[0].num_rows != scan.lines:
         return None
     return parsed
@@ -427,7 +434,8 @@ def _start_clock(block: _Block) -> None:
     try:
         started = datetime.strptime(block.date_text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
     except ValueError:
-        log.warning("%s line %d: #Date %r is not yyyy-mm-dd hh:mm:ss", block.file, block.line, block.date_text)
+        log.warning("%s: invalid #Date %r (expected yyyy-mm-dd hh:mm:ss); rows of its block without a date "
+                    "field get no timestamp", block.file, block.date_text)
         return
     block.day_start = int(started.replace(hour=0, minute=0, second=0).timestamp())
     block.last_seconds = started.hour * 3600 + started.minute * 60 + started.second

@@ -1,7 +1,7 @@
 """Log inputs: files, folders and .gz/.zip archives, read as chunks of whole lines.
 
-A folder contributes its `*.log`, `*.gz` and `*.zip` files (not its subfolders, because
-`LogFiles` holds one subfolder per service and their logs should not be mixed). A `.gz`
+A folder contributes its `*.log`, `*.gz` and `*.zip` files but not its subfolders, because
+`LogFiles` has one subfolder per service and their logs should not be mixed. A `.gz`
 file holds one log, and a `.zip` archive contributes its `*.log` members. Archives are
 recognised by their first bytes, so a renamed archive still opens.
 """
@@ -38,8 +38,8 @@ PathInput = str | os.PathLike[str]
 class LogSource:
     """One log to read: a file on disk, the content of a .gz file, or one member of a .zip.
 
-    `name` is what rows show as their source file (`ex260302.log`, `logs.zip/ex260302.log`);
-    `path` is the file on disk that holds it.
+    `name` is what rows show as their source file (`ex260302.log`, `logs.zip/ex260302.log`),
+    and `path` is the file on disk that contains it.
     """
 
     name: str
@@ -158,10 +158,11 @@ class _GzipStream:
     """A .gz stream that ends quietly where a cut-off archive ends.
 
     A log copied while it was still being compressed lacks the end of its gzip stream. The
-    standard `gzip` module then raises EOFError and drops what it had inflated in that call, so
-    this stream inflates with zlib itself: every byte before the cut is returned and only the
-    last, incomplete line is lost (the reader reports it as cut off). Several gzip members in
-    one file are read one after the other. Damaged data raises InputError.
+    standard `gzip` module then raises EOFError and drops what it had inflated in that call
+    (checked with Python 3.11), so this stream inflates with zlib itself. Every byte before the
+    cut is returned, and only the last, incomplete line is lost, which the reader reports as
+    cut off. Several gzip members in one file are read one after the other. Damaged data
+    raises InputError.
     """
 
     _RAW_BLOCK = 1024 * 1024
@@ -181,7 +182,7 @@ class _GzipStream:
                 self._finished = True
                 if not self._inflater.eof:
                     self.cut_off = True
-                    log.warning("%s: the gzip stream ends early; reading what it holds", self._path)
+                    log.warning("%s: gzip stream truncated; reading the data before the cut", self._path)
                 return
             try:
                 while data:
