@@ -211,9 +211,7 @@ def test_bad_format_is_usage_error(capsys):
     assert "參數錯誤" in capsys.readouterr().err
 
 
-def test_main_runs_reg_area(monkeypatch, capsys):
-    monkeypatch.setattr(adminkb.cli, "AREA_MODULES", (*adminkb.cli.AREA_MODULES, "reg")
-                        if "reg" not in adminkb.cli.AREA_MODULES else adminkb.cli.AREA_MODULES)
+def test_main_runs_reg_area(capsys):
     assert adminkb.cli.main(["reg", "read", str(DATA / "hex_byte_over_ff.reg")]) == 1
     assert "100" in capsys.readouterr().out
     assert adminkb.cli.main(["reg", "read", str(DATA / "empty.reg")]) == 2
@@ -225,9 +223,7 @@ def test_cp950_console_never_crashes(tmp_path):
     path.write_bytes(b"\xff\xfe" + ("Windows Registry Editor Version 5.00\r\n\r\n"
                                     "[HKEY_CURRENT_USER\\Software\\Example]\r\n"
                                     "\"Face\"=\"smile \U0001F600\"\r\n").encode("utf-16-le"))
-    script = ("import sys, adminkb.cli as cli; cli.AREA_MODULES = (*cli.AREA_MODULES, 'reg'); "
-              "sys.exit(cli.main(sys.argv[1:]))")
-    result = subprocess.run([sys.executable, "-c", script, "reg", "read", str(path)], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "adminkb", "reg", "read", str(path)], capture_output=True,
                             timeout=60, env=dict(os.environ, PYTHONIOENCODING="cp950", ADMINKB_LANG="zh-TW"))
     assert result.returncode == 0, result.stderr
     assert "smile ?".encode("cp950") in result.stdout

@@ -272,12 +272,10 @@ def test_scan_of_lab_mailroot(tmp_path):
     assert row["recipients"] == ["partner@example.net"]
 
 
-# The command line. The "mailroot" area is added here in case the command does not list it yet.
+# The command line.
 
 @pytest.fixture
-def cli(monkeypatch):
-    if "mailroot" not in adminkb.cli.AREA_MODULES:
-        monkeypatch.setattr(adminkb.cli, "AREA_MODULES", (*adminkb.cli.AREA_MODULES, "mailroot"))
+def cli():
     return adminkb.cli.main
 
 
