@@ -9,6 +9,7 @@ a syntax error: keep it free of syntax newer than Python 3.6 above the version c
 """
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -69,27 +70,44 @@ def ensure_venv() -> None:
         fail("bootstrap.venv_failed", path=VENV, detail=error)
 
 
-def install_stamp(extras: str, wheelhouse: "str | None") -> str:
-    """Return a digest of what an install depends on, so a changed pyproject.toml reinstalls."""
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
-    digest.update(f"{extras}|{wheelhouse or ''}|{sys.version_info[:2]}".encode())
-    return digest.hexdigest()
+def pyproject_digest() -> str:
+    """Return the SHA-256 of pyproject.toml, so that a changed dependency list reinstalls."""
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def read_stamp(stamp_path: Path) -> "tuple[str | None, set[str]]":
+    """Return the pyproject digest and the extras recorded by the last successful install."""
+    try:
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+        return stamp["pyproject"], set(stamp["extras"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, set()
 
 
 def ensure_installed(extras: str, command: str, wheelhouse: "str | None") -> None:
-    """Install the project (editable) with `extras` unless the stamp file shows it is already installed."""
+    """Install the project (editable) with `extras` unless the last install already covers them.
+
+    An install with the test extras also serves `run.py lab`, so switching between the two
+    commands installs nothing while pyproject.toml is unchanged.
+    """
     stamp_path = VENV / STAMP_NAME
-    expected_stamp = install_stamp(extras, wheelhouse)
-    if stamp_path.exists() and stamp_path.read_text().strip() == expected_stamp:
+    digest = pyproject_digest()
+    installed_digest, installed_extras = read_stamp(stamp_path)
+    needed = {extras} if extras else set()
+    if installed_digest == digest and needed <= installed_extras:
         say("bootstrap.up_to_date", path=VENV)
         return
+    # Keep extras installed earlier (the test tools, say) when pyproject.toml changed.
+    if installed_digest is not None:
+        needed |= installed_extras
+    extras = ",".join(sorted(needed))
     pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check"]
     if wheelhouse:
         if not Path(wheelhouse).is_dir():
             fail("bootstrap.wheelhouse_missing", path=wheelhouse)
         pip += ["--no-index", "--find-links", str(Path(wheelhouse).resolve())]
     pip += ["-e", f"{ROOT}[{extras}]" if extras else str(ROOT)]
-    say("bootstrap.installing", extras=extras or "-")
+    say("bootstrap.installing", extras=message("bootstrap.extras_" + ("test" if extras else "none")))
     log_path = VENV / "pip-install.log"
     with open(log_path, "w", encoding="utf-8", errors="replace") as log:
         process = subprocess.Popen(pip, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -105,11 +123,14 @@ def ensure_installed(extras: str, command: str, wheelhouse: "str | None") -> Non
         code = process.wait()
     if code != 0:
         print(message("bootstrap.install_failed", code=code, log=log_path, command=command), file=sys.stderr)
-        if network_problem:
+        if network_problem and wheelhouse:
+            print(message("bootstrap.wheelhouse_incomplete", path=wheelhouse, detail=network_problem), file=sys.stderr)
+        elif network_problem:
             print(message("bootstrap.network_hint", detail=network_problem), file=sys.stderr)
         sys.exit(2)
     subprocess.run([str(venv_python()), "-m", "adminkb", "jupyter", "setup"], check=True)
-    stamp_path.write_text(expected_stamp + "\n")
+    stamp = {"pyproject": digest, "extras": sorted(needed)}
+    stamp_path.write_text(json.dumps(stamp) + "\n", encoding="utf-8")
 
 
 def ensure_kernel() -> None:

@@ -1,5 +1,6 @@
 """run.py, the README's two commands: the failures a newcomer can meet give clear messages."""
 
+import json
 import os
 import subprocess
 import sys
@@ -63,7 +64,8 @@ def test_offline_install_failure_explained(tmp_path):
     assert result.returncode == 2
     assert "pip failed (exit code" in result.stderr
     assert 'python -m pip wheel --wheel-dir wheelhouse ".[test]" setuptools wheel' in result.stderr
-    assert "network failure" in result.stderr
+    assert f"The wheelhouse folder {wheelhouse} lacks a package that is needed" in result.stderr
+    assert "network failure" not in result.stderr
     assert (venv / "pip-install.log").read_text(encoding="utf-8").strip()
     assert not (venv / ".adminkb-installed").exists(), "a failed install must not be marked as done"
 
@@ -93,3 +95,22 @@ def test_missing_kernel_explained(tmp_path, monkeypatch, capsys):
     error = capsys.readouterr().err
     assert "no Jupyter kernel named python3" in error
     assert "-m ipykernel install --sys-prefix" in error
+
+
+def test_test_install_serves_lab(tmp_path, monkeypatch, capsys):
+    # After `run.py test` installed the test extras, `run.py lab` must not install again.
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    module = load_run_module()
+    monkeypatch.setattr(module, "VENV", tmp_path)
+    stamp = {"pyproject": module.pyproject_digest(), "extras": ["test"]}
+    (tmp_path / module.STAMP_NAME).write_text(json.dumps(stamp), encoding="utf-8")
+    monkeypatch.setattr(module.subprocess, "Popen", None)  # any pip call would fail loudly
+    module.ensure_installed("", "lab", None)
+    assert "is up to date" in capsys.readouterr().out
+
+
+def test_corrupt_stamp_means_not_installed(tmp_path):
+    module = load_run_module()
+    (tmp_path / "stamp").write_text("not json", encoding="utf-8")
+    assert module.read_stamp(tmp_path / "stamp") == (None, set())
+    assert module.read_stamp(tmp_path / "missing") == (None, set())

@@ -45,8 +45,21 @@ def test_english_by_variable(monkeypatch):
     assert message("cli.interrupted") == "Interrupted."
 
 
-def test_unknown_language_falls_back(monkeypatch):
+def test_unknown_language_falls_back(monkeypatch, caplog):
     monkeypatch.setenv("ADMINKB_LANG", "fr")
+    assert i18n.current_language() == "zh-TW"
+    assert "ADMINKB_LANG='fr' is not a supported language" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["en", "EN", "en_US.UTF-8", "en-GB"])
+def test_english_spellings(monkeypatch, value):
+    monkeypatch.setenv("ADMINKB_LANG", value)
+    assert i18n.current_language() == "en"
+
+
+@pytest.mark.parametrize("value", ["zh-TW", "zh_TW.UTF-8", "zh-Hant", "ZH", ""])
+def test_chinese_spellings(monkeypatch, value):
+    monkeypatch.setenv("ADMINKB_LANG", value)
     assert i18n.current_language() == "zh-TW"
 
 

@@ -74,7 +74,7 @@ def test_parameters_cell_first_code_cell(path):
     assert "parameters" in code_cells[0]["metadata"].get("tags", []), f"{path.name}: first code cell is not tagged parameters"
 
 
-@pytest.mark.skipif(not ZHTW_CHECK.is_file(), reason="the shared zh-TW checker is not beside this repository")
+@pytest.mark.skipif(not ZHTW_CHECK.is_file(), reason="../shared/tools/zhtw_check.py (the team's zh-TW prose checker) is not beside this checkout")
 def test_prose_reads_as_taiwan_chinese():
     result = subprocess.run([sys.executable, str(ZHTW_CHECK), *map(str, NOTEBOOKS)], capture_output=True,
                             text=True, timeout=60)

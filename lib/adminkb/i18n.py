@@ -7,6 +7,7 @@ Traditional Chinese is the default; `ADMINKB_LANG=en` switches to English.
 
 from __future__ import annotations
 
+import logging
 import os
 import string
 import tomllib
@@ -18,11 +19,27 @@ DEFAULT_LANGUAGE = "zh-TW"
 
 
 def current_language() -> str:
-    """Return the language chosen by `ADMINKB_LANG`, falling back to zh-TW for unknown values."""
-    requested = os.environ.get("ADMINKB_LANG", DEFAULT_LANGUAGE).strip()
-    aliases = {"zh": "zh-TW", "zh_TW": "zh-TW", "zh-tw": "zh-TW", "en_US": "en", "en-US": "en"}
-    requested = aliases.get(requested, requested)
-    return requested if requested in LANGUAGES else DEFAULT_LANGUAGE
+    """Return the language chosen by `ADMINKB_LANG`, falling back to zh-TW for unknown values.
+
+    Locale-style spellings are accepted: `EN`, `en_US.UTF-8` and `en-GB` mean English, and
+    `zh_TW`, `zh-Hant` and `zh` mean Traditional Chinese. Another value logs one warning.
+    """
+    raw = os.environ.get("ADMINKB_LANG", "").strip()
+    if not raw:
+        return DEFAULT_LANGUAGE
+    normalized = raw.split(".")[0].replace("_", "-").lower()
+    if normalized == "en" or normalized.startswith("en-"):
+        return "en"
+    if normalized in ("zh", "zh-tw", "zh-hant", "zh-hant-tw"):
+        return "zh-TW"
+    _warn_unknown_language(raw)
+    return DEFAULT_LANGUAGE
+
+
+@lru_cache(maxsize=8)
+def _warn_unknown_language(value: str) -> None:
+    logging.getLogger("adminkb.i18n").warning(
+        "ADMINKB_LANG=%r is not a supported language (zh-TW, en); using zh-TW", value)
 
 
 def _flatten(table: dict, prefix: str, out: dict[str, dict[str, str]]) -> None:

@@ -76,7 +76,7 @@ class SmtpTarget:
     def allow_relay(self, address: str | None) -> object:
         """Add `address` to the lab's relay list and return the list; on a real server, say how to do it."""
         if self.lab is None:
-            return _Notice(message("target.relay_by_hand", address=address or "-"))
+            return _Notice(message("target.relay_by_hand", address=address or message("target.app_server_ip")))
         effective = address if address and self.source_address else "127.0.0.1"
         self.lab.allow_relay(effective)
         return self.relay_table()
@@ -126,7 +126,7 @@ class SmtpTarget:
         return rows
 
     def __repr__(self) -> str:
-        return "\n".join(f"{name}：{value}" for name, value in self.summary())
+        return "\n".join(message("target.row_format", name=name, value=value) for name, value in self.summary())
 
     def _repr_html_(self) -> str:
         cells = "".join(f"<tr><th style='text-align:left'>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>"

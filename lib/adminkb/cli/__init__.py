@@ -25,8 +25,36 @@ EXIT_PROBLEMS = 1
 EXIT_BAD_INPUT = 2
 
 
+# argparse's own texts (section titles, usage errors), translated through the catalog. argparse
+# looks them up with gettext by their English source text, through its module-level `_`.
+ARGPARSE_TEXTS = {
+    "usage: ": "cli.argparse.usage",
+    "positional arguments": "cli.argparse.positional",
+    "options": "cli.argparse.options",
+    "the following arguments are required: %s": "cli.argparse.required",
+    "unrecognized arguments: %s": "cli.argparse.unrecognized",
+    "invalid choice: %(value)r (choose from %(choices)s)": "cli.argparse.invalid_choice",
+    "expected one argument": "cli.argparse.expected_one",
+    "argument %(argument_name)s: %(message)s": "cli.argparse.argument_error",
+    "invalid %(type)s value: %(value)r": "cli.argparse.invalid_value",
+}
+
+
+def _translate_argparse(text: str) -> str:
+    key = ARGPARSE_TEXTS.get(text)
+    return message(key) if key else text
+
+
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose own texts (usage, errors) come from the catalog."""
+    """An ArgumentParser whose own texts (usage, errors) come from the catalog.
+
+    Prefix matching of long options is off, so a typo such as `--form` is reported as unknown
+    instead of being taken for `--format`.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, text: str) -> None:  # noqa: D401 - argparse's name
         self.print_usage(sys.stderr)
@@ -46,7 +74,12 @@ def make_console_safe() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the full `adminkb` parser with every area's sub-commands."""
+    """Build the full `adminkb` parser with every area's sub-commands.
+
+    NOTE: argparse's own texts are translated by replacing its module-level gettext function,
+    which affects every parser in this process; only the `adminkb` command builds parsers here.
+    """
+    argparse._ = _translate_argparse  # type: ignore[attr-defined]
     parser = _Parser(prog="adminkb", description=message("cli.description"),
                      formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False)
     parser.add_argument("-h", "--help", action="help", help=message("cli.help_option"))

@@ -15,7 +15,7 @@ from adminkb.smtp.replies import Reply, explain
 # Relay refusals in each server's own wording (addresses are reserved example names).
 RELAY_DENIAL_SAMPLES = (
     ("IIS SMTP", "550 5.7.1 Unable to relay for user@example.net"),
-    ("Exchange 2013 以後", "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"),
+    ("Exchange 2013+", "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain"),
     ("Microsoft 365", "550 5.7.64 TenantAttribution; Relay Access Denied"),
     ("Postfix", "554 5.7.1 <user@example.net>: Relay access denied"),
     ("Exim", "550 relay not permitted"),
