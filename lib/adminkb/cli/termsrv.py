@@ -1,0 +1,287 @@
+"""`adminkb termsrv`: termsrv.dll checks, Remote Desktop state, the XP batch file, .reg files, step plan.
+
+`check` exits 0 for an XP termsrv.dll build whose string-table version agrees, 1 otherwise, and 2
+when the file cannot be used. The other verbs exit 0 on success and 2 when an input cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
+from adminkb.cli.reg import diff_rows, display_value
+from adminkb.errors import InputError
+from adminkb.i18n import message
+from adminkb.output import FORMATS, render_csv, render_json, render_table
+from adminkb.regfile import read_regfile, write_regfile
+from adminkb.termsrv import (
+    APPLICABILITY_OTHER, COPY_BACK, PeCheck, RdpState, build_change_files, check_pe, collect_batch_bytes,
+    collect_batch_text, model_from_regfiles, plan_rows, read_live_state, read_state, step_plan,
+)
+from adminkb.termsrv.collect import FOLDER_PREFIX
+from adminkb.termsrv.plan import APPLY_FILE, REPLACE_ORDER, ROLLBACK_FILE
+
+CHECK_FIELDS = ("path", "size", "sha256", "machine", "file_version", "product_version", "string_file_version",
+                "original_filename", "applicability")
+STATE_COLUMNS = ("setting", "key", "name", "value")
+PLAN_COLUMNS = ("step", "phase", "action", "commands", "expected")
+COPY_BACK_COLUMNS = ("file", "description")
+CHANGE_COLUMNS = ("change", "key", "name", "old", "new")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    area = subparsers.add_parser("termsrv", add_help=False, help=message("termsrv.cli.area_help"),
+                                 description=message("termsrv.cli.area_help"))
+    add_help_option(area)
+    verbs = area.add_subparsers(dest="verb", metavar=message("cli.command_metavar"))
+    verbs.required = True
+
+    check = _verb(verbs, "check", "check")
+    check.add_argument("file", metavar="FILE", help=message("termsrv.cli.file_help"))
+    _add_format(check)
+    check.set_defaults(handler=run_check)
+
+    state = _verb(verbs, "state", "state")
+    state.add_argument("exports", metavar="FILE", nargs="*", help=message("termsrv.cli.exports_help"))
+    state.add_argument("--live", action="store_true", help=message("termsrv.cli.live_help"))
+    state.add_argument("--encoding", metavar="CODEPAGE", default=None, help=message("termsrv.cli.encoding_help"))
+    _add_format(state)
+    state.set_defaults(handler=run_state)
+
+    collect = _verb(verbs, "collect-script", "collect")
+    collect.add_argument("--output", metavar="FILE", default=None, help=message("termsrv.cli.output_help"))
+    collect.set_defaults(handler=run_collect_script)
+
+    files = _verb(verbs, "files", "files")
+    files.add_argument("exports", metavar="FILE", nargs="+", help=message("termsrv.cli.exports_help"))
+    files.add_argument("--output-dir", metavar="DIR", default=".", help=message("termsrv.cli.output_dir_help"))
+    files.add_argument("--allow-multiple-sessions", action="store_true",
+                       help=message("termsrv.cli.allow_multiple_help"))
+    files.add_argument("--force", action="store_true", help=message("termsrv.cli.force_help"))
+    files.add_argument("--encoding", metavar="CODEPAGE", default=None, help=message("termsrv.cli.encoding_help"))
+    files.set_defaults(handler=run_files)
+
+    plan = _verb(verbs, "plan", "plan")
+    plan.add_argument("--collected", metavar="DIR", default=None, help=message("termsrv.cli.collected_help"))
+    plan.add_argument("--replacement", metavar="FILE", default=None, help=message("termsrv.cli.replacement_help"))
+    plan.add_argument("--backup-folder", metavar="FOLDER", default=None,
+                      help=message("termsrv.cli.backup_folder_help"))
+    _add_format(plan)
+    plan.set_defaults(handler=run_plan)
+
+
+def _verb(verbs: argparse._SubParsersAction, name: str, key: str) -> argparse.ArgumentParser:
+    parser = verbs.add_parser(name, add_help=False, help=message(f"termsrv.cli.{key}_help"),
+                              description=message(f"termsrv.cli.{key}_description"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(parser)
+    return parser
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
+
+
+def _headers(columns: tuple[str, ...]) -> dict[str, str]:
+    return {column: message(f"termsrv.cli.column_{column}") for column in columns}
+
+
+def _fail(error: InputError) -> int:
+    print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+# check
+
+def run_check(arguments: argparse.Namespace) -> int:
+    """Print what `check_pe` found and return 0 (XP build), 1 (not applicable or mismatch) or 2."""
+    try:
+        check = check_pe(arguments.file)
+    except InputError as error:
+        return _fail(error)
+    notes = check_notes(check)
+    if arguments.format == "json":
+        print(render_json({**check.to_dict(), "applicability_text": message(f"termsrv.applicability.{check.applicability}"),
+                           "notes": notes}))
+    elif arguments.format == "csv":
+        row = {**check.to_dict(), "applicability": check.applicability}
+        sys.stdout.write(render_csv([row], CHECK_FIELDS))
+    else:
+        print(render_table(check_rows(check), ("item", "value"), _headers(("item", "value"))))
+        for note in notes:
+            print(note)
+    if check.applicability == APPLICABILITY_OTHER or check.string_version_differs:
+        return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+def check_rows(check: PeCheck) -> list[dict[str, object]]:
+    """Return the check as item and value rows, in the user's language."""
+    values = {
+        "path": check.path,
+        "size": f"{check.size:,}",
+        "sha256": check.sha256,
+        "machine": f"{check.machine_name} (0x{check.machine:04x})",
+        "file_version": check.file_version,
+        "product_version": check.product_version,
+        "string_file_version": check.string_file_version,
+        "original_filename": check.original_filename,
+        "applicability": message(f"termsrv.applicability.{check.applicability}"),
+    }
+    return [{"item": message(f"termsrv.cli.field_{field}"), "value": values[field]} for field in CHECK_FIELDS]
+
+
+def check_notes(check: PeCheck) -> list[str]:
+    notes = []
+    if check.string_version_differs:
+        notes.append(message("termsrv.check.string_differs", string_version=check.string_file_version,
+                             file_version=check.file_version))
+    if check.original_filename and check.original_filename.lower() != "termsrv.dll":
+        notes.append(message("termsrv.check.not_termsrv", original=check.original_filename))
+    return notes
+
+
+# state
+
+def run_state(arguments: argparse.Namespace) -> int:
+    """Print the Remote Desktop session settings and return 0, or 2 when no source can be used."""
+    try:
+        if arguments.live:
+            state = read_live_state()
+        else:
+            state = read_state(arguments.exports, encoding=arguments.encoding)
+    except InputError as error:
+        return _fail(error)
+    if state.secrets:
+        print(message("termsrv.state.secrets", names=", ".join(state.secrets)), file=sys.stderr)
+    rows = state_rows(state)
+    if arguments.format == "json":
+        print(render_json(state_document(state)))
+    elif arguments.format == "csv":
+        sys.stdout.write(render_csv(rows, STATE_COLUMNS))
+    else:
+        print(render_table(rows, STATE_COLUMNS, _headers(STATE_COLUMNS)))
+        print(state_summary(state))
+    return EXIT_OK
+
+
+def state_rows(state: RdpState) -> list[dict[str, object]]:
+    rows = []
+    for found in state.values:
+        if not found.key_known:
+            shown = message("termsrv.state.key_not_exported")
+        elif found.value is None:
+            shown = message("termsrv.state.not_set")
+        elif found.wrong_type:
+            shown = message("termsrv.state.wrong_type", type=found.value.type_name)
+        else:
+            shown = display_value(found.value)
+        rows.append({"setting": message(f"termsrv.setting.{found.setting.id}"), "key": found.setting.key,
+                     "name": found.setting.name, "value": shown})
+    return rows
+
+
+def state_summary(state: RdpState) -> str:
+    enabled = state.rdp_enabled
+    rdp = "termsrv.state.rdp_unknown" if enabled is None else (
+        "termsrv.state.rdp_enabled" if enabled else "termsrv.state.rdp_disabled")
+    concurrent = "termsrv.state.concurrent_on" if state.concurrent_sessions_enabled else "termsrv.state.concurrent_off"
+    return "\n".join([message(rdp), message(concurrent)])
+
+
+def state_document(state: RdpState) -> dict[str, object]:
+    return {
+        "source": state.source,
+        "rdp_enabled": state.rdp_enabled,
+        "concurrent_sessions_enabled": state.concurrent_sessions_enabled,
+        "secrets": state.secrets,
+        "settings": [{"id": found.setting.id, "key": found.setting.key, "name": found.setting.name,
+                      "key_known": found.key_known, "number": found.number,
+                      "type": found.value.type_name if found.value else None} for found in state.values],
+    }
+
+
+# collect-script
+
+def run_collect_script(arguments: argparse.Namespace) -> int:
+    """Write the XP batch file (or print it) and list the files to copy back."""
+    if arguments.output is None:
+        sys.stdout.write(collect_batch_text())
+        return EXIT_OK
+    path = Path(arguments.output)
+    try:
+        path.write_bytes(collect_batch_bytes())
+    except OSError as error:
+        return _fail(InputError("termsrv.pe.unreadable", value=str(path), reason=error.strerror or str(error),
+                                next_key="termsrv.pe.unreadable_next"))
+    print(message("termsrv.change.wrote", path=path))
+    print(message("termsrv.collect.copy_back_heading", folder=FOLDER_PREFIX + "<COMPUTERNAME>"))
+    print(render_table(copy_back_rows(), COPY_BACK_COLUMNS, _headers(COPY_BACK_COLUMNS)))
+    print(message("termsrv.collect.hash_note"))
+    return EXIT_OK
+
+
+def copy_back_rows() -> list[dict[str, object]]:
+    return [{"file": item.file, "description": item.description} for item in COPY_BACK]
+
+
+# files
+
+def run_files(arguments: argparse.Namespace) -> int:
+    """Write the apply and rollback files; refuse to overwrite unless --force."""
+    try:
+        regfiles = [read_regfile(path, encoding=arguments.encoding) for path in arguments.exports]
+        files = build_change_files(model_from_regfiles(regfiles),
+                                   allow_multiple_sessions=arguments.allow_multiple_sessions)
+    except InputError as error:
+        return _fail(error)
+    folder = Path(arguments.output_dir)
+    targets = {APPLY_FILE: files.apply, ROLLBACK_FILE: files.rollback}
+    if not arguments.force:
+        for name in targets:
+            if (folder / name).exists():
+                return _fail(InputError("termsrv.change.file_exists", value=str(folder / name),
+                                        next_key="termsrv.change.file_exists_next"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, regfile in targets.items():
+            write_regfile(folder / name, regfile)
+            print(message("termsrv.change.wrote", path=folder / name))
+    except OSError as error:
+        return _fail(InputError("termsrv.pe.unreadable", value=str(folder), reason=error.strerror or str(error),
+                                next_key="termsrv.pe.unreadable_next"))
+    if files.already_applied:
+        print(message("termsrv.change.already_applied"), file=sys.stderr)
+    else:
+        diff = files.before.diff(files.after)
+        print(message("termsrv.change.summary", count=len(diff)))
+        print(render_table(diff_rows(diff), CHANGE_COLUMNS, _headers(CHANGE_COLUMNS)))
+    return EXIT_OK
+
+
+# plan
+
+def run_plan(arguments: argparse.Namespace) -> int:
+    """Print the step plan, with hashes from the collected copies and the replacement when given."""
+    try:
+        originals = {}
+        if arguments.collected:
+            folder = Path(arguments.collected)
+            for name in REPLACE_ORDER:
+                if (folder / name).exists():
+                    originals[name] = check_pe(folder / name)
+        replacement = check_pe(arguments.replacement) if arguments.replacement else None
+        options = {"backup_folder": arguments.backup_folder} if arguments.backup_folder else {}
+        steps = step_plan(originals, replacement, **options)
+    except InputError as error:
+        return _fail(error)
+    rows = plan_rows(steps)
+    if arguments.format == "json":
+        print(render_json([step.to_dict() for step in steps]))
+    elif arguments.format == "csv":
+        sys.stdout.write(render_csv(rows, PLAN_COLUMNS))
+    else:
+        print(render_table(rows, PLAN_COLUMNS, _headers(PLAN_COLUMNS)))
+    return EXIT_OK
