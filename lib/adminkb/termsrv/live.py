@@ -1,6 +1,7 @@
 """Read registry keys of this Windows machine into a RegistryModel with winreg, read-only.
 
 Only values are read, never written: each key opens with KEY_READ and closes at once.
+NOTE: only the Windows-only test runs this module, and CI on Linux skips that test.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ def read_keys(paths: list[str]) -> RegistryModel:
         if not path.startswith(prefix):
             raise ValueError(f"only HKEY_LOCAL_MACHINE keys are read, got {path!r}")
         try:
-            handle = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, path[len(prefix):], 0, winreg.KEY_READ)
+            # KEY_WOW64_64KEY makes a 32-bit Python on 64-bit Windows read the native keys instead of
+            # the SOFTWARE\WOW6432Node view for the keys that Windows redirects.
+            handle = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, path[len(prefix):], 0,
+                                    winreg.KEY_READ | winreg.KEY_WOW64_64KEY)
         except FileNotFoundError:
             log.info("registry key not found: %s", path)
             continue
