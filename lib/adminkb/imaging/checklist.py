@@ -1,0 +1,226 @@
+"""Checklist progress for one image build: tick steps with who, when and a note, saved as JSON.
+
+The file is `<state_dir>/<name>.json` (default `~/.adminkb/checklists`). It is written to a
+temporary file in the same folder and renamed over the old one, so a crash never leaves half a
+file. Loading a corrupt or foreign file raises InputError: it never starts a blank checklist
+over somebody's recorded progress.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from adminkb.errors import InputError
+from adminkb.i18n import message
+from adminkb.imaging.steps import PHASES, STEPS, Step, phase_title
+
+log = logging.getLogger("adminkb.imaging.checklist")
+
+FORMAT = "adminkb-checklist"
+VERSION = 1
+# A checklist name becomes a file name, so it takes letters (Chinese included), digits, '-', '_'
+# and '.', starts with a letter or digit, and has at most 64 characters.
+NAME = re.compile(r"[^\W_][\w.\-]{0,63}")
+
+
+def default_state_dir() -> Path:
+    """Return `~/.adminkb/checklists`, where checklists live unless the user names a folder."""
+    return Path.home() / ".adminkb" / "checklists"
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A record of one ticked step: the person, the time (UTC, ISO 8601) and the note."""
+
+    who: str
+    when: str
+    note: str = ""
+
+
+class Checklist:
+    """Progress of one named image build through the imaging steps.
+
+    Creating a Checklist loads its file when one exists. `tick` and `untick` save at once.
+    """
+
+    def __init__(self, name: str, state_dir: str | Path | None = None, steps: Sequence[Step] = STEPS) -> None:
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise InputError("imaging_checklist.bad_name", value=name, next_key="imaging_checklist.bad_name_next")
+        self.name = name
+        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
+        self.path = self.state_dir / f"{name}.json"
+        self.steps = tuple(steps)
+        self._by_id = {step.id: step for step in self.steps}
+        self.ticks: dict[str, Tick] = {}
+        # Ticks for step ids this version does not know; kept and saved back unchanged.
+        self.unknown_ticks: dict[str, dict] = {}
+        self.created = _now()
+        if self.path.exists():
+            self._load()
+
+    # Progress.
+
+    def tick(self, step_id: str, who: str, when: datetime | None = None, note: str = "") -> Tick:
+        """Mark a step done by `who` at `when` (now when omitted), with an optional note, and save."""
+        self._step(step_id)
+        if not who or not who.strip():
+            raise InputError("imaging_checklist.who_missing", value=step_id,
+                             next_key="imaging_checklist.who_missing_next")
+        if when is not None and when.tzinfo is None:
+            raise InputError("imaging_checklist.naive_time", value=when.isoformat())
+        stamp = (when or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
+        entry = Tick(who.strip(), stamp, note.strip())
+        self.ticks[step_id] = entry
+        self.save()
+        log.info("checklist %s: %s ticked by %s", self.name, step_id, entry.who)
+        return entry
+
+    def untick(self, step_id: str) -> None:
+        """Mark a step not done and save. Unticking an open step changes nothing."""
+        self._step(step_id)
+        if self.ticks.pop(step_id, None) is not None:
+            self.save()
+            log.info("checklist %s: %s unticked", self.name, step_id)
+
+    def is_done(self, step_id: str) -> bool:
+        return step_id in self.ticks
+
+    @property
+    def done(self) -> int:
+        return len(self.ticks)
+
+    @property
+    def total(self) -> int:
+        return len(self.steps)
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.total
+
+    def _step(self, step_id: str) -> Step:
+        if step_id not in self._by_id:
+            raise InputError("imaging_checklist.unknown_step", value=step_id,
+                             next_key="imaging_checklist.unknown_step_next")
+        return self._by_id[step_id]
+
+    # Saving and loading.
+
+    def to_document(self) -> dict[str, object]:
+        """Return the JSON document saved for this checklist."""
+        ticks = {step_id: {"who": entry.who, "when": entry.when, "note": entry.note}
+                 for step_id, entry in self.ticks.items()}
+        ticks.update(self.unknown_ticks)
+        return {"format": FORMAT, "version": VERSION, "name": self.name, "created": self.created,
+                "ticks": dict(sorted(ticks.items()))}
+
+    def save(self) -> Path:
+        """Write the checklist atomically: a temporary file in the same folder, then a rename."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_document(), ensure_ascii=False, indent=2) + "\n"
+        handle, temporary = tempfile.mkstemp(prefix=f".{self.name}.", suffix=".tmp", dir=self.state_dir)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return self.path
+
+    def _load(self) -> None:
+        where = str(self.path)
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputError("imaging_checklist.corrupt", value=where, reason=message("imaging_checklist.not_utf8"),
+                             next_key="imaging_checklist.corrupt_next") from None
+        except OSError as error:
+            raise InputError("imaging_checklist.unreadable", value=where, reason=error.strerror or str(error)) from None
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InputError("imaging_checklist.corrupt", value=where,
+                             reason=message("imaging_checklist.bad_json", line=error.lineno, column=error.colno,
+                                            detail=error.msg),
+                             next_key="imaging_checklist.corrupt_next") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise InputError("imaging_checklist.foreign", value=where, next_key="imaging_checklist.foreign_next")
+        if document.get("version") != VERSION:
+            raise InputError("imaging_checklist.version", value=where, version=document.get("version"),
+                             supported=VERSION)
+        if document.get("name") != self.name:
+            raise InputError("imaging_checklist.other_name", value=where, found=document.get("name"),
+                             expected=self.name)
+        ticks = document.get("ticks")
+        if not isinstance(ticks, dict):
+            raise InputError("imaging_checklist.corrupt", value=where, reason=message("imaging_checklist.no_ticks"),
+                             next_key="imaging_checklist.corrupt_next")
+        for step_id, entry in ticks.items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("who"), str)
+                    and isinstance(entry.get("when"), str) and isinstance(entry.get("note", ""), str)):
+                raise InputError("imaging_checklist.corrupt", value=where,
+                                 reason=message("imaging_checklist.bad_tick", step=step_id),
+                                 next_key="imaging_checklist.corrupt_next")
+            if step_id in self._by_id:
+                self.ticks[step_id] = Tick(entry["who"], entry["when"], entry.get("note", ""))
+            else:
+                self.unknown_ticks[step_id] = entry
+        if isinstance(document.get("created"), str):
+            self.created = document["created"]
+        if self.unknown_ticks:
+            log.warning("checklist %s: ticks for unknown steps kept: %s", self.name, sorted(self.unknown_ticks))
+
+    # Reports.
+
+    def rows(self) -> list[dict[str, object]]:
+        """Return one row a step, in procedure order: phase, step id, title, done, who, when, note."""
+        rows = []
+        for step in self.steps:
+            entry = self.ticks.get(step.id)
+            rows.append({"phase": phase_title(step.phase), "step": step.id, "title": step.title,
+                         "support": message(f"imaging_steps.support.{step.support}"),
+                         "done": entry is not None, "who": entry.who if entry else "",
+                         "when": entry.when if entry else "", "note": entry.note if entry else ""})
+        return rows
+
+    def to_markdown(self) -> str:
+        """Render the checklist as a Markdown report: progress, then one table a phase."""
+        lines = [f"# {message('imaging_checklist.report_title', name=self.name)}", "",
+                 message("imaging_checklist.progress", done=self.done, total=self.total), ""]
+        header = [message(f"imaging_checklist.column_{column}") for column in ("done", "step", "title", "who", "when",
+                                                                               "note")]
+        for phase in PHASES:
+            steps = [step for step in self.steps if step.phase == phase]
+            if not steps:
+                continue
+            lines += [f"## {phase_title(phase)}", "", "| " + " | ".join(header) + " |",
+                      "|" + "---|" * len(header)]
+            for step in steps:
+                entry = self.ticks.get(step.id)
+                title = step.title
+                if step.support != "supported":
+                    title = f"{title} ({message(f'imaging_steps.support.{step.support}')})"
+                cells = ["[x]" if entry else "[ ]", f"`{step.id}`", title, entry.who if entry else "",
+                         entry.when if entry else "", entry.note if entry else ""]
+                lines.append("| " + " | ".join(_markdown_cell(cell) for cell in cells) + " |")
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _markdown_cell(text: str) -> str:
+    """Escape what would break a Markdown table cell: backslashes, pipes and line breaks."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
