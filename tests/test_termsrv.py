@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pefile
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adminkb.errors import InputError
 from adminkb.regfile import RegistryModel, RegValue, encode_regfile, parse_regfile_bytes, read_regfile
@@ -563,3 +565,36 @@ def test_plan_marks_system_changes():
 def test_exported_key_constants():
     assert LICENSING_CORE == TERMINAL_SERVER + "\\Licensing Core"
     assert POLICY.endswith("\\Policies\\Microsoft\\Windows NT\\Terminal Services")
+
+
+# Apply then rollback on generated exports.
+
+_EXISTING_VALUES = st.one_of(
+    st.none(),
+    st.integers(min_value=0, max_value=0xFFFFFFFF).map(RegValue.dword),
+    # Text that a cp950 REGEDIT4 export can contain, with the characters .reg files escape.
+    st.text(alphabet=st.sampled_from(list('aZ0 =;"\\[]終端機服務')), max_size=8).map(RegValue.string),
+    st.binary(max_size=6).map(RegValue.binary),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(licensing_core=st.booleans(), concurrent=_EXISTING_VALUES, winlogon=st.booleans(),
+       multiple=_EXISTING_VALUES, allow=st.booleans(), version=st.sampled_from([4, 5]))
+def test_rollback_restores_generated_exports(licensing_core, concurrent, winlogon, multiple, allow, version):
+    model = RegistryModel()
+    model.set_value(TERMINAL_SERVER, "fDenyTSConnections", RegValue.dword(0))
+    if licensing_core:
+        model.create_key(LICENSING_CORE)
+        if concurrent is not None:
+            model.set_value(LICENSING_CORE, "EnableConcurrentSessions", concurrent)
+    if winlogon or allow:
+        model.create_key(WINLOGON)
+        if multiple is not None:
+            model.set_value(WINLOGON, "AllowMultipleTSSessions", multiple)
+    # Read the export back from bytes, as the admin's copy would be.
+    export = RegistryModel.from_regfile(parse_regfile_bytes(encode_regfile(model, version=version), strict=True))
+    files = build_change_files(export, allow_multiple_sessions=allow)
+    applied = round_trip(export, files.apply)
+    assert applied.get(LICENSING_CORE, "EnableConcurrentSessions") == RegValue.dword(1)
+    assert round_trip(applied, files.rollback) == export
