@@ -512,10 +512,13 @@ def test_reads_lab_log(tmp_path):
             client.noop()
         _wait_for_quit(lab, 3)
         frame = read_w3c(lab.log_dir)
-    assert frame["cs-method"].tolist() == ["EHLO", "MAIL", "RCPT", "DATA", "QUIT", "EHLO", "QUIT", "NOOP", "QUIT"]
+        # Shown when an assert fails, to tell a lab logging change from a reader fault.
+        written = b"".join(path.read_bytes() for path in lab.log_files()).decode("cp950")
+    assert frame["cs-method"].tolist() == ["EHLO", "MAIL", "RCPT", "DATA", "QUIT", "EHLO", "QUIT", "NOOP", "QUIT"], \
+        written
     assert frame["cs-uri-query"].iloc[:3].tolist() == [
-        " app01.example.net", f" FROM:<web@example.net> size={len(LAB_MESSAGE)}", " TO:<user@example.com>"]
-    assert frame["cs-username"].iloc[5:7].tolist() == ["郵件主機", "郵件主機"]
+        " app01.example.net", f" FROM:<web@example.net> size={len(LAB_MESSAGE)}", " TO:<user@example.com>"], written
+    assert frame["cs-username"].iloc[5:7].tolist() == ["郵件主機", "郵件主機"], written
     assert frame["c-ip"].unique().tolist() == ["127.0.0.1"]
     assert (frame["timestamp"] == pd.Timestamp(START)).all()
     assert [len(block["fields"]) for block in frame.attrs["blocks"]] == [21, 5]
