@@ -14,6 +14,9 @@ Unrecognized command, the HELP reply, the VRFY reply, Invalid Address, and the s
 from __future__ import annotations
 
 BANNER = "220 {host} Microsoft ESMTP MAIL Service, Version: {version} ready at  {date} "
+# NOTE: the banner with the metabase property ConnectResponse set. That the service then sends
+# the host name and the admin's text, and nothing else, is not confirmed.
+CUSTOM_BANNER = "220 {host} {text}"
 
 HELO_OK = "250 {host} Hello [{client}]"
 EHLO_FIRST = "250-{host} Hello [{client}]"
@@ -36,6 +39,9 @@ INVALID_ADDRESS = "501 5.5.4 Invalid Address"
 HELP = ("214-This server supports the following commands:",
         "214 HELO EHLO STARTTLS RCPT DATA RSET MAIL QUIT HELP AUTH TURN ETRN BDAT VRFY")
 CANNOT_VRFY = "252 2.1.5 Cannot VRFY user, but will take message for <{address}>"
+# NOTE: the service never sends these two; the lab's VRFY that reveals accounts uses them.
+VRFY_USER_FOUND = "250 2.1.5 <{address}>"
+VRFY_USER_UNKNOWN = "550 5.1.1 <{address}>... User unknown"
 
 # NOTE: the following texts are the wording Microsoft's SMTP stack is reported to use in
 # programming exercises and scanner output, not confirmed from a transcript of IIS 6.0 itself.
@@ -46,11 +52,29 @@ SENDER_ALREADY_SPECIFIED = "503 5.5.2 Sender already specified"
 INVALID_ARGUMENTS = "501 5.5.4 Invalid arguments"
 OK = "250 2.0.0 OK"
 TLS_UNAVAILABLE = "554 5.7.3 Unable to initialize security subsystem"
+AUTH_SUCCESSFUL = "235 2.7.0 Authentication successful"
+AUTH_FAILED = "535 5.7.3 Authentication unsuccessful"
+# The AUTH LOGIN prompts are base64 of "Username:" and "Password:".
+AUTH_USERNAME_PROMPT = "334 VXNlcm5hbWU6"
+AUTH_PASSWORD_PROMPT = "334 UGFzc3dvcmQ6"
+# EHLO lines while Basic authentication is on: the service offers three mechanisms and the
+# old AUTH= form, but the lab can only check LOGIN.
+AUTH_KEYWORDS = ("AUTH GSSAPI NTLM LOGIN", "AUTH=LOGIN")
+# NOTE: where STARTTLS sits in the EHLO list is recalled from Exchange 2003 transcripts, which
+# also list a bare TLS keyword after VRFY. No transcript of the plain IIS 6.0 service confirms it.
+TLS_KEYWORDS = ("TLS", "STARTTLS")
 
 # NOTE: these replies are the lab's own choice, confirmed nowhere. They cover TURN without
-# authentication, ETRN, a BDAT chunk that is not the last one, and AUTH while authentication
-# is off. The last one covers a failure inside the lab, such as a mailroot it cannot write.
+# authentication, ETRN, a BDAT chunk that is not the last one, AUTH while authentication is
+# off, the STARTTLS go-ahead, and AUTH cancelled, repeated, before TLS or with bad base64.
+# RFC 4954 defines 538 5.7.11 for AUTH before TLS. LOCAL_ERROR covers a failure inside the
+# lab, such as a mailroot it cannot write.
 TURN_DENIED = "502 5.7.0 Permission denied"
+READY_TO_START_TLS = "220 2.0.0 SMTP server ready"
+AUTH_CANCELLED = "501 5.7.0 Authentication cancelled"
+AUTH_ALREADY_DONE = "503 5.5.2 Already authenticated"
+AUTH_NEEDS_TLS = "538 5.7.11 Encryption required for requested authentication mechanism"
+INVALID_BASE64 = "501 5.5.4 Invalid base64 data"
 ETRN_STARTED = "250 2.0.0 Queuing for node {domain} started"
 CHUNK_RECEIVED = "250 2.0.0 {size} bytes received"
 AUTH_UNAVAILABLE = "504 5.7.4 Unrecognized authentication type"

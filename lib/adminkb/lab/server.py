@@ -36,6 +36,7 @@ from adminkb.lab.pickup import DEFAULT_POLL_INTERVAL, PickupProcessor, PickupRes
 from adminkb.lab.policy import DENY, GRANT, AccessList, parse_address
 from adminkb.lab.service import VirtualServer
 from adminkb.lab.session import IisSmtpSession
+from adminkb.lab.tls import LabCertificate, checked_tls_version, server_context, write_certificate
 from adminkb.lab.w3clog import DEFAULT_ENCODING, FULL_FIELDS, W3CLogWriter, validate_encoding, validate_fields
 
 log = logging.getLogger("adminkb.lab")
@@ -97,7 +98,12 @@ class MailLab:
                  version: str = DEFAULT_VERSION, log_fields: Sequence[str] | str = FULL_FIELDS,
                  log_encoding: str = DEFAULT_ENCODING,
                  connection_timeout: float = DEFAULT_CONNECTION_TIMEOUT,
-                 pickup_interval: float | None = DEFAULT_POLL_INTERVAL) -> None:
+                 pickup_interval: float | None = DEFAULT_POLL_INTERVAL, tls: bool = False,
+                 tls_minimum_version: str | None = None, tls_ciphers: str | None = None,
+                 certificate_names: Sequence[str] | None = None, certificate_not_after: datetime | None = None,
+                 basic_auth: bool = False, accounts: Mapping[str, str] | None = None,
+                 auth_requires_tls: bool = True, relay_for_authenticated: bool = True,
+                 vrfy_reveals_users: bool = False, connect_response: str | None = None) -> None:
         self._listen = parse_address(listen)
         self._requested_port = _checked_port(port)
         self._allow_non_loopback = bool(allow_non_loopback)
@@ -119,6 +125,18 @@ class MailLab:
         self._connection_timeout = float(connection_timeout)
         self._pickup_interval = _checked_interval(pickup_interval)
         self._check_exposure(self._relay)
+        self._tls = bool(tls)
+        self._tls_minimum_version = checked_tls_version(tls_minimum_version)
+        self._tls_ciphers = tls_ciphers
+        self._certificate_names = _checked_certificate_names(certificate_names)
+        self._certificate_not_after = certificate_not_after
+        self._certificate: LabCertificate | None = None
+        self._basic_auth = bool(basic_auth)
+        self._accounts = _checked_accounts(accounts)
+        self._auth_requires_tls = bool(auth_requires_tls)
+        self._relay_for_authenticated = bool(relay_for_authenticated)
+        self._vrfy_reveals_users = bool(vrfy_reveals_users)
+        self._connect_response = _checked_connect_response(connect_response)
 
         self._lock = threading.RLock()
         self._root: Path | None = None
@@ -249,7 +267,20 @@ class MailLab:
                 hostname=self._settings["hostname"], computer_name=self._settings["computer_name"],
                 version=self._settings["version"], zone=self._settings["zone"], clock=self._clock,
                 mailroot_path=root / "mailroot", log_writer=self._log_writer, local_domains=self._local_domains,
-                relay=self._relay, connection=self._connection, max_message_size=self._max_message_size)
+                relay=self._relay, connection=self._connection, max_message_size=self._max_message_size,
+                relay_for_authenticated=self._relay_for_authenticated)
+        service = self._service
+        service.basic_auth = self._basic_auth
+        service.auth_requires_tls = self._auth_requires_tls
+        service.set_accounts(self._accounts.items())
+        service.vrfy_reveals_users = self._vrfy_reveals_users
+        service.connect_response = self._connect_response
+        service.tls_context = None
+        if self._tls:
+            names = self._certificate_names or (self._settings["hostname"], str(self._listen))
+            self._certificate = write_certificate(root / "tls", names, not_after=self._certificate_not_after)
+            service.tls_context = server_context(self._certificate, minimum_version=self._tls_minimum_version,
+                                                 ciphers=self._tls_ciphers)
 
     def _run_loop(self, ready: threading.Event) -> None:
         loop = self._loop
@@ -326,6 +357,20 @@ class MailLab:
     def root(self) -> Path | None:
         """The folder holding `mailroot` and `LogFiles`; None before the first start."""
         return self._root
+
+    @property
+    def certificate_file(self) -> Path:
+        """The PEM file of the lab's self-signed certificate, for a client to trust explicitly.
+
+        Raises LabError when TLS is off or the lab has not started, because no certificate exists then.
+        """
+        if self._certificate is None:
+            raise LabError("lab.no_certificate", next_key="lab.no_certificate_next")
+        return self._certificate.certificate_file
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self._tls
 
     @property
     def mailroot(self) -> Path:
@@ -534,6 +579,42 @@ def _access_list_from(control: ConnectionControl) -> AccessList | None:
         return AccessList.of(str(mode), entries)
     raise InputError("lab.invalid_connection_control", value=repr(control),
                      next_key="lab.invalid_connection_control_next")
+
+
+def _checked_certificate_names(names: Sequence[str] | None) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    if isinstance(names, str):
+        names = [names]
+    checked = tuple(_checked_name(name, "certificate_names") for name in names)
+    if not checked:
+        raise InputError("lab.invalid_name", value="", option="certificate_names", next_key="lab.invalid_name_next")
+    return checked
+
+
+def _checked_accounts(accounts: Mapping[str, str] | None) -> dict[str, str]:
+    """Check the lab's account list; the error names the account, never the password."""
+    if accounts is None:
+        return {}
+    if not isinstance(accounts, Mapping):
+        raise InputError("lab.invalid_accounts", value=type(accounts).__name__, next_key="lab.invalid_accounts_next")
+    checked: dict[str, str] = {}
+    for user, password in accounts.items():
+        name = _checked_name(user, "accounts")
+        if not isinstance(password, str) or not password:
+            raise InputError("lab.invalid_account_password", value=name,
+                             next_key="lab.invalid_account_password_next")
+        checked[name] = password
+    return checked
+
+
+def _checked_connect_response(text: str | None) -> str | None:
+    if text is None:
+        return None
+    value = str(text)
+    if not value.strip() or not value.isascii() or any(character in value for character in "\r\n"):
+        raise InputError("lab.invalid_connect_response", value=value, next_key="lab.invalid_connect_response_next")
+    return value
 
 
 def _checked_port(port: object) -> int:

@@ -9,7 +9,9 @@ service does: local recipients in Drop, the others in Queue.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import ssl
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -18,6 +20,7 @@ from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 
 from adminkb import mailroot
+from adminkb.lab import replies
 from adminkb.lab.clock import MONTH_NAMES, Clock, rfc2822_date
 from adminkb.lab.policy import AccessList
 from adminkb.lab.w3clog import W3CLogWriter
@@ -68,6 +71,19 @@ class VirtualServer:
         # Extra EHLO keywords for authentication (such as "AUTH GSSAPI NTLM LOGIN"), listed
         # right after the greeting line; empty while the lab offers no authentication.
         self.authentication_keywords: tuple[str, ...] = ()
+        # STARTTLS: None while no certificate is bound, so the service offers no TLS.
+        self.tls_context: ssl.SSLContext | None = None
+        # Basic authentication (AUTH LOGIN) against `accounts`, accepted only under TLS
+        # while `auth_requires_tls` is set.
+        self.basic_auth = False
+        self.auth_requires_tls = True
+        self._accounts: dict[str, tuple[str, str]] = {}
+        # NOTE: not a setting of the real service, which answers every VRFY with 252. The lab
+        # uses it to show a server whose VRFY tells existing accounts from unknown ones.
+        self.vrfy_reveals_users = False
+        # The banner text after the host name instead of the product and version (the
+        # metabase property ConnectResponse); None keeps the service's own banner.
+        self.connect_response: str | None = None
         self.sessions: set = set()
         self._lock = threading.Lock()
         self._message_counter = 0
@@ -92,6 +108,36 @@ class VirtualServer:
         if authenticated and self.relay_for_authenticated:
             return True
         return self.relay.allows(client_ip)
+
+    def banner(self) -> str:
+        """Return the 220 greeting line for a new connection."""
+        if self.connect_response is not None:
+            return replies.CUSTOM_BANNER.format(host=self.hostname, text=self.connect_response)
+        return replies.BANNER.format(host=self.hostname, version=self.version,
+                                     date=rfc2822_date(self.clock.now(), self.zone))
+
+    def set_accounts(self, accounts: Iterable[tuple[str, str]]) -> None:
+        """Replace the lab's account list with (user name, password) pairs."""
+        self._accounts = {user.lower(): (user, password) for user, password in accounts}
+
+    @property
+    def account_names(self) -> list[str]:
+        return sorted(user for user, _ in self._accounts.values())
+
+    def check_password(self, user: str, password: str) -> str | None:
+        """Return the account's own spelling when `password` is right, else None.
+
+        User names compare without regard to case, as Windows account names do. The password
+        comparison takes the same time whatever the position of the first wrong character.
+        """
+        entry = self._accounts.get(user.lower())
+        expected = entry[1] if entry is not None else ""
+        matches = hmac.compare_digest(password.encode("utf-8", "surrogateescape"),
+                                      expected.encode("utf-8", "surrogateescape"))
+        return entry[0] if entry is not None and matches else None
+
+    def has_account(self, user: str) -> bool:
+        return user.lower() in self._accounts
 
     @property
     def default_domain(self) -> str:

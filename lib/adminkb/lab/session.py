@@ -10,15 +10,19 @@ and every command becomes one W3C log line with the bytes each way and the time 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from asyncio import sslproto
+
 from aiosmtpd.smtp import SMTP
 
 from adminkb.lab import replies
-from adminkb.lab.clock import milliseconds_between, rfc2822_date
+from adminkb.lab.clock import milliseconds_between
 from adminkb.lab.service import VirtualServer, find_message_id
 from adminkb.lab.w3clog import LogEntry
 
@@ -74,6 +78,12 @@ class IisSmtpSession(SMTP):
     # Connection life cycle
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is not None:
+            # The TLS layer reports its new transport after a STARTTLS handshake. aiosmtpd
+            # then starts a fresh session object, so the client must send EHLO again
+            # (RFC 3207 section 4.2), and the connection's addresses stay as they were.
+            super().connection_made(transport)
+            return
         super().connection_made(transport)
         peer = transport.get_extra_info("peername") or ("-", 0)
         local = transport.get_extra_info("sockname") or ("-", 0)
@@ -120,8 +130,7 @@ class IisSmtpSession(SMTP):
             return
         self.allowed = True
         log.debug("connection from %s to %s", self.client_ip, self.server_ip)
-        banner = replies.BANNER.format(host=self.server.hostname, version=self.server.version,
-                                       date=rfc2822_date(self.server.clock.now(), self.server.zone))
+        banner = self.server.banner()
         try:
             await self.push(banner)
             while self.transport is not None:
@@ -179,6 +188,9 @@ class IisSmtpSession(SMTP):
         verb = verb_bytes.decode("ascii", errors="surrogateescape")
         query = (separator + rest).decode("ascii", errors="surrogateescape")
         handler = self._commands.get(verb.upper()) if _VERB.match(verb) and not too_long else None
+        # AUTH and STARTTLS lines show the name from before the command, because a successful
+        # AUTH changes it to the account and STARTTLS starts a session without a HELO name.
+        username_before = self._log_username()
         try:
             if handler is None:
                 await self.push(replies.UNRECOGNIZED)
@@ -200,13 +212,15 @@ class IisSmtpSession(SMTP):
             return
 
         cs_bytes = length if self._cs_bytes_override is None else self._cs_bytes_override
+        keeps_name = handler is not None and verb.upper() in ("AUTH", "STARTTLS")
+        username = username_before if keeps_name else self._log_username()
         self._last_sizes = (self._reply_bytes, cs_bytes)
         self._write_log(LogEntry(
             when=self.server.clock.now(), client_ip=self.client_ip, server_ip=self.server_ip,
             # The service logs the commands it recognizes in capitals and anything else in lower case.
             method=verb.upper() if handler is not None else verb.lower(),
             cs_uri_query=query if self._query_override is None else self._query_override,
-            username=self.session.host_name or "", status=self._last_status,
+            username=username, status=self._last_status,
             sc_bytes=self._reply_bytes, cs_bytes=cs_bytes,
             time_taken=milliseconds_between(started, self.server.clock.now())))
         await self._send_held_replies()
@@ -240,6 +254,24 @@ class IisSmtpSession(SMTP):
     def _hello_missing(self) -> bool:
         return not self.session.host_name
 
+    @property
+    def under_tls(self) -> bool:
+        return self.session.ssl is not None
+
+    @property
+    def authenticated_user(self) -> str | None:
+        """The account that authenticated in this session, or None."""
+        return self.session.auth_data if self.session.authenticated else None
+
+    def _log_username(self) -> str:
+        # NOTE: public IIS SMTP logs show the HELO name in cs-username. Which value follows a
+        # successful AUTH is not confirmed; the lab writes the account, as IIS does for
+        # authenticated requests in its other services' W3C logs.
+        return self.authenticated_user or self.session.host_name or ""
+
+    def _auth_offered(self) -> bool:
+        return self.server.basic_auth and (self.under_tls or not self.server.auth_requires_tls)
+
     # Commands
 
     async def _helo(self, argument: str) -> None:
@@ -259,8 +291,10 @@ class IisSmtpSession(SMTP):
         self.session.host_name = argument
         self.session.extended_smtp = True
         await self.push(replies.EHLO_FIRST.format(host=self.server.hostname, client=self.client_ip))
-        keywords = [*self.server.authentication_keywords,
-                    *(keyword.format(size=self.server.max_message_size) for keyword in replies.EHLO_KEYWORDS)]
+        keywords = [*(replies.AUTH_KEYWORDS if self._auth_offered() else ()),
+                    *self.server.authentication_keywords,
+                    *(keyword.format(size=self.server.max_message_size) for keyword in replies.EHLO_KEYWORDS),
+                    *(replies.TLS_KEYWORDS if self.server.tls_context is not None and not self.under_tls else ())]
         for keyword in keywords:
             await self.push(f"250-{keyword}")
         await self.push(replies.EHLO_LAST)
@@ -483,6 +517,13 @@ class IisSmtpSession(SMTP):
             return
         if "@" not in address:
             address = f"{address}@{self.server.default_domain}"
+        if self.server.vrfy_reveals_users:
+            local, _, domain = address.rpartition("@")
+            if self.server.is_local(address) and self.server.has_account(local):
+                await self.push(replies.VRFY_USER_FOUND.format(address=address))
+            else:
+                await self.push(replies.VRFY_USER_UNKNOWN.format(address=address))
+            return
         await self.push(replies.CANNOT_VRFY.format(address=address))
 
     async def _etrn(self, argument: str) -> None:
@@ -495,10 +536,112 @@ class IisSmtpSession(SMTP):
         await self.push(replies.TURN_DENIED)
 
     async def _auth(self, argument: str) -> None:
-        await self.push(replies.AUTH_UNAVAILABLE)
+        mechanism, _, initial = argument.partition(" ")
+        # Only the mechanism reaches the log: an initial response would carry the user name.
+        self._query_override = f" {mechanism}" if mechanism else ""
+        if not self.server.basic_auth:
+            await self.push(replies.AUTH_UNAVAILABLE)
+            return
+        if self._hello_missing():
+            await self.push(replies.SEND_HELLO_FIRST)
+            return
+        if self.session.authenticated:
+            await self.push(replies.AUTH_ALREADY_DONE)
+            return
+        if mechanism.upper() != "LOGIN":
+            await self.push(replies.AUTH_UNAVAILABLE)
+            return
+        if self.server.auth_requires_tls and not self.under_tls:
+            await self.push(replies.AUTH_NEEDS_TLS)
+            return
+        received = self._command_length
+        user = _decode_base64(initial.strip()) if initial.strip() else None
+        if user is None and initial.strip():
+            await self.push(replies.INVALID_BASE64)
+            return
+        if user is None:
+            user, length = await self._read_auth_line(replies.AUTH_USERNAME_PROMPT)
+            received += length
+            if user is None:
+                self._cs_bytes_override = received
+                return
+        password, length = await self._read_auth_line(replies.AUTH_PASSWORD_PROMPT)
+        received += length
+        self._cs_bytes_override = received
+        if password is None:
+            return
+        account = self.server.check_password(user, password)
+        if account is None:
+            log.info("authentication failed for account %r from %s", user, self.client_ip)
+            await self.push(replies.AUTH_FAILED)
+            return
+        self.session.authenticated = True
+        self.session.auth_data = account
+        log.info("account %s authenticated from %s", account, self.client_ip)
+        await self.push(replies.AUTH_SUCCESSFUL)
+
+    async def _read_auth_line(self, prompt: str) -> tuple[str | None, int]:
+        """Send an AUTH LOGIN prompt and return the decoded answer and its length on the wire.
+
+        The answer is None after the reply that ends the exchange was pushed: `*` cancels it
+        (RFC 4954 section 4), and text that is not base64 is rejected.
+        """
+        await self.push(prompt)
+        await self._send_held_replies()
+        line, length, too_long = await self._read_command_line()
+        if line is None:
+            raise ConnectionError("the client closed the connection during AUTH")
+        self._reset_timeout()
+        text = line.decode("ascii", errors="replace").strip()
+        if text == "*":
+            await self.push(replies.AUTH_CANCELLED)
+            return None, length
+        decoded = None if too_long else _decode_base64(text)
+        if decoded is None:
+            await self.push(replies.INVALID_BASE64)
+            return None, length
+        return decoded, length
 
     async def _starttls(self, argument: str) -> None:
-        await self.push(replies.TLS_UNAVAILABLE)
+        context = self.server.tls_context
+        if context is None:
+            await self.push(replies.TLS_UNAVAILABLE)
+            return
+        if argument:
+            await self.push(replies.INVALID_ARGUMENTS)
+            return
+        if self.under_tls:
+            await self.push(replies.UNRECOGNIZED)
+            return
+        await self.push(replies.READY_TO_START_TLS)
+        await self._send_held_replies()
+        # The same switch aiosmtpd's own STARTTLS makes: the TLS protocol sits between the
+        # socket and this session, and connection_made() receives the TLS transport.
+        waiter = self.loop.create_future()
+        self._tls_protocol = sslproto.SSLProtocol(self.loop, self, context, waiter, server_side=True)
+        self._original_transport = self.transport
+        assert self._original_transport is not None
+        self._original_transport.set_protocol(self._tls_protocol)
+        self.transport = self._tls_protocol._app_transport
+        self._tls_protocol.connection_made(self._original_transport)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.info("TLS handshake with %s failed: %s", self.client_ip, error)
+            raise ConnectionError(f"TLS handshake failed: {error}") from error
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        log.info("TLS started with %s: %s, %s", self.client_ip, ssl_object.version() if ssl_object else "-",
+                 ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else "-")
+
+
+def _decode_base64(text: str) -> str | None:
+    """Return base64 `text` decoded as UTF-8 (undecodable bytes kept as escapes), or None when invalid."""
+    try:
+        return base64.b64decode(text, validate=True).decode("utf-8", errors="surrogateescape")
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _plain_ip(address: str) -> str:
