@@ -144,6 +144,14 @@ def test_state_no_files_exits_2(capsys):
     assert "沒有指定任何 .reg 匯出檔" in capsys.readouterr().err
 
 
+def test_state_live_with_files_exits_2(capsys):
+    status = run("state", "--live", str(DATA / "xp_terminal_server.reg"))
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "--live 與 .reg 檔不能同時指定" in error
+    assert "xp_terminal_server.reg" in error
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="winreg is available on Windows")
 def test_state_live_off_windows(capsys):
     status = run("state", "--live")

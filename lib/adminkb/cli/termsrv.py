@@ -148,6 +148,9 @@ def check_notes(check: PeCheck) -> list[str]:
 def run_state(arguments: argparse.Namespace) -> int:
     """Print the Remote Desktop session settings and return 0, or 2 when no source can be used."""
     try:
+        if arguments.live and arguments.exports:
+            raise InputError("termsrv.state.live_and_files", value=" ".join(arguments.exports),
+                             next_key="termsrv.state.live_and_files_next")
         if arguments.live:
             state = read_live_state()
         else:

@@ -96,7 +96,7 @@ def step_plan(originals: Mapping[str, PeCheck] | None = None, replacement: PeChe
         ("prepare", "check_replacement", (f"adminkb termsrv check {REPLACEMENT_FILE}",),
          "check_replacement_expected", False),
         ("prepare", "backup", (f'mkdir "{backup_folder}"', *backups), "backup_expected", False),
-        ("prepare", "make_files", (f"adminkb termsrv files terminal_server.reg winlogon.reg --output-dir {backup_folder}",),
+        ("prepare", "make_files", ("adminkb termsrv files terminal_server.reg winlogon.reg",),
          "make_files_expected", False),
         ("change", "rdp_off", ("control sysdm.cpl",), "rdp_off_expected", True),
         ("change", "safe_mode", (), "safe_mode_expected", True),
