@@ -5,14 +5,15 @@ Domain code only (no Jupyter imports): the runbook's widgets and the CLI build o
 
 from adminkb.imaging.checklist import Checklist, Tick, default_state_dir
 from adminkb.imaging.hal import HALS, HalAdvice, Machine, advise_hal
+from adminkb.imaging.haldll import HalFile, read_hal_bytes, read_hal_dll
 from adminkb.imaging.split import MEDIA, Medium, SplitPlan, ghost_span_names, plan_split, swm_names
 from adminkb.imaging.steps import PHASES, STEPS, STEPS_BY_ID, Step, phase_title, steps_in
 from adminkb.imaging.sysprep import Finding, LintResult, lint_sysprep, lint_text
 from adminkb.imaging.sysprep_form import SysprepForm, encode_sysprep, generate_sysprep, write_sysprep
 
 __all__ = [
-    "HALS", "MEDIA", "PHASES", "STEPS", "STEPS_BY_ID", "Checklist", "Finding", "HalAdvice", "LintResult",
+    "HALS", "MEDIA", "PHASES", "STEPS", "STEPS_BY_ID", "Checklist", "Finding", "HalAdvice", "HalFile", "LintResult",
     "Machine", "Medium", "SplitPlan", "Step", "SysprepForm", "Tick", "advise_hal", "default_state_dir",
     "encode_sysprep", "generate_sysprep", "ghost_span_names", "lint_sysprep", "lint_text", "phase_title",
-    "plan_split", "steps_in", "swm_names", "write_sysprep",
+    "plan_split", "read_hal_bytes", "read_hal_dll", "steps_in", "swm_names", "write_sysprep",
 ]
