@@ -28,6 +28,7 @@ FAILING = {
     "bad_wrong_section.inf": ("wrong-section", 7),
     "bad_unattend_only.inf": ("unattend-only", 7),
     "bad_timezone_hex.inf": ("timezone-hex", 11),
+    "bad_timezone_invalid.inf": ("timezone-invalid", 11),
     "bad_product_key_unquoted.inf": ("product-key-unquoted", 18),
     "bad_product_key_malformed.inf": ("product-key-malformed", 18),
     "bad_computer_name_length.inf": ("computer-name-length", 17),
@@ -107,6 +108,20 @@ def test_timezone_0x_prefix_reported():
     text = "[GuiUnattended]\r\nTimeZone = 0xDC\r\n"
     rules = [finding.rule for finding in lint_text(text).findings]
     assert rules == ["timezone-hex"]
+
+
+def test_timezone_empty_not_reported():
+    assert lint_text("[GuiUnattended]\r\nTimeZone =\r\n").findings == []
+
+
+def test_unquoted_hal_value_accepted():
+    text = "[Unattended]\r\nUpdateUPHAL = MPS_UP,%WINDIR%\\Inf\\Hal.inf\r\n"
+    assert lint_text(text).findings == []
+
+
+def test_empty_key_name_malformed():
+    rules = [finding.rule for finding in lint_text("[Unattended]\r\n= Yes\r\n").findings]
+    assert rules == ["malformed-line"]
 
 
 def test_product_key_masked_in_message():

@@ -37,6 +37,7 @@ RULES: dict[str, str] = {
     "wrong-section": ERROR,
     "unattend-only": ERROR,
     "timezone-hex": ERROR,
+    "timezone-invalid": ERROR,
     "product-key-unquoted": ERROR,
     "product-key-malformed": ERROR,
     "computer-name-length": ERROR,
@@ -230,6 +231,9 @@ def parse_sysprep(text: str) -> tuple[list[tuple[int, str]], list[Entry], list[F
                 findings.append(Finding(number, "malformed-line", section=current, values={"text": raw.strip()}))
             continue
         key, _, value = line.partition("=")
+        if not key.strip():
+            findings.append(Finding(number, "malformed-line", section=current, values={"text": raw.strip()}))
+            continue
         entries.append(Entry(number, current, key.strip(), value.strip()))
     return sections, entries, findings
 
@@ -336,7 +340,8 @@ def _check_values(entries: list[Entry]) -> list[Finding]:
 
 def _check_time_zone(entry: Entry) -> list[Finding]:
     value = entry.value.strip()
-    if value.isdigit():
+    if value.isdigit() or not value:
+        # An empty TimeZone is legal: Mini-Setup then asks for the zone.
         return []
     digits = value[2:] if value.lower().startswith("0x") else value
     try:
@@ -344,8 +349,7 @@ def _check_time_zone(entry: Entry) -> list[Finding]:
     except ValueError:
         decimal = None
     if decimal is None:
-        return [Finding(entry.line, "timezone-hex", "GuiUnattended", "TimeZone",
-                        {"value": value, "decimal": "?", "zone": message("imaging_sysprep.zone_unknown")})]
+        return [Finding(entry.line, "timezone-invalid", "GuiUnattended", "TimeZone", {"value": value})]
     names = [name for name, index in TIME_ZONES.items() if index == decimal]
     zone = names[0] if names else message("imaging_sysprep.zone_unknown")
     return [Finding(entry.line, "timezone-hex", "GuiUnattended", "TimeZone",
