@@ -1,7 +1,8 @@
-"""`adminkb smtp probe`: the SMTP session test on the command line.
+"""`adminkb smtp probe` (the SMTP session test) and `adminkb smtp audit` (security checks).
 
 Unlike the other commands, `smtp probe` exits with swaks's numbers (see `--help`), and a usage
-error exits with 1 ("unusable input") because 2 means "could not connect" here.
+error exits with 1 ("unusable input") because 2 means "could not connect" here. `smtp audit`
+keeps the project's codes: 0 no problem, 1 problems, 2 bad input.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import types
 from adminkb.cli import add_help_option
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.output import render_json, render_table
+from adminkb.output import render_csv, render_json, render_table
 from adminkb.smtp import DEFAULT_EHLO_NAME, EXIT_INPUT, STEPS, parse_host_port, probe
+from adminkb.smtp.audit import DEFAULT_VRFY_USER, AuditReport, audit
 from adminkb.smtp.probe import ProbeResult
 from adminkb.smtp.session import host_port
 from adminkb.smtp.transcript import MARKER_STYLES
@@ -60,6 +62,68 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--markers", choices=MARKER_STYLES, default="telnet", help=message("smtp.cli.markers_help"))
     parser.add_argument("--format", choices=("table", "json"), default="table", help=message("smtp.cli.format_help"))
     parser.set_defaults(handler=run_probe)
+    _register_audit(verbs)
+
+
+def _register_audit(verbs: argparse._SubParsersAction) -> None:
+    # The audit keeps the project's exit codes (2 for a usage error), unlike probe.
+    parser = verbs.add_parser("audit", add_help=False, help=message("smtp_audit.cli.audit_help"),
+                              description=message("smtp_audit.cli.audit_description"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(parser)
+    parser.add_argument("target", metavar="HOST[:PORT]", help=message("smtp.cli.target_help"))
+    parser.add_argument("--local-domain", metavar="DOMAIN", help=message("smtp_audit.cli.local_domain_help"))
+    parser.add_argument("--lab-ca", metavar="FILE", help=message("smtp_audit.cli.lab_ca_help"))
+    parser.add_argument("--tls-name", metavar="NAME", help=message("smtp_audit.cli.tls_name_help"))
+    parser.add_argument("--vrfy-user", default=DEFAULT_VRFY_USER, metavar="USER",
+                        help=message("smtp_audit.cli.vrfy_user_help", default=DEFAULT_VRFY_USER))
+    parser.add_argument("--source-ip", metavar="IP", help=message("smtp.cli.source_ip_help"))
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=message("smtp.cli.timeout_help", default=f"{DEFAULT_TIMEOUT:g}"))
+    parser.add_argument("--ehlo", default=DEFAULT_EHLO_NAME, metavar="NAME",
+                        help=message("smtp.cli.ehlo_help", default=DEFAULT_EHLO_NAME))
+    parser.add_argument("--transcript", action="store_true", help=message("smtp_audit.cli.transcript_help"))
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                        help=message("smtp_audit.cli.format_help"))
+    parser.set_defaults(handler=run_audit)
+
+
+def run_audit(arguments: argparse.Namespace) -> int:
+    """Run the audit the arguments describe, print it, and return 0 (no problem), 1 (problems) or 2."""
+    try:
+        host, port = parse_host_port(arguments.target)
+        report = audit(host, port, local_domain=arguments.local_domain, cafile=arguments.lab_ca,
+                       tls_name=arguments.tls_name, vrfy_user=arguments.vrfy_user, timeout=arguments.timeout,
+                       source_address=arguments.source_ip, ehlo_name=arguments.ehlo)
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return error.exit_status
+    if arguments.format == "json":
+        print(render_json(report.to_dict()))
+    elif arguments.format == "csv":
+        sys.stdout.write(render_csv(report.rows(), AUDIT_COLUMNS))
+    else:
+        print(render_audit(report, transcript=arguments.transcript))
+    return report.exit_code
+
+
+AUDIT_COLUMNS = ("item", "outcome", "explanation", "fix")
+
+
+def render_audit(report: AuditReport, *, transcript: bool = False) -> str:
+    """Render the audit as a heading, a table with a verdict and a fix per item, and a summary."""
+    headers = {column: message(f"smtp_audit.render.column_{column}") for column in AUDIT_COLUMNS}
+    parts = [message("smtp_audit.render.heading", target=host_port(report.host, report.port)), ""]
+    if transcript:
+        parts += [report.transcript_text(), ""]
+    parts.append(render_table(report.rows(), AUDIT_COLUMNS, headers))
+    parts.append("")
+    if report.problems:
+        parts.append(message("smtp_audit.render.summary_problems", count=len(report.problems),
+                             connections=report.connections))
+    else:
+        parts.append(message("smtp_audit.render.summary_ok", connections=report.connections))
+    return "\n".join(parts)
 
 
 def run_probe(arguments: argparse.Namespace) -> int:
