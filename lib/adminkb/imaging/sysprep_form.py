@@ -32,6 +32,9 @@ class SysprepForm:
     org_name: str
     full_name: str
     product_key: str
+    # One fixed name, or "*" for a random name built from org_name: sysprep.inf has no numbered
+    # pattern, because every machine restored from the image reads the same file unless a
+    # deployment script edits it per machine before Mini-Setup runs.
     computer_name: str = "*"
     time_zone: str = "Taipei Standard Time"
     workgroup: str | None = "WORKGROUP"

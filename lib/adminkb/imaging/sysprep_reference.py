@@ -44,6 +44,8 @@ SECTION_KEYS: dict[str, tuple[str, ...] | None] = {
     "NetProtocols": None,
     "NetServices": None,
 }
+# NOTE: sections added by service packs or used only by other tools ([WindowsFirewall], [Shell],
+# [FavoritesEx]...) are not listed, so the linter reports them as unknown-section warnings.
 
 # Numbered keys that Setup Manager writes: ComputerName0.. in [SetupMgr] for a list of names,
 # Quick_Link_1_Name.. in [URL].
