@@ -119,6 +119,13 @@ def test_unquoted_hal_value_accepted():
     assert lint_text(text).findings == []
 
 
+def test_line_separator_keeps_numbers():
+    text = "[UserData]\r\nOrgName = \"A\u2028B\"\r\nComputerName = TAIPEI-ACCOUNT-01\r\n"
+    finding = lint_text(text).findings[0]
+    assert finding.rule == "computer-name-length"
+    assert finding.line == 3
+
+
 def test_empty_key_name_malformed():
     rules = [finding.rule for finding in lint_text("[Unattended]\r\n= Yes\r\n").findings]
     assert rules == ["malformed-line"]

@@ -59,6 +59,7 @@ MAX_ADMIN_PASSWORD = 127
 PRODUCT_KEY = re.compile(r"[0-9A-Z]{5}(-[0-9A-Z]{5}){4}", re.IGNORECASE)
 HAL_VALUE = re.compile(r"\s*([A-Za-z_]+)\s*,\s*(\S.*?)\s*")
 SECTION_LINE = re.compile(r"\[([^\[\]]+)\]")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BROKEN_SECTION = "\x00broken section header\x00"
 
 
@@ -206,7 +207,9 @@ def parse_sysprep(text: str) -> tuple[list[tuple[int, str]], list[Entry], list[F
     entries: list[Entry] = []
     findings: list[Finding] = []
     current: str | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Only CR and LF end a line. str.splitlines would also split on characters such as U+2028
+    # and shift every later line number.
+    for number, raw in enumerate(LINE_BREAK.split(text), start=1):
         line = _strip_comment(raw).strip()
         if not line or line == "\x1a":
             continue
