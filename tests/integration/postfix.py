@@ -102,13 +102,14 @@ class PrivatePostfix:
     sequence denies relay to every client. Mail for `local_domain` (mydestination) is accepted
     from anyone. `log_folder`, when given, receives a copy of the instance's maillog file at
     stop, so the log outlives the instance directory, which `stop()` removes. `settings` adds
-    main.cf parameters or replaces the values that `main_cf()` writes.
+    main.cf parameters or replaces the values that `main_cf()` writes. `extra_services` adds
+    master.cf lines, such as the tlsmgr service that smtpd needs before it offers STARTTLS.
     """
 
     def __init__(self, *, mynetworks: Sequence[str] = ("127.0.0.10/32",),
                  local_domain: str = "postfix.test", host: str = "127.0.0.1",
                  start_timeout: float = 10.0, log_folder: Path | None = None,
-                 settings: Mapping[str, str] | None = None) -> None:
+                 settings: Mapping[str, str] | None = None, extra_services: Sequence[str] = ()) -> None:
         if not host.startswith("127."):
             raise ValueError(f"the private Postfix instance listens on loopback only, not {host!r}")
         self.mynetworks = tuple(mynetworks)
@@ -118,6 +119,7 @@ class PrivatePostfix:
         self.start_timeout = start_timeout
         self.log_folder = log_folder
         self.extra_settings = dict(settings or {})
+        self.extra_services = tuple(extra_services)
         self.base_directory: Path | None = None
         self._master_runner: subprocess.Popen | None = None
 
@@ -210,6 +212,7 @@ class PrivatePostfix:
             "anvil unix - - n - 1 anvil",
             "scache unix - - n - 1 scache",
             "postlog unix-dgram n - n - 1 postlogd",
+            *self.extra_services,
         ]
         return "# service type private unpriv chroot wakeup maxproc command\n" + "\n".join(services) + "\n"
 
