@@ -9,7 +9,7 @@ The script writes two logs under a temporary folder (or --folder):
   that file with one block's directives in front, so adminkb reads the same entries too.
 
 Each measurement runs in a subprocess of its own, so that its peak memory (max RSS from
-`resource.getrusage`) covers that reader only; the time is taken around the read call only.
+`resource.getrusage`) covers that reader only. The time is taken around the read call only.
 Results are medians of --runs runs, printed as Markdown.
 
 Usage:
@@ -44,7 +44,7 @@ METHODS = ("baseline", "adminkb", "adminkb_clean", "pandas_c", "pandas_pyarrow",
 
 
 class EntryGenerator:
-    """Produces SMTP entries with the shapes of real inbound and outbound IIS SMTP lines."""
+    """Produces SMTP entries in the shape of real inbound IIS SMTP lines."""
 
     def __init__(self, seed: int, quotes: bool) -> None:
         self.random = random.Random(seed)
@@ -162,11 +162,13 @@ def measure(method: str, folder: Path) -> dict[str, object]:
     path = {"adminkb": blocks, "python_loop": blocks, "adminkb_clean": folder / "smtp_clean_w3c.log"}.get(method, clean)
     began = time.perf_counter()
     cpu_began = time.process_time()
+    skipped: int | None = None
     if method == "baseline":
         rows = 0
     elif method in ("adminkb", "adminkb_clean"):
         frame = adminkb.w3c.read_w3c(path)
         rows = len(frame)
+        skipped = len(frame.attrs["skipped"])
     elif method == "pandas_c":
         rows = len(pd.read_csv(path, sep=" ", header=None))
     elif method == "pandas_pyarrow":
@@ -178,7 +180,7 @@ def measure(method: str, folder: Path) -> dict[str, object]:
     seconds = time.perf_counter() - began
     cpu_seconds = time.process_time() - cpu_began
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"method": method, "seconds": seconds, "cpu_seconds": cpu_seconds, "rows": rows,
+    return {"method": method, "seconds": seconds, "cpu_seconds": cpu_seconds, "rows": rows, "skipped": skipped,
             "bytes": path.stat().st_size, "peak_mib": peak_kib / 1024}
 
 
@@ -207,8 +209,8 @@ def run(folder: Path, lines: int, runs: int) -> str:
     load_after = os.getloadavg()
     baseline = statistics.median(result["peak_mib"] for result in results["baseline"])
     table = ["| method | file | MB | median s | MB/s | median CPU s | peak RSS MiB | peak RSS / file size "
-             "| RSS above baseline MiB | rows | rows as generated |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| RSS above baseline MiB | rows | rows as generated | lines skipped |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for method in METHODS[1:]:
         measured = results[method]
         seconds = statistics.median(result["seconds"] for result in measured)
@@ -218,10 +220,12 @@ def run(folder: Path, lines: int, runs: int) -> str:
         file = {"adminkb": "smtp_blocks.log", "python_loop": "smtp_blocks.log",
                 "adminkb_clean": "smtp_clean_w3c.log"}.get(method, "smtp_clean.log")
         rows = {result["rows"] for result in measured}
+        skipped = {result["skipped"] for result in measured}
         table.append(f"| {method} | {file} | {size:.1f} | {seconds:.2f} | {size / seconds:.0f} | {cpu:.2f} | "
                      f"{peak:.0f} | {peak * 2**20 / (size * 1e6):.1f} | {peak - baseline:.0f} | "
                      f"{', '.join(map(str, sorted(rows)))} | "
-                     f"{'yes' if rows == {expected[file]} else 'NO'} |")
+                     f"{'yes' if rows == {expected[file]} else 'NO'} | "
+                     f"{', '.join('-' if count is None else str(count) for count in skipped)} |")
     import numpy
     import pandas
     import pyarrow
@@ -242,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000, help="entry lines per log (default 1,000,000)")
     parser.add_argument("--runs", type=int, default=5, help="runs per method; the median is reported")
-    parser.add_argument("--folder", type=Path, help="where to write the logs (default: a new folder under /tmp)")
+    parser.add_argument("--folder", type=Path, help="where to write the logs (default: a new temporary folder)")
     parser.add_argument("--out", type=Path, help="also write the Markdown results to this file")
     parser.add_argument("--measure", choices=METHODS, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
