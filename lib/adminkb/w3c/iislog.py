@@ -13,10 +13,10 @@ status code, request type, target of operation, parameters. Columns take the nam
 matching W3C fields, so the same analyses run on both formats. Spaces are written as they
 are (`MAIL FROM`), so no `+` is decoded.
 
-The date is month/day/year with a two- or four-digit year (the IIS 6.0 SDK says four digits from
-2000 on; Microsoft's SMTP examples show `8/18/06`). Two-digit years follow Python's `%y`:
+The date is month/day/year with a two- or four-digit year. The IIS 6.0 SDK documents four digits
+from 2000 on, while Microsoft's SMTP examples show `8/18/06`. Two-digit years follow Python's `%y`:
 00-68 are 2000-2068. NOTE: whether a server with other regional settings changes the date
-order is not documented; such dates either fail (and their lines are skipped) or are misread.
+order is not documented. Such dates either fail, and their lines are skipped, or are misread.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A folder contributes its `*.log`, `*.gz` and `*.zip` files but not its subfolders, because
 `LogFiles` has one subfolder per service and their logs should not be mixed. A `.gz`
-file holds one log, and a `.zip` archive contributes its `*.log` members. Archives are
+file contains one log, and a `.zip` archive contributes its `*.log` members. Archives are
 recognised by their first bytes, so a renamed archive still opens.
 """
 
@@ -27,8 +27,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 
-# Bytes read per step. Memory use grows with this, and pyarrow parses each step with its
-# worker threads, so a few megabytes keep every core busy.
+# Bytes read per step when the caller gives no size, as the line-by-line readers of the IIS and
+# NCSA formats do. The W3C reader reads in steps of its own stretch size.
 CHUNK_SIZE = 16 * 1024 * 1024
 
 PathInput = str | os.PathLike[str]
@@ -60,11 +60,11 @@ def expand_paths(paths: PathInput | Iterable[PathInput]) -> list[LogSource]:
     Raises InputError for a missing path, a folder without logs, an unreadable archive, or an
     archive without `.log` members.
     """
-    given = as_path_list(paths)
-    if not given:
+    requested = as_path_list(paths)
+    if not requested:
         raise InputError("w3c.no_paths", next_key="w3c.no_paths_next")
     sources: list[LogSource] = []
-    for path in given:
+    for path in requested:
         if path.is_dir():
             files = sorted((entry for entry in path.iterdir()
                             if entry.is_file() and entry.suffix.lower() in FOLDER_SUFFIXES),
@@ -175,8 +175,8 @@ class _GzipStream:
         self._finished = False
         self.cut_off = False
 
-    def _fill(self, wanted: int) -> None:
-        while len(self._buffer) < wanted and not self._finished:
+    def _fill(self, minimum: int) -> None:
+        while len(self._buffer) < minimum and not self._finished:
             data = self._file.read(self._RAW_BLOCK)
             if not data:
                 self._finished = True
@@ -195,9 +195,9 @@ class _GzipStream:
                                  next_key="w3c.bad_archive_next") from None
 
     def _take(self, size: int) -> bytes:
-        taken = bytes(memoryview(self._buffer)[:size])
+        head = bytes(memoryview(self._buffer)[:size])
         del self._buffer[:size]
-        return taken
+        return head
 
     def read(self, size: int = -1) -> bytes:
         if size < 0:
