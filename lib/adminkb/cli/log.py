@@ -1,9 +1,9 @@
 """`adminkb log read` and `adminkb log summary`: IIS SMTP logs on the command line.
 
 `read` writes the rows of one or more logs as CSV (UTF-8 with BOM, to stdout or a file) or
-Parquet (to a file); `summary` counts files, blocks, rows and skipped lines. Both exit 0 when
-they produced their output, also when some lines were not rows (those are counted on stderr
-and listed by `summary`), and 2 when the input cannot be used.
+as Parquet (to a file). `summary` counts files, blocks, rows and skipped lines. Both exit 0
+when they produced their output, even if some lines were not rows, because those lines are
+counted on stderr and listed by `summary`. They exit 2 when the input cannot be used.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def _same_file(first: Path, second: Path) -> bool:
 def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Write a file through a temporary file in the same folder, then rename it into place.
 
-    A reader of `path` sees either the old file or the whole new one, never part of it; when
+    Readers of `path` find either the old file or the complete new one, never a part. When
     writing fails, the temporary file is removed and InputError names the output file.
     """
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
