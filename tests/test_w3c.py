@@ -248,6 +248,7 @@ def test_lone_carriage_return(tmp_path):
 
 @pytest.mark.parametrize(("bad", "detail"), [
     (entry(status="abc"), "sc-status=abc"),
+    (entry(status="99999999999999999999"), "sc-status=99999999999999999999"),
     (entry(time_text="25:00:00"), "time=25:00:00"),
     (entry(date="2026-02-30"), "date=2026-02-30"),
 ])
@@ -257,6 +258,14 @@ def test_invalid_value_skipped(tmp_path, bad, detail):
     assert frame["sc-status"].tolist() == [250, 451]
     assert frame.attrs["skipped"] == [{"file": str(tmp_path / "ex260302.log"), "line": 6,
                                        "reason": "invalid_value", "detail": detail}]
+
+
+def test_integers_same_on_both_paths(tmp_path):
+    # The "abc" line makes the stretch parse its integers as text; the other values still convert.
+    data = header() + entry(status="-5") + entry(status="abc") + entry(status="0451")
+    frame = read_w3c(write(tmp_path, data))
+    assert frame["sc-status"].tolist() == [-5, 451]
+    assert read_w3c(write(tmp_path, header() + entry(status="-5"), "ex260303.log"))["sc-status"].tolist() == [-5]
 
 
 def test_unknown_directive_and_remark(tmp_path):
@@ -625,6 +634,12 @@ def test_read_log_unknown_format_name():
     with pytest.raises(InputError) as caught:
         read_log(LOGS / "iis_format_sample.log", log_format="odbc")
     assert caught.value.key == "w3c.unknown_log_format"
+
+
+def test_read_log_empty_file(tmp_path):
+    frame = read_log(write(tmp_path, b""))
+    assert frame.attrs["format"] == "w3c"
+    assert len(frame) == 0
 
 
 def test_read_log_unrecognised_file(tmp_path):

@@ -35,7 +35,8 @@ _DATE_TYPE = pa.date32()
 # NOTE: IIS writes whole seconds. A time with a fraction (which the W3C draft allows) fails
 # this type and then the hh:mm:ss check, so its line is skipped as an invalid value.
 _TIME_TYPE = pa.time32("s")
-_INTEGER_PATTERN = r"^[0-9]{1,18}$"
+# pyarrow's int64 parser takes a sign too, so the check of text values does as well.
+_INTEGER_PATTERN = r"^-?[0-9]{1,18}$"
 _TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
 _DATE_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])")
 _EPOCH = date(1970, 1, 1)

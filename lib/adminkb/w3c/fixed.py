@@ -116,7 +116,8 @@ def integer(name: str, text: str) -> int | None:
     """Return an integer field's value; `-` is None, anything else that is not a number a LineDefect."""
     if text in ("-", ""):
         return None
-    if not text.isdigit() or not text.isascii() or len(text) > 18:
+    digits = text.removeprefix("-")
+    if not digits.isdigit() or not digits.isascii() or len(digits) > 18:
         raise LineDefect(reasons.INVALID_VALUE, f"{name}={text}")
     return int(text)
 
