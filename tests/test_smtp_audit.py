@@ -14,6 +14,7 @@ from adminkb.cli import _Parser
 from adminkb.cli import smtp as smtp_cli
 from adminkb.errors import InputError
 from adminkb.lab import MailLab
+from adminkb.output import display_width
 from adminkb.smtp.audit import ITEMS, MAX_CONNECTIONS, WEAK_CIPHERS, Outcome, audit
 
 pytestmark = pytest.mark.timeout(120)
@@ -388,3 +389,25 @@ def test_cli_bad_input_exit_two(arguments):
     status, _, errors = run_cli(*arguments)
     assert status == 2
     assert errors.strip()
+
+
+@pytest.mark.parametrize("text", [
+    "In IIS Manager, open the SMTP virtual server's Properties → Access → Relay restrictions.",
+    "在 IIS 管理員的虛擬 SMTP 伺服器內容 → 存取 → 轉送限制，選「僅允許下列清單」，只加入需要寄信的應用程式伺服器。",
+    "averyveryverylongwordwithoutanyspacesthatmustbebrokenbetweencharacters",
+])
+def test_wrap_cell_keeps_width_and_text(text):
+    wrapped = smtp_cli.wrap_cell(text, 20)
+    for line in wrapped.splitlines():
+        assert display_width(line) <= 20, line
+    assert wrapped.replace("\n", "").replace(" ", "") == text.replace(" ", "")
+
+
+def test_table_lines_stay_narrow():
+    with lab_with(relay_open=True) as lab:
+        _, output, _ = run_cli(f"127.0.0.1:{lab.port}")
+    lines = output.splitlines()
+    separator = next(line for line in lines if line.startswith("---"))
+    assert display_width(separator) <= 140
+    for line in lines:
+        assert display_width(line) <= display_width(separator), line

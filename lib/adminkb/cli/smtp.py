@@ -15,7 +15,7 @@ import types
 from adminkb.cli import add_help_option
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.output import render_csv, render_json, render_table
+from adminkb.output import display_width, render_csv, render_json, render_table
 from adminkb.smtp import DEFAULT_EHLO_NAME, EXIT_INPUT, STEPS, parse_host_port, probe
 from adminkb.smtp.audit import DEFAULT_VRFY_USER, AuditReport, audit
 from adminkb.smtp.probe import ProbeResult
@@ -108,6 +108,33 @@ def run_audit(arguments: argparse.Namespace) -> int:
 
 
 AUDIT_COLUMNS = ("item", "outcome", "explanation", "fix")
+# Terminal columns for the two long cells of the audit table; CSV and JSON keep whole texts.
+EXPLANATION_WIDTH = 60
+FIX_WIDTH = 40
+
+
+def wrap_cell(text: str, width: int) -> str:
+    """Wrap `text` into lines of at most `width` terminal columns (Chinese characters count two).
+
+    English breaks at the last space on the line; Chinese, which has no spaces, breaks between
+    any two characters.
+    """
+    lines: list[str] = []
+    current = ""
+    for character in text:
+        if display_width(current + character) <= width:
+            current += character
+            continue
+        space = current.rfind(" ")
+        if character.isascii() and not character.isspace() and space > 0:
+            lines.append(current[:space])
+            current = current[space + 1:] + character
+        else:
+            lines.append(current.rstrip())
+            current = character.lstrip()
+    if current:
+        lines.append(current)
+    return "\n".join(lines)
 
 
 def render_audit(report: AuditReport, *, transcript: bool = False) -> str:
@@ -116,7 +143,9 @@ def render_audit(report: AuditReport, *, transcript: bool = False) -> str:
     parts = [message("smtp_audit.render.heading", target=host_port(report.host, report.port)), ""]
     if transcript:
         parts += [report.transcript_text(), ""]
-    parts.append(render_table(report.rows(), AUDIT_COLUMNS, headers))
+    rows = [{**row, "explanation": wrap_cell(row["explanation"], EXPLANATION_WIDTH),
+             "fix": wrap_cell(row["fix"], FIX_WIDTH)} for row in report.rows()]
+    parts.append(render_table(rows, AUDIT_COLUMNS, headers))
     parts.append("")
     if report.problems:
         parts.append(message("smtp_audit.render.summary_problems", count=len(report.problems),

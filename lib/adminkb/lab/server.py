@@ -86,6 +86,15 @@ class MailLab:
     See the module documentation for use. Settings are keyword arguments with the service's
     defaults. An empty `relay_grant` denies relay to everyone, like the service's default
     "Only the list below" with an empty list.
+
+    Security settings, all off unless given: `tls` binds a self-signed certificate made at
+    start (`certificate_file`), so STARTTLS is offered. `basic_auth` offers AUTH LOGIN against
+    `accounts` (user name to password), accepted only under TLS unless `auth_requires_tls` is
+    False. `relay_for_authenticated` is "Allow all computers which successfully authenticate
+    to relay" (on, as in the service). `tls_minimum_version`, `tls_ciphers`,
+    `certificate_names`, `certificate_not_after`, `vrfy_reveals_users` and `connect_response`
+    (a banner without product and version) set up the weak or hardened servers that the
+    security runbook audits.
     """
 
     def __init__(self, *, root: str | os.PathLike[str] | None = None, hostname: str = DEFAULT_HOSTNAME,

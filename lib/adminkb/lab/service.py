@@ -78,8 +78,8 @@ class VirtualServer:
         self.basic_auth = False
         self.auth_requires_tls = True
         self._accounts: dict[str, tuple[str, str]] = {}
-        # NOTE: not a setting of the real service, which answers every VRFY with 252. The lab
-        # uses it to show a server whose VRFY tells existing accounts from unknown ones.
+        # NOTE: not a setting of the real service, which replies 252 to every VRFY. The lab
+        # uses it to show a server whose VRFY reveals which accounts exist.
         self.vrfy_reveals_users = False
         # The banner text after the host name instead of the product and version (the
         # metabase property ConnectResponse); None keeps the service's own banner.

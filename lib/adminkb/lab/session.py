@@ -264,9 +264,9 @@ class IisSmtpSession(SMTP):
         return self.session.auth_data if self.session.authenticated else None
 
     def _log_username(self) -> str:
-        # NOTE: public IIS SMTP logs show the HELO name in cs-username. Which value follows a
-        # successful AUTH is not confirmed; the lab writes the account, as IIS does for
-        # authenticated requests in its other services' W3C logs.
+        # NOTE: public IIS SMTP logs show the HELO name in cs-username. What the service writes
+        # there after a successful AUTH is not confirmed. The lab writes the account, as IIS
+        # does for authenticated requests in the W3C logs of its other services.
         return self.authenticated_user or self.session.host_name or ""
 
     def _auth_offered(self) -> bool:
@@ -539,6 +539,7 @@ class IisSmtpSession(SMTP):
         mechanism, _, initial = argument.partition(" ")
         # Only the mechanism reaches the log: an initial response would carry the user name.
         self._query_override = f" {mechanism}" if mechanism else ""
+
         if not self.server.basic_auth:
             await self.push(replies.AUTH_UNAVAILABLE)
             return
@@ -554,6 +555,7 @@ class IisSmtpSession(SMTP):
         if self.server.auth_requires_tls and not self.under_tls:
             await self.push(replies.AUTH_NEEDS_TLS)
             return
+
         received = self._command_length
         user = _decode_base64(initial.strip()) if initial.strip() else None
         if user is None and initial.strip():
@@ -570,6 +572,7 @@ class IisSmtpSession(SMTP):
         self._cs_bytes_override = received
         if password is None:
             return
+
         account = self.server.check_password(user, password)
         if account is None:
             log.info("authentication failed for account %r from %s", user, self.client_ip)
@@ -581,10 +584,10 @@ class IisSmtpSession(SMTP):
         await self.push(replies.AUTH_SUCCESSFUL)
 
     async def _read_auth_line(self, prompt: str) -> tuple[str | None, int]:
-        """Send an AUTH LOGIN prompt and return the decoded answer and its length on the wire.
+        """Send an AUTH LOGIN prompt and return the client's decoded response and its length on the wire.
 
-        The answer is None after the reply that ends the exchange was pushed: `*` cancels it
-        (RFC 4954 section 4), and text that is not base64 is rejected.
+        The response is None when this method already pushed the reply that ends the exchange:
+        `*` cancels it (RFC 4954 section 4), and text that is not base64 is rejected.
         """
         await self.push(prompt)
         await self._send_held_replies()
@@ -615,6 +618,7 @@ class IisSmtpSession(SMTP):
             return
         await self.push(replies.READY_TO_START_TLS)
         await self._send_held_replies()
+
         # The same switch aiosmtpd's own STARTTLS makes: the TLS protocol sits between the
         # socket and this session, and connection_made() receives the TLS transport.
         waiter = self.loop.create_future()
@@ -631,6 +635,7 @@ class IisSmtpSession(SMTP):
         except Exception as error:
             log.info("TLS handshake with %s failed: %s", self.client_ip, error)
             raise ConnectionError(f"TLS handshake failed: {error}") from error
+
         ssl_object = self.transport.get_extra_info("ssl_object")
         log.info("TLS started with %s: %s, %s", self.client_ip, ssl_object.version() if ssl_object else "-",
                  ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else "-")
