@@ -411,3 +411,10 @@ def test_table_lines_stay_narrow():
     assert display_width(separator) <= 140
     for line in lines:
         assert display_width(line) <= display_width(separator), line
+
+
+def test_cli_help_states_limits():
+    status, output, _ = run_cli("--help")
+    assert status == 0
+    assert f"{MAX_CONNECTIONS}" in output
+    assert "--lab-ca" in output

@@ -17,7 +17,7 @@ from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.output import display_width, render_csv, render_json, render_table
 from adminkb.smtp import DEFAULT_EHLO_NAME, EXIT_INPUT, STEPS, parse_host_port, probe
-from adminkb.smtp.audit import DEFAULT_VRFY_USER, AuditReport, audit
+from adminkb.smtp.audit import DEFAULT_VRFY_USER, MAX_CONNECTIONS, AuditReport, audit
 from adminkb.smtp.probe import ProbeResult
 from adminkb.smtp.session import host_port
 from adminkb.smtp.transcript import MARKER_STYLES
@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _register_audit(verbs: argparse._SubParsersAction) -> None:
     # The audit keeps the project's exit codes (2 for a usage error), unlike probe.
     parser = verbs.add_parser("audit", add_help=False, help=message("smtp_audit.cli.audit_help"),
-                              description=message("smtp_audit.cli.audit_description"),
+                              description=message("smtp_audit.cli.audit_description", max_connections=MAX_CONNECTIONS),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_help_option(parser)
     parser.add_argument("target", metavar="HOST[:PORT]", help=message("smtp.cli.target_help"))
