@@ -260,12 +260,18 @@ def test_invalid_value_skipped(tmp_path, bad, detail):
                                        "reason": "invalid_value", "detail": detail}]
 
 
-def test_integers_same_on_both_paths(tmp_path):
-    # The "abc" line makes the stretch parse its integers as text; the other values still convert.
-    data = header() + entry(status="-5") + entry(status="abc") + entry(status="0451")
-    frame = read_w3c(write(tmp_path, data))
-    assert frame["sc-status"].tolist() == [-5, 451]
-    assert read_w3c(write(tmp_path, header() + entry(status="-5"), "ex260303.log"))["sc-status"].tolist() == [-5]
+@pytest.mark.parametrize("line", [
+    entry(status="-5"), entry(status="0x10"), entry(status="9223372036854775807"), entry(time_text="01:02"),
+    entry(date="1969-12-31"), entry(status="-"),
+])
+def test_value_reads_same_on_both_paths(tmp_path, line):
+    alone = read_w3c(write(tmp_path, header() + line, "ex260302.log"))
+    # The "abc" status makes the stretch read its numbers, dates and times as text first.
+    beside_bad = read_w3c(write(tmp_path, header() + line + entry(status="abc"), "ex260303.log"))
+    assert len(alone) == 1
+    assert len(beside_bad) == 1
+    for name in ("timestamp", "sc-status"):
+        assert alone[name].tolist() == beside_bad[name].tolist(), name
 
 
 def test_unknown_directive_and_remark(tmp_path):

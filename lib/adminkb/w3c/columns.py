@@ -6,9 +6,7 @@ worker threads. pyarrow releases the GIL while it parses and computes.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import date
 
 import numpy as np
 import pyarrow as pa
@@ -30,16 +28,15 @@ TEXT_FIELDS = frozenset({"cs-uri-query", "cs(Cookie)"})
 # `<...>` is kept, because an address such as `<user+tag@example.com>` contains no space.
 PLUS_DECODED_FIELDS = frozenset({"cs-uri-query", "cs-username", "cs(User-Agent)", "cs(Cookie)", "cs(Referer)"})
 
-MISSING = -1
+# Marks a missing date, time or number in numpy arrays: no day, second or count takes this value.
+MISSING = np.iinfo(np.int64).min
+# Marks a row without a value among dictionary indices.
+NO_INDEX = -1
 _DATE_TYPE = pa.date32()
 # NOTE: IIS writes whole seconds. A time with a fraction (which the W3C draft allows) fails
 # this type and then the hh:mm:ss check, so its line is skipped as an invalid value.
 _TIME_TYPE = pa.time32("s")
-# pyarrow's int64 parser takes a sign too, so the check of text values does as well.
-_INTEGER_PATTERN = r"^-?[0-9]{1,18}$"
-_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
-_DATE_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])")
-_EPOCH = date(1970, 1, 1)
+_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
 
 
 def arrow_type(name: str) -> pa.DataType:
@@ -140,22 +137,22 @@ def type_entries(table: pa.Table, fields: tuple[str, ...], typed: bool) -> Typed
 
 
 def _days(column: pa.Array) -> np.ndarray:
-    return column.cast(pa.int32()).fill_null(MISSING).to_numpy().astype(np.int64)
+    return _as_int64(column).fill_null(MISSING).to_numpy()
 
 
 def _seconds(column: pa.Array) -> np.ndarray:
-    return column.cast(pa.int32()).fill_null(MISSING).to_numpy().astype(np.int64)
+    return _as_int64(column).fill_null(MISSING).to_numpy()
 
 
 def _dictionary_parts(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Return a dictionary column's values and its indices as numpy (MISSING for `-`)."""
+    """Return a dictionary column's values and its indices as numpy (NO_INDEX for `-`)."""
     if not pa.types.is_dictionary(column.type):
         column = column.dictionary_encode()
-    return column.dictionary, column.indices.fill_null(MISSING).to_numpy(zero_copy_only=False)
+    return column.dictionary, column.indices.fill_null(NO_INDEX).to_numpy(zero_copy_only=False)
 
 
 def _per_row(table: np.ndarray, indices: np.ndarray, fill: object = MISSING) -> np.ndarray:
-    """Look up each row's dictionary index in `table`; rows without a value (index MISSING) get `fill`."""
+    """Look up each row's dictionary index in `table`; rows without a value (NO_INDEX) get `fill`."""
     if not len(table):
         return np.full(len(indices), fill, dtype=table.dtype)
     return np.where(indices >= 0, table[np.maximum(indices, 0)], fill)
@@ -169,24 +166,56 @@ def _mark(name: str, bad: np.ndarray, values: pa.Array, indices: np.ndarray, inv
     invalid |= bad
 
 
+def _cast_each(values: pa.Array, target: pa.DataType) -> tuple[np.ndarray, np.ndarray]:
+    """Cast distinct text values with pyarrow's own parser; return the numbers and which ones parsed.
+
+    pyarrow's cast parses as its CSV reader does (`-5` and `0x10` are integers, `2026-02-30` is
+    no date), so a value reads the same whether or not its stretch needed this path.
+    """
+    try:
+        numbers = _as_int64(pc.cast(values, target))
+        return numbers.fill_null(MISSING).to_numpy(), np.ones(len(values), dtype=bool)
+    except pa.ArrowInvalid:
+        pass
+    # Some value does not parse: the values are distinct and few, so try them one by one.
+    table = np.full(len(values), MISSING, dtype=np.int64)
+    parsed = np.zeros(len(values), dtype=bool)
+    for position in range(len(values)):
+        try:
+            table[position] = _as_int64(pc.cast(values.slice(position, 1), target))[0].as_py()
+            parsed[position] = True
+        except pa.ArrowInvalid:
+            continue
+    return table, parsed
+
+
+def _as_int64(array: pa.Array) -> pa.Array:
+    """Return numbers, days or seconds as int64 (Arrow casts dates and times only to int32)."""
+    if pa.types.is_date32(array.type) or pa.types.is_time32(array.type):
+        array = array.cast(pa.int32())
+    return array.cast(pa.int64())
+
+
 def _checked_integers(name: str, column: pa.Array, invalid: np.ndarray, details: dict[int, str]) -> pa.Array:
     """Convert a column read as text to int64; rows whose value is not a number become invalid."""
     values, indices = _dictionary_parts(column)
-    is_number = pc.match_substring_regex(values, _INTEGER_PATTERN)
-    numbers = pc.cast(pc.if_else(is_number, values, pa.scalar(None, pa.string())), INTEGER_TYPE)
-    number_table = numbers.fill_null(MISSING).to_numpy()
+    number_table, parsed = _cast_each(values, INTEGER_TYPE)
     present = indices >= 0
-    bad = present & ~_per_row(is_number.to_numpy(zero_copy_only=False), indices, fill=True)
+    bad = present & ~_per_row(parsed, indices, fill=True)
     _mark(name, bad, values, indices, invalid, details)
-    keep = present & ~bad
-    return pa.array(_per_row(number_table, indices), type=INTEGER_TYPE, mask=~keep)
+    return pa.array(_per_row(number_table, indices), type=INTEGER_TYPE, mask=~(present & ~bad))
 
 
 def _checked_seconds(column: pa.Array, invalid: np.ndarray, details: dict[int, str]) -> np.ndarray:
-    """Return seconds after midnight from `hh:mm:ss` text; other values make their rows invalid."""
+    """Return seconds after midnight from `hh:mm:ss` or `hh:mm` text; other values make their rows invalid.
+
+    pyarrow has no cast from text to a time of day, so the pattern copies what its CSV reader
+    takes for `time32[s]`: two-digit hours 00-23, minutes, and seconds that may be left out.
+    """
     values, indices = _dictionary_parts(column)
     valid = pc.match_substring_regex(values, _TIME_PATTERN).to_numpy(zero_copy_only=False)
     text = pc.if_else(pa.array(valid), values, pa.scalar("00:00:00"))
+    text = pc.if_else(pc.equal(pc.utf8_length(text), 5), pc.binary_join_element_wise(text, ":00", ""), text)
     parts = [pc.cast(pc.utf8_slice_codeunits(text, start, start + 2), pa.int64()).to_numpy() for start in (0, 3, 6)]
     table = np.where(valid, parts[0] * 3600 + parts[1] * 60 + parts[2], MISSING)
     seconds = _per_row(table, indices)
@@ -197,14 +226,7 @@ def _checked_seconds(column: pa.Array, invalid: np.ndarray, details: dict[int, s
 def _checked_days(column: pa.Array, invalid: np.ndarray, details: dict[int, str]) -> np.ndarray:
     """Return days since 1970 from `yyyy-mm-dd` text; other values make their rows invalid."""
     values, indices = _dictionary_parts(column)
-    table = np.full(len(values), MISSING, dtype=np.int64)
-    # A stretch contains one or two distinct dates, so a Python loop over them is cheap.
-    for position, text in enumerate(values.to_pylist()):
-        if _DATE_PATTERN.fullmatch(text):
-            try:
-                table[position] = (date.fromisoformat(text) - _EPOCH).days
-            except ValueError:
-                pass
+    table, _ = _cast_each(values, _DATE_TYPE)
     days = _per_row(table, indices)
     _mark(DATE_FIELD, (indices >= 0) & (days == MISSING), values, indices, invalid, details)
     return days
