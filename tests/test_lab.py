@@ -7,6 +7,7 @@ import smtplib
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -1027,3 +1028,14 @@ def test_concurrent_sessions(lab):
     assert len({path.read_bytes().split(b"Message-ID: ")[1][:60] for path in files}) == 20
     assert wait_for(lambda: log_text(lab).count(" QUIT ") == 20)
     assert log_text(lab).count(" DATA - <MAIL01") == 20
+
+
+def test_failed_start_leaves_no_temporary_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(LabError):
+            MailLab(port=port).start()
+    assert list(tmp_path.iterdir()) == []

@@ -181,10 +181,12 @@ class MailLab:
             self._thread.start()
             if not ready.wait(START_TIMEOUT):
                 self._abandon_loop()
+                self._remove_created_root()
                 raise LabError("lab.start_timed_out", value=START_TIMEOUT, next_key="lab.start_timed_out_next")
             if self._thread_error is not None:
                 error = self._thread_error
                 self._abandon_loop()
+                self._remove_created_root()
                 raise LabError("lab.bind_failed", value=self._listen_text(self._requested_port), detail=str(error),
                                next_key="lab.bind_failed_next") from error
             assert self._log_writer is not None and self._service is not None
@@ -227,10 +229,14 @@ class MailLab:
             self._loop = None
             self._server = None
             self._port = None
-            if self._created_root and self._root is not None:
-                shutil.rmtree(self._root, ignore_errors=True)
-                self._root = None
+            self._remove_created_root()
             log.info("mail lab on %s stopped", address)
+
+    def _remove_created_root(self) -> None:
+        """Delete the temporary root this lab made; a root the caller gave is never touched."""
+        if self._created_root and self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
 
     def __enter__(self) -> MailLab:
         return self.start()
