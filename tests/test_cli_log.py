@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from adminkb.cli import _Parser
 from adminkb.cli import log as log_cli
 from adminkb.errors import InputError
+from clirun import run_area
 
 LOGS = Path(__file__).resolve().parent.parent / "data" / "logs"
 
@@ -24,12 +24,7 @@ def chinese_messages(monkeypatch):
 
 
 def run(*arguments: str) -> int:
-    """Parse `adminkb log ...` with a parser that has only the log area, and run the handler."""
-    parser = _Parser(prog="adminkb", add_help=False)
-    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
-    log_cli.register(subparsers)
-    parsed = parser.parse_args(["log", *arguments])
-    return parsed.handler(parsed)
+    return run_area("log", *arguments)
 
 
 def csv_rows(data: bytes) -> list[dict[str, str]]:

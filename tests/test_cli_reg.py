@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 import adminkb.cli
-from adminkb.cli import _Parser
-from adminkb.cli import reg as reg_cli
+from clirun import run_area
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "reg"
 
@@ -25,12 +24,7 @@ def chinese_messages(monkeypatch):
 
 
 def run(*arguments: str) -> int:
-    """Parse `adminkb reg ...` with a parser that has only the reg area, and run the handler."""
-    parser = _Parser(prog="adminkb", add_help=False)
-    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
-    reg_cli.register(subparsers)
-    parsed = parser.parse_args(["reg", *arguments])
-    return parsed.handler(parsed)
+    return run_area("reg", *arguments)
 
 
 def test_read_clean_file(capsys):

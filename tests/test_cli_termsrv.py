@@ -13,10 +13,9 @@ from pathlib import Path
 import pefile
 import pytest
 
-from adminkb.cli import _Parser
-from adminkb.cli import termsrv as termsrv_cli
 from adminkb.regfile import RegistryModel, RegValue, read_regfile
 from adminkb.termsrv import LICENSING_CORE
+from clirun import run_area
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "termsrv"
 
@@ -27,12 +26,7 @@ def chinese_messages(monkeypatch):
 
 
 def run(*arguments: str) -> int:
-    """Parse `adminkb termsrv ...` with a parser that has only the termsrv area, and run the handler."""
-    parser = _Parser(prog="adminkb", add_help=False)
-    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
-    termsrv_cli.register(subparsers)
-    parsed = parser.parse_args(["termsrv", *arguments])
-    return parsed.handler(parsed)
+    return run_area("termsrv", *arguments)
 
 
 def launcher(name: str) -> Path:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from adminkb.cli import _Parser
-from adminkb.cli import sysprep as sysprep_cli
 from adminkb.errors import InputError
 from adminkb.imaging.sysprep import RULES, lint_sysprep, lint_text
 from adminkb.imaging.sysprep_form import SysprepForm, encode_sysprep, generate_sysprep, write_sysprep
+from clirun import run_area
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sysprep"
 
@@ -283,11 +282,7 @@ def test_encode_ascii_without_bom():
 # `adminkb sysprep lint`.
 
 def run(*arguments: str) -> int:
-    parser = _Parser(prog="adminkb", add_help=False)
-    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
-    sysprep_cli.register(subparsers)
-    parsed = parser.parse_args(["sysprep", *arguments])
-    return parsed.handler(parsed)
+    return run_area("sysprep", *arguments)
 
 
 def test_cli_clean_exits_0(capsys):
