@@ -2,6 +2,9 @@
 
 import socket
 
+import pytest
+
+from adminkb.errors import InputError
 from adminkb.target import SmtpTarget, open_target
 
 
@@ -48,3 +51,115 @@ def test_real_target_changes_nothing(monkeypatch):
     assert "real server" in repr(target)
     assert "Target: " in repr(target)
     assert f"127.0.0.1:{port}" in target.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        return unused.getsockname()[1]
+
+
+REPORT_BODY = "Nightly backup report\n.\nFailed jobs: 2\n"
+
+
+def test_lab_pickup_bypasses_relay(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    target = open_target("lab", source_address="127.0.0.10")
+    try:
+        assert target.probe("web@example.com", "user@example.net", timeout=5).exit_code == 24
+        order = target.compose_message(("網站通知", "web@example.com"), [("客服中心", "helpdesk@example.com")],
+                                       "訂單 1024 已出貨", "您好\n", cc=["user@example.net"], tag="order")
+        written = target.write_pickup(order, name="order.eml")
+        assert written["File"].tolist() == ["order.eml"]
+        assert "=?utf-8?b?" in target.pickup_file_text("order.eml")
+        moved = target.process_pickup()
+        assert moved["Pickup file"].tolist() == ["order.eml"]
+        assert [path.parent.name for path in target.last_stored] == ["Drop", "Queue"]
+        assert target.lab.pickup_files() == []
+        head = target.file_head("Queue")
+        assert head.splitlines()[:2] == ["X-Sender: web@example.com", "X-Receiver: user@example.net"]
+        headers = target.header_table("Queue").set_index("Header")
+        assert headers.loc["Subject", "As stored"].startswith("=?utf-8?b?")
+        assert headers.loc["Subject", "Decoded"] == "訂單 1024 已出貨"
+        assert headers.loc["From", "Decoded"] == "網站通知 <web@example.com>"
+        assert target.body_text("Drop") == "您好\n"
+        assert target.pickup_table().empty
+    finally:
+        target.close()
+
+
+def test_lab_lone_dot_truncates():
+    target = open_target("lab")
+    try:
+        report = target.compose_message("web@example.com", ["helpdesk@example.com"], "備份報表", REPORT_BODY,
+                                        tag="report")
+        target.write_pickup(report, name="plain.eml", double_dots=False)
+        assert "\n.\n" in target.pickup_file_text("plain.eml")
+        target.process_pickup()
+        assert target.body_text("Drop") == "Nightly backup report\n"
+        target.write_pickup(report, name="doubled.eml")
+        assert "\n..\n" in target.pickup_file_text("doubled.eml")
+        target.process_pickup()
+        assert target.body_text("Drop") == REPORT_BODY
+    finally:
+        target.close()
+
+
+def test_lab_pickup_files_repeatable():
+    stored = []
+    for _ in range(2):
+        target = open_target("lab")
+        try:
+            order = target.compose_message(("網站通知", "web@example.com"), ["user@example.net"], "訂單", "內文\n")
+            target.write_pickup(order, name="order.eml")
+            target.process_pickup()
+            stored.append([(path.name, path.read_bytes()) for path in target.last_stored])
+        finally:
+            target.close()
+    assert stored[0] == stored[1]
+
+
+def test_lab_stored_file_lookups(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    target = open_target("lab")
+    try:
+        assert "takes the files out of Pickup by itself" in target.file_head()
+        with pytest.raises(InputError) as caught:
+            target.header_table("Outbox")
+        assert caught.value.key == "mailroot.unknown_folder"
+    finally:
+        target.close()
+
+
+def test_real_pickup_write_needs_confirm(monkeypatch, tmp_path):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    target = SmtpTarget(f"127.0.0.1:{_closed_port()}")
+    report = target.compose_message("web@example.com", ["helpdesk@example.com"], "備份報表", REPORT_BODY)
+    assert report["Message-ID"].endswith("@example.com>")
+    assert "runbook" not in report["Message-ID"]
+
+    assert "CONFIRM" in target.write_pickup(report, name="report.eml", folder=tmp_path)
+    assert "PICKUP_DIR" in target.write_pickup(report, name="report.eml", confirm=True)
+    assert "mail lab only" in target.write_pickup(report, name="report.eml", folder=tmp_path, confirm=True,
+                                                  double_dots=False)
+    assert list(tmp_path.iterdir()) == []
+
+    listed = target.write_pickup(report, name="report.eml", folder=tmp_path, confirm=True)
+    assert listed["File"].tolist() == ["report.eml"]
+    assert b"\r\n..\r\n" in (tmp_path / "report.eml").read_bytes()
+    assert target.pickup_table(tmp_path)["File"].tolist() == ["report.eml"]
+    assert "by itself" in target.process_pickup()
+    assert "mail lab only" in target.pickup_file_text("report.eml")
+    assert "by itself" in target.body_text()
+
+
+def test_real_pickup_listing_missing_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    target = SmtpTarget(f"127.0.0.1:{_closed_port()}")
+    assert "PICKUP_DIR" in target.pickup_table()
+    missing = tmp_path / "Pickup"
+    with pytest.raises(InputError) as caught:
+        target.pickup_table(missing)
+    assert caught.value.key == "target.pickup_folder_missing"
+    assert caught.value.value == str(missing)
+    assert "does not exist" in str(caught.value)

@@ -8,13 +8,19 @@ steps that would change the server's settings show what to do in IIS Manager rat
 
 from __future__ import annotations
 
+import email.policy
 import html
 import logging
+import os
 from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
 
 import pandas as pd
 
-from adminkb import mailroot
+from adminkb import mailroot, pickup
+from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.lab import MailLab, can_bind_source_address
 from adminkb.smtp import ProbeResult, build_test_message, parse_host_port, probe
@@ -41,8 +47,11 @@ class SmtpTarget:
         self.lab: MailLab | None = None
         self.source_note: str | None = None
         self.source_address = source_address
+        # The files the last process_pickup() stored in Drop, Queue or Badmail.
+        self.last_stored: list[Path] = []
         if server.strip().lower() == LAB:
-            self.lab = MailLab(clock=LAB_START, local_domains=local_domains).start()
+            # No Pickup watcher: runbooks call process_pickup() so that no thread takes a file first.
+            self.lab = MailLab(clock=LAB_START, local_domains=local_domains, pickup_interval=None).start()
             self.host, self.port = self.lab.host, self.lab.port
             if source_address and not can_bind_source_address(source_address):
                 self.source_note = message("target.source_fallback", address=source_address)
@@ -101,6 +110,135 @@ class SmtpTarget:
             return _Notice(message("target.queue_by_hand"))
         return mailroot.message_table(self.lab.drop_files())
 
+    def compose_message(self, sender: pickup.AddressSpec, to: list[pickup.AddressSpec], subject: str, body: str, *,
+                        cc: list[pickup.AddressSpec] = (), tag: str = "pickup") -> EmailMessage:
+        """Build a message with `adminkb.pickup.compose_message`, dated and numbered by the lab when there is one.
+
+        The lab's clock gives the Date and `tag` the Message-ID (`<runbook.TAG@example.com>`),
+        so the files a runbook writes are the same on every run. A real server gets the current
+        time and a new Message-ID.
+        """
+        if self.lab is None:
+            return pickup.compose_message(sender, to, subject, body, cc=cc)
+        return pickup.compose_message(sender, to, subject, body, cc=cc, date=self.lab.clock.now(),
+                                      message_id=f"<runbook.{tag}@example.com>")
+
+    def pickup_folder(self, folder: str | os.PathLike[str] | None = None) -> Path | None:
+        """Return the Pickup folder to work on: the lab's, else `folder` (None when not given)."""
+        if self.lab is not None:
+            return self.lab.pickup_dir
+        return Path(folder) if folder else None
+
+    def write_pickup(self, msg: EmailMessage, *, name: str, double_dots: bool = True,
+                     folder: str | os.PathLike[str] | None = None, confirm: bool = False) -> pd.DataFrame | _Notice:
+        """Write `msg` into Pickup as `name` and return the file's row, or a notice when the write is not allowed.
+
+        On a real server the file goes to `folder` only when `confirm` is true, because a file in
+        Pickup is sent.
+
+        The envelope comes from the message's From, To and Cc headers. `double_dots=False`
+        writes the message the way a careless program does, without doubling leading dots; the
+        lab is the only place this runs.
+        """
+        target_folder = self.pickup_folder(folder)
+        if self.lab is None:
+            if not double_dots:
+                return _Notice(message("target.pickup_trap_lab_only"))
+            if target_folder is None or not confirm:
+                return _Notice(message("target.pickup_write_needs_confirm"))
+        sender, recipients = pickup.envelope_from_headers(msg)
+        if double_dots:
+            path = pickup.write_pickup_file(target_folder, msg, name=name)
+        else:
+            raw = pickup.crlf_lines(msg.as_bytes(policy=pickup.MESSAGE_POLICY))
+            path = mailroot.write_message_file(target_folder, name, sender, recipients, raw)
+        log.info("runbook wrote %s to Pickup (dots doubled: %s)", path.name, double_dots)
+        return mailroot.message_table([path])
+
+    def process_pickup(self) -> pd.DataFrame | _Notice:
+        """Let the lab take the files out of Pickup now and show where each one went."""
+        if self.lab is None:
+            return _Notice(message("target.pickup_by_service"))
+        rows = []
+        self.last_stored = []
+        for result in self.lab.process_pickup():
+            self.last_stored.extend(result.files)
+            places = "\n".join(f"{path.parent.name}\\{path.name}" for path in result.files)
+            rows.append([result.source, result.sender or "<>", "\n".join(result.recipients) or "-", places])
+        columns = [message(f"target.column_pickup_{name}") for name in ("source", "sender", "recipients", "stored")]
+        return pd.DataFrame(rows, columns=columns)
+
+    def pickup_table(self, folder: str | os.PathLike[str] | None = None) -> pd.DataFrame | _Notice:
+        """List the message files waiting in Pickup (read-only): the lab's, or `folder` on a real server."""
+        target_folder = self.pickup_folder(folder)
+        if target_folder is None:
+            return _Notice(message("target.pickup_folder_needed"))
+        if not target_folder.is_dir():
+            raise InputError("target.pickup_folder_missing", value=str(target_folder),
+                             next_key="target.pickup_folder_missing_next")
+        files = sorted(path for path in target_folder.iterdir()
+                       if path.is_file() and not mailroot.is_temporary_file_name(path.name))
+        return mailroot.message_table(files)
+
+    def pickup_file_text(self, name: str) -> _Text | _Notice:
+        """Return a file waiting in the lab's Pickup exactly as written, line by line."""
+        if self.lab is None:
+            return _Notice(message("target.pickup_lab_only"))
+        return _Text(_crlf_to_lines((self.lab.pickup_dir / name).read_bytes()))
+
+    def file_head(self, stored: int | str = 0) -> _Text | _Notice:
+        """Return a stored message file's envelope and header lines, up to the blank line.
+
+        `stored` is the position of a file that the last `process_pickup()` stored, or its folder
+        ("Drop", "Queue" or "Badmail").
+        """
+        path = self._stored_path(stored)
+        if path is None:
+            return _Notice(message("target.pickup_by_service"))
+        data = path.read_bytes()
+        end = data.find(b"\r\n\r\n")
+        return _Text(_crlf_to_lines(data if end < 0 else data[:end]))
+
+    def header_table(self, stored: int | str = 0,
+                     names: tuple[str, ...] = ("From", "To", "Subject")) -> pd.DataFrame | _Notice:
+        """Return headers of a stored message file as written (RFC 2047 encoded words) and decoded."""
+        path = self._stored_path(stored)
+        if path is None:
+            return _Notice(message("target.pickup_by_service"))
+        raw_headers = _raw_headers(path)
+        _sender, _recipients, parsed = mailroot.read_envelope(path)
+        rows = [[name, raw_headers.get(name.lower(), "-"), str(parsed.get(name, "-"))] for name in names]
+        columns = [message(f"target.column_header_{name}") for name in ("name", "stored", "decoded")]
+        return pd.DataFrame(rows, columns=columns)
+
+    def body_text(self, stored: int | str = 0) -> _Text | _Notice:
+        """Return the decoded text body of a stored message file, as a mail program shows it."""
+        path = self._stored_path(stored)
+        if path is None:
+            return _Notice(message("target.pickup_by_service"))
+        data = path.read_bytes()
+        offset = 0
+        # Skip the X-Sender and X-Receiver envelope lines in front of the message.
+        while data[offset:offset + 12].lower().startswith((b"x-sender:", b"x-receiver:")):
+            line_end = data.find(b"\n", offset)
+            if line_end < 0:
+                break
+            offset = line_end + 1
+        parsed = BytesParser(policy=email.policy.default).parsebytes(data[offset:])
+        part = parsed.get_body(preferencelist=("plain",))
+        text = part.get_content() if part is not None else ""
+        return _Text(text.replace("\r\n", "\n"))
+
+    def _stored_path(self, stored: int | str) -> Path | None:
+        """Return the file that the last process_pickup() stored at position `stored` or in folder `stored`."""
+        if isinstance(stored, int):
+            if -len(self.last_stored) <= stored < len(self.last_stored):
+                return self.last_stored[stored]
+            return None
+        # folder_role raises InputError for a name that is not a mailroot folder.
+        mailroot.folder_role(stored)
+        return next((path for path in self.last_stored if path.parent.name.lower() == stored.lower()), None)
+
     def close(self) -> _Notice:
         """Stop the lab (its temporary folder goes with it); a real server is left alone."""
         if self.lab is not None:
@@ -142,6 +280,37 @@ class _Notice(str):
 
     def _repr_html_(self) -> str:
         return f"<div style='border-left:4px solid #9a6700;padding:0.3em 0.8em'>{html.escape(self)}</div>"
+
+
+class _Text(str):
+    """Text shown as it is, line by line, such as the first lines of a message file."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return f"<pre style='white-space:pre-wrap'>{html.escape(self)}</pre>"
+
+
+def _crlf_to_lines(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+
+def _raw_headers(path: Path) -> dict[str, str]:
+    """Return the header fields of a message file as stored, lowercase names, folded lines joined."""
+    data = path.read_bytes()
+    end = data.find(b"\r\n\r\n")
+    head = (data if end < 0 else data[:end]).decode("ascii", errors="replace")
+    fields: dict[str, str] = {}
+    last = None
+    for line in head.split("\r\n"):
+        if line[:1] in (" ", "\t") and last is not None:
+            fields[last] += "\n" + line
+            continue
+        name, _, value = line.partition(":")
+        last = name.strip().lower()
+        fields.setdefault(last, value.strip())
+    return fields
 
 
 def open_target(server: str = LAB, *, source_address: str | None = None) -> SmtpTarget:
