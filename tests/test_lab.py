@@ -904,7 +904,7 @@ def test_cli_non_loopback_refused():
     result = run_cli("--listen", "192.0.2.10")
     assert result.returncode == 2
     text = result.stderr.decode("utf-8")
-    assert "192.0.2.10 不是迴路位址" in text
+    assert "192.0.2.10 不是回送位址" in text
     assert "--allow-non-loopback" in text
 
 
