@@ -341,3 +341,12 @@ def test_cli_english(tmp_path, capsys, monkeypatch):
     text = capsys.readouterr().out
     assert "Progress: 0 of 30 steps done." in text
     assert "[Prepare and update]" in text
+
+
+def test_state_dir_that_is_a_file_rejected(tmp_path):
+    occupied = tmp_path / "notes.txt"
+    occupied.write_text("keep", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        Checklist("img1", occupied)
+    assert str(occupied) in str(caught.value)
+    assert occupied.read_text(encoding="utf-8") == "keep"

@@ -1,5 +1,6 @@
 """The `adminkb` command frame: help in the user's language, exit statuses, safe console output."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -8,7 +9,7 @@ import sys
 import pytest
 
 from adminkb import output
-from adminkb.cli import main
+from adminkb.cli import build_parser, main
 
 
 def run_cli(*arguments: str, language: str = "zh-TW", encoding: str | None = None):
@@ -91,3 +92,22 @@ def test_csv_has_bom_and_crlf():
     text = output.render_csv([{"a": "轉送", "b": None}], ["a", "b"])
     assert text.startswith("\ufeffa,b\r\n")
     assert text.endswith("轉送,\r\n")
+
+
+def all_parsers(parser, path=()):
+    """Yield every parser and sub-parser of the command with its command path."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from all_parsers(child, (*path, name))
+
+
+@pytest.mark.parametrize("language", ["zh-TW", "en"])
+def test_every_help_renders(monkeypatch, language):
+    monkeypatch.setenv("ADMINKB_LANG", language)
+    parsers = list(all_parsers(build_parser()))
+    assert len(parsers) > 20
+    for path, parser in parsers:
+        text = parser.format_help()
+        assert text.strip(), f"adminkb {' '.join(path)} has an empty help"

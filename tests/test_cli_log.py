@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -270,3 +272,23 @@ def test_summary_help_in_english(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         run("summary", "--help")
     assert "Exit status: 0 the summary was printed, 2 the input could not be used." in capsys.readouterr().out
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+def test_output_gets_umask_mode(tmp_path):
+    out = tmp_path / "rows.csv"
+    old_umask = os.umask(0o022)
+    try:
+        assert run("read", str(LOGS / "w3c_fields_change_midfile.log"), "--out", str(out)) == 0
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+def test_replaced_output_keeps_mode(tmp_path):
+    out = tmp_path / "rows.csv"
+    out.write_text("old", encoding="utf-8")
+    out.chmod(0o640)
+    assert run("read", str(LOGS / "w3c_fields_change_midfile.log"), "--out", str(out)) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640

@@ -275,3 +275,20 @@ def test_help_in_chinese(capsys):
         run("check", "--help")
     assert exited.value.code == 0
     assert "結束代碼" in capsys.readouterr().out
+
+
+def test_plan_rejects_quote_in_backup_folder(capsys):
+    assert run("plan", "--backup-folder", 'C:\\a"&del *') == 2
+    assert 'C:\\a"&del *' in capsys.readouterr().err
+
+
+def test_plan_rejects_missing_collected_folder(tmp_path, capsys):
+    assert run("plan", "--collected", str(tmp_path / "nope")) == 2
+    assert str(tmp_path / "nope") in capsys.readouterr().err
+
+
+def test_plan_help_renders(capsys):
+    with pytest.raises(SystemExit) as caught:
+        run("plan", "--help")
+    assert caught.value.code == 0
+    assert "%SystemDrive%" in capsys.readouterr().out

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import adminkb.cli
-from adminkb import mailroot_scan, pickup
+from adminkb import mailroot, mailroot_scan, pickup
 from adminkb.errors import InputError
 from adminkb.lab import FixedClock, MailLab
 from adminkb.mailroot_scan import badmail_reasons, folder_summary, scan_mailroot, stuck_domains
@@ -213,6 +213,7 @@ def test_missing_root_is_input_error(tmp_path, monkeypatch):
 
 
 def test_unknown_encoding_is_input_error(tmp_path, monkeypatch):
+    mailroot.create_mailroot(tmp_path)
     monkeypatch.setenv("ADMINKB_LANG", "en")
     with pytest.raises(InputError) as caught:
         scan_mailroot(tmp_path, ansi_encoding="no-such-codepage")
@@ -253,6 +254,7 @@ def test_badmail_reasons(sample):
 
 
 def test_empty_mailroot_summaries(tmp_path):
+    mailroot.create_mailroot(tmp_path)
     inventory = scan_mailroot(tmp_path, now=NOW)
     assert inventory.empty
     assert folder_summary(inventory)["messages"].sum() == 0
@@ -336,5 +338,29 @@ def test_cli_summary_json(sample, cli, capsys):
 
 def test_cli_summary_empty_exits_zero(tmp_path, cli, capsys, monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    mailroot.create_mailroot(tmp_path)
     assert cli(["mailroot", "summary", str(tmp_path)]) == 0
     assert "（無）" in capsys.readouterr().out
+
+
+def test_scan_rejects_folder_without_mailroot_folders(tmp_path):
+    (tmp_path / "etc").mkdir()
+    with pytest.raises(InputError) as caught:
+        scan_mailroot(tmp_path)
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_cli_summary_of_non_mailroot_exits_2(tmp_path, cli, capsys):
+    assert cli(["mailroot", "summary", str(tmp_path)]) == 2
+
+
+def test_name_not_utf8_is_noted(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    queue = tmp_path / "Queue"
+    queue.mkdir()
+    raw_name = os.fsencode(str(queue)) + b"/bad\xffname.EML"
+    with open(raw_name, "wb") as handle:
+        handle.write(b"X-Sender: a@example.com\r\nX-Receiver: b@example.net\r\n\r\nSubject: x\r\n\r\nbody\r\n")
+    frame = scan_mailroot(tmp_path, progress=False)
+    assert frame["name"].tolist() == ["bad\ufffdname.EML"]
+    assert "not UTF-8" in frame["notes"].iloc[0]

@@ -103,6 +103,12 @@ def scan_mailroot(root: str | os.PathLike[str], *, now: datetime | None = None, 
     root_path = Path(root)
     if not root_path.is_dir():
         raise InputError("mailroot.scan_root_missing", value=str(root_path), next_key="mailroot.scan_root_missing_next")
+    # A folder with none of the service's folders is not a mailroot (a typo, or /etc): an empty
+    # inventory would read as "nothing waiting" and hide the mistake.
+    present = {entry.name.lower() for entry in root_path.iterdir() if entry.is_dir()}
+    if not present & {folder.lower() for folder in mailroot.FOLDER_NAMES}:
+        raise InputError("mailroot.scan_not_mailroot", value=str(root_path),
+                         folders=", ".join(mailroot.FOLDER_NAMES), next_key="mailroot.scan_root_missing_next")
     try:
         codecs.lookup(ansi_encoding)
     except LookupError:
@@ -149,12 +155,20 @@ def _walk(root: str) -> Iterator[tuple[str, str]]:
             log.warning("cannot list folder %s: %s", folder, error)
 
 
+def _displayable(text: str) -> str:
+    """Replace bytes that were not valid UTF-8 in a file name (surrogate escapes) with U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _scan_file(full_path: str, relative: str, ansi_encoding: str) -> _Row:
-    parts = relative.split("/")
+    shown = _displayable(relative)
+    parts = shown.split("/")
     name = parts[-1]
     role = _role_of(parts)
     suffix = os.path.splitext(name)[1].lower()
-    row = _Row(role=role, path=relative, name=name, kind=KINDS.get(suffix, "other"), size=0, modified=None)
+    row = _Row(role=role, path=shown, name=name, kind=KINDS.get(suffix, "other"), size=0, modified=None)
+    if shown != relative:
+        row.note("name_not_utf8")
     if role == mailroot.MAILBOX:
         row.mailbox_domain, row.mailbox_user = _mailbox_owner(parts)
     if mailroot.is_temporary_file_name(name):

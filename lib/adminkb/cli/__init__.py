@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -92,7 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
     for name in AREA_MODULES:
         module = importlib.import_module(f"adminkb.cli.{name}")
         module.register(subparsers)
+    _escape_help_percent(parser)
     return parser
+
+
+# A `%%` pair (already escaped) or a lone `%` that does not start an argparse `%(name)s`.
+_PERCENT = re.compile(r"%%|%(?!\()")
+
+
+def _escape_percent(text: str) -> str:
+    return _PERCENT.sub("%%", text)
+
+
+def _escape_help_percent(parser: argparse.ArgumentParser) -> None:
+    """Double each lone `%` in help texts, since argparse %-formats them (`%SystemRoot%` would fail)."""
+    for action in parser._actions:
+        if action.help and action.help is not argparse.SUPPRESS:
+            action.help = _escape_percent(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _escape_help_percent(child)
+            for choice in action._choices_actions:
+                if choice.help:
+                    choice.help = _escape_percent(choice.help)
 
 
 def add_help_option(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -132,6 +133,16 @@ def _same_file(first: Path, second: Path) -> bool:
     return first.resolve() == second.resolve()
 
 
+def _mode_for(path: Path) -> int:
+    """Return the permission bits for a new `path`: the existing file's, else 0o666 less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Write a file through a temporary file in the same folder, then rename it into place.
 
@@ -144,6 +155,9 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates the file readable by its owner only; give it the mode a plain open()
+        # would (the umask's), or keep the mode of the file it replaces.
+        os.chmod(temporary, _mode_for(path))
         os.replace(temporary, path)
     except OSError as error:
         with suppress(FileNotFoundError):

@@ -272,6 +272,9 @@ def run_plan(arguments: argparse.Namespace) -> int:
         originals = {}
         if arguments.collected:
             folder = Path(arguments.collected)
+            if not folder.is_dir():
+                raise InputError("termsrv.plan.collected_missing", value=str(folder),
+                                 next_key="termsrv.plan.collected_missing_next")
             for name in REPLACE_ORDER:
                 if (folder / name).exists():
                     originals[name] = check_pe(folder / name)

@@ -56,6 +56,9 @@ class Checklist:
             raise InputError("imaging_checklist.bad_name", value=name, next_key="imaging_checklist.bad_name_next")
         self.name = name
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
+        if self.state_dir.exists() and not self.state_dir.is_dir():
+            raise InputError("imaging_checklist.state_dir_not_folder", value=str(self.state_dir),
+                             next_key="imaging_checklist.state_dir_not_folder_next")
         self.path = self.state_dir / f"{name}.json"
         self.steps = tuple(steps)
         self._by_id = {step.id: step for step in self.steps}

@@ -66,6 +66,11 @@ def step_plan(originals: Mapping[str, PeCheck] | None = None, replacement: PeChe
     `servicepackfiles_termsrv.dll`) to its check. Raises InputError when a name is unknown, an
     original is not an XP termsrv.dll build, or the replacement is not build 5.1.2600.2055 for x86.
     """
+    # The folder goes inside quoted cmd commands: a quote, a redirection or a wildcard would
+    # change what they do, and Windows allows none of these characters in a path anyway.
+    if not backup_folder or any(character in '"<>|*?' or ord(character) < 32 for character in backup_folder):
+        raise InputError("termsrv.plan.bad_backup_folder", value=backup_folder,
+                         next_key="termsrv.plan.bad_backup_folder_next")
     originals = dict(originals or {})
     for name, check in originals.items():
         if name not in _LOCATIONS:
