@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
-from adminkb.cli import _Parser
-from adminkb.cli import checklist as checklist_cli
+from clirun import run_area
 from adminkb.errors import InputError
 from adminkb.i18n import catalog
 from adminkb.imaging.checklist import Checklist
@@ -264,11 +262,7 @@ def test_rows_in_procedure_order(tmp_path):
 # `adminkb checklist`.
 
 def run(*arguments: str) -> int:
-    parser = _Parser(prog="adminkb", add_help=False)
-    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
-    checklist_cli.register(subparsers)
-    parsed = parser.parse_args(["checklist", *arguments])
-    return parsed.handler(parsed)
+    return run_area("checklist", *arguments)
 
 
 def test_cli_tick_and_show(tmp_path, capsys):

@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from adminkb.cli import _Parser
-from adminkb.cli import dns as dns_cli
+from adminkb.cli import build_parser
 from adminkb.lab.dns import LabDns, lab_zone_files
 
 
@@ -24,14 +23,6 @@ def server():
 @pytest.fixture(autouse=True)
 def chinese_messages(monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
-
-
-def build_parser() -> _Parser:
-    """Build a parser with only the dns area, as `adminkb` builds it."""
-    parser = _Parser(prog="adminkb", add_help=False)
-    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
-    dns_cli.register(subparsers)
-    return parser
 
 
 def run(*arguments: str) -> int:

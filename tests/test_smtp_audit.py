@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from adminkb.cli import _Parser
+from adminkb.cli import build_parser
 from adminkb.cli import smtp as smtp_cli
 from adminkb.errors import InputError
 from adminkb.lab import MailLab
@@ -42,13 +42,6 @@ def assert_nothing_delivered(lab: MailLab) -> None:
     logged = "".join(path.read_text(encoding="cp950") for path in lab.log_files())
     assert " DATA " not in logged
     assert " BDAT " not in logged
-
-
-def build_parser() -> _Parser:
-    parser = _Parser(prog="adminkb", add_help=False)
-    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
-    smtp_cli.register(subparsers)
-    return parser
 
 
 def run_cli(*arguments: str) -> tuple[int, str, str]:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from adminkb.cli import _Parser
-from adminkb.cli import smtp as smtp_cli
+from adminkb.cli import build_parser
 from adminkb.lab.tls import write_certificate
 from adminkb.smtp.audit import MAX_CONNECTIONS, Outcome, audit
 
@@ -58,11 +57,9 @@ def queued_files(instance) -> list[Path]:
 
 
 def run_cli(*arguments: str) -> tuple[int, str]:
-    parser = _Parser(prog="adminkb", add_help=False)
-    smtp_cli.register(parser.add_subparsers(dest="command", parser_class=_Parser))
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        parsed = parser.parse_args(["smtp", "audit", *arguments])
+        parsed = build_parser().parse_args(["smtp", "audit", *arguments])
         status = parsed.handler(parsed)
     return status, output.getvalue()
 
