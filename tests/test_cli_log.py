@@ -94,10 +94,17 @@ def test_read_parquet_keeps_types(tmp_path):
     assert isinstance(frame["cs-method"].dtype, pd.CategoricalDtype)
 
 
-def test_read_replaces_existing_output(tmp_path):
+def test_read_keeps_existing_output(tmp_path):
     out = tmp_path / "rows.csv"
     out.write_text("old content")
-    run("read", str(LOGS / "w3c_truncated_last_line.log"), "--out", str(out))
+    assert run("read", str(LOGS / "w3c_truncated_last_line.log"), "--out", str(out)) == 2
+    assert out.read_text() == "old content"
+
+
+def test_read_force_replaces_output(tmp_path):
+    out = tmp_path / "rows.csv"
+    out.write_text("old content")
+    run("read", str(LOGS / "w3c_truncated_last_line.log"), "--out", str(out), "--force")
     assert len(csv_rows(out.read_bytes())) == 3
 
 
@@ -290,5 +297,5 @@ def test_replaced_output_keeps_mode(tmp_path):
     out = tmp_path / "rows.csv"
     out.write_text("old", encoding="utf-8")
     out.chmod(0o640)
-    assert run("read", str(LOGS / "w3c_fields_change_midfile.log"), "--out", str(out)) == 0
+    assert run("read", str(LOGS / "w3c_fields_change_midfile.log"), "--out", str(out), "--force") == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o640

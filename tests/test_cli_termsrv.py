@@ -292,3 +292,12 @@ def test_plan_help_renders(capsys):
         run("plan", "--help")
     assert caught.value.code == 0
     assert "%SystemDrive%" in capsys.readouterr().out
+
+
+def test_collect_script_keeps_existing_file(tmp_path, capsys):
+    existing = tmp_path / "keep.bat"
+    existing.write_text("keep", encoding="utf-8")
+    assert run("collect-script", "--output", str(existing)) == 2
+    assert existing.read_text(encoding="utf-8") == "keep"
+    assert run("collect-script", "--output", str(existing), "--force") == 0
+    assert existing.read_bytes() != b"keep"

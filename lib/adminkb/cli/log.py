@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_input_options(read)
     read.add_argument("--format", choices=READ_FORMATS, default="csv", help=message("w3c.cli.read_format_help"))
     read.add_argument("--out", metavar="FILE", help=message("w3c.cli.out_help"))
+    read.add_argument("--force", action="store_true", help=message("w3c.cli.force_help"))
     read.set_defaults(handler=run_read)
 
     summary = verbs.add_parser("summary", add_help=False, help=message("w3c.cli.summary_help"),
@@ -124,6 +125,8 @@ def _checked_output(arguments: argparse.Namespace) -> Path | None:
     for source in expand_paths(arguments.paths):
         if _same_file(out, source.path):
             raise InputError("w3c.cli.out_is_input", value=str(out), next_key="w3c.cli.out_next")
+    if out.exists() and not arguments.force:
+        raise InputError("w3c.cli.out_exists", value=str(out), next_key="w3c.cli.out_exists_next")
     return out
 
 

@@ -52,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     collect = _verb(verbs, "collect-script", "collect")
     collect.add_argument("--output", metavar="FILE", default=None, help=message("termsrv.cli.output_help"))
+    collect.add_argument("--force", action="store_true", help=message("termsrv.cli.force_output_help"))
     collect.set_defaults(handler=run_collect_script)
 
     files = _verb(verbs, "files", "files")
@@ -214,6 +215,9 @@ def run_collect_script(arguments: argparse.Namespace) -> int:
         sys.stdout.write(collect_batch_text())
         return EXIT_OK
     path = Path(arguments.output)
+    if path.exists() and not arguments.force:
+        return _fail(InputError("termsrv.collect.output_exists", value=str(path),
+                                next_key="termsrv.collect.output_exists_next"))
     try:
         path.write_bytes(collect_batch_bytes())
     except OSError as error:
