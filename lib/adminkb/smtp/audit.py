@@ -484,28 +484,18 @@ def _unverified_context(*, version: ssl.TLSVersion | None = None, ciphers: str |
 
 
 def _wrap(session: SmtpSession, context: ssl.SSLContext, server_hostname: str) -> _CertificateFacts:
-    """Switch the session's socket to TLS after a 220 to STARTTLS, with the audit's own context.
+    """Switch the session to TLS after a 220 to STARTTLS, with the audit's own context.
 
-    NOTE: `SmtpSession.starttls()` builds its context itself (system CAs, or no checks at all),
-    so the audit wraps the socket here to use a CA file, one TLS version or weak suites only.
+    The context trusts a CA file, pins one TLS version or offers weak suites only, which
+    `SmtpSession.starttls()` does not, so the audit calls the session's `wrap_tls` directly.
     """
-    sock = session._require_socket("tls")
-    # Bytes the server sent before the handshake must not be read as TLS-protected replies.
-    session._buffer.clear()
-    sock.settimeout(session.timeout)
-    try:
-        wrapped = context.wrap_socket(sock, server_hostname=server_hostname)
-    except BaseException:
-        session._drop_socket(sock)
-        raise
-    session._sock = wrapped
+    wrapped = session.wrap_tls(context, server_hostname=server_hostname, timeout=session.timeout)
     der = wrapped.getpeercert(binary_form=True)
     names, not_after, subject, issuer = _read_certificate(der)
     cipher = wrapped.cipher()
     session.tls = TlsInfo(version=wrapped.version(), cipher=cipher[0] if cipher else None,
                           verified=context.verify_mode != ssl.CERT_NONE, subject=subject, issuer=issuer,
                           not_after=not_after.strftime("%Y-%m-%d %H:%M UTC") if not_after else None)
-    session.ehlo_info = None
     session.note("smtp.note.tls_started", step="tls", version=session.tls.version or "-",
                  cipher=session.tls.cipher or "-")
     return _CertificateFacts(tls=session.tls, names=names, not_after=not_after)

@@ -423,6 +423,31 @@ class SmtpSession:
         """Return whether the last EHLO reply offered the extension `keyword`."""
         return self.ehlo_info is not None and keyword.upper() in self.ehlo_info.extensions
 
+    def wrap_tls(self, context: ssl.SSLContext, *, server_hostname: str,
+                 timeout: float | None = None) -> ssl.SSLSocket:
+        """Switch the connection to TLS with `context`, after the server's 220 to STARTTLS.
+
+        Unread bytes are dropped, because the server sent them before the handshake. `timeout`
+        bounds the handshake (default: what is left of the step). On failure the connection is
+        closed and the ssl or OS error propagates, so callers that need their own context (the
+        audit pins one TLS version or trusts one CA file) classify it themselves. The EHLO
+        information is cleared because RFC 3207 requires a new EHLO after TLS.
+        """
+        self._buffer.clear()
+        sock = self._require_socket("tls")
+        if timeout is None:
+            timeout = max(self._step_deadline() - time.monotonic(), 0.001)
+        try:
+            sock.settimeout(timeout)
+            wrapped = context.wrap_socket(sock, server_hostname=server_hostname)
+        except BaseException:
+            self._drop_socket(sock)
+            raise
+        self._sock = wrapped
+        self.ehlo_info = None
+        self.esmtp = False
+        return wrapped
+
     def starttls(self, *, verify: bool = True, server_hostname: str | None = None) -> Reply:
         """Send STARTTLS and, on 220, switch the connection to TLS.
 
@@ -436,27 +461,16 @@ class SmtpSession:
         if self._buffer:
             # Bytes sent before the handshake could be an injected command: drop them.
             self.note("smtp.note.data_before_tls", step="tls", count=len(self._buffer))
-            self._buffer.clear()
-        context = make_tls_context(verify)
-        sock = self._require_socket("tls")
-        remaining = self._step_deadline() - time.monotonic()
         try:
-            sock.settimeout(max(remaining, 0.001))
-            wrapped = context.wrap_socket(sock, server_hostname=server_hostname or self.host)
+            wrapped = self.wrap_tls(make_tls_context(verify), server_hostname=server_hostname or self.host)
         except ssl.SSLCertVerificationError as error:
-            self._drop_socket(sock)
             raise self._fail("tls_verify_failed", step="tls", detail=error.verify_message or error) from None
         except (socket.timeout, TimeoutError):
-            self._drop_socket(sock)
             raise self._timeout_failure("tls") from None
         except (ssl.SSLError, OSError) as error:
-            self._drop_socket(sock)
             detail = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
             raise self._fail("tls_failed", step="tls", detail=detail) from None
-        self._sock = wrapped
         self.tls = describe_tls(wrapped, verified=verify)
-        self.ehlo_info = None
-        self.esmtp = False
         self.note("smtp.note.tls_started", step="tls", version=self.tls.version or "-", cipher=self.tls.cipher or "-")
         if self.tls.subject:
             self.note("smtp.note.tls_certificate", step="tls", subject=self.tls.subject,
