@@ -1,6 +1,6 @@
 """The SMTP server a runbook works on: the built-in mail lab, or a real server named in its parameters.
 
-A runbook's parameters cell sets `SERVER = "lab"` by default; `open_target()` then starts a mail
+A runbook's parameters cell sets `SERVER = "lab"` by default. `open_target()` then starts a mail
 lab on a fixed clock, so the runbook's outputs are the same on every run. With `SERVER =
 "192.0.2.25:25"` the same cells run their read-only checks against that server instead, and the
 steps that would change the server's settings show what to do in IIS Manager rather than doing it.
@@ -37,7 +37,7 @@ class SmtpTarget:
     """Where a runbook sends its SMTP sessions, and what it may change there.
 
     `source_address` is the client address sessions use. In the lab it stands for the
-    application server (127.0.0.10 by convention); where the machine has only 127.0.0.1, the
+    application server (127.0.0.10 by convention). Where the machine has only 127.0.0.1, the
     target falls back to it and `source_note` explains why.
     """
 

@@ -2,7 +2,7 @@
 
 Each area lives in its own module here and adds its sub-commands through `register(subparsers)`.
 Exit status: 0 all well, 1 the check found problems, 2 the input could not be used. Commands
-that use other numbers on purpose (`smtp probe`) say so in their `--help`.
+that use other numbers on purpose (`smtp probe`) document them in their `--help`.
 """
 
 from __future__ import annotations
@@ -77,8 +77,9 @@ def make_console_safe() -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Build the full `adminkb` parser with every area's sub-commands.
 
-    NOTE: argparse's own texts are translated by replacing its module-level gettext function,
-    which affects every parser in this process; only the `adminkb` command builds parsers here.
+    NOTE: argparse's own texts are translated by replacing its module-level gettext function.
+    That affects every parser in this process, which is safe only because the `adminkb`
+    command builds no other parser.
     """
     argparse._ = _translate_argparse  # type: ignore[attr-defined]
     parser = _Parser(prog="adminkb", description=message("cli.description"),

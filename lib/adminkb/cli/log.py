@@ -158,8 +158,8 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        # mkstemp creates the file readable by its owner only; give it the mode a plain open()
-        # would (the umask's), or keep the mode of the file it replaces.
+        # mkstemp creates the file readable by its owner only. Give it the mode a plain open()
+        # would (0o666 less the umask), or the mode of the file it replaces.
         os.chmod(temporary, _mode_for(path))
         os.replace(temporary, path)
     except OSError as error:
