@@ -13,9 +13,11 @@ import pytest
 from adminkb.cli import build_parser
 from adminkb.cli import smtp as smtp_cli
 from adminkb.errors import InputError
-from adminkb.lab import MailLab
+from adminkb.lab import STRANGER_ADDRESS, TRUSTED_CLIENT_ADDRESS, MailLab, can_bind_source_address
 from adminkb.output import display_width
 from adminkb.smtp.audit import ITEMS, MAX_CONNECTIONS, WEAK_CIPHERS, Outcome, audit
+
+from fakeservers import FakeServer, ScriptedSmtp
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -95,6 +97,48 @@ def test_closed_relay_lab_passes():
     assert "550 5.7.1 Unable to relay" in relay.explanation
 
 
+def test_relay_granted_to_other_client_passes():
+    if not can_bind_source_address(STRANGER_ADDRESS):
+        pytest.skip("this machine cannot use 127.0.0.66 as a source address")
+    with lab_with(relay_grant=[TRUSTED_CLIENT_ADDRESS]) as lab:
+        stranger = audit_lab(lab, source_address=STRANGER_ADDRESS)
+        trusted = audit_lab(lab, source_address=TRUSTED_CLIENT_ADDRESS)
+        assert_nothing_delivered(lab)
+    assert stranger.item("relay").outcome is Outcome.PASS
+    # The audit reports what its own source address may do, so a listed client sees an open relay.
+    assert trusted.item("relay").outcome is Outcome.PROBLEM
+
+
+def test_relay_for_authenticated_only_passes():
+    with lab_with(tls=True, basic_auth=True, accounts={"relayuser": PASSWORD}) as lab:
+        report = audit_lab(lab)
+        assert_nothing_delivered(lab)
+    assert report.item("relay").outcome is Outcome.PASS
+    assert report.item("relay").values["reply"].startswith("550 5.7.1")
+
+
+def test_relay_temporary_reply_is_note():
+    script = ScriptedSmtp(ehlo=["250-mail01.example.com", "250 OK"],
+                          recipient_reply="451 4.3.0 Temporary local problem")
+    with FakeServer(script) as server:
+        report = audit("127.0.0.1", server.port, timeout=TIMEOUT)
+    relay = report.item("relay")
+    assert relay.outcome is Outcome.INFO
+    assert relay.finding == "temporary"
+    assert not any(command.upper().startswith("DATA") for command in script.commands)
+
+
+def test_sender_rejected_leaves_relay_unchecked():
+    script = ScriptedSmtp(ehlo=["250-mail01.example.com", "250 OK"],
+                          mail_reply="550 5.7.1 Sender {address} rejected")
+    with FakeServer(script) as server:
+        report = audit("127.0.0.1", server.port, local_domain="example.com", timeout=TIMEOUT)
+    for name in ("relay", "percent_relay"):
+        assert report.item(name).outcome is Outcome.NOT_CHECKED
+        assert report.item(name).finding == "sender_rejected"
+    assert not any(command.upper().startswith("RCPT") for command in script.commands)
+
+
 # One item at a time ------------------------------------------------------------------------
 
 def test_percent_form_accepted_is_note():
@@ -104,6 +148,15 @@ def test_percent_form_accepted_is_note():
     assert item.outcome is Outcome.INFO
     assert "304897" in item.explanation
     assert report.item("relay").outcome is Outcome.PASS
+
+
+def test_percent_form_rejected_passes():
+    # example.net is no local domain of the lab, so the percent form is a plain relay attempt there.
+    with lab_with() as lab:
+        report = audit_lab(lab, local_domain="example.net")
+    item = report.item("percent_relay")
+    assert item.outcome is Outcome.PASS
+    assert item.values["reply"].startswith("550 5.7.1")
 
 
 def test_percent_form_needs_local_domain():
