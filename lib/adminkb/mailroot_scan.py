@@ -449,3 +449,147 @@ def badmail_reasons(inventory: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["reason", "error_code", "count"])
     counted = (reasons.groupby(["reason", "error_code"], dropna=False).size().reset_index(name="count"))
     return counted.sort_values(by=["count", "reason"], ascending=[False, True]).reset_index(drop=True)
+
+
+# Saved inventories and the changes between two of them.
+
+DIFF_COLUMNS = ("change", "old_role", "old_path", "new_role", "new_path", "old_size", "new_size",
+                "message_id", "subject")
+CHANGES = ("new", "gone", "moved", "grown", "shrunk")
+# A saved inventory's name becomes a file name, so it is kept to characters every file system accepts.
+_INVENTORY_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+_INVENTORY_SUFFIX = ".parquet"
+
+
+def default_inventory_dir() -> Path:
+    """Return `~/.adminkb/inventories`, where inventories are saved unless the user names a folder."""
+    return Path.home() / ".adminkb" / "inventories"
+
+
+def inventory_path(name: str, state_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Return the file a saved inventory called `name` lives in; InputError for names that are not plain."""
+    if not _INVENTORY_NAME.match(name):
+        raise InputError("mailroot.inventory_bad_name", value=name, next_key="mailroot.inventory_bad_name_next")
+    folder = Path(state_dir) if state_dir is not None else default_inventory_dir()
+    return folder / f"{name}{_INVENTORY_SUFFIX}"
+
+
+def save_inventory(inventory: pd.DataFrame, name: str, state_dir: str | os.PathLike[str] | None = None, *,
+                   replace: bool = False) -> Path:
+    """Write `inventory` as parquet under the name `name` and return the file's path.
+
+    The file is written under a temporary name and renamed into place, so an interrupted save
+    leaves the previous file (or none). An existing inventory of that name is kept unless
+    `replace` is true: InputError.
+    """
+    target = inventory_path(name, state_dir)
+    if target.exists() and not replace:
+        raise InputError("mailroot.inventory_exists", value=str(target), next_key="mailroot.inventory_exists_next")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            inventory.to_parquet(temporary, index=False)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+    except OSError as error:
+        raise InputError("mailroot.inventory_write_failed", value=str(target), detail=error.strerror or str(error),
+                         next_key="mailroot.inventory_write_failed_next") from error
+    log.info("saved inventory %s (%d rows) to %s", name, len(inventory), target)
+    return target
+
+
+def load_inventory(name: str, state_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Read the inventory saved as `name`; InputError when it is missing or not an inventory."""
+    source = inventory_path(name, state_dir)
+    if not source.is_file():
+        saved = sorted(path.stem for path in source.parent.glob(f"*{_INVENTORY_SUFFIX}")) if source.parent.is_dir() \
+            else []
+        raise InputError("mailroot.inventory_missing", value=name, where=str(source.parent),
+                         names=", ".join(saved) or message("mailroot.cli.none"),
+                         next_key="mailroot.inventory_missing_next")
+    try:
+        frame = pd.read_parquet(source)
+    except (OSError, ValueError) as error:
+        raise InputError("mailroot.inventory_unreadable", value=str(source), detail=str(error),
+                         next_key="mailroot.inventory_missing_next") from error
+    missing = [column for column in COLUMNS if column not in frame.columns]
+    if missing:
+        raise InputError("mailroot.inventory_unreadable", value=str(source), detail=", ".join(missing),
+                         next_key="mailroot.inventory_missing_next")
+    frame["recipients"] = frame["recipients"].map(lambda values: [] if values is None else list(values))
+    return frame
+
+
+def diff_inventories(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Return the files that are new, gone, moved between folders, grown or shrunk from `old` to `new`.
+
+    A file at the same path in both is the same file. Files left over on either side are paired
+    as one message moved between folders when they share a Message-ID, or else a file stem
+    (the service keeps the stem when it moves `NTFS_<id>.EML` from Queue to Badmail as
+    `NTFS_<id>.BAD`). Everything still unpaired is new or gone. Unchanged files are left out.
+    """
+    rows: list[dict[str, object]] = []
+    old_by_path = {path.lower(): index for index, path in enumerate(old["path"])}
+    new_by_path = {path.lower(): index for index, path in enumerate(new["path"])}
+    old_size, new_size = old["size"].tolist(), new["size"].tolist()
+
+    for path, new_index in new_by_path.items():
+        old_index = old_by_path.get(path)
+        if old_index is None or old_size[old_index] == new_size[new_index]:
+            continue
+        change = "grown" if new_size[new_index] > old_size[old_index] else "shrunk"
+        rows.append(_diff_row(change, old, old_index, new, new_index))
+
+    old_left = [index for path, index in old_by_path.items() if path not in new_by_path]
+    new_left = [index for path, index in new_by_path.items() if path not in old_by_path]
+    waiting: dict[str, list[int]] = {}
+    for index in sorted(old_left, key=lambda position: old["path"].iat[position].lower()):
+        waiting.setdefault(_identity(old, index), []).append(index)
+    for index in sorted(new_left, key=lambda position: new["path"].iat[position].lower()):
+        candidates = waiting.get(_identity(new, index))
+        if candidates:
+            rows.append(_diff_row("moved", old, candidates.pop(0), new, index))
+        else:
+            rows.append(_diff_row("new", None, None, new, index))
+    for indexes in waiting.values():
+        rows.extend(_diff_row("gone", old, index, None, None) for index in indexes)
+
+    frame = pd.DataFrame(rows, columns=list(DIFF_COLUMNS))
+    # A nullable integer keeps sizes whole where one side is missing.
+    frame[["old_size", "new_size"]] = frame[["old_size", "new_size"]].astype("Int64")
+    order = {name: position for position, name in enumerate(CHANGES)}
+    frame["sort_path"] = frame["new_path"].where(frame["new_path"] != "", frame["old_path"]).str.lower()
+    frame = frame.sort_values(by=["change", "sort_path"], key=lambda column: column.map(order)
+                              if column.name == "change" else column, kind="stable")
+    return frame.drop(columns="sort_path").reset_index(drop=True)
+
+
+def _identity(frame: pd.DataFrame, index: int) -> str:
+    """Return what identifies a file's message across folders: its Message-ID, else its file stem."""
+    message_id = frame["message_id"].iat[index]
+    if message_id:
+        return f"id:{message_id}"
+    kind = frame["kind"].iat[index]
+    stem = frame["name"].iat[index].rsplit(".", 1)[0].lower()
+    # A .BDR or .BDP pairs only with a file of its own kind, while .EML and .BAD files of one
+    # stem are the same message before and after the service gave up on it.
+    if kind in ("badmail_reason", "badmail_envelope"):
+        return f"{kind}:{stem}"
+    return f"stem:{stem}"
+
+
+def _diff_row(change: str, old: pd.DataFrame | None, old_index: int | None, new: pd.DataFrame | None,
+              new_index: int | None) -> dict[str, object]:
+    row: dict[str, object] = {"change": change, "old_role": "", "old_path": "", "new_role": "", "new_path": "",
+                              "old_size": None, "new_size": None}
+    for side, frame, index in (("old", old, old_index), ("new", new, new_index)):
+        if frame is None or index is None:
+            continue
+        row[f"{side}_role"] = frame["role"].iat[index]
+        row[f"{side}_path"] = frame["path"].iat[index]
+        row[f"{side}_size"] = int(frame["size"].iat[index])
+        row["message_id"] = frame["message_id"].iat[index]
+        row["subject"] = frame["subject"].iat[index]
+    return row

@@ -1,10 +1,12 @@
-"""`adminkb mailroot scan` and `adminkb mailroot summary`: a mailroot's files on the command line.
+"""`adminkb mailroot scan|summary|diff`: a mailroot's files on the command line.
 
 `scan` lists every file with its folder, age, envelope, decoded headers and Badmail reason. It
 exits 0 when every file could be read as expected, 1 when some rows carry a note (unreadable,
 empty, not mail, malformed headers, orphan .BDR), 2 when the path cannot be used. `summary`
 counts messages per folder, lists stuck destination domains and Badmail reasons. It exits 0
 when Queue and Badmail are empty, 1 when they hold messages, 2 when the path cannot be used.
+`scan --save NAME` keeps the inventory, and `diff --since NAME` lists what changed since then
+(exit 1 when anything did).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import pandas as pd
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb.i18n import message
 from adminkb.mailroot import BADMAIL, QUEUE
-from adminkb.mailroot_scan import badmail_reasons, folder_summary, scan_mailroot, stuck_domains
+from adminkb.mailroot_scan import (badmail_reasons, diff_inventories, folder_summary, load_inventory,
+                                   save_inventory, scan_mailroot, stuck_domains)
 from adminkb.output import FORMATS, render_csv, render_json, render_table
 
 TABLE_COLUMNS = ("role", "path", "size", "age", "sender", "recipients", "subject", "error_code", "notes")
@@ -37,8 +40,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_help_option(scan)
     scan.add_argument("path", metavar="PATH", help=message("mailroot.cli.path_help"))
     scan.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
+    scan.add_argument("--save", metavar="NAME", help=message("mailroot.cli.save_help"))
+    scan.add_argument("--force", action="store_true", help=message("mailroot.cli.force_help"))
+    _add_state_dir_option(scan)
     _add_scan_options(scan)
     scan.set_defaults(handler=run_scan)
+
+    diff = verbs.add_parser("diff", add_help=False, help=message("mailroot.cli.diff_help"),
+                            description=message("mailroot.cli.diff_description"),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(diff)
+    diff.add_argument("path", metavar="PATH", help=message("mailroot.cli.path_help"))
+    diff.add_argument("--since", metavar="NAME", required=True, help=message("mailroot.cli.since_help"))
+    diff.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
+    _add_state_dir_option(diff)
+    _add_scan_options(diff)
+    diff.set_defaults(handler=run_diff)
 
     summary = verbs.add_parser("summary", add_help=False, help=message("mailroot.cli.summary_help"),
                                description=message("mailroot.cli.summary_description"),
@@ -51,6 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary.set_defaults(handler=run_summary)
 
 
+def _add_state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", metavar="DIR", help=message("mailroot.cli.state_dir_help"))
+
+
 def _add_scan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ansi-encoding", metavar="CODEPAGE", default="cp950",
                         help=message("mailroot.cli.ansi_encoding_help"))
@@ -60,6 +81,9 @@ def _add_scan_options(parser: argparse.ArgumentParser) -> None:
 def run_scan(arguments: argparse.Namespace) -> int:
     """Print the inventory of one mailroot; return 1 when some files carry a note."""
     inventory = _scan(arguments)
+    if arguments.save:
+        saved = save_inventory(inventory, arguments.save, arguments.state_dir, replace=arguments.force)
+        print(message("mailroot.cli.saved", path=saved), file=sys.stderr)
     records = plain_records(inventory)
     if arguments.format == "json":
         print(render_json({"path": arguments.path, "files": records}))
@@ -69,6 +93,24 @@ def run_scan(arguments: argparse.Namespace) -> int:
         print(message("mailroot.cli.scan_heading", path=arguments.path, count=len(records)))
         print(render_table(records, TABLE_COLUMNS, _headers(TABLE_COLUMNS)))
     return EXIT_PROBLEMS if (inventory["notes"] != "").any() else EXIT_OK
+
+
+def run_diff(arguments: argparse.Namespace) -> int:
+    """Print the files that changed since a saved inventory; return 1 when any did."""
+    # Load first, so a misspelt name fails before a long scan.
+    earlier = load_inventory(arguments.since, arguments.state_dir)
+    changes = diff_inventories(earlier, _scan(arguments))
+    records = plain_records(changes)
+    if arguments.format == "json":
+        print(render_json({"path": arguments.path, "since": arguments.since, "changes": records}))
+    elif arguments.format == "csv":
+        sys.stdout.write(render_csv(records, list(changes.columns)))
+    else:
+        for record in records:
+            record["change"] = message(f"mailroot.change.{record['change']}")
+        print(message("mailroot.cli.diff_heading", path=arguments.path, name=arguments.since, count=len(records)))
+        print(_table_or_none_records(records, list(changes.columns)))
+    return EXIT_PROBLEMS if records else EXIT_OK
 
 
 def run_summary(arguments: argparse.Namespace) -> int:
@@ -87,6 +129,12 @@ def run_summary(arguments: argparse.Namespace) -> int:
         print("\n".join(sections))
     waiting = folders[folders["role"].isin([QUEUE, BADMAIL])]["messages"].sum()
     return EXIT_PROBLEMS if waiting else EXIT_OK
+
+
+def _table_or_none_records(records: list[dict[str, object]], columns: list[str]) -> str:
+    if not records:
+        return message("mailroot.cli.none")
+    return render_table(records, columns, _headers(columns))
 
 
 def _table_or_none(frame: pd.DataFrame) -> str:
@@ -113,7 +161,7 @@ def plain_records(frame: pd.DataFrame) -> list[dict[str, object]]:
                 plain[column] = format_age(value)
             elif isinstance(value, pd.Timestamp):
                 plain[column] = value.isoformat()
-            elif value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
+            elif value is pd.NaT or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
                 plain[column] = None
             else:
                 plain[column] = value
