@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -129,7 +132,8 @@ def test_save_leaves_no_temporary(tmp_path):
     checklist = Checklist("build", tmp_path)
     checklist.tick("updates", "tech", when=WHEN)
     checklist.tick("workgroup", "tech", when=WHEN)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["build.json"]
+    # The lock file stays, because deleting it would race with a process waiting on it.
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".build.lock", "build.json"]
 
 
 def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
@@ -144,7 +148,7 @@ def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         checklist.tick("workgroup", "tech", when=WHEN)
     assert (tmp_path / "build.json").read_bytes() == before
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["build.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".build.lock", "build.json"]
 
 
 def test_state_dir_created(tmp_path):
@@ -157,6 +161,143 @@ def test_default_state_dir_under_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     checklist = Checklist("build")
     assert checklist.path == tmp_path / ".adminkb" / "checklists" / "build.json"
+
+
+# Changes from several processes and objects at once.
+
+def test_two_objects_keep_both_ticks(tmp_path):
+    first = Checklist("build", tmp_path)
+    second = Checklist("build", tmp_path)
+    first.tick("updates", "tech-a", when=WHEN)
+    second.tick("workgroup", "tech-b", when=WHEN)
+    reopened = Checklist("build", tmp_path)
+    assert reopened.ticks["updates"].who == "tech-a"
+    assert reopened.ticks["workgroup"].who == "tech-b"
+
+
+def test_untick_keeps_other_objects_ticks(tmp_path):
+    first = Checklist("build", tmp_path)
+    second = Checklist("build", tmp_path)
+    first.tick("updates", "tech-a", when=WHEN)
+    second.tick("workgroup", "tech-b", when=WHEN)
+    first.untick("workgroup")
+    reopened = Checklist("build", tmp_path)
+    assert reopened.is_done("updates")
+    assert not reopened.is_done("workgroup")
+
+
+# Each process opens the checklist once, waits for the start file so that all of them run at the
+# same moment, then ticks its own steps. Without a lock around reread-and-save, a process saves
+# its stale copy and the others' ticks disappear.
+TICKING_PROCESS = """
+import sys, time
+from pathlib import Path
+from adminkb.imaging.checklist import Checklist
+state_dir, start_file, who, *steps = sys.argv[1:]
+checklist = Checklist("shared", state_dir)
+deadline = time.monotonic() + 20
+while not Path(start_file).exists():
+    if time.monotonic() > deadline:
+        sys.exit("the start file never appeared")
+    time.sleep(0.005)
+for step_id in steps:
+    checklist.tick(step_id, who, note="from " + who)
+"""
+
+
+def test_concurrent_processes_keep_every_tick(tmp_path):
+    step_ids = [step.id for step in STEPS]
+    workers = 6
+    start_file = tmp_path / "start"
+    state_dir = tmp_path / "state"
+    processes = []
+    for number in range(workers):
+        steps = step_ids[number::workers]
+        processes.append(subprocess.Popen([sys.executable, "-c", TICKING_PROCESS, str(state_dir), str(start_file),
+                                           f"tech-{number}", *steps], stderr=subprocess.PIPE, text=True))
+    time.sleep(1.0)
+    start_file.touch()
+    for process in processes:
+        _, errors = process.communicate(timeout=60)
+        assert process.returncode == 0, errors
+    checklist = Checklist("shared", state_dir)
+    assert checklist.done == len(step_ids)
+    for number in range(workers):
+        for step_id in step_ids[number::workers]:
+            assert checklist.ticks[step_id].who == f"tech-{number}"
+            assert checklist.ticks[step_id].note == f"from tech-{number}"
+
+
+def test_concurrent_cli_ticks_kept(tmp_path):
+    step_ids = [step.id for step in STEPS][:8]
+    command = [sys.executable, "-m", "adminkb", "checklist", "shared", "--state-dir", str(tmp_path), "--who", "tech"]
+    processes = [subprocess.Popen([*command, "--tick", step_id], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True) for step_id in step_ids]
+    for process in processes:
+        _, errors = process.communicate(timeout=60)
+        assert process.returncode == 1, errors
+    assert sorted(Checklist("shared", tmp_path).ticks) == sorted(step_ids)
+
+
+def test_held_lock_times_out_with_error(tmp_path):
+    checklist = Checklist("build", tmp_path)
+    other = Checklist("build", tmp_path)
+    with other._locked():
+        with pytest.raises(InputError) as raised:
+            with checklist._locked(timeout=0.2):
+                pass
+    assert raised.value.key == "imaging_checklist.locked"
+    assert ".build.lock" in str(raised.value)
+
+
+# Notes and names on open and done steps.
+
+def test_note_on_open_step_survives_reopen(tmp_path):
+    Checklist("build", tmp_path).set_note("updates", "等 SP3 光碟")
+    reopened = Checklist("build", tmp_path)
+    assert reopened.note("updates") == "等 SP3 光碟"
+    assert not reopened.is_done("updates")
+
+
+def test_tick_keeps_open_note(tmp_path):
+    checklist = Checklist("build", tmp_path)
+    checklist.set_note("updates", "SP3")
+    checklist.tick("updates", "tech", when=WHEN)
+    saved = json.loads((tmp_path / "build.json").read_text("utf-8"))
+    assert saved["ticks"]["updates"]["note"] == "SP3"
+    assert "notes" not in saved
+
+
+def test_untick_moves_note_to_open_step(tmp_path):
+    checklist = Checklist("build", tmp_path)
+    checklist.tick("updates", "tech", when=WHEN, note="SP3")
+    checklist.untick("updates")
+    assert Checklist("build", tmp_path).note("updates") == "SP3"
+
+
+def test_set_who_keeps_time(tmp_path):
+    checklist = Checklist("build", tmp_path)
+    checklist.tick("updates", "tech", when=WHEN)
+    checklist.set_who("updates", "王小明")
+    tick = Checklist("build", tmp_path).ticks["updates"]
+    assert tick.who == "王小明"
+    assert tick.when == "2026-03-02T01:15:00+00:00"
+
+
+def test_set_who_empty_rejected(tmp_path):
+    checklist = Checklist("build", tmp_path)
+    checklist.tick("updates", "tech", when=WHEN)
+    with pytest.raises(InputError) as raised:
+        checklist.set_who("updates", " ")
+    assert raised.value.key == "imaging_checklist.who_missing"
+
+
+def test_bad_notes_object_raises(tmp_path):
+    document = {"format": "adminkb-checklist", "version": 1, "name": "build", "ticks": {}, "notes": {"updates": 5}}
+    (tmp_path / "build.json").write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(InputError) as raised:
+        Checklist("build", tmp_path)
+    assert raised.value.key == "imaging_checklist.corrupt"
 
 
 # Bad input and bad files: each a clear error, never a blank checklist.

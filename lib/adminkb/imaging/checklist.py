@@ -4,6 +4,10 @@ The file is `<state_dir>/<name>.json` (default `~/.adminkb/checklists`). It is w
 temporary file in the same folder and renamed over the old one, so a crash never leaves half a
 file. Loading a corrupt or foreign file raises InputError: it never starts a blank checklist
 over somebody's recorded progress.
+
+Every change (tick, untick, note, who) rereads the file and saves it while holding an exclusive
+lock on `<state_dir>/.<name>.lock`, so two processes that change the same checklist at once
+both keep their changes.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +35,35 @@ VERSION = 1
 # A checklist name becomes a file name, so it takes letters (Chinese included), digits, '-', '_'
 # and '.', starts with a letter or digit, and has at most 64 characters.
 NAME = re.compile(r"[^\W_][\w.\-]{0,63}")
+# How long a change waits for another process's change to the same checklist, in seconds. A
+# change holds the lock for one read and one small write, so a wait this long means a stuck holder.
+LOCK_TIMEOUT = 10.0
+LOCK_POLL_INTERVAL = 0.01
+
+if os.name == "nt":
+    import msvcrt
+
+    def _try_lock(descriptor: int) -> bool:
+        try:
+            msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(descriptor: int) -> None:
+        msvcrt.locking(descriptor, msvcrt.LK_UNLCK, 1)
+else:
+    import fcntl
+
+    def _try_lock(descriptor: int) -> bool:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(descriptor: int) -> None:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 
 def default_state_dir() -> Path:
@@ -65,14 +100,20 @@ class Checklist:
         self.ticks: dict[str, Tick] = {}
         # Ticks for step ids this version does not know; kept and saved back unchanged.
         self.unknown_ticks: dict[str, dict] = {}
+        # Notes written on steps that are not done yet, so that a note survives before its tick.
+        self.open_notes: dict[str, str] = {}
+        self._unknown_reported = False
         self.created = _now()
         if self.path.exists():
             self._load()
 
-    # Progress.
+    # Progress. Each change runs inside `_change`, which rereads the file under the lock first.
 
-    def tick(self, step_id: str, who: str, when: datetime | None = None, note: str = "") -> Tick:
-        """Mark a step done by `who` at `when` (now when omitted), with an optional note, and save."""
+    def tick(self, step_id: str, who: str, when: datetime | None = None, note: str | None = None) -> Tick:
+        """Mark a step done by `who` at `when` (now when omitted), with a note, and save.
+
+        When `note` is None, the note written on the open step (see `set_note`) is kept.
+        """
         self._step(step_id)
         if not who or not who.strip():
             raise InputError("imaging_checklist.who_missing", value=step_id,
@@ -80,18 +121,94 @@ class Checklist:
         if when is not None and when.tzinfo is None:
             raise InputError("imaging_checklist.naive_time", value=when.isoformat())
         stamp = (when or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="seconds")
-        entry = Tick(who.strip(), stamp, note.strip())
-        self.ticks[step_id] = entry
-        self.save()
+        with self._change():
+            text = self.open_notes.get(step_id, "") if note is None else note
+            self.open_notes.pop(step_id, None)
+            entry = Tick(who.strip(), stamp, text.strip())
+            self.ticks[step_id] = entry
         log.info("checklist %s: %s ticked by %s", self.name, step_id, entry.who)
         return entry
 
     def untick(self, step_id: str) -> None:
-        """Mark a step not done and save. Unticking an open step changes nothing."""
+        """Mark a step not done and save. The tick's note stays on the open step."""
         self._step(step_id)
-        if self.ticks.pop(step_id, None) is not None:
-            self.save()
+        with self._change() as change:
+            entry = self.ticks.pop(step_id, None)
+            if entry is None:
+                change.save = False
+            elif entry.note:
+                self.open_notes[step_id] = entry.note
+        if entry is not None:
             log.info("checklist %s: %s unticked", self.name, step_id)
+
+    def set_note(self, step_id: str, note: str) -> None:
+        """Save a step's note: on its tick when the step is done, otherwise on the open step."""
+        self._step(step_id)
+        text = note.strip()
+        with self._change():
+            entry = self.ticks.get(step_id)
+            if entry is not None:
+                self.ticks[step_id] = Tick(entry.who, entry.when, text)
+            elif text:
+                self.open_notes[step_id] = text
+            else:
+                self.open_notes.pop(step_id, None)
+
+    def set_who(self, step_id: str, who: str) -> None:
+        """Change who completed a done step and save. The time of the tick stays as it was."""
+        self._step(step_id)
+        if not who or not who.strip():
+            raise InputError("imaging_checklist.who_missing", value=step_id,
+                             next_key="imaging_checklist.who_missing_next")
+        with self._change() as change:
+            entry = self.ticks.get(step_id)
+            if entry is None:
+                change.save = False
+            else:
+                self.ticks[step_id] = Tick(who.strip(), entry.when, entry.note)
+
+    def note(self, step_id: str) -> str:
+        """Return a step's note, from its tick or from the open step."""
+        entry = self.ticks.get(step_id)
+        return entry.note if entry is not None else self.open_notes.get(step_id, "")
+
+    def reload(self) -> None:
+        """Read the file again, so that changes saved by other processes show."""
+        if self.path.exists():
+            self._load()
+
+    @contextmanager
+    def _change(self) -> Iterator[_Change]:
+        """Lock the file, reread it, let the caller change the progress, then save and unlock.
+
+        The caller sets `save` to False on the yielded object when it changed nothing.
+        """
+        with self._locked():
+            self.reload()
+            change = _Change()
+            yield change
+            if change.save:
+                self.save()
+
+    @contextmanager
+    def _locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        """Hold the exclusive lock of this checklist (`.<name>.lock` beside the file)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        lock_path = self.state_dir / f".{self.name}.lock"
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            while not _try_lock(descriptor):
+                if time.monotonic() >= deadline:
+                    raise InputError("imaging_checklist.locked", value=str(lock_path), seconds=timeout,
+                                     next_key="imaging_checklist.locked_next")
+                time.sleep(LOCK_POLL_INTERVAL)
+            try:
+                yield
+            finally:
+                _unlock(descriptor)
+        finally:
+            os.close(descriptor)
 
     def is_done(self, step_id: str) -> bool:
         return step_id in self.ticks
@@ -121,8 +238,12 @@ class Checklist:
         ticks = {step_id: {"who": entry.who, "when": entry.when, "note": entry.note}
                  for step_id, entry in self.ticks.items()}
         ticks.update(self.unknown_ticks)
-        return {"format": FORMAT, "version": VERSION, "name": self.name, "created": self.created,
-                "ticks": dict(sorted(ticks.items()))}
+        document: dict[str, object] = {"format": FORMAT, "version": VERSION, "name": self.name,
+                                       "created": self.created, "ticks": dict(sorted(ticks.items()))}
+        # Written only when present, so files without open notes keep the layout of earlier versions.
+        if self.open_notes:
+            document["notes"] = dict(sorted(self.open_notes.items()))
+        return document
 
     def save(self) -> Path:
         """Write the checklist atomically: a temporary file in the same folder, then a rename."""
@@ -168,6 +289,14 @@ class Checklist:
         if not isinstance(ticks, dict):
             raise InputError("imaging_checklist.corrupt", value=where, reason=message("imaging_checklist.no_ticks"),
                              next_key="imaging_checklist.corrupt_next")
+        notes = document.get("notes", {})
+        if not (isinstance(notes, dict) and all(isinstance(text, str) for text in notes.values())):
+            raise InputError("imaging_checklist.corrupt", value=where, reason=message("imaging_checklist.bad_notes"),
+                             next_key="imaging_checklist.corrupt_next")
+        self.ticks = {}
+        self.unknown_ticks = {}
+        # Notes of unknown steps are kept and saved back, like their ticks.
+        self.open_notes = dict(notes)
         for step_id, entry in ticks.items():
             if not (isinstance(entry, dict) and isinstance(entry.get("who"), str)
                     and isinstance(entry.get("when"), str) and isinstance(entry.get("note", ""), str)):
@@ -180,7 +309,8 @@ class Checklist:
                 self.unknown_ticks[step_id] = entry
         if isinstance(document.get("created"), str):
             self.created = document["created"]
-        if self.unknown_ticks:
+        if self.unknown_ticks and not self._unknown_reported:
+            self._unknown_reported = True
             log.warning("checklist %s: ticks for unknown steps kept: %s", self.name, sorted(self.unknown_ticks))
 
     # Reports.
@@ -218,6 +348,13 @@ class Checklist:
                 lines.append("| " + " | ".join(_markdown_cell(cell) for cell in cells) + " |")
             lines.append("")
         return "\n".join(lines)
+
+
+@dataclass
+class _Change:
+    """What a change inside `Checklist._change` asks for: whether to save when it ends."""
+
+    save: bool = True
 
 
 def _markdown_cell(text: str) -> str:
