@@ -215,10 +215,35 @@ def test_files_force_overwrites(tmp_path, capsys):
     assert (tmp_path / "termsrv-rollback.reg").read_bytes().startswith(b"\xff\xfe")
 
 
-def test_files_already_applied_warns(tmp_path, capsys):
+def test_files_already_applied_exits_1(tmp_path, capsys):
     status = run("files", str(DATA / "xp_terminal_server_applied.reg"), "--output-dir", str(tmp_path))
-    assert status == 0
-    assert "無法還原到變更前的狀態" in capsys.readouterr().err
+    errors = capsys.readouterr().err
+    assert status == 1
+    assert "無法還原到變更前的狀態" in errors
+    assert "EnableConcurrentSessions = 1" in errors
+    assert "下一步" in errors
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_partly_applied_exits_1(tmp_path, capsys):
+    # EnableConcurrentSessions is already 1 and AllowMultipleTSSessions is 0, so a rollback built
+    # from these exports would put back only AllowMultipleTSSessions.
+    status = run("files", str(DATA / "xp_terminal_server_applied.reg"), str(DATA / "xp_winlogon_autologon_password.reg"),
+                 "--allow-multiple-sessions", "--output-dir", str(tmp_path))
+    errors = capsys.readouterr().err
+    assert status == 1
+    assert "EnableConcurrentSessions = 1" in errors
+    assert "AllowMultipleTSSessions" not in errors
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_bad_value_in_changed_key_exits_2(tmp_path, capsys):
+    status = run("files", str(DATA / "xp_licensing_core_bad_value.reg"), "--output-dir", str(tmp_path))
+    errors = capsys.readouterr().err
+    assert status == 2
+    assert "第 5 行" in errors
+    assert "0x1" in errors
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_files_missing_key_exits_2(tmp_path, capsys):

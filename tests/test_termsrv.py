@@ -388,6 +388,12 @@ def test_already_applied_export():
     files = build_change_files(export_model("xp_terminal_server_applied.reg"))
     assert files.already_applied is True
     assert files.rollback.keys == []
+    assert files.preset == ("EnableConcurrentSessions",)
+
+
+def test_fresh_export_has_no_preset_values():
+    files = build_change_files(export_model("xp_terminal_server_rdp_off.reg"))
+    assert files.preset == ()
 
 
 def test_change_needs_terminal_server_export():

@@ -1,7 +1,9 @@
 """`adminkb termsrv`: termsrv.dll checks, Remote Desktop state, the XP batch file, .reg files, step plan.
 
 `check` exits 0 for an XP termsrv.dll build whose string-table version agrees, 1 otherwise, and 2
-when the file cannot be used. The other verbs exit 0 on success and 2 when an input cannot be used.
+when the file cannot be used. `files` exits 1 without writing when the export already contains
+the change, because a rollback file built from it could not restore the earlier state. The other
+verbs exit 0 on success, and every verb exits 2 when an input cannot be used.
 """
 
 from __future__ import annotations
@@ -237,13 +239,21 @@ def copy_back_rows() -> list[dict[str, object]]:
 # files
 
 def run_files(arguments: argparse.Namespace) -> int:
-    """Write the apply and rollback files; refuse to overwrite unless --force."""
+    """Write the apply and rollback files and return 0, or 1 (already applied) or 2 without writing.
+
+    Existing files are overwritten only with --force.
+    """
     try:
         regfiles = [read_regfile(path, encoding=arguments.encoding) for path in arguments.exports]
         files = build_change_files(model_from_regfiles(regfiles),
                                    allow_multiple_sessions=arguments.allow_multiple_sessions)
     except InputError as error:
         return _fail(error)
+    if files.preset:
+        text = message("termsrv.change.already_applied", names=", ".join(f"{name} = 1" for name in files.preset))
+        print(message("cli.error_prefix", text=text), file=sys.stderr)
+        print(message("errors.next_step", step=message("termsrv.change.already_applied_next")), file=sys.stderr)
+        return EXIT_PROBLEMS
     folder = Path(arguments.output_dir)
     targets = {APPLY_FILE: files.apply, ROLLBACK_FILE: files.rollback}
     if not arguments.force:
@@ -259,12 +269,9 @@ def run_files(arguments: argparse.Namespace) -> int:
     except OSError as error:
         return _fail(InputError("termsrv.pe.unreadable", value=str(folder), reason=error.strerror or str(error),
                                 next_key="termsrv.pe.unreadable_next"))
-    if files.already_applied:
-        print(message("termsrv.change.already_applied"), file=sys.stderr)
-    else:
-        diff = files.before.diff(files.after)
-        print(message("termsrv.change.summary", count=len(diff)))
-        print(render_table(diff_rows(diff), CHANGE_COLUMNS, _headers(CHANGE_COLUMNS)))
+    diff = files.before.diff(files.after)
+    print(message("termsrv.change.summary", count=len(diff)))
+    print(render_table(diff_rows(diff), CHANGE_COLUMNS, _headers(CHANGE_COLUMNS)))
     return EXIT_OK
 
 

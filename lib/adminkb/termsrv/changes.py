@@ -27,6 +27,9 @@ class ChangeFiles:
     rollback: RegFile
     before: RegistryModel
     after: RegistryModel
+    # Names of the values that the export already has at the value the change sets. A rollback
+    # built from such an export leaves them set, so it cannot undo an earlier apply.
+    preset: tuple[str, ...] = ()
 
     @property
     def already_applied(self) -> bool:
@@ -50,6 +53,7 @@ def build_change_files(export: RegistryModel, *, allow_multiple_sessions: bool =
 
     before = export.copy()
     after = export.copy()
+    preset = tuple(name for _exported_key, key, name, value in changes if before.get(key, name) == value)
     for _exported_key, key, name, value in changes:
         after.set_value(key, name, value)
     apply_file = before.regfile_to(after)
@@ -61,4 +65,4 @@ def build_change_files(export: RegistryModel, *, allow_multiple_sessions: bool =
     if result != after or result.copy().apply(rollback_file) != before:
         raise AssertionError("the generated apply and rollback files do not reverse each other")
     log.info("built apply file (%d keys) and rollback file (%d keys)", len(apply_file.keys), len(rollback_file.keys))
-    return ChangeFiles(apply=apply_file, rollback=rollback_file, before=before, after=after)
+    return ChangeFiles(apply=apply_file, rollback=rollback_file, before=before, after=after, preset=preset)
