@@ -315,7 +315,7 @@ class SpfEvaluator:
                 return result, term.text
         if record.redirect is not None and not record.has_all:
             self._count_dns_term(f"redirect={record.redirect}")
-            target = self._target(record.redirect, domain, f"redirect={record.redirect}")
+            target = self._target(record.redirect, domain)
             result, mechanism = self._check_host(target, included=included)
             if result == NONE:
                 raise PermError("redirect_none", domain=target)
@@ -371,13 +371,15 @@ class SpfEvaluator:
             if self.void_lookups > MAX_VOID_LOOKUPS:
                 raise PermError("too_many_void", term=term, limit=MAX_VOID_LOOKUPS)
 
-    def _target(self, spec: str | None, domain: str, term: str) -> str:
+    def _target(self, spec: str | None, domain: str) -> str:
+        """Return the domain a term names: its domain-spec with macros expanded, else `domain`.
+
+        The result may be no valid domain name, because macros such as %{h} copy client input.
+        Callers treat such a name as one that does not exist.
+        """
         if spec is None:
             return domain
-        target = self.expand(spec, domain)
-        if not _valid_domain(target):
-            raise PermError("invalid_domain", term=term, domain=target)
-        return target
+        return self.expand(spec, domain)
 
     def _matches(self, term: Term, domain: str) -> bool:
         name = term.name
@@ -386,9 +388,18 @@ class SpfEvaluator:
         if name in ("ip4", "ip6"):
             network = ipaddress.ip_network(term.argument)
             return network.version == self.ip.version and self.ip in network
-        target = self._target(term.argument, domain, term.text)
+        target = self._target(term.argument, domain)
         if name == "include":
             return self._include_matches(target)
+        if name != "ptr" and not _valid_domain(target):
+            # RFC 7208 section 4.3 gives "none" for a malformed domain and section 5 lets a
+            # mechanism go on after NXDOMAIN as if there were no records, so an expanded name
+            # that DNS cannot hold (such as a single-label HELO name) matches nothing and
+            # counts as a void lookup.
+            unsent = Lookup(target, "A", NXDOMAIN, detail="invalid name, not sent")
+            self.trail.append(unsent.describe())
+            self._count_void(unsent, term.text)
+            return False
         if name == "a":
             return self._addresses_match(target, term, count_void=True)
         if name == "mx":
