@@ -1,0 +1,85 @@
+"""adminkb's SPF results compared with pyspf's on the same records, served by the lab DNS.
+
+pyspf 2.0.14 resolves through `dns.resolver.query`, which uses dnspython's module-wide
+`dns.resolver.default_resolver`. The fixture points that resolver at the lab DNS server and
+restores the previous one afterwards, so pyspf never queries the system's nameservers.
+"""
+
+from __future__ import annotations
+
+import dns.name
+import dns.resolver
+import pytest
+
+from adminkb.dnscheck import DnsClient, evaluate_spf, make_resolver
+from adminkb.lab.dns import LabDns, lab_zone_files
+
+spf = pytest.importorskip("spf", reason="pyspf is a test extra: pip install -e .[test]")
+
+from test_spf import CASES, SPF_ZONE  # noqa: E402
+
+# Seconds pyspf may spend on one lookup; the lab DNS answers in milliseconds.
+PYSPF_TIMEOUT = 5
+# Records where pyspf 2.0.14 gives another result than RFC 7208 asks for, with the reason.
+PYSPF_DIFFERENCES: dict[tuple[str, str], str] = {
+    ("test", "192.0.2.1"): ("pyspf queries the single-label domain instead of returning none (RFC 7208 "
+                            "section 4.3); the lab DNS refuses a name outside its zones, so pyspf says temperror"),
+}
+
+EXTRA_CASES = [
+    # (domain, ip) pairs beyond the SPF table of test_spf.py.
+    ("example.com", "2001:db8::1"),
+    ("a.spf.test", "2001:db8::1"),
+    ("exists.spf.test", "2001:db8::50"),
+    ("lab.test", "127.0.0.20"),
+    ("lab.test", "127.0.0.21"),
+    ("lab.test", "198.51.100.9"),
+]
+PAIRS = sorted({(domain, ip) for domain, ip, _, _ in CASES} | set(EXTRA_CASES))
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LabDns.from_files(lab_zone_files()) as running:
+        running.add_zone(SPF_ZONE)
+        running.servfail_names.add(dns.name.from_text("down.spf.test"))
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pyspf_on_lab(server):
+    """Point dnspython's default resolver, which pyspf uses, at the lab DNS for this module."""
+    previous = dns.resolver.default_resolver
+    dns.resolver.default_resolver = make_resolver(server.address, server.port, timeout=PYSPF_TIMEOUT)
+    try:
+        yield
+    finally:
+        dns.resolver.default_resolver = previous
+
+
+def pyspf_result(ip: str, domain: str) -> str:
+    result, _code, _explanation = spf.query(i=ip, s=f"postmaster@{domain}", h="client.example.net",
+                                            timeout=PYSPF_TIMEOUT).check()
+    return result
+
+
+# pyspf 2.0.14 calls the deprecated dns.resolver.query on every lookup.
+pytestmark = pytest.mark.filterwarnings("ignore:please use dns.resolver.resolve:DeprecationWarning")
+
+
+@pytest.mark.parametrize("domain, ip", PAIRS, ids=[f"{domain}-{ip}" for domain, ip in PAIRS])
+def test_spf_agrees_with_pyspf(server, pyspf_on_lab, domain, ip):
+    if (domain, ip) in PYSPF_DIFFERENCES:
+        pytest.xfail(PYSPF_DIFFERENCES[(domain, ip)])
+    client = DnsClient(server.address, server.port, timeout=PYSPF_TIMEOUT)
+
+    ours = evaluate_spf(client, ip, domain, helo="client.example.net")
+    theirs = pyspf_result(ip, domain)
+
+    assert ours.result == theirs, f"adminkb {ours.result} ({ours.mechanism}), pyspf {theirs}"
+
+
+def test_pyspf_queries_lab_server(server, pyspf_on_lab):
+    before = server.query_count
+    assert pyspf_result("192.0.2.10", "ip4.spf.test") == "pass"
+    assert server.query_count > before
