@@ -2,6 +2,8 @@
 
 `read` lists each SMTP virtual server's settings from a MetaBase.xml copy. It exits 0 when every
 list could be decoded, 1 when a setting carries a note, 2 when the file cannot be used.
+`events` lists the SMTP service's errors and warnings from an exported .evtx file. It exits 0
+when there are none in the range, 1 when there are some, 2 when the file cannot be used.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import argparse
 import sys
 
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option
+from adminkb.eventlog import COLUMNS as EVENT_COLUMNS
+from adminkb.eventlog import read_events
 from adminkb.i18n import message
 from adminkb.metabase import TABLE_COLUMNS, read_metabase, settings_table
 from adminkb.output import FORMATS, render_csv, render_json, render_table
@@ -30,6 +34,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     read.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
     read.set_defaults(handler=run_read)
 
+    events = verbs.add_parser("events", add_help=False, help=message("config.cli.events_help"),
+                              description=message("config.cli.events_description"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(events)
+    events.add_argument("path", metavar="FILE", help=message("config.cli.evtx_help"))
+    events.add_argument("--since", metavar="TIME", default=None, help=message("config.cli.since_help"))
+    events.add_argument("--until", metavar="TIME", default=None, help=message("config.cli.until_help"))
+    events.add_argument("--all-sources", action="store_true", help=message("config.cli.all_sources_help"))
+    events.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
+    events.set_defaults(handler=run_events)
+
 
 def _headers(columns) -> dict[str, str]:
     return {column: message(f"metabase.column.{column}") for column in columns}
@@ -47,3 +62,28 @@ def run_read(arguments: argparse.Namespace) -> int:
         print(message("config.cli.read_heading", path=arguments.path, count=len(servers)))
         print(render_table(records, TABLE_COLUMNS, _headers(TABLE_COLUMNS)))
     return EXIT_PROBLEMS if any(server.notes for server in servers) else EXIT_OK
+
+
+# The table leaves out the computer and record number; JSON and CSV keep every column.
+EVENT_TABLE_COLUMNS = ("time", "level", "source", "event_id", "text", "explanation", "next_step")
+
+
+def run_events(arguments: argparse.Namespace) -> int:
+    """Print the SMTP service's errors and warnings; return 1 when there are any."""
+    sources = None if arguments.all_sources else ("SMTPSVC",)
+    frame = read_events(arguments.path, since=arguments.since, until=arguments.until, sources=sources)
+    records = []
+    for row in frame.to_dict(orient="records"):
+        row["time"] = row["time"].strftime("%Y-%m-%d %H:%M:%S")
+        row["level"] = message(f"eventlog.level.{row['level']}")
+        records.append(row)
+    if arguments.format == "json":
+        print(render_json({"path": arguments.path, "events": records}))
+    elif arguments.format == "csv":
+        sys.stdout.write(render_csv(records, list(EVENT_COLUMNS)))
+    else:
+        print(message("config.cli.events_heading", path=arguments.path, count=len(records)))
+        if records:
+            headers = {column: message(f"eventlog.column.{column}") for column in EVENT_TABLE_COLUMNS}
+            print(render_table(records, EVENT_TABLE_COLUMNS, headers))
+    return EXIT_PROBLEMS if records else EXIT_OK
