@@ -563,3 +563,57 @@ def test_dnsbl_needs_ip(server):
     with pytest.raises(InputError) as caught:
         check_domain("example.com", nameserver=server.nameserver, dnsbl=["dnsbl.test"])
     assert "--ip" in str(caught.value)
+
+
+# Each failure kind told apart by every check
+
+# (check, the query name that the server answers with SERVFAIL or never answers)
+FAILURE_CASES = [
+    (lambda client: check_address(client, "mx1.example.com"), "mx1.example.com"),
+    (lambda client: check_ptr(client, "127.0.0.25"), "25.0.0.127.in-addr.arpa"),
+    (lambda client: check_fcrdns(client, "127.0.0.25"), "out.example.com"),
+    (lambda client: check_dmarc(client, "example.com"), "_dmarc.example.com"),
+    (lambda client: check_dnsbl(client, "127.0.0.27", "dnsbl.test"), "27.0.0.127.dnsbl.test"),
+    (lambda client: check_spf(client, "example.com"), "example.com"),
+]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("run, name", FAILURE_CASES,
+                         ids=["address", "ptr", "fcrdns", "dmarc", "dnsbl", "spf-record"])
+def test_failure_kinds_distinct_per_check(server, servfail, silent, run, name):
+    healthy = run(DnsClient(server.address, server.port, timeout=3))
+    assert healthy.verdict != "unknown", healthy.to_dict("en")
+
+    servfail(name)
+    failed = run(DnsClient(server.address, server.port, timeout=3))
+    server.servfail_names.discard(dns.name.from_text(name))
+    silent(name)
+    started = time.monotonic()
+    timed_out = run(DnsClient(server.address, server.port, timeout=0.5))
+    elapsed = time.monotonic() - started
+
+    assert failed.verdict == "unknown"
+    assert timed_out.verdict == "unknown"
+    assert elapsed < 0.5 + OVERSHOOT
+    # The SPF record check names the failure inside its reason; the others in the outcome.
+    if failed.check == "spf":
+        assert failed.outcome == timed_out.outcome == "record_unknown"
+        assert "SERVFAIL" in failed.values["reason"]
+        assert "TIMEOUT" in timed_out.values["reason"]
+    else:
+        assert failed.outcome == "servfail"
+        assert timed_out.outcome == "timeout"
+
+
+@pytest.mark.timeout(15)
+def test_closed_port_gives_timeout(server):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on `port` now; Linux answers with ICMP port unreachable.
+    started = time.monotonic()
+    lookup = DnsClient("127.0.0.1", port, timeout=1).lookup("example.com", "MX")
+    elapsed = time.monotonic() - started
+    assert lookup.status == "timeout"
+    assert elapsed < 1 + OVERSHOOT
