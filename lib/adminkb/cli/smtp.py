@@ -1,8 +1,9 @@
-"""`adminkb smtp probe` (the SMTP session test) and `adminkb smtp audit` (security checks).
+"""`adminkb smtp probe` (the SMTP session test), `smtp audit` (security checks) and `smtp investigate`.
 
 Unlike the other commands, `smtp probe` exits with swaks's numbers (see `--help`), and a usage
 error exits with 1 ("unusable input") because 2 means "could not connect" here. `smtp audit`
-keeps the project's codes: 0 no problem, 1 problems, 2 bad input.
+keeps the project's codes: 0 no problem, 1 problems, 2 bad input. `smtp investigate` reads
+W3C logs and exits with 1 when it finds a burst of failed authentication.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import types
 
 from adminkb.cli import add_help_option
+from adminkb import investigate
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.output import display_width, render_csv, render_json, render_table
@@ -63,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=("table", "json"), default="table", help=message("smtp.cli.format_help"))
     parser.set_defaults(handler=run_probe)
     _register_audit(verbs)
+    _register_investigate(verbs)
 
 
 def _register_audit(verbs: argparse._SubParsersAction) -> None:
@@ -153,6 +156,101 @@ def render_audit(report: AuditReport, *, transcript: bool = False) -> str:
     else:
         parts.append(message("smtp_audit.render.summary_ok", connections=report.connections))
     return "\n".join(parts)
+
+
+INVESTIGATE_VIEWS = ("summary", "recipients", "timeline", "overview")
+
+
+def _register_investigate(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser("investigate", add_help=False, help=message("investigate.cli.help"),
+                              description=message("investigate.cli.description"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(parser)
+    parser.add_argument("paths", nargs="+", metavar="PATH", help=message("investigate.cli.paths_help"))
+    parser.add_argument("--local-domain", action="append", required=True, metavar="DOMAIN",
+                        help=message("investigate.cli.local_domain_help"))
+    parser.add_argument("--view", choices=INVESTIGATE_VIEWS, default="summary",
+                        help=message("investigate.cli.view_help"))
+    parser.add_argument("--client", metavar="IP", help=message("investigate.cli.client_help"))
+    parser.add_argument("--account", metavar="USER", help=message("investigate.cli.account_help"))
+    parser.add_argument("--window", default=investigate.DEFAULT_WINDOW, metavar="LENGTH",
+                        help=message("investigate.cli.window_help", default=investigate.DEFAULT_WINDOW))
+    parser.add_argument("--threshold", type=int, default=investigate.DEFAULT_BURST_THRESHOLD, metavar="COUNT",
+                        help=message("investigate.cli.threshold_help", default=investigate.DEFAULT_BURST_THRESHOLD))
+    parser.add_argument("--frequency", default=investigate.DEFAULT_FREQUENCY, metavar="LENGTH",
+                        help=message("investigate.cli.frequency_help", default=investigate.DEFAULT_FREQUENCY))
+    parser.add_argument("--tz", metavar="ZONE", help=message("w3c.cli.tz_help"))
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                        help=message("investigate.cli.format_help"))
+    parser.set_defaults(handler=run_investigate)
+
+
+def run_investigate(arguments: argparse.Namespace) -> int:
+    """Read the logs, print the chosen view, and return 1 when a burst of failed AUTH was found, else 0 (2: bad input)."""
+    from adminkb.w3c import read_w3c
+
+    try:
+        frame = read_w3c(arguments.paths, tz=arguments.tz)
+        failures = investigate.auth_failures(frame, window=arguments.window, threshold=arguments.threshold)
+        tables = _investigation_tables(frame, failures, arguments)
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return error.exit_status
+    if arguments.format == "json":
+        print(render_json({name: _json_rows(table) for name, table in tables}))
+    elif arguments.format == "csv":
+        # One CSV document only: the first table of the view.
+        _, table = tables[0]
+        sys.stdout.write(render_csv(_text_rows(table), list(table.columns)))
+    else:
+        parts = []
+        for name, table in tables:
+            parts += [message(f"investigate.cli.heading_{name}"), _render_frame(table), ""]
+        print("\n".join(parts).rstrip("\n"))
+    return 1 if investigate.count_bursts(failures) else 0
+
+
+def _investigation_tables(frame, failures, arguments: argparse.Namespace) -> list[tuple[str, object]]:
+    view = arguments.view
+    if view == "summary":
+        return [("relays", investigate.relay_report(frame, arguments.local_domain)), ("auth", failures)]
+    if view == "recipients":
+        return [("recipients", investigate.relayed_recipients(frame, arguments.local_domain))]
+    if view == "timeline":
+        timeline = investigate.abuse_timeline(frame, arguments.local_domain, client=arguments.client,
+                                              account=arguments.account, frequency=arguments.frequency)
+        return [("timeline", timeline.reset_index())]
+    return [("overview", investigate.abuse_overview(frame, arguments.local_domain, client=arguments.client,
+                                                    account=arguments.account))]
+
+
+def _text_rows(table) -> list[dict[str, str]]:
+    """Return a DataFrame's rows with every value as text ("-" for a missing one)."""
+    rows = []
+    for record in table.to_dict(orient="records"):
+        rows.append({column: "-" if value is None or value != value else str(value) for column, value in record.items()})
+    return rows
+
+
+def _json_rows(table) -> list[dict[str, object]]:
+    rows = []
+    for record in table.to_dict(orient="records"):
+        row = {}
+        for column, value in record.items():
+            if hasattr(value, "isoformat"):
+                value = value.isoformat()
+            elif hasattr(value, "item"):
+                value = value.item()
+            row[column] = value
+        rows.append(row)
+    return rows
+
+
+def _render_frame(table) -> str:
+    if table.empty:
+        return message("investigate.cli.nothing_found")
+    columns = list(table.columns)
+    return render_table(_text_rows(table), columns)
 
 
 def run_probe(arguments: argparse.Namespace) -> int:

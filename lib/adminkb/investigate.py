@@ -1,0 +1,405 @@
+"""Investigate relay abuse and password guessing in the SMTP service's W3C Extended logs.
+
+The functions take the DataFrame of `adminkb.w3c.read_w3c` and return tables with column
+names in the user's language:
+
+- `relay_report`: who sent mail to remote domains through the server (accepted `RCPT TO`
+  outside the local domains), from which client addresses, as which authenticated account,
+  to how many recipients, and how many relay attempts the server rejected;
+- `auth_failures`: failed AUTH per client address and time window, with bursts marked;
+- `abuse_timeline` and `abuse_overview`: the counts per hour and the first and last sighting
+  of one client address or account;
+- `plot_timeline`: the hourly counts as a figure.
+
+The service logs one line per command with no session id. Each line records its client address,
+and after a successful AUTH the lab writes the account in `cs-username` where it otherwise
+writes the HELO name. So a row counts as authenticated when the same client address had an
+AUTH answered 235 since its last QUIT.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from adminkb.errors import InputError
+from adminkb.i18n import message
+
+log = logging.getLogger("adminkb.investigate")
+
+# Columns of read_w3c's frame that every analysis needs. Recipients also need cs-uri-query,
+# and accounts need cs-username.
+TIMESTAMP = "timestamp"
+REQUIRED_FIELDS = ("c-ip", "cs-method", "sc-status")
+QUERY_FIELD = "cs-uri-query"
+# The service's own outbound lines put these in cs-username; they are not client sessions.
+OUTBOUND_USERNAMES = ("OutboundConnectionCommand", "OutboundConnectionResponse")
+
+AUTH_SUCCEEDED = 235
+# 535 5.7.3 "Authentication unsuccessful" is the reply to a wrong user name or password
+# (RFC 4954 section 6 gives 535 5.7.8 for the same case).
+AUTH_FAILED = 535
+RECIPIENT_ACCEPTED = (250, 251)
+MESSAGE_ACCEPTED = 250
+
+DEFAULT_WINDOW = "10min"
+DEFAULT_BURST_THRESHOLD = 5
+DEFAULT_FREQUENCY = "1h"
+
+_ANGLE_ADDRESS = re.compile(r"<([^<>]*)>")
+_BARE_ADDRESS = re.compile(r"^\s*(?:TO|FROM)\s*:\s*(\S+)", re.IGNORECASE)
+
+
+def _column(name: str) -> str:
+    return message(f"investigate.column.{name}")
+
+
+# Events ----------------------------------------------------------------------------------
+
+
+def _check_frame(frame: pd.DataFrame, *extra_fields: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError("investigate.input.not_a_frame", value=type(frame).__name__,
+                         next_key="investigate.input.not_a_frame_next")
+    missing = [name for name in (TIMESTAMP, *REQUIRED_FIELDS, *extra_fields) if name not in frame.columns]
+    if missing:
+        raise InputError("investigate.input.missing_fields", value=", ".join(missing),
+                         next_key="investigate.input.missing_fields_next")
+
+
+def _text_values(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """Return a column as an object array of str, with None where the log had `-` or no such field."""
+    if name not in frame.columns:
+        return np.full(len(frame), None, dtype=object)
+    values = frame[name].astype(object).to_numpy()
+    return np.array([value if isinstance(value, str) and value != "" else None for value in values], dtype=object)
+
+
+def _events(frame: pd.DataFrame, *extra_fields: str) -> pd.DataFrame:
+    """Return the inbound rows in log order as plain columns, each with its session's HELO name and account.
+
+    NOTE: the log has no session id, so two sessions from one client address at the same
+    time share one state here. An AUTH in one of them marks the other's rows as
+    authenticated until a QUIT from that address.
+    """
+    _check_frame(frame, *extra_fields)
+    methods = _text_values(frame, "cs-method")
+    usernames = _text_values(frame, "cs-username")
+    queries = _text_values(frame, QUERY_FIELD)
+    clients = _text_values(frame, "c-ip")
+    statuses = frame["sc-status"].astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
+    has_username = "cs-username" in frame.columns
+
+    helo_names: list[str | None] = []
+    accounts: list[str | None] = []
+    hello_by_client: dict[str, str | None] = {}
+    authenticated: set[str] = set()
+    inbound = np.ones(len(frame), dtype=bool)
+    for index, (client, method, username, query, status) in enumerate(
+            zip(clients, methods, usernames, queries, statuses)):
+        if username in OUTBOUND_USERNAMES or client is None:
+            inbound[index] = False
+            helo_names.append(None)
+            accounts.append(None)
+            continue
+        verb = (method or "").upper()
+        if verb in ("EHLO", "HELO"):
+            hello_by_client[client] = (query or "").strip() or username
+        helo = hello_by_client.get(client)
+        account = None
+        if client in authenticated and verb != "QUIT":
+            # Without a cs-username field the log shows that AUTH succeeded, not for which account.
+            account = username if has_username and username else message("investigate.unknown_account")
+        helo_names.append(helo)
+        accounts.append(account)
+        if verb == "AUTH" and status == AUTH_SUCCEEDED:
+            authenticated.add(client)
+        elif verb in ("QUIT", "STARTTLS"):
+            # RFC 3207 section 4.2: after STARTTLS the client starts over and must authenticate again.
+            authenticated.discard(client)
+            if verb == "QUIT":
+                hello_by_client.pop(client, None)
+
+    events = pd.DataFrame({
+        "time": frame[TIMESTAMP].reset_index(drop=True),
+        "client": clients,
+        "method": [(method or "").upper() for method in methods],
+        "status": statuses,
+        "query": queries,
+        "helo": helo_names,
+        "account": accounts,
+    })
+    return events[inbound].reset_index(drop=True)
+
+
+def recipient_of(query: str | None) -> str | None:
+    """Return the address in a logged `RCPT` argument such as `TO:<user@example.com> NOTIFY=NEVER`."""
+    if not isinstance(query, str) or not query:
+        return None
+    found = _ANGLE_ADDRESS.search(query)
+    if found is not None:
+        return found.group(1).strip() or None
+    bare = _BARE_ADDRESS.match(query)
+    return bare.group(1) if bare is not None else None
+
+
+def _domain_of(address: str | None) -> str | None:
+    if not address or "@" not in address:
+        return None
+    return address.rpartition("@")[2].strip().rstrip(".").lower() or None
+
+
+def _checked_domains(local_domains: Iterable[str] | str) -> tuple[str, ...]:
+    if isinstance(local_domains, str):
+        local_domains = [local_domains]
+    domains = tuple(str(domain).strip().rstrip(".").lower() for domain in local_domains)
+    if not domains or any(not domain or "@" in domain or " " in domain for domain in domains):
+        raise InputError("investigate.input.invalid_local_domains", value=", ".join(domains) or "-",
+                         next_key="investigate.input.invalid_local_domains_next")
+    return domains
+
+
+def _recipients(events: pd.DataFrame, local_domains: tuple[str, ...]) -> pd.DataFrame:
+    """Return the RCPT rows to remote domains with their recipient, domain and whether it was accepted."""
+    rcpt = events[events["method"] == "RCPT"].copy()
+    rcpt["recipient"] = [recipient_of(query) for query in rcpt["query"]]
+    rcpt["domain"] = [_domain_of(address) for address in rcpt["recipient"]]
+    remote = rcpt["domain"].notna() & ~rcpt["domain"].isin(local_domains)
+    rcpt = rcpt[remote].copy()
+    rcpt["accepted"] = rcpt["status"].isin(RECIPIENT_ACCEPTED)
+    # A 5xx to a remote recipient is the relay restriction at work (550 5.7.1 Unable to relay).
+    rcpt["rejected"] = (rcpt["status"] >= 500) & (rcpt["status"] < 600)
+    return rcpt
+
+
+def relayed_recipients(frame: pd.DataFrame, local_domains: Iterable[str] | str) -> pd.DataFrame:
+    """Return one row per recipient in a remote domain that the server accepted, in log order."""
+    domains = _checked_domains(local_domains)
+    rcpt = _recipients(_events(frame, QUERY_FIELD), domains)
+    accepted = rcpt[rcpt["accepted"]]
+    no_account = message("investigate.no_account")
+    return pd.DataFrame({
+        _column("time"): accepted["time"].to_numpy(),
+        _column("client"): accepted["client"].to_numpy(),
+        _column("account"): accepted["account"].fillna(no_account).to_numpy(),
+        _column("helo"): accepted["helo"].fillna("-").to_numpy(),
+        _column("recipient"): accepted["recipient"].to_numpy(),
+    })
+
+
+def relay_report(frame: pd.DataFrame, local_domains: Iterable[str] | str) -> pd.DataFrame:
+    """Summarize relay per client address and account: recipients accepted, domains, rejections, first and last seen.
+
+    A client that only had relay attempts rejected is listed too, because that is how an
+    attacker probes for an open relay. Rows are sorted by accepted recipients, then address.
+    """
+    domains = _checked_domains(local_domains)
+    rcpt = _recipients(_events(frame, QUERY_FIELD), domains)
+    no_account = message("investigate.no_account")
+    rcpt["account"] = rcpt["account"].fillna(no_account)
+    rows = []
+    for (client, account), group in rcpt.groupby(["client", "account"], sort=True):
+        accepted = group[group["accepted"]]
+        helo_names = sorted({name for name in group["helo"] if name})
+        rows.append({
+            _column("client"): client,
+            _column("account"): account,
+            _column("helo"): ", ".join(helo_names) or "-",
+            _column("relayed"): len(accepted),
+            _column("domains"): accepted["domain"].nunique(),
+            _column("rejected"): int(group["rejected"].sum()),
+            _column("first_seen"): group["time"].min(),
+            _column("last_seen"): group["time"].max(),
+        })
+    columns = [_column(name) for name in ("client", "account", "helo", "relayed", "domains", "rejected",
+                                          "first_seen", "last_seen")]
+    report = pd.DataFrame(rows, columns=columns)
+    if not report.empty:
+        report = report.sort_values([_column("relayed"), _column("client"), _column("account")],
+                                    ascending=[False, True, True], kind="stable").reset_index(drop=True)
+    return report
+
+
+# Failed authentication -----------------------------------------------------------------
+
+
+def _checked_offset(text: str, option: str) -> pd.Timedelta:
+    try:
+        offset = pd.Timedelta(pd.tseries.frequencies.to_offset(text))
+    except (ValueError, TypeError):
+        raise InputError("investigate.input.invalid_window", value=text, option=option,
+                         next_key="investigate.input.invalid_window_next") from None
+    if offset <= pd.Timedelta(0):
+        raise InputError("investigate.input.invalid_window", value=text, option=option,
+                         next_key="investigate.input.invalid_window_next")
+    return offset
+
+
+def auth_failures(frame: pd.DataFrame, *, window: str = DEFAULT_WINDOW,
+                  threshold: int = DEFAULT_BURST_THRESHOLD) -> pd.DataFrame:
+    """Count failed and successful AUTH per client address and time window, and mark the bursts.
+
+    Windows are fixed intervals of length `window` (a pandas offset such as "10min" or "1h")
+    counted from midnight, so a burst that spans a window boundary is split in two. A window
+    with at least `threshold` failures is a burst. A success in the same window after
+    failures is marked, because it means a guess may have worked.
+    """
+    length = _checked_offset(window, "window")
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise InputError("investigate.input.invalid_threshold", value=threshold,
+                         next_key="investigate.input.invalid_threshold_next")
+    events = _events(frame)
+    auth = events[(events["method"] == "AUTH") & events["time"].notna()].copy()
+    auth["window"] = auth["time"].dt.floor(length)
+    columns = [_column(name) for name in ("client", "window_start", "window_end", "failures", "successes",
+                                          "first_seen", "last_seen", "verdict")]
+    rows = []
+    for (client, start), group in auth.groupby(["client", "window"], sort=True):
+        failed = group[group["status"] == AUTH_FAILED]
+        if failed.empty:
+            continue
+        succeeded = group[group["status"] == AUTH_SUCCEEDED]
+        success_after_failure = bool((succeeded["time"] >= failed["time"].min()).any())
+        if success_after_failure:
+            verdict = message("investigate.verdict.success_after_failures")
+        elif len(failed) >= threshold:
+            verdict = message("investigate.verdict.burst")
+        else:
+            verdict = message("investigate.verdict.occasional")
+        rows.append({
+            _column("client"): client,
+            _column("window_start"): start,
+            _column("window_end"): start + length,
+            _column("failures"): len(failed),
+            _column("successes"): len(succeeded),
+            _column("first_seen"): group["time"].min(),
+            _column("last_seen"): group["time"].max(),
+            _column("verdict"): verdict,
+            "_burst": len(failed) >= threshold,
+        })
+    table = pd.DataFrame(rows, columns=[*columns, "_burst"])
+    table = table.sort_values([_column("failures"), _column("client"), _column("window_start")],
+                              ascending=[False, True, True], kind="stable").reset_index(drop=True)
+    bursts = table.pop("_burst").astype(bool)
+    table.attrs["bursts"] = int(bursts.sum())
+    return table
+
+
+def count_bursts(failures: pd.DataFrame) -> int:
+    """Return how many windows of an `auth_failures` table are bursts."""
+    return int(failures.attrs.get("bursts", 0))
+
+
+# Timeline of one suspect -----------------------------------------------------------------
+
+
+def _suspect_rows(frame: pd.DataFrame, client: str | None, account: str | None) -> pd.DataFrame:
+    events = _events(frame, QUERY_FIELD)
+    selected = events
+    if client is not None:
+        selected = selected[selected["client"] == str(client)]
+    if account is not None:
+        selected = selected[selected["account"].fillna("").str.lower() == str(account).lower()]
+    if selected.empty and (client is not None or account is not None):
+        raise InputError("investigate.input.suspect_not_found", value=client or account,
+                         next_key="investigate.input.suspect_not_found_next")
+    return selected[selected["time"].notna()]
+
+
+def _counts(rows: pd.DataFrame, local_domains: tuple[str, ...]) -> pd.DataFrame:
+    """Return per-row indicator columns: session, relayed, rejected relay, AUTH failure, message."""
+    method, status = rows["method"], rows["status"]
+    domains = [_domain_of(recipient_of(query)) for query in rows["query"]]
+    remote = pd.Series([domain is not None and domain not in local_domains for domain in domains],
+                       index=rows.index)
+    rcpt = method == "RCPT"
+    return pd.DataFrame({
+        "sessions": method.isin(["EHLO", "HELO"]),
+        "relayed": rcpt & remote & status.isin(RECIPIENT_ACCEPTED),
+        "rejected": rcpt & remote & (status >= 500) & (status < 600),
+        "auth_failures": (method == "AUTH") & (status == AUTH_FAILED),
+        "messages": method.isin(["DATA", "BDAT"]) & (status == MESSAGE_ACCEPTED),
+    }, index=rows.index)
+
+
+TIMELINE_COUNTS = ("sessions", "relayed", "rejected", "auth_failures", "messages")
+
+
+def abuse_timeline(frame: pd.DataFrame, local_domains: Iterable[str] | str, *, client: str | None = None,
+                   account: str | None = None, frequency: str = DEFAULT_FREQUENCY) -> pd.DataFrame:
+    """Count sessions, relayed and rejected recipients, failed AUTH and messages per interval.
+
+    `client` and `account` narrow the rows to one suspect (both: rows matching both). Every
+    interval from the first row to the last is listed, including empty ones, so gaps show.
+    Times are in the frame's time zone (UTC unless `read_w3c` was given `tz`).
+    """
+    domains = _checked_domains(local_domains)
+    length = _checked_offset(frequency, "frequency")
+    rows = _suspect_rows(frame, client, account)
+    counts = _counts(rows, domains).astype(int)
+    counts.index = rows["time"].dt.floor(length)
+    columns = {name: _column(name) for name in TIMELINE_COUNTS}
+    if counts.empty:
+        empty = pd.DataFrame(columns=list(columns.values()), dtype=int)
+        empty.index.name = _column("interval")
+        return empty
+    grouped = counts.groupby(level=0).sum()
+    full_range = pd.date_range(grouped.index.min(), grouped.index.max(), freq=length)
+    timeline = grouped.reindex(full_range, fill_value=0).rename(columns=columns)
+    timeline.index.name = _column("interval")
+    return timeline
+
+
+def abuse_overview(frame: pd.DataFrame, local_domains: Iterable[str] | str, *, client: str | None = None,
+                   account: str | None = None) -> pd.DataFrame:
+    """Return a two-column table for one suspect: first and last seen, totals, addresses and HELO names."""
+    domains = _checked_domains(local_domains)
+    rows = _suspect_rows(frame, client, account)
+    counts = _counts(rows, domains)
+    first = rows["time"].min() if not rows.empty else None
+    last = rows["time"].max() if not rows.empty else None
+    items = [
+        ("first_seen", "-" if first is None else str(first)),
+        ("last_seen", "-" if last is None else str(last)),
+        ("clients", ", ".join(sorted(set(rows["client"].dropna()))) or "-"),
+        ("accounts", ", ".join(sorted(set(rows["account"].dropna()))) or message("investigate.no_account")),
+        ("helo", ", ".join(sorted(set(rows["helo"].dropna()))) or "-"),
+        *((name, str(int(counts[name].sum()))) for name in TIMELINE_COUNTS),
+    ]
+    return pd.DataFrame({_column("fact"): [_column(name) for name, _ in items],
+                         _column("value"): [value for _, value in items]})
+
+
+def plot_timeline(timeline: pd.DataFrame, *, title: str | None = None):
+    """Draw an `abuse_timeline` table as bars per interval and return the rendered PNG figure.
+
+    Raises MissingGlyphsError when a label has characters that no installed font can draw.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    from adminkb import plotting
+
+    figure = plotting.new_figure(9.0, 4.0)
+    axes = figure.add_subplot()
+    shown = [_column(name) for name in ("relayed", "rejected", "auth_failures") if _column(name) in timeline]
+    labels = [_interval_label(stamp) for stamp in timeline.index]
+    positions = np.arange(len(labels))
+    width = 0.8 / max(len(shown), 1)
+    for offset, name in enumerate(shown):
+        axes.bar(positions + offset * width, timeline[name].to_numpy(), width=width, label=name)
+    axes.set_xticks(positions + width * (len(shown) - 1) / 2, labels, rotation=45, ha="right")
+    axes.set_xlabel(_column("interval"))
+    axes.set_ylabel(message("investigate.plot.count"))
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_title(title or message("investigate.plot.title"))
+    if shown:
+        axes.legend()
+    return plotting.render_png(figure)
+
+
+def _interval_label(stamp: pd.Timestamp) -> str:
+    return stamp.strftime("%m-%d %H:%M")
