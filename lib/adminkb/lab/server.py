@@ -32,6 +32,8 @@ from pathlib import Path
 from adminkb import mailroot
 from adminkb.errors import InputError, LabError
 from adminkb.lab.clock import TAIWAN_TIME, Clock, resolve_clock
+from adminkb.lab.delivery import OUTBOUND_ADDRESS
+from adminkb.lab.outbound import OutboundControls
 from adminkb.lab.pickup import DEFAULT_POLL_INTERVAL, PickupProcessor, PickupResult, PickupWatcher
 from adminkb.lab.policy import DENY, GRANT, AccessList, parse_address
 from adminkb.lab.service import VirtualServer
@@ -80,7 +82,7 @@ def can_bind_source_address(address: str = TRUSTED_CLIENT_ADDRESS) -> bool:
     return True
 
 
-class MailLab:
+class MailLab(OutboundControls):
     """An in-process SMTP server that behaves like the IIS 6.0 SMTP Service (SMTPSVC).
 
     See the module documentation for use. Settings are keyword arguments with the service's
@@ -95,6 +97,9 @@ class MailLab:
     `certificate_names`, `certificate_not_after`, `vrfy_reveals_users` and `connect_response`
     (a banner without product and version) set up the weak or hardened servers that the
     security runbook audits.
+
+    Outbound delivery (`deliver_queue()`, `advance()`, `set_smart_host()`...) sends from
+    `outbound_address`; see `adminkb.lab.outbound`.
     """
 
     def __init__(self, *, root: str | os.PathLike[str] | None = None, hostname: str = DEFAULT_HOSTNAME,
@@ -112,7 +117,8 @@ class MailLab:
                  certificate_names: Sequence[str] | None = None, certificate_not_after: datetime | None = None,
                  basic_auth: bool = False, accounts: Mapping[str, str] | None = None,
                  auth_requires_tls: bool = True, relay_for_authenticated: bool = True,
-                 vrfy_reveals_users: bool = False, connect_response: str | None = None) -> None:
+                 vrfy_reveals_users: bool = False, connect_response: str | None = None,
+                 outbound_address: str | None = OUTBOUND_ADDRESS) -> None:
         self._listen = parse_address(listen)
         self._requested_port = _checked_port(port)
         self._allow_non_loopback = bool(allow_non_loopback)
@@ -159,6 +165,7 @@ class MailLab:
         self._thread_error: BaseException | None = None
         self._pickup: PickupProcessor | None = None
         self._pickup_watcher: PickupWatcher | None = None
+        self._init_outbound(outbound_address)
 
     # Life cycle
 
@@ -213,6 +220,7 @@ class MailLab:
             if self._pickup_watcher is not None:
                 self._pickup_watcher.stop(STOP_TIMEOUT)
                 self._pickup_watcher = None
+            self._stop_outbound()
             future = asyncio.run_coroutine_threadsafe(self._shut_down(), self._loop)
             try:
                 future.result(STOP_TIMEOUT)

@@ -33,6 +33,9 @@ _MESSAGE_ID_PREFIX_LENGTH = 19
 _MESSAGE_ID_MIN_FILLER = 4
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
+# The first bytes of the lab's own `.BDP` files.
+BDP_MAGIC = b"ADMINKB-LAB-BDP\x00"
+
 _MESSAGE_ID_HEADER = re.compile(rb"^message-id:", re.IGNORECASE)
 _ARRIVAL_TIME_HEADER = re.compile(rb"^x-originalarrivaltime:", re.IGNORECASE)
 
@@ -201,20 +204,39 @@ class VirtualServer:
         files = self._write_by_destination(sender, recipients, header_block + added + body, arrival)
         return StoredMessage(message_id=message_id, files=tuple(files))
 
-    def store_badmail(self, *, content: bytes, reason: bytes) -> tuple[Path, ...]:
+    def store_badmail(self, *, content: bytes, reason: bytes,
+                      envelope: tuple[str, Sequence[str]] | None = None) -> tuple[Path, ...]:
         """Write a message the service gives up on to Badmail as `<stem>.BAD`, with its reason in `<stem>.BDR`.
 
-        NOTE: the service also writes a `.BDP` file of binary envelope data whose layout is not
-        documented, so the lab leaves it out.
+        With `envelope` (sender, recipients) a `<stem>.BDP` is written too, so the three files
+        form the service's triple. NOTE: the layout of the service's binary `.BDP` data is not
+        documented. The lab writes its own: `BDP_MAGIC`, then the X-Sender and X-Receiver
+        lines in UTF-16LE. Readers should treat `.BDP` files as opaque.
         """
         folder = self.mailroot / mailroot.BADMAIL
         while True:
             stem = self._next_file_name(folder, self.clock.now())[: -len(".EML")]
-            if not (folder / f"{stem}.BAD").exists() and not (folder / f"{stem}.BDR").exists():
+            if not any((folder / f"{stem}{suffix}").exists() for suffix in (".BAD", ".BDP", ".BDR")):
                 break
         bad = mailroot.write_file_atomically(folder, f"{stem}.BAD", content)
-        reason_file = mailroot.write_file_atomically(folder, f"{stem}.BDR", reason)
-        return bad, reason_file
+        files = [bad]
+        if envelope is not None:
+            sender, recipients = envelope
+            data = BDP_MAGIC + mailroot.envelope_lines(sender, recipients).decode(
+                "utf-8", "surrogateescape").encode("utf-16-le", "surrogatepass")
+            files.append(mailroot.write_file_atomically(folder, f"{stem}.BDP", data))
+        files.append(mailroot.write_file_atomically(folder, f"{stem}.BDR", reason))
+        return tuple(files)
+
+    def store_generated(self, *, sender: str, recipients: Sequence[str], content: bytes) -> StoredMessage:
+        """Store a message the service writes itself (a delivery status notification) in Drop and/or Queue.
+
+        It is sorted like any other mail: to Drop for a local recipient, to Queue for a remote one.
+        """
+        stored = self.store_picked_up(sender=sender, recipients=recipients, content=content)
+        log.info("stored %s from %s for %s: %s", stored.message_id, sender or "<>", ", ".join(recipients),
+                 ", ".join(path.name for path in stored.files))
+        return stored
 
     def _write_by_destination(self, sender: str, recipients: Sequence[str], data: bytes,
                               arrival: datetime) -> list[Path]:
