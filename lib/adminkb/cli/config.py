@@ -2,6 +2,7 @@
 
 `read` lists each SMTP virtual server's settings from a MetaBase.xml copy. It exits 0 when every
 list could be decoded, 1 when a setting carries a note, 2 when the file cannot be used.
+`collect` writes the batch file that gathers these files on Windows Server 2003 or XP.
 `events` lists the SMTP service's errors and warnings from an exported .evtx file. It exits 0
 when there are none in the range, 1 when there are some, 2 when the file cannot be used.
 """
@@ -11,7 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pathlib import Path
+
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option
+from adminkb.collect import COPY_BACK, DEFAULT_DAYS, DEFAULT_LOG_FOLDER, DEFAULT_MAILROOT, FOLDER_PREFIX, collect_batch_bytes
+from adminkb.errors import InputError
 from adminkb.eventlog import COLUMNS as EVENT_COLUMNS
 from adminkb.eventlog import read_events
 from adminkb.i18n import message
@@ -44,6 +49,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     events.add_argument("--all-sources", action="store_true", help=message("config.cli.all_sources_help"))
     events.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
     events.set_defaults(handler=run_events)
+
+    collect = verbs.add_parser("collect", add_help=False, help=message("config.cli.collect_help"),
+                               description=message("config.cli.collect_description"),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(collect)
+    collect.add_argument("--out", metavar="FILE", required=True, help=message("config.cli.collect_out_help"))
+    collect.add_argument("--mailroot", metavar="PATH", default=DEFAULT_MAILROOT,
+                         help=message("config.cli.collect_mailroot_help"))
+    collect.add_argument("--site", metavar="N", type=int, default=1, help=message("config.cli.collect_site_help"))
+    collect.add_argument("--days", metavar="DAYS", type=int, default=DEFAULT_DAYS,
+                         help=message("config.cli.collect_days_help"))
+    collect.add_argument("--log-folder", metavar="PATH", default=DEFAULT_LOG_FOLDER,
+                         help=message("config.cli.collect_log_folder_help"))
+    collect.add_argument("--force", action="store_true", help=message("config.cli.collect_force_help"))
+    collect.set_defaults(handler=run_collect)
 
 
 def _headers(columns) -> dict[str, str]:
@@ -87,3 +107,23 @@ def run_events(arguments: argparse.Namespace) -> int:
             headers = {column: message(f"eventlog.column.{column}") for column in EVENT_TABLE_COLUMNS}
             print(render_table(records, EVENT_TABLE_COLUMNS, headers))
     return EXIT_PROBLEMS if records else EXIT_OK
+
+
+def run_collect(arguments: argparse.Namespace) -> int:
+    """Write the collection batch file and list what to copy back; an existing file is kept unless --force."""
+    data = collect_batch_bytes(mailroot=arguments.mailroot, site=arguments.site, days=arguments.days,
+                               log_folder=arguments.log_folder)
+    path = Path(arguments.out)
+    if path.exists() and not arguments.force:
+        raise InputError("collect.output_exists", value=str(path), next_key="collect.output_exists_next")
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        raise InputError("collect.write_failed", value=str(path), reason=error.strerror or str(error),
+                         next_key="collect.write_failed_next") from None
+    print(message("collect.wrote", path=path))
+    print(message("collect.copy_back_heading", folder=FOLDER_PREFIX + "<COMPUTERNAME>"))
+    rows = [{"name": item.name, "description": item.description} for item in COPY_BACK]
+    headers = {column: message(f"collect.column.{column}") for column in ("name", "description")}
+    print(render_table(rows, ("name", "description"), headers))
+    return EXIT_OK
