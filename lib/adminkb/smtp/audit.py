@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
+
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.smtp.addresses import (is_domain, validate_ehlo_name, validate_host, validate_port,
@@ -142,6 +144,13 @@ class AuditReport:
     def rows(self) -> list[dict[str, str]]:
         return [{"item": item.title, "outcome": item.outcome_label, "explanation": item.explanation,
                  "fix": item.fix} for item in self.items]
+
+    def table(self, *, with_explanation: bool = True) -> pd.DataFrame:
+        """Return the items as a table with the catalog's column names, for a notebook to show."""
+        columns = ("item", "outcome", "explanation", "fix") if with_explanation else ("item", "outcome", "fix")
+        rows = self.rows()
+        return pd.DataFrame({message(f"smtp_audit.render.column_{name}"): [row[name] for row in rows]
+                             for name in columns})
 
     def transcript_text(self, *, timing: bool = True) -> str:
         parts = []
