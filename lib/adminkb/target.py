@@ -23,6 +23,7 @@ from adminkb import mailroot, pickup
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.lab import MailLab, can_bind_source_address
+from adminkb.lab.delivery import SMART_HOST_ALWAYS, DeliveryRecord
 from adminkb.smtp import ProbeResult, build_test_message, parse_host_port, probe
 
 log = logging.getLogger("adminkb.target")
@@ -31,6 +32,8 @@ LAB = "lab"
 # The lab clock of every runbook: a fixed instant keeps banners, file names and logs identical
 # between runs, which is what lets nbval compare the stored outputs.
 LAB_START = datetime(2026, 3, 2, 1, 15, 0, tzinfo=timezone.utc)
+# Delivery tables show lab times in the lab's time zone, to the minute.
+TIME_FORMAT = "%Y-%m-%d %H:%M"
 
 
 class SmtpTarget:
@@ -238,6 +241,114 @@ class SmtpTarget:
         # folder_role raises InputError for a name that is not a mailroot folder.
         mailroot.folder_role(stored)
         return next((path for path in self.last_stored if path.parent.name.lower() == stored.lower()), None)
+
+    # Outbound delivery (the lab's remote receivers, retries, Smart Host)
+
+    def deliver_queue(self) -> pd.DataFrame | _Notice:
+        """Run one delivery pass in the lab and show what happened to each recipient."""
+        if self.lab is None:
+            return _Notice(message("target.delivery_by_service"))
+        return self._records_table(self.lab.deliver_queue())
+
+    def advance(self, minutes: float) -> pd.DataFrame | _Notice:
+        """Move the lab clock forward by `minutes`, run the retries that fall due, and show them."""
+        if self.lab is None:
+            return _Notice(message("target.delivery_by_service"))
+        return self._records_table(self.lab.advance(minutes=minutes))
+
+    def delivery_table(self) -> pd.DataFrame | _Notice:
+        """Show every delivery event of the lab so far, oldest first."""
+        if self.lab is None:
+            return _Notice(message("target.delivery_by_service"))
+        return self._records_table(self.lab.delivery_records)
+
+    def _records_table(self, records: list[DeliveryRecord]) -> pd.DataFrame:
+        assert self.lab is not None
+        zone = self.lab.timezone
+        rows = []
+        for record in records:
+            next_attempt = record.next_attempt.astimezone(zone).strftime(TIME_FORMAT) if record.next_attempt else "-"
+            rows.append([record.time.astimezone(zone).strftime(TIME_FORMAT), record.message_id,
+                         record.recipient or "-", message(f"target.outcome_{record.outcome}"),
+                         record.host or "-", record.reply or "-", "\n".join(record.files) or "-", next_attempt])
+        names = ("time", "message_id", "recipient", "outcome", "host", "reply", "files", "next_attempt")
+        return pd.DataFrame(rows, columns=[message(f"target.column_delivery_{name}") for name in names])
+
+    def arrived_table(self, receiver: str | None = None) -> pd.DataFrame | _Notice:
+        """Show the messages that the lab's remote receivers accepted (host name or address filters)."""
+        if self.lab is None:
+            return _Notice(message("target.arrived_lab_only"))
+        rows = []
+        for item in self.lab.remote.received(receiver):
+            parsed = BytesParser(policy=email.policy.default).parsebytes(item.content, headersonly=True)
+            rows.append([item.receiver, item.client_ip, item.sender or "<>", "\n".join(item.recipients),
+                         str(parsed.get("Subject", "-")), item.message_id or "-"])
+        names = ("receiver", "client", "sender", "recipients", "subject", "message_id")
+        return pd.DataFrame(rows, columns=[message(f"target.column_arrived_{name}") for name in names])
+
+    def set_smart_host(self, host: str, *, type: int = SMART_HOST_ALWAYS, user: str | None = None,
+                       password: str | None = None, tls: bool = False) -> pd.DataFrame | _Notice:
+        """Set the lab's Smart Host (a name, or `[IP]` for no DNS lookup); on a real server, say where."""
+        if self.lab is None:
+            return _Notice(message("target.smart_host_by_hand", host=host))
+        self.lab.set_smart_host(host, type=type, user=user, password=password, tls=tls)
+        return self.outbound_table()
+
+    def clear_smart_host(self) -> pd.DataFrame | _Notice:
+        """Deliver by MX again (no Smart Host)."""
+        if self.lab is None:
+            return _Notice(message("target.smart_host_by_hand", host="-"))
+        self.lab.clear_smart_host()
+        return self.outbound_table()
+
+    def block_port25(self) -> pd.DataFrame | _Notice:
+        """Block the lab's outbound port 25 (except to the smart host), as a company firewall does."""
+        if self.lab is None:
+            return _Notice(message("target.port25_by_hand"))
+        self.lab.block_port25()
+        return self.outbound_table()
+
+    def unblock_port25(self) -> pd.DataFrame | _Notice:
+        if self.lab is None:
+            return _Notice(message("target.port25_by_hand"))
+        self.lab.unblock_port25()
+        return self.outbound_table()
+
+    def set_outbound_address(self, address: str) -> pd.DataFrame | _Notice:
+        """Send the lab's outbound mail from `address` (127.0.0.25 has reverse DNS, 127.0.0.26 has none)."""
+        if self.lab is None:
+            return _Notice(message("target.outbound_address_by_hand", address=address))
+        self.lab.set_outbound_address(address)
+        return self.outbound_table()
+
+    def outbound_table(self) -> pd.DataFrame:
+        """Show the lab's outbound settings as the virtual server's Delivery tab would."""
+        lab = self._require_lab()
+        smart_host = lab.smart_host
+        rows = [
+            (message("target.row_smart_host"), smart_host.host if smart_host else message("target.smart_host_none")),
+            (message("target.row_smart_host_type"),
+             message(f"target.smart_host_type_{smart_host.type if smart_host else 0}")),
+            (message("target.row_outbound_security"), message(
+                "target.outbound_security_basic" if smart_host and smart_host.user else "target.outbound_security_anonymous")
+             + (message("target.outbound_security_tls") if smart_host and smart_host.tls else "")),
+            (message("target.row_outbound_address"), lab.outbound_address),
+            (message("target.row_port25"), message("target.port25_blocked" if lab.port25_blocked else "target.port25_open")),
+        ]
+        return pd.DataFrame(rows, columns=[message("target.column_setting"), message("target.column_value")])
+
+    def badmail_table(self) -> pd.DataFrame | _Notice:
+        """List the lab's Badmail files with the first line of each `.BDR` reason."""
+        if self.lab is None:
+            return _Notice(message("target.queue_by_hand"))
+        rows = []
+        for path in self.lab.badmail_files():
+            reason = "-"
+            if path.suffix.upper() == ".BDR":
+                reason = path.read_bytes().decode("ascii", "replace").split("\r\n")[0]
+            rows.append([path.name, path.stat().st_size, reason])
+        names = ("file", "size", "reason")
+        return pd.DataFrame(rows, columns=[message(f"target.column_badmail_{name}") for name in names])
 
     def close(self) -> _Notice:
         """Stop the lab (its temporary folder goes with it); a real server is left alone."""

@@ -378,8 +378,11 @@ class DeliveryAgent:
 
     def _deliver(self, queued: _QueuedMessage) -> list[_RecipientResult]:
         by_domain: dict[str, list[str]] = {}
+        always_smart_host = self.smart_host is not None and self.smart_host.type == SMART_HOST_ALWAYS
         for recipient in queued.recipients:
-            by_domain.setdefault(recipient.rpartition("@")[2].lower(), []).append(recipient)
+            # Every recipient takes the same route to an "always" smart host, so one session carries them all.
+            domain = "" if always_smart_host else recipient.rpartition("@")[2].lower()
+            by_domain.setdefault(domain, []).append(recipient)
         client = DnsClient(self.dns_server, timeout=DNS_TIMEOUT)
         results = []
         for domain, recipients in sorted(by_domain.items()):

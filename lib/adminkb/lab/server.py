@@ -456,6 +456,11 @@ class MailLab(OutboundControls):
         return self._settings["hostname"]
 
     @property
+    def timezone(self) -> tzinfo:
+        """The time zone of the lab's banner and Date headers (Taiwan time by default)."""
+        return self._settings["zone"]
+
+    @property
     def local_domains(self) -> list[str]:
         return list(self._local_domains)
 

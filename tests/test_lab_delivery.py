@@ -1,0 +1,324 @@
+"""The lab's outbound delivery: MX routing, retries, delay notices, NDRs, Badmail and the W3C log."""
+
+import email
+import email.policy
+import smtplib
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from adminkb.errors import InputError, LabError
+from adminkb.lab import FixedClock, MailLab
+from adminkb.lab.delivery import _arrival_from_name
+from adminkb.lab.service import BDP_MAGIC
+
+START = datetime(2026, 3, 2, 1, 15, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def lab():
+    with MailLab(clock=FixedClock(START), pickup_interval=None, relay_grant=["127.0.0.1"]) as running:
+        yield running
+
+
+def send(lab, recipients, *, sender="app@example.com", message_id="<m1@example.com>", body="hello\r\n"):
+    """Send one message into the lab over SMTP and return its content as sent."""
+    recipients = [recipients] if isinstance(recipients, str) else list(recipients)
+    content = (f"From: {sender or 'postmaster@example.net'}\r\nTo: {', '.join(recipients)}\r\n"
+               f"Subject: test\r\nMessage-ID: {message_id}\r\n\r\n{body}").encode()
+    with smtplib.SMTP(lab.host, lab.port, local_hostname="app01", timeout=5) as client:
+        client.sendmail(sender, recipients, content)
+    return content
+
+
+def outcomes(records):
+    return [(record.recipient, record.outcome) for record in records]
+
+
+def parse(path):
+    """Parse a mailroot file; its X-Sender and X-Receiver lines read as header fields."""
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+
+def test_delivery_reaches_mx_with_body_intact(lab):
+    content = send(lab, "user@example.net", body="line 1\r\n.starts with a dot\r\n")
+    records = lab.deliver_queue()
+    assert outcomes(records) == [("user@example.net", "delivered")]
+    assert records[0].host == "mx.example.net"
+    assert records[0].address == "127.0.0.23"
+    [arrived] = lab.remote.received()
+    assert arrived.client_ip == "127.0.0.25"
+    assert arrived.helo == "mail01.example.com"
+    assert arrived.sender == "app@example.com"
+    assert arrived.content.endswith(content[content.index(b"\r\n\r\n"):])
+    assert arrived.content.startswith(b"Received: from app01 ([127.0.0.1]) by mail01.example.com")
+    assert lab.queue_files() == []
+
+
+def test_outbound_w3c_lines_as_service_client(lab):
+    send(lab, "user@example.net")
+    lab.deliver_queue()
+    lines = lab.log_files()[-1].read_text(encoding="cp950").splitlines()
+    outbound = [line.split(" ") for line in lines if " Outbound" in line]
+    assert outbound[0][2] == "127.0.0.23"
+    assert outbound[0][3] == "OutboundConnectionResponse"
+    assert outbound[0][7] == "25"
+    assert outbound[0][8] == "-"
+    assert outbound[0][10].startswith("220+mx.example.net")
+    assert outbound[0][11] == "0"
+    commands = [(fields[8], fields[10]) for fields in outbound if fields[3] == "OutboundConnectionCommand"]
+    assert commands[0] == ("EHLO", "mail01.example.com")
+    assert commands[1][0] == "MAIL"
+    assert commands[1][1].startswith("FROM:<app@example.com>+SIZE=")
+    assert commands[2] == ("RCPT", "TO:<user@example.net>")
+    assert commands[3] == ("DATA", "-")
+    assert commands[4] == ("QUIT", "-")
+    assert all(fields[11] == "0" for fields in outbound)
+
+
+def test_mx_preference_falls_back_to_second(lab):
+    send(lab, "user@backup.lab.test")
+    records = lab.deliver_queue()
+    assert outcomes(records) == [("user@backup.lab.test", "delivered")]
+    assert records[0].host == "mx.example.net"
+
+
+def test_implicit_mx_uses_domain_address(lab):
+    send(lab, "user@implicit.lab.test")
+    records = lab.deliver_queue()
+    assert outcomes(records) == [("user@implicit.lab.test", "delivered")]
+    assert records[0].address == "127.0.0.24"
+
+
+@pytest.mark.parametrize("recipient, status", [("user@nomail.lab.test", "5.4.4"), ("user@nullmx.lab.test", "5.1.10"),
+                                               ("user@nosuch.lab.test", "5.1.2"),
+                                               ("nosuchuser@example.net", "5.1.1")])
+def test_permanent_failure_sends_ndr_at_once(lab, recipient, status):
+    original = send(lab, recipient, message_id="<lost@example.com>")
+    records = lab.deliver_queue()
+    assert outcomes(records) == [(recipient, "failed"), (recipient, "ndr")]
+    assert lab.queue_files() == []
+    [ndr_file] = lab.drop_files()
+    ndr = parse(ndr_file)
+    assert ndr["Subject"] == "Delivery Status Notification (Failure)"
+    assert ndr["To"] == "app@example.com"
+    assert ndr.get_content_type() == "multipart/report"
+    assert ndr.get_param("report-type") == "delivery-status"
+    text, report, returned = ndr.iter_parts()
+    assert "Delivery to the following recipients failed." in text.get_content()
+    assert recipient in text.get_content()
+    assert f"Status: {status}" in report.as_string()
+    assert f"Final-Recipient: rfc822;{recipient}" in report.as_string()
+    assert "Action: failed" in report.as_string()
+    inner = returned.get_content()
+    assert inner["Message-ID"] == "<lost@example.com>"
+    assert b"Content-Type: message/rfc822\r\n\r\nReceived: from app01" in ndr_file.read_bytes()
+    assert original.split(b"\r\n\r\n", 1)[1] + b"\r\n--" in ndr_file.read_bytes()
+    assert ndr_file.read_bytes().startswith(b"X-Sender: <>\r\nX-Receiver: app@example.com\r\n")
+
+
+def test_greylisted_message_delivered_on_retry(lab):
+    send(lab, "user@grey.lab.test")
+    first = lab.deliver_queue()
+    assert outcomes(first) == [("user@grey.lab.test", "deferred")]
+    assert first[0].reply.startswith("451 4.7.1")
+    assert first[0].next_attempt == START + timedelta(minutes=15)
+    assert len(lab.queue_files()) == 1
+    assert lab.advance(minutes=14) == []
+    retried = lab.advance(minutes=1)
+    assert outcomes(retried) == [("user@grey.lab.test", "delivered")]
+    assert retried[0].time == START + timedelta(minutes=15)
+    assert lab.queue_files() == []
+
+
+def test_retry_schedule_delay_notice_and_expiry(lab):
+    send(lab, "user@blocked.lab.test", message_id="<stuck@example.com>")
+    records = lab.deliver_queue() + lab.advance(minutes=2880 + 240)
+    deferred = [record.time - START for record in records if record.outcome == "deferred"]
+    minutes = [int(delta.total_seconds() // 60) for delta in deferred]
+    assert minutes[:6] == [0, 15, 45, 105, 345, 585]
+    assert all(later - earlier == 240 for earlier, later in zip(minutes[3:], minutes[4:]))
+    notices = [record for record in records if record.outcome == "delay_notice"]
+    assert len(notices) == 1
+    assert notices[0].time - START >= timedelta(minutes=720)
+    [expired] = [record for record in records if record.outcome == "expired"]
+    assert expired.time - START >= timedelta(minutes=2880)
+    assert expired.time - START < timedelta(minutes=2880 + 240)
+    assert lab.queue_files() == []
+    subjects = sorted(parse(path)["Subject"] for path in lab.drop_files())
+    assert subjects == ["Delivery Status Notification (Delay)", "Delivery Status Notification (Failure)"]
+
+
+def test_delay_notice_lists_recipient_and_headers_only(lab):
+    send(lab, "user@blocked.lab.test", message_id="<slow@example.com>", body="secret body\r\n")
+    lab.deliver_queue()
+    lab.advance(minutes=720 + 240)
+    [notice_file] = lab.drop_files()
+    notice = parse(notice_file)
+    text, report, returned = notice.iter_parts()
+    assert "THIS IS A WARNING MESSAGE ONLY." in text.get_content()
+    assert "Delivery to the following recipients has been delayed." in text.get_content()
+    assert "Action: delayed" in report.as_string()
+    assert "Will-Retry-Until:" in report.as_string()
+    assert returned.get_content_type() == "text/rfc822-headers"
+    assert b"secret body" not in notice_file.read_bytes()
+    assert len(lab.queue_files()) == 1
+
+
+def test_fcrdns_rejects_address_without_ptr(lab):
+    lab.set_outbound_address("127.0.0.26")
+    send(lab, "user@strict.lab.test")
+    records = lab.deliver_queue()
+    assert outcomes(records) == [("user@strict.lab.test", "failed"), ("user@strict.lab.test", "ndr")]
+    assert records[0].reply.startswith("550 5.7.1 Client host [127.0.0.26] rejected")
+
+
+def test_fcrdns_accepts_address_with_ptr(lab):
+    assert lab.outbound_address == "127.0.0.25"
+    send(lab, "user@strict.lab.test")
+    assert outcomes(lab.deliver_queue()) == [("user@strict.lab.test", "delivered")]
+
+
+def test_partial_delivery_keeps_remaining_recipient(lab):
+    send(lab, ["user@example.net", "user@grey.lab.test"], message_id="<split@example.com>")
+    records = lab.deliver_queue()
+    assert sorted(outcomes(records)) == [("user@example.net", "delivered"), ("user@grey.lab.test", "deferred")]
+    [queued] = lab.queue_files()
+    head = queued.read_bytes().split(b"\r\n")[:3]
+    assert head[0] == b"X-Sender: app@example.com"
+    assert head[1] == b"X-Receiver: user@grey.lab.test"
+    assert not head[2].startswith(b"X-Receiver")
+    lab.advance(minutes=15)
+    arrived = [(item.receiver, item.recipients) for item in lab.remote.received()]
+    assert arrived == [("mx.example.net", ("user@example.net",)), ("mx.grey.lab.test", ("user@grey.lab.test",))]
+
+
+def test_undeliverable_ndr_goes_to_badmail_triple(lab):
+    # The sender's own domain is unreachable, so the NDR about the failure cannot be delivered either.
+    send(lab, "nosuchuser@example.net", sender="app@blocked.lab.test", message_id="<twice@example.com>")
+    records = lab.deliver_queue()
+    assert outcomes(records)[:2] == [("nosuchuser@example.net", "failed"), ("nosuchuser@example.net", "ndr")]
+    assert outcomes(records)[2] == ("app@blocked.lab.test", "deferred")
+    lab.advance(minutes=2880 + 240)
+    assert lab.queue_files() == []
+    names = [path.name for path in lab.badmail_files()]
+    assert len(names) == 3
+    stems = {name.rsplit(".", 1)[0] for name in names}
+    assert len(stems) == 1
+    assert sorted(name.rsplit(".", 1)[1] for name in names) == ["BAD", "BDP", "BDR"]
+    bad, bdp, bdr = sorted(lab.badmail_files())
+    reason = bdr.read_bytes().decode("ascii")
+    assert reason.startswith('Unable to deliver this Delivery Status Notification message because the follow '
+                             'error was encountered: "This message is a delivery status notification that cannot '
+                             'be delivered.".\r\n')
+    assert "The specific error code was 0xC00402C7.\r\n" in reason
+    assert reason.endswith("The message sender was <>.\r\n")
+    assert bdp.read_bytes().startswith(BDP_MAGIC)
+    assert "app@blocked.lab.test".encode("utf-16-le") in bdp.read_bytes()
+    ndr = email.message_from_bytes(bad.read_bytes(), policy=email.policy.default)
+    assert ndr["Subject"] == "Delivery Status Notification (Failure)"
+    assert b"<twice@example.com>" in bad.read_bytes()
+
+
+def test_failed_null_sender_message_goes_to_badmail(lab):
+    send(lab, "nosuchuser@example.net", sender="", message_id="<bounce@example.com>")
+    records = lab.deliver_queue()
+    assert outcomes(records) == [("nosuchuser@example.net", "badmail")]
+    reason = [path for path in lab.badmail_files() if path.suffix == ".BDR"][0].read_bytes().decode("ascii")
+    assert reason.startswith('Unable to deliver this message because the follow error was encountered: "550 5.1.1')
+    assert lab.drop_files() == []
+
+
+def test_every_message_ends_exactly_once(lab):
+    cases = {"<ok@example.com>": "a@example.net", "<grey@example.com>": "b@grey.lab.test",
+             "<unknown@example.com>": "nosuchuser@example.net", "<stuck@example.com>": "c@blocked.lab.test",
+             "<nomx@example.com>": "d@nomail.lab.test", "<strict@example.com>": "e@strict.lab.test"}
+    for message_id, recipient in cases.items():
+        send(lab, recipient, message_id=message_id)
+    lab.deliver_queue()
+    lab.advance(minutes=3000)
+    seen = {}
+    for item in lab.remote.received():
+        seen.setdefault(item.message_id, []).append("delivered")
+    for path in lab.drop_files():
+        ndr = parse(path)
+        if ndr["Subject"] == "Delivery Status Notification (Failure)":
+            returned = list(ndr.iter_parts())[2].get_content()
+            seen.setdefault(returned["Message-ID"], []).append("ndr")
+    for path in lab.queue_files():
+        seen.setdefault(parse(path)["Message-ID"], []).append("queue")
+    assert sorted(seen) == sorted(cases)
+    assert all(len(places) == 1 for places in seen.values()), seen
+    assert seen["<ok@example.com>"] == ["delivered"]
+    assert seen["<grey@example.com>"] == ["delivered"]
+    assert seen["<stuck@example.com>"] == ["ndr"]
+
+
+def test_advance_rejects_negative_time(lab):
+    with pytest.raises(InputError) as raised:
+        lab.advance(minutes=-1)
+    assert "-60" in str(raised.value)
+
+
+def test_advance_needs_fixed_clock():
+    with MailLab(pickup_interval=None) as real_time_lab:
+        with pytest.raises(LabError):
+            real_time_lab.advance(minutes=1)
+
+
+def test_unusable_outbound_address_is_rejected(lab):
+    with pytest.raises(InputError) as raised:
+        lab.set_outbound_address("192.0.2.1")
+    assert "192.0.2.1" in str(raised.value)
+    assert lab.outbound_address == "127.0.0.25"
+
+
+def test_helo_only_when_outbound_esmtp_off(lab):
+    lab.set_outbound_esmtp(False)
+    send(lab, "user@example.net")
+    assert outcomes(lab.deliver_queue()) == [("user@example.net", "delivered")]
+    text = lab.log_files()[-1].read_text(encoding="cp950")
+    assert " OutboundConnectionCommand SMTPSVC1 MAIL01 - 25 HELO - mail01.example.com " in text
+    assert " MAIL - FROM:<app@example.com> " in text
+
+
+def test_next_attempt_follows_queue(lab):
+    assert lab.next_delivery_attempt() is None
+    send(lab, "user@grey.lab.test")
+    assert lab.next_delivery_attempt() == START
+    lab.deliver_queue()
+    assert lab.next_delivery_attempt() == START + timedelta(minutes=15)
+
+
+def test_arrival_read_from_queue_file_name():
+    assert _arrival_from_name("NTFS_fd7f820001dca9e10000000a.EML") == START
+    assert _arrival_from_name("report.eml") is None
+
+
+def test_runner_moves_fixed_clock_and_delivers(lab):
+    send(lab, "user@grey.lab.test")
+    lab.deliver_queue()
+    lab.start_delivery_runner(compression=3600, interval=0.05)
+    try:
+        for _ in range(100):
+            if lab.remote.received():
+                break
+            time.sleep(0.05)
+    finally:
+        lab.stop_delivery_runner()
+    assert [item.recipients for item in lab.remote.received()] == [("user@grey.lab.test",)]
+    assert lab.clock.now() >= START + timedelta(minutes=15)
+
+
+def test_runner_rejects_bad_settings(lab):
+    with pytest.raises(InputError):
+        lab.start_delivery_runner(compression=0)
+
+
+def test_stop_ends_outbound_threads(lab):
+    lab.deliver_queue()
+    remote, lab_dns = lab.remote, lab.lab_dns
+    lab.stop()
+    assert not remote.running
+    assert not lab_dns.running
