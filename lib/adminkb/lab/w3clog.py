@@ -147,7 +147,8 @@ class W3CLogWriter:
             text = ""
             if self._block_file != path:
                 text += self._directives(when)
-            text += " ".join(self._value(name, entry, when) for name in self._fields) + "\r\n"
+            values = self._values(entry, when)
+            text += " ".join(escape_value(values.get(name, "")) for name in self._fields) + "\r\n"
             data = text.encode(self.encoding, errors="surrogateescape")
             self.folder.mkdir(parents=True, exist_ok=True)
             with open(path, "ab") as handle:
@@ -162,8 +163,9 @@ class W3CLogWriter:
                 f"#Date: {when:%Y-%m-%d %H:%M:%S}\r\n"
                 f"#Fields: {' '.join(self._fields)} \r\n")
 
-    def _value(self, name: str, entry: LogEntry, when: datetime) -> str:
-        values = {
+    def _values(self, entry: LogEntry, when: datetime) -> dict[str, object]:
+        """Return every field's value for one entry; fields missing here are written as `-`."""
+        return {
             "date": f"{when:%Y-%m-%d}",
             "time": f"{when:%H:%M:%S}",
             "c-ip": entry.client_ip,
@@ -182,4 +184,3 @@ class W3CLogWriter:
             "time-taken": entry.time_taken,
             "cs-version": "SMTP",
         }
-        return escape_value(values.get(name, ""))
