@@ -26,7 +26,7 @@ from pathlib import Path
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.imaging.steps import PHASES, STEPS, Step, phase_title
+from adminkb.imaging.steps import STEPS, Step, phases_of
 
 log = logging.getLogger("adminkb.imaging.checklist")
 
@@ -185,10 +185,16 @@ class Checklist:
         """
         with self._locked():
             self.reload()
+            saved = (dict(self.ticks), dict(self.open_notes))
             change = _Change()
-            yield change
-            if change.save:
-                self.save()
+            try:
+                yield change
+                if change.save:
+                    self.save()
+            except BaseException:
+                # Keep the object equal to the file, which the failed change did not reach.
+                self.ticks, self.open_notes = saved
+                raise
 
     @contextmanager
     def _locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
@@ -224,6 +230,19 @@ class Checklist:
     @property
     def complete(self) -> bool:
         return self.done == self.total
+
+    @property
+    def phases(self) -> list[str]:
+        """Return the phases of this checklist's steps, in procedure order."""
+        return phases_of(self.steps)
+
+    def steps_in(self, phase: str) -> list[Step]:
+        return [step for step in self.steps if step.phase == phase]
+
+    def phase_progress(self, phase: str) -> tuple[int, int]:
+        """Return (done, total) for one phase."""
+        steps = self.steps_in(phase)
+        return sum(1 for step in steps if step.id in self.ticks), len(steps)
 
     def _step(self, step_id: str) -> Step:
         if step_id not in self._by_id:
@@ -320,8 +339,8 @@ class Checklist:
         rows = []
         for step in self.steps:
             entry = self.ticks.get(step.id)
-            rows.append({"phase": phase_title(step.phase), "step": step.id, "title": step.title,
-                         "support": message(f"imaging_steps.support.{step.support}"),
+            rows.append({"phase": step.phase_title, "step": step.id, "title": step.title,
+                         "support": step.support_label,
                          "done": entry is not None, "who": entry.who if entry else "",
                          "when": entry.when if entry else "", "note": entry.note if entry else ""})
         return rows
@@ -332,17 +351,15 @@ class Checklist:
                  message("imaging_checklist.progress", done=self.done, total=self.total), ""]
         header = [message(f"imaging_checklist.column_{column}") for column in ("done", "step", "title", "who", "when",
                                                                                "note")]
-        for phase in PHASES:
-            steps = [step for step in self.steps if step.phase == phase]
-            if not steps:
-                continue
-            lines += [f"## {phase_title(phase)}", "", "| " + " | ".join(header) + " |",
+        for phase in self.phases:
+            steps = self.steps_in(phase)
+            lines += [f"## {steps[0].phase_title}", "", "| " + " | ".join(header) + " |",
                       "|" + "---|" * len(header)]
             for step in steps:
                 entry = self.ticks.get(step.id)
                 title = step.title
                 if step.support != "supported":
-                    title = f"{title} ({message(f'imaging_steps.support.{step.support}')})"
+                    title = f"{title} ({step.support_label})"
                 cells = ["[x]" if entry else "[ ]", f"`{step.id}`", title, entry.who if entry else "",
                          entry.when if entry else "", entry.note if entry else ""]
                 lines.append("| " + " | ".join(_markdown_cell(cell) for cell in cells) + " |")
@@ -352,7 +369,7 @@ class Checklist:
 
 @dataclass
 class _Change:
-    """What a change inside `Checklist._change` asks for: whether to save when it ends."""
+    """The request of a change inside `Checklist._change`: whether to save when it ends."""
 
     save: bool = True
 

@@ -1,13 +1,15 @@
 """The universal XP image procedure as data: phases and steps with commands, checks and warnings.
 
-Every text a technician reads comes from the catalog (`imaging_steps.phase.<id>` and
-`imaging_steps.step.<id>.title/why/verify/warning`); commands and settings are literal strings,
-the same in every language. A step marked COMMUNITY is outside what Microsoft supports and is
+Every text a technician reads comes from the catalog (`<area>.phase.<id>` and
+`<area>.step.<id>.title/why/verify/warning`, where the area is `imaging_steps` for these steps);
+commands and settings are literal strings, the same in every language. Other step lists (such as
+the termsrv.dll steps) use the same `Step` with their own catalog area. A step marked COMMUNITY is outside what Microsoft supports and is
 listed right after the supported step it replaces, so the runbook can show both, labelled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from adminkb.i18n import catalog, message
@@ -29,10 +31,21 @@ class Step:
     support: str = SUPPORTED
     # The supported step that a community step replaces.
     instead_of: str | None = None
+    # The catalog area that contains the texts of the step and the title of its phase.
+    area: str = "imaging_steps"
 
     def text(self, part: str) -> str:
         """Return the step's `title`, `why`, `verify` or `warning` text in the user's language."""
-        return message(f"imaging_steps.step.{self.id}.{part}")
+        return message(f"{self.area}.step.{self.id}.{part}")
+
+    @property
+    def phase_title(self) -> str:
+        return message(f"{self.area}.phase.{self.phase}")
+
+    @property
+    def support_label(self) -> str:
+        """Return the support label in the user's language (supported, or community method)."""
+        return message(f"imaging_steps.support.{self.support}")
 
     @property
     def title(self) -> str:
@@ -49,7 +62,7 @@ class Step:
     @property
     def warning(self) -> str | None:
         """Return the warning text, or None for a step without one."""
-        key = f"imaging_steps.step.{self.id}.warning"
+        key = f"{self.area}.step.{self.id}.warning"
         return message(key) if key in catalog() else None
 
 
@@ -100,6 +113,11 @@ STEPS_BY_ID = {step.id: step for step in STEPS}
 def phase_title(phase: str) -> str:
     """Return a phase's title in the user's language."""
     return message(f"imaging_steps.phase.{phase}")
+
+
+def phases_of(steps: Sequence[Step]) -> list[str]:
+    """Return the phases of a step list in the order they first appear."""
+    return list(dict.fromkeys(step.phase for step in steps))
 
 
 def steps_in(phase: str) -> list[Step]:

@@ -1,0 +1,10 @@
+"""Jupyter presentation: widgets with a static HTML form for exported runbooks.
+
+`open_checklist` shows an image build's checklist as ipywidgets. `checklist_html` renders the same
+saved state as plain HTML, which needs no widget manager and is what exported pages show.
+"""
+
+from adminkb.ui.checklist_html import checklist_html
+from adminkb.ui.checklist import LAB_STATE_DIR, ChecklistWidget, open_checklist
+
+__all__ = ["LAB_STATE_DIR", "ChecklistWidget", "checklist_html", "open_checklist"]
