@@ -1,4 +1,4 @@
-"""`adminkb mailroot scan|summary|diff`: a mailroot's files on the command line.
+"""`adminkb mailroot scan|summary|diff|archive|resubmit`: a mailroot's files on the command line.
 
 `scan` lists every file with its folder, age, envelope, decoded headers and Badmail reason. It
 exits 0 when every file could be read as expected, 1 when some rows carry a note (unreadable,
@@ -6,7 +6,8 @@ empty, not mail, malformed headers, orphan .BDR), 2 when the path cannot be used
 counts messages per folder, lists stuck destination domains and Badmail reasons. It exits 0
 when Queue and Badmail are empty, 1 when they hold messages, 2 when the path cannot be used.
 `scan --save NAME` keeps the inventory, and `diff --since NAME` lists what changed since then
-(exit 1 when anything did).
+(exit 1 when anything did). `archive` and `resubmit` list their plan unless --confirm is given,
+then carry it out with a journal (see adminkb.mailroot_ops).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import pandas as pd
 
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option
+from adminkb import mailroot_ops
 from adminkb.i18n import message
 from adminkb.mailroot import BADMAIL, QUEUE
 from adminkb.mailroot_scan import (badmail_reasons, diff_inventories, folder_summary, load_inventory,
@@ -57,6 +59,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_scan_options(diff)
     diff.set_defaults(handler=run_diff)
 
+    archive = verbs.add_parser("archive", add_help=False, help=message("mailroot_ops.cli.archive_help"),
+                               description=message("mailroot_ops.cli.archive_description"),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(archive)
+    archive.add_argument("path", metavar="PATH", help=message("mailroot.cli.path_help"))
+    archive.add_argument("--older-than", metavar="DAYS", type=float, required=True,
+                         help=message("mailroot_ops.cli.older_than_help"))
+    destination = archive.add_mutually_exclusive_group()
+    destination.add_argument("--to", metavar="DIR", help=message("mailroot_ops.cli.to_help"))
+    destination.add_argument("--zip", metavar="FILE", help=message("mailroot_ops.cli.zip_help"))
+    _add_operation_options(archive)
+    archive.set_defaults(handler=run_archive)
+
+    resubmit = verbs.add_parser("resubmit", add_help=False, help=message("mailroot_ops.cli.resubmit_help"),
+                                description=message("mailroot_ops.cli.resubmit_description"),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(resubmit)
+    resubmit.add_argument("path", metavar="PATH", help=message("mailroot.cli.path_help"))
+    resubmit.add_argument("files", metavar="FILE", nargs="+", help=message("mailroot_ops.cli.files_help"))
+    _add_operation_options(resubmit)
+    resubmit.set_defaults(handler=run_resubmit)
+
     summary = verbs.add_parser("summary", add_help=False, help=message("mailroot.cli.summary_help"),
                                description=message("mailroot.cli.summary_description"),
                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,6 +94,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_state_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", metavar="DIR", help=message("mailroot.cli.state_dir_help"))
+
+
+def _add_operation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--confirm", action="store_true", help=message("mailroot_ops.cli.confirm_help"))
+    parser.add_argument("--state-dir", metavar="DIR", help=message("mailroot_ops.cli.journal_dir_help"))
+    parser.add_argument("--format", choices=SUMMARY_FORMATS, default="table",
+                        help=message("mailroot.cli.summary_format_help"))
 
 
 def _add_scan_options(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +142,61 @@ def run_diff(arguments: argparse.Namespace) -> int:
         print(message("mailroot.cli.diff_heading", path=arguments.path, name=arguments.since, count=len(records)))
         print(_table_or_none_records(records, list(changes.columns)))
     return EXIT_PROBLEMS if records else EXIT_OK
+
+
+def run_archive(arguments: argparse.Namespace) -> int:
+    """Archive old Badmail files, or list the plan when --confirm is missing."""
+    return _run_operation(arguments, mailroot_ops.ARCHIVE, lambda: mailroot_ops.plan_archive(
+        arguments.path, arguments.older_than, to=arguments.to, zip_file=arguments.zip))
+
+
+def run_resubmit(arguments: argparse.Namespace) -> int:
+    """Copy messages from Badmail or Drop into Pickup, or list the plan when --confirm is missing."""
+    return _run_operation(arguments, mailroot_ops.RESUBMIT,
+                          lambda: mailroot_ops.plan_resubmit(arguments.path, arguments.files))
+
+
+def _run_operation(arguments: argparse.Namespace, operation: str, make_plan) -> int:
+    # An interrupted run of the same operation on this mailroot is finished first, and alone:
+    # planning anew on top of it could resubmit its messages a second time.
+    unfinished = mailroot_ops.unfinished_journals(arguments.path, operation, arguments.state_dir)
+    if unfinished and arguments.confirm:
+        for journal in unfinished:
+            print(message("mailroot_ops.cli.resuming", journal=journal), file=sys.stderr)
+            print(mailroot_ops.describe_outcome(mailroot_ops.resume(journal)))
+        return EXIT_OK
+
+    plan = make_plan()
+    table = plan.table()
+    records = plain_records(table)
+    if arguments.format == "json":
+        document: dict[str, object] = {"operation": operation, "path": arguments.path,
+                                       "destination": str(plan.destination), "confirmed": arguments.confirm,
+                                       "steps": records}
+    else:
+        for record in records:
+            record["action"] = message(f"mailroot_ops.action.{record['action']}")
+        print(message("mailroot_ops.cli.plan_heading", count=len(records), destination=plan.destination))
+        print(_table_or_none_records(records, list(table.columns)))
+    if not plan.steps:
+        if arguments.format == "json":
+            print(render_json(document))
+        else:
+            print(message("mailroot_ops.cli.nothing_to_do"))
+        return EXIT_OK
+    if not arguments.confirm:
+        if arguments.format == "json":
+            print(render_json(document))
+        else:
+            print(message("mailroot_ops.cli.dry_run"))
+        return EXIT_OK
+    outcome = mailroot_ops.execute(plan, arguments.state_dir)
+    if arguments.format == "json":
+        document.update({"journal": str(outcome.journal), "done": outcome.done, "missing": outcome.missing})
+        print(render_json(document))
+    else:
+        print(mailroot_ops.describe_outcome(outcome))
+    return EXIT_OK
 
 
 def run_summary(arguments: argparse.Namespace) -> int:

@@ -1,0 +1,700 @@
+"""Safe operations on a mailroot: archive old Badmail files, and resubmit messages into Pickup.
+
+Every operation is planned first (`plan_archive`, `plan_resubmit`), which changes nothing and
+is the dry run. `execute` then carries the plan out and writes a journal of JSON lines, one
+fsynced line for each step before the next starts, under `~/.adminkb/journals` or a folder the
+caller names. A run that is interrupted at any point (a crash, a kill, a full disk) leaves each
+file either where it was or where it went, and `resume` finishes the job from the journal:
+
+- An archive into a folder on the same volume renames each file, which is atomic. Across
+  volumes a file is copied, fsynced and linked into place before the original is removed, so
+  between those two steps it exists in both places, and the rerun removes the original after
+  comparing the two.
+- An archive into a zip writes the whole zip under a `.partial` name, renames it into place,
+  and only then removes the originals. Until the rerun removes them, they exist both in the
+  zip and in Badmail, and never in neither.
+- A resubmission copies the message into a staging file in the mailroot's root folder (the
+  service does not watch it, and it is on Pickup's volume), journals that, and renames the
+  staging file into Pickup. A staging file that is gone after a crash was renamed, so the rerun
+  never puts a message into Pickup twice, even after the service has already picked it up.
+
+Queue files are never touched: the service keeps them open while it works on them.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import zipfile
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses
+from pathlib import Path
+
+import pandas as pd
+
+from adminkb import mailroot, pickup
+from adminkb.errors import InputError
+from adminkb.i18n import message
+
+log = logging.getLogger("adminkb.mailroot_ops")
+
+ARCHIVE = "archive"
+RESUBMIT = "resubmit"
+# Step actions: a rename (or copy across volumes) into a folder, a member of a zip, a copy into Pickup.
+MOVE = "move"
+ZIP = "zip"
+COPY_TO_PICKUP = "copy_to_pickup"
+
+# The kill test sets this to `<point>:<n>` (for example `renamed:5`): the process then kills
+# itself with SIGKILL the n-th time it reaches that point, to prove a rerun completes the job.
+CRASH_ENV = "ADMINKB_OPS_CRASH_AT"
+JOURNAL_VERSION = 1
+_STAGING_PREFIX = ".adminkb-resubmit-"
+_COPY_CHUNK = 1024 * 1024
+# Envelope lines at the top of Drop and Badmail files, as the service writes them.
+_ENVELOPE_LINE = re.compile(rb"\A(X-Sender|X-Receiver):[ \t]*(.*)\Z", re.IGNORECASE)
+_crash_counts: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One file an operation handles: where it is (relative to the mailroot) and where it goes.
+
+    `target` is a path relative to the archive folder, a zip member name, or a Pickup file name.
+    `sender` and `recipients` are the envelope a resubmitted message gets.
+    """
+
+    action: str
+    source: str
+    target: str
+    size: int
+    sender: str = ""
+    recipients: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    """An operation's plan: the mailroot, the destination (folder, zip or Pickup) and the steps."""
+
+    operation: str
+    mailroot: Path
+    destination: Path
+    steps: list[Step]
+
+    def table(self) -> pd.DataFrame:
+        """Return the steps as a table: action, source, target, size, and for a resubmission the envelope."""
+        columns = ["action", "source", "target", "size"]
+        if self.operation == RESUBMIT:
+            columns += ["sender", "recipients"]
+        rows = [{"action": step.action, "source": step.source, "target": step.target, "size": step.size,
+                 "sender": step.sender, "recipients": list(step.recipients)} for step in self.steps]
+        return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass
+class Outcome:
+    """The result of `execute` or `resume`: the journal, the steps done and the sources that had vanished."""
+
+    plan: Plan
+    journal: Path
+    done: int
+    missing: list[str] = field(default_factory=list)
+    resumed: bool = False
+
+
+def default_journal_dir() -> Path:
+    """Return `~/.adminkb/journals`, where journals are written unless the user names a folder."""
+    return Path.home() / ".adminkb" / "journals"
+
+
+# Planning: checks every input and changes nothing.
+
+def plan_archive(root: str | os.PathLike[str], older_than_days: float, *, to: str | os.PathLike[str] | None = None,
+                 zip_file: str | os.PathLike[str] | None = None, now: datetime | None = None) -> Plan:
+    """Plan moving the Badmail files older than `older_than_days` days into a dated folder or a zip.
+
+    The folder is `to/<YYYY-MM-DD>` (default `<mailroot>/BadmailArchive/<YYYY-MM-DD>`, dated by
+    `now`), or `zip_file`, which must not exist yet. The files of one `.BAD`/`.BDP`/`.BDR`
+    triple are archived together, once every one of them is old enough.
+    """
+    root_path = _mailroot(root)
+    if older_than_days < 0 or older_than_days != older_than_days:
+        raise InputError("mailroot_ops.bad_age", value=older_than_days, next_key="mailroot_ops.bad_age_next")
+    if to is not None and zip_file is not None:
+        raise InputError("mailroot_ops.folder_and_zip", value=f"{to}, {zip_file}",
+                         next_key="mailroot_ops.folder_and_zip_next")
+    badmail = root_path / mailroot.BADMAIL
+    if not badmail.is_dir():
+        raise InputError("mailroot_ops.no_badmail", value=str(badmail), next_key="mailroot_ops.no_badmail_next")
+    instant = now or datetime.now(timezone.utc)
+    cutoff = (instant - timedelta(days=older_than_days)).timestamp()
+
+    groups: dict[str, list[os.DirEntry[str]]] = {}
+    with os.scandir(badmail) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and not mailroot.is_temporary_file_name(entry.name):
+                groups.setdefault(entry.name.rsplit(".", 1)[0].lower(), []).append(entry)
+    chosen = sorted((entry for group in groups.values()
+                     if all(entry.stat().st_mtime < cutoff for entry in group) for entry in group),
+                    key=lambda entry: entry.name.lower())
+
+    if zip_file is not None:
+        destination = Path(zip_file).absolute()
+        _check_zip_destination(destination)
+        steps = [Step(ZIP, f"{mailroot.BADMAIL}/{entry.name}", f"{mailroot.BADMAIL}/{entry.name}",
+                      entry.stat().st_size) for entry in chosen]
+    else:
+        base = Path(to).absolute() if to is not None else root_path / "BadmailArchive"
+        if base.exists() and not base.is_dir():
+            raise InputError("mailroot_ops.destination_not_folder", value=str(base),
+                             next_key="mailroot_ops.destination_not_folder_next")
+        destination = base / instant.strftime("%Y-%m-%d")
+        _check_not_queue(root_path, destination)
+        steps = []
+        for entry in chosen:
+            if (destination / entry.name).exists():
+                raise InputError("mailroot_ops.target_exists", value=str(destination / entry.name),
+                                 next_key="mailroot_ops.target_exists_next")
+            steps.append(Step(MOVE, f"{mailroot.BADMAIL}/{entry.name}", entry.name, entry.stat().st_size))
+    return Plan(ARCHIVE, root_path, destination, steps)
+
+
+def plan_resubmit(root: str | os.PathLike[str], files: Sequence[str | os.PathLike[str]]) -> Plan:
+    """Plan copying messages from Badmail or Drop into Pickup, keeping the originals.
+
+    A `.BAD` that is a delivery status notification (an NDR) is replaced by the original
+    message it carries, addressed to the recipients that failed. Any other `.BAD` or Drop file
+    is resubmitted as it is, with its envelope lines or, without them, its From, To and Cc.
+    Each file is read now, so an unreadable or unusable file fails the plan before anything changes.
+    """
+    root_path = _mailroot(root)
+    pickup_folder = root_path / mailroot.PICKUP
+    if not pickup_folder.is_dir():
+        raise InputError("pickup.folder_missing", value=str(pickup_folder), next_key="pickup.folder_missing_next")
+    if not files:
+        raise InputError("mailroot_ops.no_files", next_key="mailroot_ops.no_files_next")
+    steps = []
+    taken: set[str] = set()
+    for file in files:
+        source = _resubmit_source(root_path, Path(file))
+        sender, recipients, _ = resubmit_content(root_path / source)
+        target = _pickup_name(pickup_folder, source, taken)
+        taken.add(target.lower())
+        steps.append(Step(COPY_TO_PICKUP, source, target, (root_path / source).stat().st_size, sender,
+                          tuple(recipients)))
+    return Plan(RESUBMIT, root_path, pickup_folder, steps)
+
+
+def _mailroot(root: str | os.PathLike[str]) -> Path:
+    root_path = Path(root).absolute()
+    if not root_path.is_dir():
+        raise InputError("mailroot.scan_root_missing", value=str(root_path), next_key="mailroot.scan_root_missing_next")
+    _check_not_queue(root_path, root_path)
+    return root_path
+
+
+def _check_not_queue(root: Path, path: Path) -> None:
+    """Raise InputError when `path` is a Queue folder or lies inside the mailroot's Queue."""
+    if path.name.lower() == mailroot.QUEUE.lower() or _is_within(path, root / mailroot.QUEUE):
+        raise InputError("mailroot_ops.queue_refused", value=str(path), next_key="mailroot_ops.queue_refused_next")
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    resolved_path = os.path.normcase(os.path.abspath(path))
+    resolved_folder = os.path.normcase(os.path.abspath(folder))
+    return resolved_path == resolved_folder or resolved_path.startswith(resolved_folder + os.sep)
+
+
+def _check_zip_destination(destination: Path) -> None:
+    if destination.exists():
+        raise InputError("mailroot_ops.target_exists", value=str(destination),
+                         next_key="mailroot_ops.target_exists_next")
+    if not destination.parent.is_dir():
+        raise InputError("mailroot_ops.destination_missing", value=str(destination.parent),
+                         next_key="mailroot_ops.destination_missing_next")
+
+
+def _resubmit_source(root: Path, file: Path) -> str:
+    """Return `file` as a path relative to `root` (with / separators), checking that it may be resubmitted."""
+    candidate = file if file.is_absolute() else (Path.cwd() / file)
+    if not candidate.exists() and not file.is_absolute():
+        # A bare name such as NTFS_....BAD is looked up in Badmail, then in Drop.
+        for folder in (mailroot.BADMAIL, mailroot.DROP):
+            if (root / folder / file).exists():
+                candidate = root / folder / file
+                break
+    if _is_within(candidate, root / mailroot.QUEUE):
+        raise InputError("mailroot_ops.queue_refused", value=str(file), next_key="mailroot_ops.queue_refused_next")
+    if not candidate.is_file():
+        raise InputError("mailroot_ops.file_missing", value=str(file), next_key="mailroot_ops.file_missing_next")
+    folder = next((name for name in (mailroot.BADMAIL, mailroot.DROP) if _is_within(candidate, root / name)), None)
+    if folder is None:
+        raise InputError("mailroot_ops.not_resubmittable", value=str(file),
+                         next_key="mailroot_ops.not_resubmittable_next")
+    if candidate.suffix.lower() in (".bdr", ".bdp"):
+        raise InputError("mailroot_ops.reason_file", value=str(file), next_key="mailroot_ops.reason_file_next")
+    return Path(os.path.relpath(os.path.abspath(candidate), root)).as_posix()
+
+
+def _pickup_name(pickup_folder: Path, source: str, taken: set[str]) -> str:
+    """Return a Pickup file name for `source` that no file in Pickup and no earlier step uses."""
+    stem = Path(source).name.rsplit(".", 1)[0]
+    for number in range(1, 1000):
+        name = f"resubmit-{stem}.eml" if number == 1 else f"resubmit-{stem}-{number}.eml"
+        if name.lower() not in taken and not (pickup_folder / name).exists():
+            return name
+    raise InputError("mailroot_ops.target_exists", value=str(pickup_folder / f"resubmit-{stem}.eml"),
+                     next_key="mailroot_ops.target_exists_next")
+
+
+# The bytes a resubmitted message is written with.
+
+def resubmit_content(path: Path) -> tuple[str, list[str], bytes]:
+    """Return the envelope sender, the recipients and the Pickup file bytes for resubmitting `path`.
+
+    Raises InputError when the file cannot be read, when an NDR carries only the original's
+    headers, or when no recipient can be found.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError("mailroot_ops.unreadable", value=str(path), detail=error.strerror or str(error),
+                         next_key="mailroot_ops.unreadable_next") from error
+    sender, recipients, content = _split_envelope(data)
+    parsed = BytesParser(policy=email.policy.compat32).parsebytes(content)
+    if parsed.get_content_type() == "multipart/report" and \
+            (parsed.get_param("report-type") or "").lower() == "delivery-status":
+        sender, recipients, content = _original_from_ndr(path, parsed, recipients)
+    elif not recipients:
+        sender, recipients = pickup.envelope_from_headers(BytesParser(policy=email.policy.default)
+                                                          .parsebytes(content, headersonly=True))
+    if not recipients:
+        raise InputError("mailroot_ops.no_recipients", value=str(path), next_key="mailroot_ops.no_recipients_next")
+    return sender or "", recipients, pickup.pickup_bytes(content, sender or "", recipients)
+
+
+def _split_envelope(data: bytes) -> tuple[str | None, list[str], bytes]:
+    """Split the X-Sender and X-Receiver lines off the top of a message file."""
+    sender: str | None = None
+    recipients: list[str] = []
+    offset = 0
+    while offset < len(data):
+        end = data.find(b"\n", offset)
+        end = len(data) if end < 0 else end
+        match = _ENVELOPE_LINE.match(data[offset:end].rstrip(b"\r"))
+        if match is None:
+            break
+        value = match.group(2).strip().decode("utf-8", errors="surrogateescape").strip("<>")
+        if match.group(1).lower() == b"x-sender":
+            sender = value
+        elif value:
+            recipients.append(value)
+        offset = end + 1
+    return sender, recipients, data[offset:]
+
+
+def _original_from_ndr(path: Path, report: Message, ndr_recipients: list[str]) -> tuple[str, list[str], bytes]:
+    """Return the sender, failed recipients and bytes of the original message inside an NDR (RFC 3464)."""
+    original: Message | None = None
+    failed: list[str] = []
+    for part in report.walk():
+        content_type = part.get_content_type()
+        if content_type == "message/rfc822" and original is None:
+            payload = part.get_payload()
+            original = payload[0] if isinstance(payload, list) and payload else None
+        elif content_type == "message/delivery-status":
+            failed.extend(_failed_recipients(part))
+    if original is None:
+        raise InputError("mailroot_ops.ndr_without_original", value=str(path),
+                         next_key="mailroot_ops.ndr_without_original_next")
+    # The NDR went to the original sender, so its envelope recipient is that sender.
+    sender = ndr_recipients[0] if ndr_recipients else _first_address(original.get("From", ""))
+    content = original.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
+    return sender, failed, content
+
+
+def _failed_recipients(status: Message) -> list[str]:
+    """Return the recipients of a message/delivery-status part whose Action is failed (or not given)."""
+    recipients = []
+    payload = status.get_payload()
+    blocks = payload[1:] if isinstance(payload, list) else []
+    for block in blocks:
+        action = (block.get("Action") or "failed").strip().lower()
+        field_value = block.get("Original-Recipient") or block.get("Final-Recipient") or ""
+        address = field_value.partition(";")[2].strip().strip("<>")
+        if action == "failed" and address:
+            recipients.append(address)
+    return recipients
+
+
+def _first_address(header: str) -> str:
+    addresses = [address for _, address in getaddresses([str(header)]) if address]
+    return addresses[0] if addresses else ""
+
+
+# Execution and the journal.
+
+def execute(plan: Plan, state_dir: str | os.PathLike[str] | None = None) -> Outcome:
+    """Carry out `plan`, journalling each step, and return what was done.
+
+    The journal is `<state_dir>/<operation>-<UTC time>-<pid>.jsonl` (default folder:
+    `default_journal_dir()`), and its first line is the whole plan, so `resume` can finish the
+    job after an interruption. Errors while writing (a full disk, say) raise InputError and
+    leave the journal unfinished.
+    """
+    folder = Path(state_dir) if state_dir is not None else default_journal_dir()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    journal = folder / f"{plan.operation}-{stamp}-{os.getpid()}.jsonl"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(journal, "x", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise InputError("mailroot_ops.journal_failed", value=str(journal), detail=error.strerror or str(error),
+                         next_key="mailroot_ops.journal_failed_next") from error
+    runner = _Runner(plan, journal)
+    runner.append({"event": "plan", "version": JOURNAL_VERSION, "operation": plan.operation,
+                   "mailroot": str(plan.mailroot), "destination": str(plan.destination),
+                   "steps": [asdict(step) for step in plan.steps]})
+    log.info("%s of %d files started, journal %s", plan.operation, len(plan.steps), journal)
+    return runner.run()
+
+
+def resume(journal: str | os.PathLike[str]) -> Outcome:
+    """Finish the job an interrupted `execute` recorded in `journal`; a finished journal is left as it is."""
+    path = Path(journal)
+    plan, events = _read_journal(path)
+    runner = _Runner(plan, path, events)
+    outcome = runner.run()
+    outcome.resumed = True
+    return outcome
+
+
+def unfinished_journals(root: str | os.PathLike[str], operation: str,
+                        state_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Return the journals of `operation` on the mailroot `root` that have no finished entry, oldest first."""
+    folder = Path(state_dir) if state_dir is not None else default_journal_dir()
+    if not folder.is_dir():
+        return []
+    root_text = str(Path(root).absolute())
+    found = []
+    for path in sorted(folder.glob(f"{operation}-*.jsonl")):
+        try:
+            plan, events = _read_journal(path)
+        except InputError as error:
+            log.warning("skipping journal %s: %s", path, error)
+            continue
+        if str(plan.mailroot) == root_text and not any(event.get("event") == "finished" for event in events):
+            found.append(path)
+    return found
+
+
+def _read_journal(path: Path) -> tuple[Plan, list[dict[str, object]]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError("mailroot_ops.journal_unreadable", value=str(path), detail=str(error),
+                         next_key="mailroot_ops.journal_unreadable_next") from error
+    events = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                # A crash while appending can cut only the last line, and its step is redone.
+                log.info("ignoring the cut last line of journal %s", path)
+                break
+            raise InputError("mailroot_ops.journal_unreadable", value=str(path), where=f"{path}:{number}",
+                             detail=line[:80], next_key="mailroot_ops.journal_unreadable_next") from None
+    if not events or events[0].get("event") != "plan" or events[0].get("version") != JOURNAL_VERSION:
+        raise InputError("mailroot_ops.journal_unreadable", value=str(path), detail="no plan line",
+                         next_key="mailroot_ops.journal_unreadable_next")
+    head = events[0]
+    steps = [Step(**{**step, "recipients": tuple(step.get("recipients", ()))}) for step in head["steps"]]
+    plan = Plan(str(head["operation"]), Path(str(head["mailroot"])), Path(str(head["destination"])), steps)
+    return plan, events[1:]
+
+
+class _Runner:
+    """Carries out a plan from whatever state its journal events describe."""
+
+    def __init__(self, plan: Plan, journal: Path, events: Iterable[dict[str, object]] = ()) -> None:
+        self.plan = plan
+        self.journal = journal
+        self.events = list(events)
+        self.done = {event["step"] for event in self.events if event.get("event") in ("done", "missing")}
+        self.staged = {event["step"] for event in self.events if event.get("event") == "staged"}
+        self.missing = [self.plan.steps[int(event["step"])].source for event in self.events
+                        if event.get("event") == "missing"]
+        self.flags = {str(event["event"]) for event in self.events}
+
+    def append(self, entry: dict[str, object]) -> None:
+        """Write one journal line and fsync it before the next step starts."""
+        line = json.dumps(entry, ensure_ascii=False) + "\n"
+        try:
+            with open(self.journal, "a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise InputError("mailroot_ops.journal_failed", value=str(self.journal),
+                             detail=error.strerror or str(error), next_key="mailroot_ops.journal_failed_next") from error
+        _crash_point("journal")
+
+    def run(self) -> Outcome:
+        if "finished" not in self.flags:
+            if self.plan.operation == RESUBMIT:
+                self._resubmit()
+            elif self.plan.steps and self.plan.steps[0].action == ZIP:
+                self._archive_to_zip()
+            else:
+                self._archive_to_folder()
+            self.append({"event": "finished"})
+            log.info("%s finished: %d steps, %d sources missing, journal %s", self.plan.operation,
+                     len(self.plan.steps), len(self.missing), self.journal)
+        return Outcome(self.plan, self.journal, len(self.plan.steps) - len(self.missing), list(self.missing))
+
+    def _mark(self, event: str, index: int) -> None:
+        self.append({"event": event, "step": index})
+        if event in ("done", "missing"):
+            self.done.add(index)
+        if event == "missing":
+            self.missing.append(self.plan.steps[index].source)
+
+    # Archive into a folder.
+
+    def _archive_to_folder(self) -> None:
+        for index, step in enumerate(self.plan.steps):
+            if index in self.done:
+                continue
+            source = self.plan.mailroot / step.source
+            target = self.plan.destination / step.target
+            source_exists, target_exists = source.exists(), target.exists()
+            if source_exists and target_exists:
+                # A copy across volumes was linked into place before the crash, or a stranger's
+                # file has the name. Only an identical copy lets the original go.
+                if not _same_content(source, target):
+                    raise InputError("mailroot_ops.target_exists", value=str(target),
+                                     next_key="mailroot_ops.target_exists_next")
+                _remove(source)
+            elif source_exists:
+                self._move(source, target)
+            elif not target_exists:
+                log.warning("archive source %s vanished before it was moved", source)
+                self._mark("missing", index)
+                continue
+            _crash_point("moved")
+            self._mark("done", index)
+
+    def _move(self, source: Path, target: Path) -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # NOTE: POSIX rename replaces an existing target. The check just before it leaves a
+            # short window in which another program could create a file of that name.
+            if target.exists():
+                raise FileExistsError(errno.EEXIST, "exists", str(target))
+            os.rename(source, target)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise _write_error(target, error) from error
+            self._copy_across(source, target)
+            _crash_point("copied")
+            _remove(source)
+        _fsync_folder(target.parent)
+
+    def _copy_across(self, source: Path, target: Path) -> None:
+        """Copy `source` to `target` on another volume through a temporary file, never replacing `target`."""
+        temporary = target.with_name(f".{target.name}.adminkb.tmp")
+        try:
+            with open(source, "rb") as reader, open(temporary, "wb") as writer:
+                while chunk := reader.read(_COPY_CHUNK):
+                    writer.write(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
+            os.link(temporary, target)
+        except OSError as error:
+            raise _write_error(target, error) from error
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    # Archive into a zip.
+
+    def _archive_to_zip(self) -> None:
+        zip_path = self.plan.destination
+        partial = zip_path.with_name(zip_path.name + ".partial")
+        if "zip_written" not in self.flags:
+            self._write_zip(partial)
+            _crash_point("zip_written")
+            self.append({"event": "zip_written"})
+        if "zip_closed" not in self.flags:
+            if partial.exists():
+                if zip_path.exists():
+                    raise InputError("mailroot_ops.target_exists", value=str(zip_path),
+                                     next_key="mailroot_ops.target_exists_next")
+                os.rename(partial, zip_path)
+                _fsync_folder(zip_path.parent)
+            _crash_point("zip_closed")
+            self.append({"event": "zip_closed"})
+        with zipfile.ZipFile(zip_path) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+        for index, step in enumerate(self.plan.steps):
+            if index in self.done:
+                continue
+            source = self.plan.mailroot / step.source
+            member = members.get(step.target)
+            if member is None:
+                self._mark("missing", index)
+                continue
+            if source.exists():
+                if not _matches_member(source, member):
+                    raise InputError("mailroot_ops.zip_mismatch", value=str(source), where=str(zip_path),
+                                     next_key="mailroot_ops.zip_mismatch_next")
+                _remove(source)
+                _crash_point("unlinked")
+            self._mark("done", index)
+
+    def _write_zip(self, partial: Path) -> None:
+        try:
+            with open(partial, "wb") as handle:
+                with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                    for step in self.plan.steps:
+                        source = self.plan.mailroot / step.source
+                        if not source.exists():
+                            # The step is journalled as missing once the zip is in place.
+                            continue
+                        archive.write(source, arcname=step.target)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except PermissionError as error:
+            partial.unlink(missing_ok=True)
+            raise InputError("mailroot_ops.unreadable", value=error.filename or str(partial),
+                             detail=error.strerror or str(error), next_key="mailroot_ops.unreadable_next") from error
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise _write_error(partial, error) from error
+
+    # Resubmit into Pickup.
+
+    def _resubmit(self) -> None:
+        for index, step in enumerate(self.plan.steps):
+            if index in self.done:
+                continue
+            staging = self.plan.mailroot / f"{_STAGING_PREFIX}{self.journal.stem}-{index}.tmp"
+            target = self.plan.destination / step.target
+            if index not in self.staged:
+                source = self.plan.mailroot / step.source
+                if not source.exists():
+                    self._mark("missing", index)
+                    continue
+                _, _, data = resubmit_content(source)
+                _write_synced(staging, data)
+                _crash_point("staged")
+                self._mark("staged", index)
+            # A staged step whose staging file is gone was renamed into Pickup before the crash.
+            if staging.exists():
+                if target.exists():
+                    raise InputError("mailroot_ops.target_exists", value=str(target),
+                                     next_key="mailroot_ops.target_exists_next")
+                try:
+                    os.rename(staging, target)
+                except OSError as error:
+                    raise _write_error(target, error) from error
+                _fsync_folder(target.parent)
+                _crash_point("renamed")
+            self._mark("done", index)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise _write_error(path, error) from error
+
+
+def _write_error(path: Path, error: OSError) -> InputError:
+    key = "mailroot_ops.disk_full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "mailroot_ops.write_failed"
+    log.error("writing %s failed: %s", path, error)
+    return InputError(key, value=str(path), detail=error.strerror or str(error), next_key=f"{key}_next")
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise _write_error(path, error) from error
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable. Windows cannot open a folder for fsync, so there it is skipped."""
+    if os.name == "nt":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _same_content(first: Path, second: Path) -> bool:
+    if first.stat().st_size != second.stat().st_size:
+        return False
+    return _sha256(first) == _sha256(second)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_COPY_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _matches_member(source: Path, member: zipfile.ZipInfo) -> bool:
+    if source.stat().st_size != member.file_size:
+        return False
+    checksum = 0
+    with open(source, "rb") as handle:
+        while chunk := handle.read(_COPY_CHUNK):
+            checksum = zlib.crc32(chunk, checksum)
+    return checksum == member.CRC
+
+
+def _crash_point(point: str) -> None:
+    """Kill this process with SIGKILL at the point named by CRASH_ENV, for the kill test."""
+    setting = os.environ.get(CRASH_ENV)
+    if not setting:
+        return
+    name, _, count = setting.partition(":")
+    if name != point:
+        return
+    _crash_counts[point] = _crash_counts.get(point, 0) + 1
+    if str(_crash_counts[point]) == count:
+        # Windows has no SIGKILL, and os.kill with SIGTERM ends the process at once there.
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def describe_outcome(outcome: Outcome) -> str:
+    """Return one line saying what an operation did and where its journal is, in the user's language."""
+    key = "mailroot_ops.resumed" if outcome.resumed else f"mailroot_ops.{outcome.plan.operation}_done"
+    text = message(key, count=outcome.done, destination=outcome.plan.destination, journal=outcome.journal)
+    if outcome.missing:
+        text += "\n" + message("mailroot_ops.sources_missing", count=len(outcome.missing),
+                               names=", ".join(outcome.missing))
+    return text

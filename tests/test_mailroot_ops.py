@@ -1,0 +1,440 @@
+"""Archive and resubmit on real mailroot trees: dry runs, journals, bad input, faults and the lab."""
+
+import email
+import email.policy
+import errno
+import json
+import os
+import shutil
+import zipfile
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from adminkb import mailroot, mailroot_ops, pickup
+from adminkb.errors import InputError
+from adminkb.lab import FixedClock, MailLab
+from adminkb.lab.pickup import parse_pickup_file
+from clirun import run_area
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "mailroot_sample"
+NOW = datetime(2026, 3, 20, 12, 0, tzinfo=timezone.utc)
+OLD = NOW - timedelta(days=40)
+YOUNG = NOW - timedelta(days=2)
+
+
+@pytest.fixture(autouse=True)
+def english(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A copy of the sample mailroot whose Badmail files are 40 days old, except one young triple."""
+    copy = tmp_path / "mailroot"
+    shutil.copytree(SAMPLE, copy)
+    for path in (copy / "Badmail").iterdir():
+        stamp = (YOUNG if "01d1" in path.name else OLD).timestamp()
+        os.utime(path, (stamp, stamp))
+    return copy
+
+
+@pytest.fixture
+def journals(tmp_path):
+    return tmp_path / "journals"
+
+
+def tree(folder):
+    """Return {relative path: bytes} for every file under `folder`."""
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
+            if path.is_file()}
+
+
+def journal_events(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def ndr_for(original: EmailMessage, failed=("gone@example.net",), delivered=("ok@example.net",)) -> bytes:
+    """Build a delivery status notification (RFC 3464) in the service's layout that carries `original`."""
+    boundary = b"9B095B5ADSN=_01D1A2B3C4D5E6F7MAIL01"
+    status = [b"Reporting-MTA: dns;mail.example.com", b"Arrival-Date: Mon, 2 Mar 2026 09:00:01 +0800", b""]
+    for address in failed:
+        status += [b"Original-Recipient: rfc822;" + address.encode(), b"Final-Recipient: rfc822;" + address.encode(),
+                   b"Action: failed", b"Status: 5.0.0", b""]
+    for address in delivered:
+        status += [b"Final-Recipient: rfc822;" + address.encode(), b"Action: delivered", b"Status: 2.0.0", b""]
+    lines = [b"From: postmaster@mail.example.com", b"To: orders@example.com",
+             b"Subject: Delivery Status Notification (Failure)", b"MIME-Version: 1.0",
+             b'Content-Type: multipart/report; report-type=delivery-status; boundary="' + boundary + b'"', b"",
+             b"This is a MIME-formatted message.", b"", b"--" + boundary,
+             b"Content-Type: text/plain; charset=unicode-1-1-utf-7", b"",
+             b"This is an automatically generated Delivery Status Notification.", b"", b"--" + boundary,
+             b"Content-Type: message/delivery-status", b"", *status, b"--" + boundary,
+             b"Content-Type: message/rfc822", b"", original.as_bytes(policy=pickup.MESSAGE_POLICY).rstrip(b"\r\n"),
+             b"", b"--" + boundary + b"--", b""]
+    return b"\r\n".join(lines)
+
+
+def chinese_original() -> EmailMessage:
+    return pickup.compose_message(("王小明", "orders@example.com"), ["gone@example.net", "ok@example.net"],
+                                  "訂單通知：碁峰", "第一行\n.\n.hidden\n最後一行\n",
+                                  date=datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc),
+                                  message_id="<order-7@example.com>")
+
+
+# Archive.
+
+def test_archive_plan_changes_nothing(root):
+    before = tree(root)
+    plan = mailroot_ops.plan_archive(root, 30, now=NOW)
+    assert tree(root) == before
+    names = [Path(step.source).name for step in plan.steps]
+    assert "NTFS_01a1b2c301dca9e200000006.BDP" in names
+    assert not any("01d1" in name for name in names)
+    assert plan.destination == root / "BadmailArchive" / "2026-03-20"
+    assert list(plan.table().columns) == ["action", "source", "target", "size"]
+
+
+def test_archive_keeps_partly_young_triple(root):
+    stamp = YOUNG.timestamp()
+    os.utime(root / "Badmail" / "NTFS_01a1b2c301dca9e200000006.BDR", (stamp, stamp))
+    plan = mailroot_ops.plan_archive(root, 30, now=NOW)
+    assert not any("01a1" in step.source for step in plan.steps)
+    assert any("01b1" in step.source for step in plan.steps)
+
+
+def test_archive_moves_files_with_journal(root, tmp_path, journals):
+    before = tree(root / "Badmail")
+    plan = mailroot_ops.plan_archive(root, 30, to=tmp_path / "archive", now=NOW)
+    outcome = mailroot_ops.execute(plan, journals)
+    archived = tree(tmp_path / "archive" / "2026-03-20")
+    remaining = tree(root / "Badmail")
+    assert outcome.done == len(plan.steps) == len(archived)
+    assert set(remaining) == {"NTFS_01d1b2c301dca9e200000009.BAD", "NTFS_01d1b2c301dca9e200000009.BDR"}
+    for name, data in before.items():
+        assert (archived.get(name) or remaining.get(name)) == data
+    events = journal_events(outcome.journal)
+    assert events[0]["event"] == "plan"
+    assert [event["step"] for event in events[1:-1]] == list(range(len(plan.steps)))
+    assert events[-1] == {"event": "finished"}
+
+
+def test_archive_into_zip(root, tmp_path, journals):
+    before = tree(root / "Badmail")
+    target = tmp_path / "badmail.zip"
+    plan = mailroot_ops.plan_archive(root, 30, zip_file=target, now=NOW)
+    mailroot_ops.execute(plan, journals)
+    with zipfile.ZipFile(target) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    assert len(members) == 6
+    for name, data in members.items():
+        assert before[Path(name).name] == data
+        assert not (root / name).exists()
+    assert not target.with_name("badmail.zip.partial").exists()
+
+
+def test_archive_nothing_old_enough(root, journals, capsys):
+    assert run_area("mailroot", "archive", str(root), "--older-than", "400", "--confirm",
+                    "--state-dir", str(journals)) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert not journals.exists()
+
+
+def test_cli_archive_dry_run_then_confirm(root, journals, capsys):
+    # The command measures ages from the real clock, so the young triple is made young today.
+    for path in (root / "Badmail").glob("*01d1*"):
+        os.utime(path)
+    before = tree(root)
+    assert run_area("mailroot", "archive", str(root), "--older-than", "30", "--state-dir", str(journals)) == 0
+    output = capsys.readouterr().out
+    assert "dry run" in output
+    assert "NTFS_01a1b2c301dca9e200000006.BDP" in output
+    assert tree(root) == before
+    assert run_area("mailroot", "archive", str(root), "--older-than", "30", "--state-dir", str(journals),
+                    "--confirm", "--format", "json") == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["done"] == 6
+    assert Path(document["journal"]).is_file()
+    assert len(list((root / "Badmail").iterdir())) == 2
+
+
+@pytest.mark.parametrize("arguments, key", [
+    (("--older-than", "-1"), "mailroot_ops.bad_age"),
+    (("--older-than", "nan"), "mailroot_ops.bad_age"),
+])
+def test_archive_bad_age(root, arguments, key):
+    with pytest.raises(InputError) as raised:
+        run_area("mailroot", "archive", str(root), *arguments)
+    assert raised.value.key == key
+
+
+def test_archive_missing_folder(tmp_path):
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(tmp_path / "absent", 30)
+    assert raised.value.key == "mailroot.scan_root_missing"
+    assert "absent" in str(raised.value)
+
+
+def test_archive_without_badmail(tmp_path):
+    (tmp_path / "Drop").mkdir()
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(tmp_path, 30)
+    assert raised.value.key == "mailroot_ops.no_badmail"
+
+
+def test_archive_queue_path_refused(root):
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(root / "Queue", 30)
+    assert raised.value.key == "mailroot_ops.queue_refused"
+    assert "net stop smtpsvc" in str(raised.value)
+
+
+def test_archive_existing_zip_kept(root, tmp_path):
+    target = tmp_path / "old.zip"
+    target.write_bytes(b"an earlier archive")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(root, 30, zip_file=target, now=NOW)
+    assert raised.value.key == "mailroot_ops.target_exists"
+    assert target.read_bytes() == b"an earlier archive"
+
+
+def test_archive_name_taken_in_folder(root, tmp_path):
+    taken = tmp_path / "archive" / "2026-03-20" / "NTFS_01b1b2c301dca9e200000007.BAD"
+    taken.parent.mkdir(parents=True)
+    taken.write_bytes(b"someone else's file")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(root, 30, to=tmp_path / "archive", now=NOW)
+    assert raised.value.key == "mailroot_ops.target_exists"
+    assert taken.read_bytes() == b"someone else's file"
+
+
+class FaultyFile:
+    """A file object that writes `limit` bytes and then fails like a full disk."""
+
+    def __init__(self, handle, limit):
+        self.handle = handle
+        self.limit = limit
+
+    def write(self, data):
+        if self.handle.tell() + len(data) > self.limit:
+            self.handle.write(data[: max(0, self.limit - self.handle.tell())])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def full_disk_for(monkeypatch, marker, limit=40):
+    """Make files whose name contains `marker`, opened by mailroot_ops, fail after `limit` bytes."""
+    def faulty_open(path, mode="r", *args, **kwargs):
+        handle = open(path, mode, *args, **kwargs)
+        if marker in str(path) and "w" in mode:
+            return FaultyFile(handle, limit)
+        return handle
+    monkeypatch.setattr(mailroot_ops, "open", faulty_open, raising=False)
+
+
+def test_zip_full_disk_keeps_sources(root, tmp_path, journals, monkeypatch):
+    before = tree(root)
+    target = tmp_path / "badmail.zip"
+    plan = mailroot_ops.plan_archive(root, 30, zip_file=target, now=NOW)
+    full_disk_for(monkeypatch, ".partial")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.execute(plan, journals)
+    assert raised.value.key == "mailroot_ops.disk_full"
+    assert tree(root) == before
+    assert list(tmp_path.glob("badmail.zip*")) == []
+    monkeypatch.undo()
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    [journal] = mailroot_ops.unfinished_journals(root, "archive", journals)
+    mailroot_ops.resume(journal)
+    with zipfile.ZipFile(target) as archive:
+        assert len(archive.namelist()) == 6
+
+
+def test_journal_folder_unwritable(root, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    before = tree(root)
+    plan = mailroot_ops.plan_archive(root, 30, now=NOW)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.execute(plan, blocker / "journals")
+    assert raised.value.key == "mailroot_ops.journal_failed"
+    assert tree(root) == before
+
+
+def test_vanished_source_is_reported(root, journals):
+    plan = mailroot_ops.plan_archive(root, 30, now=NOW)
+    (root / plan.steps[0].source).unlink()
+    outcome = mailroot_ops.execute(plan, journals)
+    assert outcome.missing == [plan.steps[0].source]
+    assert outcome.done == len(plan.steps) - 1
+    assert "gone before" in mailroot_ops.describe_outcome(outcome)
+
+
+# Resubmit.
+
+def test_resubmit_plain_bad_keeps_original(root, journals):
+    source = root / "Badmail" / "NTFS_01a1b2c301dca9e200000006.BAD"
+    original = source.read_bytes()
+    plan = mailroot_ops.plan_resubmit(root, [source])
+    assert plan.steps[0].recipients == ("gone@example.net",)
+    mailroot_ops.execute(plan, journals)
+    assert source.read_bytes() == original
+    written = (root / "Pickup" / "resubmit-NTFS_01a1b2c301dca9e200000006.eml").read_bytes()
+    envelope = parse_pickup_file(written)
+    assert envelope.sender == "orders@example.com"
+    assert envelope.recipients == ("gone@example.net",)
+    assert envelope.content == pickup.crlf_lines(original)
+
+
+def test_resubmit_ndr_extracts_original(root, journals):
+    bad = root / "Badmail" / "NTFS_01e1b2c301dca9e20000000b.BAD"
+    bad.write_bytes(mailroot.envelope_lines("", ["orders@example.com"]) + ndr_for(chinese_original()))
+    plan = mailroot_ops.plan_resubmit(root, [bad.name])
+    [step] = plan.steps
+    assert step.sender == "orders@example.com"
+    assert step.recipients == ("gone@example.net",)
+    mailroot_ops.execute(plan, journals)
+    envelope = parse_pickup_file((root / "Pickup" / step.target).read_bytes())
+    resent = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert resent["Subject"] == "訂單通知：碁峰"
+    assert resent["Message-ID"] == "<order-7@example.com>"
+    # The SMTP policy encoded the text with CRLF line ends inside its base64.
+    assert resent.get_content().replace("\r\n", "\n") == "第一行\n.\n.hidden\n最後一行\n"
+
+
+def test_resubmit_ndr_through_lab(journals):
+    with MailLab(clock=FixedClock(NOW), pickup_interval=None) as lab:
+        bad = lab.mailroot / "Badmail" / "NTFS_01e1b2c301dca9e20000000b.BAD"
+        original = chinese_original()
+        original.replace_header("To", "user@example.com")
+        bad.write_bytes(ndr_for(original, failed=("user@example.com",), delivered=()))
+        plan = mailroot_ops.plan_resubmit(lab.mailroot, [bad])
+        mailroot_ops.execute(plan, journals)
+        lab.process_pickup()
+        [dropped] = lab.drop_files()
+        sender, recipients, parsed = mailroot.read_envelope(dropped)
+        body = email.message_from_bytes(dropped.read_bytes().split(b"\r\n", 2)[2], policy=email.policy.default)
+        assert bad.is_file()
+    assert recipients == ["user@example.com"]
+    assert str(parsed["Subject"]) == "訂單通知：碁峰"
+    assert body.get_content().replace("\r\n", "\n") == "第一行\n.\n.hidden\n最後一行\n"
+
+
+def test_resubmit_drop_file(root, journals):
+    source = root / "Drop" / "NTFS_00d1b2c301dca9e200000004.EML"
+    plan = mailroot_ops.plan_resubmit(root, [source])
+    mailroot_ops.execute(plan, journals)
+    assert source.is_file()
+    written = parse_pickup_file((root / "Pickup" / plan.steps[0].target).read_bytes())
+    sender, recipients, _ = mailroot.read_envelope(source)
+    assert written.sender == sender
+    assert list(written.recipients) == recipients
+
+
+def test_resubmit_twice_gets_second_name(root, journals):
+    source = root / "Drop" / "NTFS_00d1b2c301dca9e200000004.EML"
+    mailroot_ops.execute(mailroot_ops.plan_resubmit(root, [source]), journals)
+    second = mailroot_ops.plan_resubmit(root, [source])
+    assert second.steps[0].target == "resubmit-NTFS_00d1b2c301dca9e200000004-2.eml"
+
+
+def test_cli_resubmit_dry_run(root, journals, capsys):
+    before = tree(root)
+    assert run_area("mailroot", "resubmit", str(root), "NTFS_01a1b2c301dca9e200000006.BAD",
+                    "--state-dir", str(journals)) == 0
+    output = capsys.readouterr().out
+    assert "gone@example.net" in output
+    assert "dry run" in output
+    assert tree(root) == before
+
+
+@pytest.mark.parametrize("relative, key", [
+    ("Queue/NTFS_00a1b2c301dca9e200000001.EML", "mailroot_ops.queue_refused"),
+    ("Badmail/NTFS_01a1b2c301dca9e200000006.BDR", "mailroot_ops.reason_file"),
+    ("Pickup/3f2504e0-4f89-41d3-9a0c-0305e82c3301.eml", "mailroot_ops.not_resubmittable"),
+    ("Badmail/NTFS_ffffffffffffffffffffffff.BAD", "mailroot_ops.file_missing"),
+])
+def test_resubmit_bad_file(root, relative, key):
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_resubmit(root, [root / relative])
+    assert raised.value.key == key
+    assert Path(relative).name in str(raised.value)
+
+
+def test_resubmit_unreadable_file(root, monkeypatch):
+    source = root / "Badmail" / "NTFS_01a1b2c301dca9e200000006.BAD"
+    real_read = Path.read_bytes
+
+    def denied(path):
+        if path == source:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_read(path)
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_resubmit(root, [source])
+    assert raised.value.key == "mailroot_ops.unreadable"
+    assert "Permission denied" in str(raised.value)
+
+
+def test_resubmit_headers_only_ndr(root):
+    bad = root / "Badmail" / "NTFS_01e1b2c301dca9e20000000c.BAD"
+    text = ndr_for(chinese_original()).replace(b"message/rfc822", b"text/rfc822-headers")
+    bad.write_bytes(text)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_resubmit(root, [bad])
+    assert raised.value.key == "mailroot_ops.ndr_without_original"
+
+
+def test_resubmit_without_recipients(root):
+    bad = root / "Badmail" / "NTFS_01e1b2c301dca9e20000000d.BAD"
+    bad.write_bytes(b"Subject: no one\r\n\r\nbody\r\n")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_resubmit(root, [bad])
+    assert raised.value.key == "mailroot_ops.no_recipients"
+
+
+def test_resubmit_full_disk_then_rerun(root, journals, monkeypatch):
+    source = root / "Badmail" / "NTFS_01a1b2c301dca9e200000006.BAD"
+    before = tree(root)
+    plan = mailroot_ops.plan_resubmit(root, [source])
+    full_disk_for(monkeypatch, ".adminkb-resubmit-")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.execute(plan, journals)
+    assert raised.value.key == "mailroot_ops.disk_full"
+    assert "still in place" in str(raised.value)
+    assert tree(root) == before
+    monkeypatch.undo()
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert run_area("mailroot", "resubmit", str(root), str(source), "--confirm", "--state-dir", str(journals)) == 0
+    assert sorted(path.name for path in (root / "Pickup").iterdir() if "resubmit" in path.name) == [
+        "resubmit-NTFS_01a1b2c301dca9e200000006.eml"]
+    assert mailroot_ops.unfinished_journals(root, "resubmit", journals) == []
+
+
+def test_cut_last_journal_line_is_ignored(root, journals):
+    plan = mailroot_ops.plan_archive(root, 30, now=NOW)
+    outcome = mailroot_ops.execute(plan, journals)
+    lines = outcome.journal.read_text(encoding="utf-8").splitlines()
+    outcome.journal.write_text("\n".join(lines[:3]) + "\n" + lines[3][:5], encoding="utf-8")
+    assert mailroot_ops.unfinished_journals(root, "archive", journals) == [outcome.journal]
+    resumed = mailroot_ops.resume(outcome.journal)
+    assert resumed.done == len(plan.steps)
+
+
+def test_journal_without_plan_rejected(tmp_path):
+    journal = tmp_path / "archive-x.jsonl"
+    journal.write_text('{"event": "done", "step": 0}\n', encoding="utf-8")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.resume(journal)
+    assert raised.value.key == "mailroot_ops.journal_unreadable"
