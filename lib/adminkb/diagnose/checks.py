@@ -1,0 +1,463 @@
+"""The checks of a delivery diagnosis, in dependency order, each returning one `Step`.
+
+Every check reuses the project's own readers: the SMTP probe for the session, the mailroot
+inventory for Queue and Badmail, the W3C reader for the log, the metabase reader for the
+configuration and the DNS checks for the recipient domain. A check whose prerequisite failed
+returns SKIPPED with the reason instead of a second error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from adminkb import mailroot
+from adminkb.diagnose.model import NOT_RUN, OK, PROBLEM, SKIPPED, WARNING, Step
+from adminkb.dnscheck.mx import check_mx, lookup_addresses
+from adminkb.dnscheck.resolver import DnsClient
+from adminkb.errors import InputError
+from adminkb.i18n import message
+from adminkb.mailroot_scan import badmail_reasons, folder_summary, scan_mailroot, stuck_domains
+from adminkb.metabase import GRANT, SMART_HOST_TYPES, SmtpVirtualServer
+from adminkb.smtp import ProbeResult, parse_host_port, probe
+from adminkb.w3c import read_w3c
+
+log = logging.getLogger("adminkb.diagnose")
+
+# A message still in Queue after the service's first retry interval (15 minutes by default)
+# has failed at least one delivery attempt.
+QUEUE_STUCK_AGE = timedelta(minutes=15)
+# At most this many MX addresses are tried by --check-outbound, each bounded by the timeout.
+MAX_OUTBOUND_ADDRESSES = 3
+# The EHLO reply of the IIS SMTP Service names the client address: "250-host Hello [192.0.2.10]".
+_HELLO_ADDRESS = re.compile(r"Hello \[([0-9A-Fa-f:.]+)\]")
+
+PortMap = Callable[[str, int], int]
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass
+class DiagnoseRequest:
+    """The admin's facts about the failing delivery, and how far the diagnosis may reach.
+
+    `configuration` is a virtual server's settings (from MetaBase.xml, or from the lab).
+    `port_map` maps (address, port) to the port to connect to; the lab uses it for the
+    remote hosts that stand for port 25. `now` is the instant Queue ages are measured from.
+    """
+
+    host: str
+    port: int
+    mail_from: str
+    rcpt_to: str
+    mailroot: Path | None = None
+    logs: Path | None = None
+    configuration: SmtpVirtualServer | None = None
+    smart_host: str | None = None
+    check_outbound: bool = False
+    send_test: bool = False
+    dns: str | None = None
+    timeout: float = 10.0
+    source_address: str | None = None
+    now: datetime | None = None
+    port_map: PortMap | None = None
+    test_message: object = None
+    # The lab names queue files after its own clock (NTFS_<FILETIME><counter>.EML) while their
+    # modification times are real, so for the lab the ages come from the names.
+    ages_from_file_names: bool = False
+    facts: dict[str, object] = field(default_factory=dict)
+
+    def connect_port(self, address: str, port: int) -> int:
+        return self.port_map(address, port) if self.port_map else port
+
+
+def _skip(name: str, reason_key: str, **values: object) -> Step:
+    return Step(name, SKIPPED, message(reason_key, **values))
+
+
+def _recipient_domain(request: DiagnoseRequest) -> str:
+    return request.rcpt_to.rpartition("@")[2].lower()
+
+
+# The SMTP session: connect, banner, EHLO, relay, and the optional test message.
+
+def session_steps(request: DiagnoseRequest) -> list[Step]:
+    """Run one probe (stopping after RCPT TO unless --send-test) and judge its first four or five steps."""
+    options = {}
+    if request.send_test and request.test_message is not None:
+        options["message"] = request.test_message
+    result = probe(request.host, request.port, mail_from=request.mail_from, rcpt_to=[request.rcpt_to],
+                   send=request.send_test, source_address=request.source_address, timeout=request.timeout,
+                   total_timeout=4 * request.timeout, **options)
+    request.facts["probe"] = result
+    request.facts["client_ip"] = _client_address(result, request.source_address)
+    failed = result.verdict.step
+    steps: list[Step] = []
+    previous_failed: str | None = None
+    for name, probe_steps in (("connect", ("connect",)), ("banner", ("banner",)), ("ehlo", ("ehlo", "tls", "auth")),
+                              ("relay", ("mail", "rcpt"))):
+        if previous_failed:
+            steps.append(_skip(name, "diagnose.skipped_after", step=message(f"diagnose.step.{previous_failed}")))
+            continue
+        if failed in probe_steps:
+            steps.append(_session_failure(name, result, request))
+            if steps[-1].verdict == PROBLEM:
+                previous_failed = name
+            continue
+        steps.append(_session_success(name, result, request))
+    steps.append(_send_test_step(result, request, previous_failed))
+    return steps
+
+
+def _client_address(result: ProbeResult, source_address: str | None) -> str | None:
+    for recorded in result.replies:
+        if recorded.step == "ehlo":
+            found = _HELLO_ADDRESS.search(" ".join(recorded.reply.raw))
+            if found:
+                return found.group(1)
+    return source_address
+
+
+def _reply_text(result: ProbeResult, steps: tuple[str, ...]) -> str:
+    lines = [line for recorded in result.replies if recorded.step in steps for line in recorded.reply.raw]
+    return "\n".join(lines[-3:])
+
+
+def _session_success(name: str, result: ProbeResult, request: DiagnoseRequest) -> Step:
+    if name == "connect":
+        return Step(name, OK, message("diagnose.evidence.connected", server=f"{request.host}:{request.port}"))
+    if name == "banner":
+        return Step(name, OK, _reply_text(result, ("banner",)))
+    if name == "ehlo":
+        return Step(name, OK, message("diagnose.evidence.ehlo_ok", client=request.facts.get("client_ip") or "-"))
+    return Step(name, OK, _reply_text(result, ("rcpt",)) or message("diagnose.evidence.relay_ok"))
+
+
+def _session_failure(name: str, result: ProbeResult, request: DiagnoseRequest) -> Step:
+    verdict = result.verdict
+    level = WARNING if verdict.level.value == "warning" else PROBLEM
+    evidence = "\n".join(part for part in (_reply_text(result, ("mail", "rcpt", name)), verdict.summary) if part)
+    values = {"server": f"{request.host}:{request.port}", "client": request.facts.get("client_ip") or "-",
+              "recipient": request.rcpt_to, "sender": request.mail_from}
+    if name == "relay" and verdict.category == "relay_denied":
+        return _relay_denied_step(level, evidence, values, request)
+    cause = {"connect": "connect_failed", "banner": "banner_failed", "ehlo": "ehlo_failed"}.get(name, "recipient_rejected")
+    return Step(name, level, evidence, verdict.next_step or None, cause=cause, values=values)
+
+
+def _relay_denied_step(level: str, evidence: str, values: dict[str, object], request: DiagnoseRequest) -> Step:
+    configuration = request.configuration
+    client = request.facts.get("client_ip")
+    extra = []
+    if configuration is not None and client:
+        allowed = configuration.relay_allows(client)
+        if allowed is False:
+            entries = configuration.relay.entries() if configuration.relay else []
+            listed = ", ".join(entries) if entries else message("metabase.value.empty_list")
+            extra.append(message("diagnose.evidence.relay_list_missing", client=client, entries=listed))
+    probe_result: ProbeResult = request.facts["probe"]
+    offers_auth = bool(probe_result.ehlo and probe_result.ehlo.auth_mechanisms)
+    next_key = "diagnose.next.relay_denied_auth" if offers_auth else "diagnose.next.relay_denied"
+    return Step("relay", level, "\n".join([evidence, *extra]), message(next_key, **values), cause="relay_denied",
+                values=values)
+
+
+def _send_test_step(result: ProbeResult, request: DiagnoseRequest, previous_failed: str | None) -> Step:
+    if not request.send_test:
+        return Step("send_test", NOT_RUN, message("diagnose.evidence.send_test_not_run"))
+    if previous_failed:
+        return _skip("send_test", "diagnose.skipped_after", step=message(f"diagnose.step.{previous_failed}"))
+    if result.sent:
+        return Step("send_test", OK, _reply_text(result, ("message",)) or message("diagnose.evidence.sent"))
+    return Step("send_test", PROBLEM, result.verdict.summary, result.verdict.next_step or None,
+                cause="message_rejected", values={"recipient": request.rcpt_to})
+
+
+# The server's configuration (MetaBase.xml copy or the lab's settings).
+
+def config_step(request: DiagnoseRequest) -> Step:
+    """Compare the configuration with what the session showed: relay list, logging, Smart Host."""
+    configuration = request.configuration
+    if configuration is None:
+        return _skip("config", "diagnose.skipped_no_metabase")
+    findings: list[str] = []
+    problems: list[str] = []
+
+    client = request.facts.get("client_ip")
+    if client:
+        allowed = configuration.relay_allows(client)
+        if allowed is False:
+            entries = configuration.relay.entries() if configuration.relay else []
+            listed = ", ".join(entries) if entries else message("metabase.value.empty_list")
+            mode = message(f"metabase.value.mode_{configuration.relay_mode or GRANT}", entries=listed)
+            problems.append(message("diagnose.evidence.config_relay_missing", client=client, mode=mode))
+        elif allowed is True:
+            findings.append(message("diagnose.evidence.config_relay_contains", client=client))
+        else:
+            findings.append(message("diagnose.evidence.config_relay_unknown"))
+        if configuration.connection_allows(client) is False:
+            problems.append(message("diagnose.evidence.config_connection_denied", client=client))
+    if not configuration.logging_enabled:
+        findings.append(message("diagnose.evidence.config_logging_off"))
+
+    smart_type = SMART_HOST_TYPES.get(configuration.smart_host_type, "none")
+    if configuration.smart_host and smart_type != "none":
+        findings.append(message("diagnose.evidence.config_smart_host", host=configuration.smart_host,
+                                type=message(f"metabase.value.smart_host_{smart_type}")))
+    else:
+        findings.append(message("diagnose.evidence.config_direct"))
+    findings.append(message("diagnose.evidence.config_size", size=configuration.max_message_size))
+    findings.extend(configuration.notes)
+
+    if problems:
+        return Step("config", PROBLEM, "\n".join(problems + findings),
+                    message("diagnose.next.config_relay", client=client), cause="config_relay_missing",
+                    values={"client": client})
+    verdict = WARNING if not configuration.logging_enabled else OK
+    next_step = message("diagnose.next.config_logging") if verdict == WARNING else None
+    return Step("config", verdict, "\n".join(findings), next_step,
+                cause="logging_off" if verdict == WARNING else None)
+
+
+# Pickup, Queue, Badmail: the mailroot.
+
+def pickup_step(request: DiagnoseRequest) -> Step:
+    """Check that Pickup accepts new entries without sending anything.
+
+    The check creates an empty sub-folder and removes it at once. The service picks up only
+    files, so nothing is sent. NTFS grants "create folders" and "create files" separately, so
+    on Windows this shows the folder right only, and the evidence states that.
+    """
+    if request.mailroot is None:
+        return _skip("pickup", "diagnose.skipped_no_mailroot")
+    folder = _mailroot_folder(request.mailroot, mailroot.PICKUP)
+    if folder is None:
+        return Step("pickup", PROBLEM, message("diagnose.evidence.pickup_missing", path=request.mailroot),
+                    message("diagnose.next.pickup_missing"), cause="pickup_missing",
+                    values={"path": str(request.mailroot)})
+    probe_folder = folder / f"adminkb-write-test-{uuid.uuid4().hex[:12]}"
+    try:
+        probe_folder.mkdir()
+    except OSError as error:
+        log.info("Pickup folder %s is not writable: %s", folder, error)
+        return Step("pickup", PROBLEM, message("diagnose.evidence.pickup_not_writable", path=folder,
+                                               error=error.strerror or str(error)),
+                    message("diagnose.next.pickup_not_writable", path=folder), cause="pickup_not_writable",
+                    values={"path": str(folder)})
+    try:
+        probe_folder.rmdir()
+    except OSError as error:
+        log.warning("could not remove the test folder %s: %s", probe_folder, error)
+    waiting = [entry for entry in folder.iterdir() if entry.is_file()]
+    return Step("pickup", OK, message("diagnose.evidence.pickup_writable", path=folder, count=len(waiting)))
+
+
+def _mailroot_folder(root: Path, name: str) -> Path | None:
+    if not root.is_dir():
+        return None
+    for entry in root.iterdir():
+        if entry.is_dir() and entry.name.lower() == name.lower():
+            return entry
+    return None
+
+
+def _inventory(request: DiagnoseRequest) -> pd.DataFrame | Step:
+    if "inventory" in request.facts:
+        return request.facts["inventory"]
+    try:
+        inventory = scan_mailroot(request.mailroot, now=request.now, progress=False)
+    except InputError as error:
+        return Step("queue", PROBLEM, str(error), None, cause="mailroot_unusable", values={"path": str(request.mailroot)})
+    if request.ages_from_file_names and request.now is not None:
+        inventory = _ages_from_names(inventory, request.now)
+    request.facts["inventory"] = inventory
+    return inventory
+
+
+def _ages_from_names(inventory: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """Return the inventory with ages measured from the FILETIME in NTFS_ file names."""
+    inventory = inventory.copy()
+    for index, name in inventory["name"].items():
+        if mailroot.is_ntfs_file_name(name):
+            low, high = int(name[5:13], 16), int(name[13:21], 16)
+            arrival = _FILETIME_EPOCH + timedelta(microseconds=((high << 32) | low) // 10)
+            inventory.at[index, "age"] = pd.Timedelta(now - arrival)
+    return inventory
+
+
+def queue_step(request: DiagnoseRequest) -> Step:
+    """Count the messages in Queue and judge the oldest one's age."""
+    if request.mailroot is None:
+        return _skip("queue", "diagnose.skipped_no_mailroot")
+    inventory = _inventory(request)
+    if isinstance(inventory, Step):
+        return inventory
+    folders = folder_summary(inventory).set_index("role")
+    count = int(folders.loc[mailroot.QUEUE, "messages"])
+    if count == 0:
+        return Step("queue", OK, message("diagnose.evidence.queue_empty"))
+    oldest = folders.loc[mailroot.QUEUE, "oldest_age"]
+    domains = stuck_domains(inventory)
+    domain_text = ", ".join(f"{row.domain} ({row.messages})" for row in domains.head(5).itertuples())
+    values = {"count": count, "oldest": _age_text(oldest), "domains": domain_text}
+    evidence = message("diagnose.evidence.queue", **values)
+    if pd.isna(oldest) or oldest < QUEUE_STUCK_AGE:
+        return Step("queue", OK, evidence + "\n" + message("diagnose.evidence.queue_young"))
+    return Step("queue", PROBLEM, evidence, message("diagnose.next.queue_stuck", **values), cause="queue_stuck",
+                values=values)
+
+
+def _age_text(age: object) -> str:
+    if age is None or pd.isna(age):
+        return "-"
+    minutes = max(0, int(pd.Timedelta(age).total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    return message("mailroot.cli.age", days=days, hours=rest // 60, minutes=rest % 60)
+
+
+def badmail_step(request: DiagnoseRequest) -> Step:
+    """Report the Badmail reasons (.BDR) with their counts."""
+    if request.mailroot is None:
+        return _skip("badmail", "diagnose.skipped_no_mailroot")
+    inventory = _inventory(request)
+    if isinstance(inventory, Step):
+        return _skip("badmail", "diagnose.skipped_after", step=message("diagnose.step.queue"))
+    reasons = badmail_reasons(inventory)
+    count = int(folder_summary(inventory).set_index("role").loc[mailroot.BADMAIL, "messages"])
+    if count == 0 and reasons.empty:
+        return Step("badmail", OK, message("diagnose.evidence.badmail_empty"))
+    lines = [message("diagnose.evidence.badmail", count=count)]
+    lines += [f"{row.count} × {row.reason}" for row in reasons.head(3).itertuples()]
+    return Step("badmail", WARNING, "\n".join(lines), message("diagnose.next.badmail"), cause="badmail_present",
+                values={"count": count})
+
+
+# The W3C log.
+
+def log_step(request: DiagnoseRequest) -> Step:
+    """Find the log lines for this sender or recipient and report the failed ones."""
+    if request.logs is None:
+        return _skip("log", "diagnose.skipped_no_logs")
+    try:
+        frame = read_w3c(request.logs)
+    except InputError as error:
+        return Step("log", WARNING, str(error), None, cause="log_unreadable", values={"path": str(request.logs)})
+    query = frame.get("cs-uri-query")
+    if query is None or frame.empty:
+        return Step("log", WARNING, message("diagnose.evidence.log_no_query", path=request.logs),
+                    message("diagnose.next.log_fields"), cause="log_incomplete", values={"path": str(request.logs)})
+    text = query.astype("string").fillna("").str.lower()
+    wanted = text.str.contains(request.mail_from.lower(), regex=False) | \
+        text.str.contains(request.rcpt_to.lower(), regex=False)
+    matched = frame[wanted]
+    if matched.empty:
+        return Step("log", OK, message("diagnose.evidence.log_none", sender=request.mail_from,
+                                       recipient=request.rcpt_to, lines=len(frame)))
+    status = pd.to_numeric(matched.get("sc-status"), errors="coerce")
+    failed = matched[status >= 400]
+    if failed.empty:
+        return Step("log", OK, message("diagnose.evidence.log_ok", count=len(matched)))
+    shown = [f"{row.get('cs-method', '-')} {row.get('cs-uri-query', '-')} {row.get('sc-status', '-')}"
+             for row in failed.tail(3).to_dict(orient="records")]
+    values = {"count": len(failed), "total": len(matched)}
+    return Step("log", WARNING, "\n".join([message("diagnose.evidence.log_failed", **values), *shown]),
+                message("diagnose.next.log_failed"), cause="log_failures", values=values)
+
+
+# DNS, port 25 to the recipient's MX, and the Smart Host: only when asked.
+
+def dns_step(request: DiagnoseRequest) -> Step:
+    """Look up the recipient domain's MX (only with --check-outbound and a named DNS server)."""
+    if not request.check_outbound:
+        return Step("dns", NOT_RUN, message("diagnose.evidence.outbound_not_run"))
+    if not request.dns:
+        return _skip("dns", "diagnose.skipped_no_dns")
+    domain = _recipient_domain(request)
+    client = DnsClient(request.dns, timeout=request.timeout)
+    results = check_mx(client, domain)
+    mx_result = results[0]
+    hosts = [entry["host"] for entry in mx_result.details.get("exchangers", []) if entry["host"] != "."]
+    if not hosts and mx_result.outcome == "implicit":
+        hosts = [domain]
+    request.facts["mx_hosts"] = hosts
+    request.facts["dns_client"] = client
+    evidence = "\n".join([*mx_result.records[:5], mx_result.explanation()])
+    if mx_result.verdict in ("ok", "warning"):
+        return Step("dns", OK if mx_result.verdict == "ok" else WARNING, evidence,
+                    mx_result.next_step() if mx_result.verdict == "warning" else None,
+                    cause="dns_partial" if mx_result.verdict == "warning" else None, values={"domain": domain})
+    return Step("dns", PROBLEM, evidence, mx_result.next_step(), cause="dns_failed", values={"domain": domain})
+
+
+def outbound_step(request: DiagnoseRequest, dns: Step) -> Step:
+    """Connect to port 25 of the recipient's MX hosts, in preference order, until one answers."""
+    if not request.check_outbound:
+        return Step("outbound", NOT_RUN, message("diagnose.evidence.outbound_not_run"))
+    if dns.verdict not in (OK, WARNING):
+        return _skip("outbound", "diagnose.skipped_after", step=message("diagnose.step.dns"))
+    client: DnsClient = request.facts["dns_client"]
+    addresses: list[tuple[str, str]] = []
+    for host in request.facts.get("mx_hosts", []):
+        for lookup in lookup_addresses(client, host):
+            addresses.extend((host, text) for text in lookup.texts())
+    tried = []
+    for host, address in addresses[:MAX_OUTBOUND_ADDRESSES]:
+        result = _banner_probe(request, address, 25)
+        tried.append(f"{host} [{address}]:25 → {result.verdict.summary}")
+        if result.verdict.step not in ("connect", "banner"):
+            return Step("outbound", OK, "\n".join(tried))
+    values = {"domain": _recipient_domain(request), "hosts": ", ".join(host for host, _ in addresses) or "-"}
+    return Step("outbound", PROBLEM, "\n".join(tried) or message("diagnose.none"),
+                message("diagnose.next.outbound_unreachable", **values), cause="outbound_unreachable", values=values)
+
+
+def smart_host_step(request: DiagnoseRequest) -> Step:
+    """Check that the Smart Host (from --smart-host or the configuration) answers with a banner and EHLO."""
+    configured = request.smart_host
+    if configured is None and request.configuration is not None:
+        if request.configuration.smart_host and request.configuration.smart_host_type != 0:
+            configured = request.configuration.smart_host
+    if not configured:
+        return _skip("smart_host", "diagnose.skipped_no_smart_host")
+    host, port = _smart_host_address(configured)
+    result = _banner_probe(request, host, port, quit_after="ehlo")
+    values = {"smart_host": configured}
+    if result.verdict.step in ("connect", "banner", "ehlo"):
+        return Step("smart_host", PROBLEM, f"{configured}: {result.verdict.summary}",
+                    message("diagnose.next.smart_host_unreachable", **values), cause="smart_host_unreachable",
+                    values=values)
+    return Step("smart_host", OK, message("diagnose.evidence.smart_host_ok", smart_host=configured,
+                                          banner=_reply_text(result, ("banner",))))
+
+
+def _smart_host_address(text: str) -> tuple[str, int]:
+    """Return host and port of a Smart Host written as `name`, `[IP]` or either with `:port`."""
+    bracketed = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", text.strip())
+    if bracketed:
+        return bracketed.group(1), int(bracketed.group(2) or 25)
+    return parse_host_port(text.strip())
+
+
+def _banner_probe(request: DiagnoseRequest, host: str, port: int, quit_after: str = "banner") -> ProbeResult:
+    connect_port = request.connect_port(host, port)
+    return probe(host, connect_port, mail_from=request.mail_from, rcpt_to=[request.rcpt_to], quit_after=quit_after,
+                 timeout=request.timeout, total_timeout=2 * request.timeout)
+
+
+def checked_folder(path: str | os.PathLike[str] | None, option: str) -> Path | None:
+    """Return `path` as a Path, raising InputError when it is given but is not a folder."""
+    if path is None:
+        return None
+    folder = Path(path)
+    if not folder.exists():
+        raise InputError("diagnose.path_missing", value=str(folder), option=option,
+                         next_key="diagnose.path_missing_next")
+    return folder
+

@@ -1,0 +1,197 @@
+"""The guided diagnosis against the mail lab: each staged fault must be named as the cause."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adminkb.diagnose import (CONFIGURATION, EXIT_CODES, FAULTS, OK, PICKUP_NOT_WRITABLE, PROBLEM, QUEUE, RELAY,
+                              RELAY_DENIED, REMOTE_MX_UNREACHABLE, SKIPPED, WRONG_SMART_HOST, DiagnoseRequest,
+                              diagnose, diagnose_target, lab_configuration, restore_fault, stage_fault)
+from adminkb.errors import InputError
+from adminkb.lab import can_bind_source_address
+from adminkb.metabase import GRANT
+from adminkb.target import SmtpTarget
+from tests.clirun import run_area
+
+pytestmark = pytest.mark.timeout(180)
+
+APP = "127.0.0.10"
+SENDER = "app@example.com"
+METABASE = Path(__file__).resolve().parent.parent / "data" / "metabase" / "MetaBase_smtp.xml"
+needs_aliases = pytest.mark.skipif(not can_bind_source_address(APP),
+                                   reason="this machine cannot send from 127.0.0.10 (only 127.0.0.1 exists)")
+
+
+@pytest.fixture()
+def target():
+    lab_target = SmtpTarget("lab", source_address=APP)
+    try:
+        yield lab_target
+    finally:
+        restore_fault(lab_target.lab)
+        lab_target.close()
+
+
+def _stage(target, fault, *, queue_mail=False):
+    domain = stage_fault(target.lab, fault, client=target.source_address or "127.0.0.1")
+    recipient = f"user@{domain}"
+    if queue_mail:
+        assert target.probe(SENDER, recipient, send=True, timeout=5).exit_code == 0
+        target.lab.advance(minutes=31)
+    return recipient
+
+
+@needs_aliases
+def test_relay_denied_is_named(target):
+    recipient = _stage(target, RELAY_DENIED)
+    result = diagnose_target(target, SENDER, recipient, timeout=5)
+    assert result.cause == "relay_denied"
+    assert result.most_likely.name == "relay"
+    assert result.exit_status == EXIT_CODES[RELAY]
+    assert "550 5.7.1 Unable to relay" in result.most_likely.evidence
+    assert APP in result.most_likely.evidence
+    assert result.step("config").verdict == PROBLEM
+    assert result.rows()[0]["step"] == result.most_likely.title
+
+
+@needs_aliases
+def test_pickup_not_writable_is_named(target):
+    recipient = _stage(target, PICKUP_NOT_WRITABLE)
+    result = diagnose_target(target, SENDER, recipient, timeout=5)
+    assert result.cause == "pickup_not_writable"
+    assert result.exit_status == EXIT_CODES[CONFIGURATION]
+    assert result.step("relay").verdict == OK
+    assert list(target.lab.pickup_dir.iterdir()) == []
+
+
+@needs_aliases
+def test_remote_mx_unreachable_is_named(target):
+    recipient = _stage(target, REMOTE_MX_UNREACHABLE, queue_mail=True)
+    result = diagnose_target(target, SENDER, recipient, timeout=5)
+    assert result.cause == "outbound_unreachable"
+    assert result.exit_status == EXIT_CODES[QUEUE]
+    assert "mx.blocked.lab.test" in result.most_likely.evidence
+    assert result.step("queue").verdict == PROBLEM
+    assert "blocked.lab.test" in result.step("queue").evidence
+
+
+@needs_aliases
+def test_remote_mx_without_outbound_check(target):
+    recipient = _stage(target, REMOTE_MX_UNREACHABLE, queue_mail=True)
+    result = diagnose_target(target, SENDER, recipient, timeout=5, check_outbound=False)
+    assert result.cause == "queue_stuck"
+    assert result.step("outbound").verdict == "not_run"
+    assert "0 天 00:31" in result.most_likely.evidence
+
+
+@needs_aliases
+def test_wrong_smart_host_is_named(target):
+    recipient = _stage(target, WRONG_SMART_HOST, queue_mail=True)
+    result = diagnose_target(target, SENDER, recipient, timeout=5)
+    assert result.cause == "smart_host_unreachable"
+    assert result.exit_status == EXIT_CODES[CONFIGURATION]
+    assert "[127.0.0.41]" in result.most_likely.evidence
+    assert result.step("queue").verdict == PROBLEM
+
+
+@needs_aliases
+def test_faults_one_after_another(target):
+    causes = []
+    for fault in FAULTS:
+        recipient = _stage(target, fault, queue_mail=fault in (REMOTE_MX_UNREACHABLE, WRONG_SMART_HOST))
+        causes.append(diagnose_target(target, SENDER, recipient, timeout=5).cause)
+        if target.lab.queue_files():
+            restore_fault(target.lab)
+            target.lab.advance(minutes=60)
+    assert causes == ["relay_denied", "pickup_not_writable", "outbound_unreachable", "smart_host_unreachable"]
+
+
+@needs_aliases
+def test_healthy_lab_passes(target):
+    target.lab.allow_relay(APP)
+    result = diagnose_target(target, SENDER, "user@example.net", timeout=5)
+    assert result.cause is None
+    assert result.exit_status == 0
+    assert result.step("outbound").verdict == OK
+
+
+@needs_aliases
+def test_send_test_delivers_only_when_asked(target):
+    target.lab.allow_relay(APP)
+    diagnose_target(target, SENDER, "user@example.net", timeout=5)
+    assert target.lab.queue_files() == []
+    result = diagnose_target(target, SENDER, "user@example.net", timeout=5, send_test=True)
+    assert result.step("send_test").verdict == OK
+    assert len(target.lab.queue_files()) == 1
+
+
+def test_nothing_listening_skips_the_rest(tmp_path):
+    from tests.integration.postfix import free_port
+
+    port = free_port()
+    result = diagnose(DiagnoseRequest(host="127.0.0.1", port=port, mail_from=SENDER, rcpt_to="user@example.net",
+                                      mailroot=None, timeout=2))
+    assert result.cause == "connect_failed"
+    assert result.exit_status == EXIT_CODES["connection"]
+    for name in ("banner", "ehlo", "relay"):
+        assert result.step(name).verdict == SKIPPED
+        assert "連線" in result.step(name).evidence
+
+
+def test_lab_configuration_matches_lab(target):
+    target.lab.allow_relay("192.0.2.10")
+    configuration = lab_configuration(target.lab)
+    assert configuration.relay_mode == GRANT
+    assert configuration.relay_allows("192.0.2.10") is True
+    assert configuration.relay_allows(APP) is False
+    assert configuration.pickup_directory == str(target.lab.pickup_dir)
+
+
+def test_unknown_fault_raises(target):
+    with pytest.raises(InputError) as caught:
+        stage_fault(target.lab, "disk_full")
+    assert caught.value.key == "diagnose.unknown_fault"
+
+
+@needs_aliases
+def test_cli_metabase_names_missing_entry(target, capsys):
+    code = run_area("diagnose", "--server", target.address, "--from", SENDER, "--to", "user@example.net",
+                    "--metabase", str(METABASE), "--source", APP, "--timeout", "5", "--format", "json")
+    assert code == EXIT_CODES[RELAY]
+    document = json.loads(capsys.readouterr().out)
+    assert document["cause"] == "relay_denied"
+    steps = {step["name"]: step for step in document["steps"]}
+    assert "192.0.2.10, 198.51.100.0/24" in steps["relay"]["evidence"]
+    assert APP in steps["config"]["evidence"]
+
+
+@needs_aliases
+def test_cli_table_with_mailroot_and_logs(target, capsys):
+    target.lab.allow_relay(APP)
+    code = run_area("diagnose", "--server", target.address, "--from", SENDER, "--to", "user@example.net",
+                    "--mailroot", str(target.lab.mailroot), "--logs", str(target.lab.log_dir), "--source", APP,
+                    "--timeout", "5")
+    assert code == 0
+    output = capsys.readouterr().out
+    assert "Queue" in output
+    assert "127.0.0.10" in output
+
+
+@pytest.mark.parametrize(("arguments", "key"), [
+    (["--from", "not an address"], "smtp"),
+    (["--mailroot", "/nonexistent/mailroot"], "diagnose.path_missing"),
+    (["--dns", "127.0.0.1:53"], "diagnose.dns_without_outbound"),
+    (["--metabase", str(METABASE), "--virtual-server", "9"], "diagnose.no_virtual_server"),
+    (["--timeout", "-1"], "smtp"),
+])
+def test_cli_bad_input_raises(arguments, key):
+    base = {"--server": "127.0.0.1:2525", "--from": SENDER, "--to": "user@example.net"}
+    for index in range(0, len(arguments), 2):
+        base[arguments[index]] = arguments[index + 1] if index + 1 < len(arguments) else None
+    flat = [item for pair in base.items() for item in pair if item is not None]
+    with pytest.raises(InputError) as caught:
+        run_area("diagnose", *flat)
+    assert caught.value.key.startswith(key)
