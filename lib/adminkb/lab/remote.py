@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import socket
 import ssl
@@ -134,6 +135,8 @@ class RemoteLab:
         self._certificate: LabCertificate | None = None
         self._received: list[ReceivedMessage] = []
         self._greylist: dict[tuple[str, str, str], datetime] = {}
+        # Port 25 of these addresses maps to the given port instead of the shared one.
+        self._port_table: dict[str, int] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -155,8 +158,26 @@ class RemoteLab:
         return self._port
 
     def port_for(self, address: str, port: int = SMTP_PORT) -> int:
-        """Return the port to connect to for `port` on `address`: the shared port for 25, else `port`."""
-        return self.port if port == SMTP_PORT else port
+        """Return the port to connect to for `port` on `address`.
+
+        Port 25 maps to the port of an entry added with `map_port25()`, else to the shared port
+        of the lab's receivers. Other ports stay as they are.
+        """
+        if port != SMTP_PORT:
+            return port
+        with self._lock:
+            mapped = self._port_table.get(address)
+        return mapped if mapped is not None else self.port
+
+    def map_port25(self, address: str, port: int) -> None:
+        """Add a port table entry: port 25 of the loopback `address` is `port` (another server, such as Postfix)."""
+        if not _is_loopback(address):
+            raise LabError("lab.remote.not_loopback", value=address, next_key="lab.remote.not_loopback_next")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InputError("lab.invalid_port", value=port, next_key="lab.invalid_port_next")
+        with self._lock:
+            self._port_table[address] = port
+        log.info("port 25 of %s maps to port %d", address, port)
 
     @property
     def certificate_file(self) -> Path:
@@ -366,6 +387,13 @@ class _ReceiverHandler:
             tls=session.ssl is not None, user=session.auth_data if session.authenticated else None)
         self.remote._store(item)
         return f"250 2.0.0 Ok: queued as {len(self.remote.received()):06X}"
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _one_line(text: str) -> str:
