@@ -1,0 +1,461 @@
+"""Tests for `adminkb export`: the offline site, its pages, and the safety of its output folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from adminkb.errors import InputError
+from adminkb.export import export_site, external_resources, is_local_url
+from adminkb.runbooks import NOTEBOOKS_DIR, RUNBOOKS
+from tests.clirun import run_area
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+# --- the external-resource check --------------------------------------------------------------
+
+@pytest.mark.parametrize("html", [
+    '<script src="https://cdnjs.example.com/require.js"></script>',
+    '<link rel="stylesheet" href="http://example.com/site.css">',
+    '<img src="//example.net/logo.png">',
+    '<img srcset="local.png 1x, https://example.com/big.png 2x">',
+    '<iframe src="https://example.com/frame"></iframe>',
+    '<object data="https://example.com/plugin"></object>',
+    '<embed src="https://example.com/movie">',
+    '<video poster="https://example.com/poster.jpg"></video>',
+    '<source src="https://example.com/clip.mp4">',
+    '<base href="https://example.com/">',
+    '<meta http-equiv="refresh" content="0; url=https://example.com/">',
+    '<style>body { background: url("https://example.com/bg.png"); }</style>',
+    "<style>@import 'https://example.com/more.css';</style>",
+    '<style>@import url(https://example.com/more.css);</style>',
+    '<div style="background-image: url(https://example.com/bg.png)"></div>',
+    '<script src="/usr/share/javascript/jquery.js"></script>',
+    '<img src="../outside.png">',
+    '<link rel="icon" href="file:///etc/icon.png">',
+])
+def test_external_resource_found(html):
+    assert external_resources(f"<html><body>{html}</body></html>") != []
+
+
+@pytest.mark.parametrize("html", [
+    '<a href="https://learn.microsoft.com/en-us/troubleshoot/">KB</a>',
+    '<a href="https://www.rfc-editor.org/rfc/rfc5321">RFC 5321</a>',
+    '<img src="data:image/png;base64,iVBORw0KGgo=">',
+    '<img src="images/plot.png">',
+    '<a href="#step-1">step</a>',
+    '<style>body { font-family: "Noto Sans CJK TC"; }</style>',
+    '<script>var x = "https://example.com/ is only a string";</script>',
+])
+def test_local_or_link_not_flagged(html):
+    assert external_resources(f"<html><body>{html}</body></html>") == []
+
+
+@pytest.mark.parametrize(("url", "local"), [
+    ("", True), ("#top", True), ("page.html", True), ("sub/page.html#x", True),
+    ("data:text/css,body{}", True), ("https://example.com/", False), ("//example.com/x", False),
+    ("/etc/passwd", False), ("../up.html", False), ("sub/../../up.html", False), ("FILE:///x", False),
+])
+def test_is_local_url(url, local):
+    assert is_local_url(url) is local
+
+
+# --- fixture notebooks ------------------------------------------------------------------------
+
+def _notebook(*cells: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.cells = list(cells)
+    return notebook
+
+
+def _write(folder: Path, name: str, notebook: nbformat.NotebookNode) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    nbformat.write(notebook, path)
+    return path
+
+
+def _widget_notebook() -> nbformat.NotebookNode:
+    """A notebook whose cells show widgets the three ways a page can meet them."""
+    own_fallback = nbformat.v4.new_code_cell("checklist", outputs=[nbformat.v4.new_output(
+        "display_data", data={
+            WIDGET_VIEW: {"model_id": "a1", "version_major": 2, "version_minor": 0},
+            "text/plain": "VBox(children=(Checkbox(value=True),))",
+            "text/html": '<ul class="checklist"><li>☑ 備份登錄檔（已完成）</li><li>☐ 執行 sysprep</li></ul>',
+        })])
+    separate_fallback = nbformat.v4.new_code_cell("form", outputs=[
+        nbformat.v4.new_output("display_data", data={
+            WIDGET_VIEW: {"model_id": "b2", "version_major": 2, "version_minor": 0},
+            "text/plain": "Text(value='mail.example.com')",
+        }),
+        nbformat.v4.new_output("display_data", data={
+            "text/html": '<p class="form-fallback">伺服器：mail.example.com</p>',
+            "text/plain": "伺服器：mail.example.com",
+        }),
+    ])
+    no_fallback = nbformat.v4.new_code_cell("slider", outputs=[nbformat.v4.new_output(
+        "display_data", data={
+            WIDGET_VIEW: {"model_id": "c3", "version_major": 2, "version_minor": 0},
+            "text/plain": "IntSlider(value=7)",
+        })])
+    notebook = _notebook(nbformat.v4.new_markdown_cell("# 90 互動元件測試\n\n## 檢查清單"),
+                         own_fallback, separate_fallback, no_fallback)
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+        "state": {}, "version_major": 2, "version_minor": 0}}
+    return notebook
+
+
+def _plain_notebook(title: str, code: str, output_text: str | None = None) -> nbformat.NotebookNode:
+    outputs = [nbformat.v4.new_output("stream", name="stdout", text=output_text)] if output_text else []
+    return _notebook(
+        nbformat.v4.new_markdown_cell(f"# {title}\n\n## 步驟 1：計算\n\n說明文字。"
+                                      "參考 [RFC 5321](https://www.rfc-editor.org/rfc/rfc5321) 與"
+                                      " [下一篇](92_second.ipynb)、[不存在的一篇](99_missing.ipynb)。"),
+        nbformat.v4.new_code_cell(code, outputs=outputs, execution_count=1 if outputs else None),
+    )
+
+
+@pytest.fixture
+def small_collection(tmp_path: Path) -> Path:
+    folder = tmp_path / "notebooks"
+    _write(folder, "91_first.ipynb", _plain_notebook(
+        "91 第一篇", 'print("alice@mail.example.com from 192.0.2.7")',
+        "alice@mail.example.com from 192.0.2.7\n"))
+    _write(folder, "92_second.ipynb", _plain_notebook("92 第二篇", "print(6 * 7)", "42\n"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stored_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site of the repository's runbooks with their stored outputs."""
+    out_dir = tmp_path_factory.mktemp("site") / "html"
+    export_site(out_dir, use_stored_outputs=True, progress=False)
+    return out_dir
+
+
+def _main(text: str) -> str:
+    """Return the page's <main> element, without the inline stylesheet and script."""
+    return re.search(r"<main.*?</main>", text, re.DOTALL).group(0)
+
+
+def _page_files(site: Path) -> list[Path]:
+    return sorted(site.glob("*.html"))
+
+
+class _RelLinks(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: dict[str, list[str]] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "a" and values.get("rel"):
+            self.links.setdefault(values["rel"], []).append(values.get("href") or "")
+
+
+def _rel_links(text: str) -> dict[str, list[str]]:
+    """Return the href of every <a rel=...> in the page, by rel value (prev, next)."""
+    parser = _RelLinks()
+    parser.feed(text)
+    return parser.links
+
+
+# --- the site of the real runbooks ------------------------------------------------------------
+
+def test_site_has_page_per_notebook(stored_site):
+    expected = {path.stem + ".html" for path in NOTEBOOKS_DIR.glob("*.ipynb")}
+    written = {path.name for path in _page_files(stored_site)}
+    assert written == expected | {"index.html"}
+
+
+def test_site_pages_load_nothing_external(stored_site):
+    for page in _page_files(stored_site):
+        assert external_resources(page.read_text(encoding="utf-8")) == [], page.name
+
+
+def test_site_pages_language_and_title(stored_site):
+    for page in _page_files(stored_site):
+        text = page.read_text(encoding="utf-8")
+        assert '<html lang="zh-Hant-TW">' in text, page.name
+        assert re.search(r"<title>[^<]+</title>", text), page.name
+        assert "<script src" not in text, page.name
+
+
+def test_site_css_has_cjk_fonts_and_print(stored_site):
+    text = (stored_site / "01_smtp_session.html").read_text(encoding="utf-8")
+    assert '"Noto Sans CJK TC"' in text
+    assert '"Microsoft JhengHei"' in text
+    assert "@media print" in text
+
+
+def test_site_navigation_follows_collection_order(stored_site):
+    order = [runbook.filename for runbook in RUNBOOKS if (NOTEBOOKS_DIR / runbook.filename).is_file()]
+    pages = [name.removesuffix(".ipynb") + ".html" for name in order]
+    for index, name in enumerate(pages):
+        text = (stored_site / name).read_text(encoding="utf-8")
+        links = _rel_links(text)
+        assert 'href="index.html"' in text, name
+        # The navigation bar is shown above and below the page, so each link appears twice.
+        expected_previous = [pages[index - 1]] * 2 if index > 0 else []
+        expected_next = [pages[index + 1]] * 2 if index + 1 < len(pages) else []
+        assert links.get("prev", []) == expected_previous, name
+        assert links.get("next", []) == expected_next, name
+
+
+def test_site_links_point_to_pages(stored_site):
+    for page in _page_files(stored_site):
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r'href="([^"#:]+\.ipynb)', text):
+            assert not (NOTEBOOKS_DIR / target).is_file(), f"{page.name} links to {target}"
+        for target in re.findall(r'href="([^"#:/]+\.html)', text):
+            assert (stored_site / target).is_file(), f"{page.name} links to missing {target}"
+
+
+def test_site_reference_links_stay_links(stored_site):
+    text = (stored_site / "01_smtp_session.html").read_text(encoding="utf-8")
+    assert re.search(r'<a href="https://(learn\.microsoft\.com|www\.rfc-editor\.org|datatracker\.ietf\.org)/', text)
+
+
+def test_site_index_lists_and_indexes_pages(stored_site):
+    text = (stored_site / "index.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" id="adminkb-search-data">(.*?)</script>',
+                                text, re.DOTALL).group(1))
+    urls = [page["url"] for page in data["pages"]]
+    assert set(urls) == {path.name for path in _page_files(stored_site)} - {"index.html"}
+    for url in urls:
+        assert f'<a href="{url}">' in text
+    session = next(page for page in data["pages"] if page["url"] == "01_smtp_session.html")
+    headings = [section["heading"] for section in session["sections"]]
+    assert any(heading.startswith("步驟 1") for heading in headings)
+    assert any("RCPT TO" in section["text"] for section in session["sections"])
+
+
+def test_site_marker_written(stored_site):
+    assert (stored_site / ".adminkb-export").is_file()
+
+
+# --- options ----------------------------------------------------------------------------------
+
+def test_no_input_hides_code(small_collection, tmp_path):
+    export_site(tmp_path / "out", notebooks_dir=small_collection, use_stored_outputs=True, no_input=True,
+                progress=False)
+    text = _main((tmp_path / "out" / "92_second.html").read_text(encoding="utf-8"))
+    assert "print" not in text
+    assert "input_area" not in text
+    assert "42" in text
+    assert "說明文字" in text
+
+
+def test_code_shown_by_default(small_collection, tmp_path):
+    export_site(tmp_path / "out", notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    text = _main((tmp_path / "out" / "92_second.html").read_text(encoding="utf-8"))
+    assert "input_area" in text
+    assert "print" in text
+
+
+def test_mask_hides_addresses(small_collection, tmp_path):
+    export_site(tmp_path / "out", notebooks_dir=small_collection, use_stored_outputs=True, mask=True,
+                progress=False)
+    page = (tmp_path / "out" / "91_first.html").read_text(encoding="utf-8")
+    index = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "alice" not in page
+    assert "192.0.2.7" not in page
+    assert "user-1@host-1.invalid from ipv4-1" in page
+    assert "alice" not in index
+    assert "https://www.rfc-editor.org/rfc/rfc5321" in page
+
+
+def test_links_to_exported_notebooks_rewritten(small_collection, tmp_path):
+    export_site(tmp_path / "out", notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    text = (tmp_path / "out" / "91_first.html").read_text(encoding="utf-8")
+    assert 'href="92_second.html"' in text
+    assert 'href="99_missing.ipynb"' in text
+
+
+def test_execution_fills_outputs(tmp_path):
+    folder = tmp_path / "notebooks"
+    _write(folder, "93_run.ipynb", _plain_notebook("93 執行", "print(sum(range(10)) * 1000)"))
+    export_site(tmp_path / "out", notebooks_dir=folder, progress=False, cell_timeout=60)
+    assert "45000" in (tmp_path / "out" / "93_run.html").read_text(encoding="utf-8")
+
+
+def test_execution_runs_lab_runbook(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    shutil.copy(NOTEBOOKS_DIR / "01_smtp_session.ipynb", folder)
+    export_site(tmp_path / "out", notebooks_dir=folder, progress=False, cell_timeout=120)
+    text = (tmp_path / "out" / "01_smtp_session.html").read_text(encoding="utf-8")
+    assert "5.7.1" in text
+    assert "output_error" not in _main(text)
+
+
+# --- widgets ----------------------------------------------------------------------------------
+
+def test_widgets_show_static_fallback(tmp_path):
+    folder = tmp_path / "notebooks"
+    _write(folder, "90_widgets.ipynb", _widget_notebook())
+    result = export_site(tmp_path / "out", notebooks_dir=folder, use_stored_outputs=True, progress=False)
+    text = (tmp_path / "out" / "90_widgets.html").read_text(encoding="utf-8")
+    assert "☑ 備份登錄檔（已完成）" in text
+    assert '<p class="form-fallback">' in text
+    assert "Text(value=" not in text
+    assert "IntSlider(value=7)" in text
+    assert WIDGET_VIEW not in text
+    assert "widget-state+json" not in text
+    assert len(result.warnings) == 1
+    assert "90_widgets.ipynb" in result.warnings[0]
+
+
+# --- the output folder ------------------------------------------------------------------------
+
+def test_out_file_rejected(small_collection, tmp_path):
+    target = tmp_path / "report.txt"
+    target.write_text("keep me", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        export_site(target, notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    assert caught.value.key == "export.error.out_is_file"
+    assert str(target) in str(caught.value)
+    assert target.read_text(encoding="utf-8") == "keep me"
+
+
+def test_out_under_file_rejected(small_collection, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        export_site(blocker / "html", notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    assert caught.value.key == "export.error.out_is_file"
+    assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_out_with_user_files_rejected(small_collection, tmp_path):
+    out_dir = tmp_path / "html"
+    out_dir.mkdir()
+    (out_dir / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        export_site(out_dir, notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    assert caught.value.key == "export.error.out_not_empty"
+    assert sorted(path.name for path in out_dir.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root may write to any folder, so a read-only folder cannot be tested")
+def test_out_unwritable_rejected(small_collection, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(InputError) as caught:
+            export_site(locked / "html", notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    finally:
+        locked.chmod(0o700)
+    assert caught.value.key == "export.error.out_unwritable"
+    assert list(locked.iterdir()) == []
+
+
+def test_empty_out_folder_used(small_collection, tmp_path):
+    out_dir = tmp_path / "html"
+    out_dir.mkdir()
+    export_site(out_dir, notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    assert (out_dir / "index.html").is_file()
+
+
+def test_earlier_export_replaced(small_collection, tmp_path):
+    out_dir = tmp_path / "html"
+    export_site(out_dir, notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    (small_collection / "92_second.ipynb").unlink()
+    export_site(out_dir, notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    assert sorted(path.name for path in _page_files(out_dir)) == ["91_first.html", "index.html"]
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".adminkb-export")] == []
+
+
+def test_failed_run_keeps_earlier_export(small_collection, tmp_path):
+    out_dir = tmp_path / "html"
+    export_site(out_dir, notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    before = {path.name: path.read_bytes() for path in out_dir.iterdir()}
+    _write(small_collection, "93_broken.ipynb", _plain_notebook("93 壞掉", 'raise ValueError("lab step failed")'))
+    with pytest.raises(InputError) as caught:
+        export_site(out_dir, notebooks_dir=small_collection, progress=False, cell_timeout=60)
+    assert caught.value.key == "export.error.execution_failed"
+    assert "93_broken.ipynb" in str(caught.value)
+    assert "lab step failed" in str(caught.value)
+    assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == before
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".adminkb-export")] == []
+
+
+def test_external_output_rejected(tmp_path):
+    folder = tmp_path / "notebooks"
+    notebook = _notebook(nbformat.v4.new_markdown_cell("# 94 外部"), nbformat.v4.new_code_cell(
+        "show()", execution_count=1, outputs=[nbformat.v4.new_output("display_data", data={
+            "text/html": '<script src="https://cdn.example.com/plot.js"></script>', "text/plain": "plot"})]))
+    _write(folder, "94_external.ipynb", notebook)
+    with pytest.raises(InputError) as caught:
+        export_site(tmp_path / "out", notebooks_dir=folder, use_stored_outputs=True, progress=False)
+    assert caught.value.key == "export.error.external_resource"
+    assert "cdn.example.com" in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_notebooks_folder_rejected(tmp_path):
+    with pytest.raises(InputError) as caught:
+        export_site(tmp_path / "out", notebooks_dir=tmp_path / "nowhere", progress=False)
+    assert caught.value.key == "export.error.notebooks_missing"
+    assert "--notebooks" in str(caught.value)
+
+
+def test_empty_notebooks_folder_rejected(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    with pytest.raises(InputError) as caught:
+        export_site(tmp_path / "out", notebooks_dir=tmp_path / "notebooks", progress=False)
+    assert caught.value.key == "export.error.no_notebooks"
+
+
+def test_corrupt_notebook_rejected(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    (folder / "95_cut.ipynb").write_text('{"cells": [', encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        export_site(tmp_path / "out", notebooks_dir=folder, use_stored_outputs=True, progress=False)
+    assert caught.value.key == "export.error.notebook_unreadable"
+    assert "95_cut.ipynb" in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+# --- the command line -------------------------------------------------------------------------
+
+def test_cli_export_writes_site(small_collection, tmp_path, capsys):
+    status = run_area("export", "--out", str(tmp_path / "out"), "--notebooks", str(small_collection),
+                      "--use-stored-outputs")
+    assert status == 0
+    assert (tmp_path / "out" / "index.html").is_file()
+    assert str(tmp_path / "out" / "index.html") in capsys.readouterr().out
+
+
+def test_cli_default_out_under_cwd(small_collection, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_area("export", "--notebooks", str(small_collection), "--use-stored-outputs") == 0
+    assert (tmp_path / "build" / "html" / "91_first.html").is_file()
+
+
+def test_cli_out_file_raises(small_collection, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("x", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        run_area("export", "--out", str(target), "--notebooks", str(small_collection), "--use-stored-outputs")
+    assert caught.value.exit_status == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_cli_bad_cell_timeout(value, capsys):
+    with pytest.raises(SystemExit) as caught:
+        run_area("export", "--cell-timeout", value)
+    assert caught.value.code == 2
+    assert value in capsys.readouterr().err
