@@ -35,6 +35,7 @@ from adminkb.smtp.addresses import validate_timeout
 from adminkb.smtp.audit import AuditReport, audit
 from adminkb.smtp import parse_host_port
 from adminkb.smtp.session import SessionError, SmtpSession, describe_tls, host_port
+from adminkb.smtp.transcript import Transcript
 from adminkb.w3c import read_w3c
 
 log = logging.getLogger("adminkb.securitylab")
@@ -104,6 +105,8 @@ class SecurityTarget:
         self.server = server
         self.timeout = validate_timeout(timeout)
         self.lab: MailLab | None = None
+        # The transcript of the last send_as() session, with AUTH lines shown as <redacted>.
+        self.last_transcript: Transcript | None = None
         self._root: Path | None = None
         self.clock: FixedClock | None = None
         if server.strip().lower() != LAB:
@@ -210,7 +213,7 @@ class SecurityTarget:
 
     # Sessions ---------------------------------------------------------------------------
 
-    def _session(self, source: str, ehlo_name: str) -> SmtpSession:
+    def _session(self, source: str | None, ehlo_name: str) -> SmtpSession:
         return SmtpSession(self.host, self.port, timeout=self.timeout, source_address=source, ehlo_name=ehlo_name)
 
     def attack_relay(self, sessions: int = 6, recipients: int = 4, spacing_minutes: int = 25) -> pd.DataFrame | Notice:
@@ -310,6 +313,7 @@ class SecurityTarget:
         source = APP_ADDRESS if who == "app" else ROAMING_ADDRESS
         session = self._session(source, f"{who}.example.com")
         steps = []
+        self.last_transcript = session.transcript
         with session:
             try:
                 session.connect()
@@ -317,7 +321,7 @@ class SecurityTarget:
                 session.ehlo()
                 if who == "roaming":
                     if session.supports("STARTTLS"):
-                        self._starttls_trusting_lab(session)
+                        self._start_tls(session)
                         steps.append(("STARTTLS", session.tls.version if session.tls else "-"))
                     reply = session.authenticate(LAB_ACCOUNT, lab_password(), "LOGIN")
                     steps.append(("AUTH LOGIN", reply.raw[0]))
@@ -333,17 +337,25 @@ class SecurityTarget:
         return pd.DataFrame({message("securitylab.column.step"): [step for step, _ in steps],
                              message("securitylab.column.reply"): [reply for _, reply in steps]})
 
-    def _starttls_trusting_lab(self, session: SmtpSession) -> None:
-        context = ssl.create_default_context(cafile=str(self._require_lab().certificate_file))
+    def _start_tls(self, session: SmtpSession) -> None:
+        """Start TLS, trusting only the lab's certificate in the lab and the system's CAs elsewhere, then send EHLO again."""
+        if self.lab is not None:
+            context = ssl.create_default_context(cafile=str(self.lab.certificate_file))
+        else:
+            context = ssl.create_default_context()
         reply = session.command("STARTTLS", step="tls")
         if reply.code == 220:
             wrapped = session.wrap_tls(context, server_hostname=self.host, timeout=self.timeout)
             session.tls = describe_tls(wrapped, verified=True)
             session.ehlo()
 
-    def ehlo_keywords(self, source: str = ROAMING_ADDRESS) -> pd.DataFrame:
-        """Return the EHLO keywords before and after STARTTLS, to show where AUTH appears."""
-        self._require_lab()
+    def ehlo_keywords(self) -> pd.DataFrame:
+        """Return the AUTH mechanisms the EHLO reply lists before and after STARTTLS (read-only).
+
+        In the lab the session comes from the roaming computer's address; on a real server from
+        this computer, with the certificate checked against the system's CAs.
+        """
+        source = ROAMING_ADDRESS if self.lab is not None else None
         session = self._session(source, "roaming.example.com")
         with session:
             session.connect()
@@ -352,7 +364,7 @@ class SecurityTarget:
             before = _auth_keywords(session)
             after = "-"
             if session.supports("STARTTLS"):
-                self._starttls_trusting_lab(session)
+                self._start_tls(session)
                 after = _auth_keywords(session)
             session.quit()
         return pd.DataFrame({message("securitylab.column.stage"): [message("securitylab.stage.before_tls"),
@@ -360,7 +372,9 @@ class SecurityTarget:
                              message("securitylab.column.auth_offer"): [before, after]})
 
     def try_connect(self, source: str = ATTACKER_ADDRESS) -> str:
-        """Connect from `source`, read the banner and return its first line or the failure."""
+        """Connect to the lab from `source`, read the banner and return its first line or the failure."""
+        if self.lab is None:
+            return Notice(message("securitylab.lab_only"))
         session = self._session(source, "bulk-mailer.test")
         with session:
             try:
