@@ -1,0 +1,197 @@
+"""Benchmark: messages per second that the mail lab and a private Postfix accept on loopback.
+
+Both servers are driven in the same run by Postfix's load generator `smtp-source` with the
+same arguments (by default 2,000 messages of about 1 KB over 20 concurrent sessions, one
+connection per message). The time runs from smtp-source's start to its exit, so it ends when
+the last message got its reply to DATA.
+
+Losses are counted by Message-ID: smtp-source gives each message its own. For the lab, the
+Message-IDs in Queue are compared with the number sent. For Postfix (every transport is
+`discard`), the distinct Message-IDs that its cleanup daemon logged are counted once the log
+stops growing.
+
+Postfix needs root to start (its master drops privileges to the postfix user). Without
+Postfix the script measures the lab alone and says so. Runs alternate between the servers,
+and the table gives each run and the median.
+
+Usage (from the repository root):
+    python benchmarks/lab_accept.py [--messages 2000] [--sessions 20] [--size 1024] [--runs 3]
+                                    [--reuse] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import email.parser
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))
+
+from adminkb.lab import MailLab  # noqa: E402
+from tests.integration.postfix import PrivatePostfix, postfix_available  # noqa: E402
+
+SMTP_SOURCE = Path("/usr/sbin/smtp-source")
+# Seconds one smtp-source run may take before the benchmark gives up on it.
+RUN_TIMEOUT = 600
+# Seconds to wait for Postfix's log to show every message, and the pause that counts as "stopped growing".
+LOG_SETTLE_TIMEOUT = 60.0
+LOG_QUIET_SECONDS = 1.0
+CLEANUP_MESSAGE_ID = re.compile(r"cleanup\[\d+\]: \w+: message-id=(<[^>]*>)")
+
+
+def smtp_source_command(port: int, options: argparse.Namespace) -> list[str]:
+    command = [str(SMTP_SOURCE), "-s", str(options.sessions), "-m", str(options.messages),
+               "-l", str(options.size), "-M", "bench.example.net", "-f", "app@example.com",
+               "-t", "user@example.net"]
+    if options.reuse:
+        command.append("-d")
+    return command + [f"127.0.0.1:{port}"]
+
+
+def run_smtp_source(port: int, options: argparse.Namespace) -> float:
+    """Run smtp-source against `port` and return the seconds it took; raise when it fails."""
+    started = time.perf_counter()
+    completed = subprocess.run(smtp_source_command(port, options), capture_output=True, text=True,
+                               timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise RuntimeError(f"smtp-source exited with {completed.returncode}: {completed.stderr.strip()[-500:]}")
+    return elapsed
+
+
+def queued_message_ids(files: list[Path]) -> list[str]:
+    parser = email.parser.BytesHeaderParser()
+    ids = []
+    for path in files:
+        with path.open("rb") as handle:
+            ids.append(str(parser.parse(handle)["Message-ID"]))
+    return ids
+
+
+class ProfiledLab(MailLab):
+    """A lab whose event-loop thread, where the SMTP sessions run, is profiled by `profiler`."""
+
+    profiler: cProfile.Profile | None = None
+
+    def _run_loop(self, ready) -> None:
+        # cProfile sees only the thread that enabled it, so it starts inside the lab's thread.
+        if self.profiler is None:
+            super()._run_loop(ready)
+            return
+        self.profiler.enable()
+        try:
+            super()._run_loop(ready)
+        finally:
+            self.profiler.disable()
+
+
+def measure_lab(options: argparse.Namespace, profiler: cProfile.Profile | None) -> tuple[float, int, float]:
+    """Return the seconds, the lost message count and the lab's CPU seconds of one run against a fresh lab.
+
+    The CPU seconds are this process's, all threads, during the smtp-source run. The main
+    thread only waits for smtp-source then, so they are the lab's own cost.
+    """
+    with tempfile.TemporaryDirectory(prefix="adminkb-bench-lab-") as folder:
+        lab = ProfiledLab(root=folder, relay_grant=["127.0.0.1"], pickup_interval=None)
+        lab.profiler = profiler
+        with lab:
+            cpu_before = time.process_time()
+            elapsed = run_smtp_source(lab.port, options)
+            cpu_seconds = time.process_time() - cpu_before
+            ids = queued_message_ids(lab.queue_files())
+    return elapsed, options.messages - len(set(ids)), cpu_seconds
+
+
+def logged_message_ids(instance: PrivatePostfix, expected: int) -> set[str]:
+    """Return the Message-IDs in Postfix's log once all `expected` are there or the log stops growing."""
+    deadline = time.monotonic() + LOG_SETTLE_TIMEOUT
+    previous_size, quiet_since = -1, time.monotonic()
+    ids: set[str] = set()
+    while time.monotonic() < deadline:
+        text = instance.maillog()
+        ids = set(CLEANUP_MESSAGE_ID.findall(text))
+        if len(ids) >= expected:
+            return ids
+        if len(text) != previous_size:
+            previous_size, quiet_since = len(text), time.monotonic()
+        elif time.monotonic() - quiet_since > LOG_QUIET_SECONDS:
+            return ids
+        time.sleep(0.2)
+    return ids
+
+
+def measure_postfix(options: argparse.Namespace) -> tuple[float, int, float | None]:
+    """Return the seconds and the lost message count of one run against a fresh private Postfix.
+
+    Postfix's CPU time is not measured (None): its daemons are not this process's children.
+    """
+    with PrivatePostfix(mynetworks=("127.0.0.1/32",)) as instance:
+        elapsed = run_smtp_source(instance.port, options)
+        ids = logged_message_ids(instance, options.messages)
+    return elapsed, options.messages - len(ids), None
+
+
+def print_table(options: argparse.Namespace, results: dict[str, list[tuple[float, int, float | None]]]) -> None:
+    print(f"smtp-source: {options.messages} messages of {options.size} bytes, {options.sessions} sessions, "
+          f"{'one connection per session (-d)' if options.reuse else 'one connection per message'}")
+    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
+          f"{' '.join(f'{value:.2f}' for value in os.getloadavg())}")
+    print()
+    print("| server | " + " | ".join(f"run {index + 1}" for index in range(options.runs))
+          + " | median | lost messages | CPU per message |")
+    print("|---|" + "---|" * (options.runs + 3))
+    for name, runs in results.items():
+        rates = [options.messages / seconds for seconds, _, _ in runs]
+        cells = " | ".join(f"{rate:.0f}/s" for rate in rates)
+        lost = ", ".join(str(count) for _, count, _ in runs)
+        cpu_times = [cpu for _, _, cpu in runs if cpu is not None]
+        cpu = f"{statistics.median(cpu_times) / options.messages * 1000:.2f} ms" if cpu_times else "-"
+        print(f"| {name} | {cells} | {statistics.median(rates):.0f}/s | {lost} | {cpu} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000, help="messages per run (smtp-source -m)")
+    parser.add_argument("--sessions", type=int, default=20, help="concurrent sessions (smtp-source -s)")
+    parser.add_argument("--size", type=int, default=1024, help="message body size in bytes (smtp-source -l)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per server")
+    parser.add_argument("--reuse", action="store_true",
+                        help="send every message of a session over one connection (smtp-source -d)")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the lab's runs to this file")
+    options = parser.parse_args()
+
+    if not SMTP_SOURCE.exists():
+        print(f"{SMTP_SOURCE} not found (Debian package: postfix)", file=sys.stderr)
+        return 2
+    with_postfix, reason = postfix_available()
+    if not with_postfix:
+        print(f"Postfix is not measured: {reason}", file=sys.stderr)
+    profiler = cProfile.Profile() if options.profile else None
+
+    results: dict[str, list[tuple[float, int, float | None]]] = {"mail lab": []}
+    if with_postfix:
+        results["Postfix"] = []
+    for run in range(options.runs):
+        results["mail lab"].append(measure_lab(options, profiler))
+        if with_postfix:
+            results["Postfix"].append(measure_postfix(options))
+        print(f"run {run + 1} of {options.runs} done", file=sys.stderr)
+    print_table(options, results)
+    if profiler is not None:
+        profiler.dump_stats(options.profile)
+        print(f"\nprofile of the lab's runs written to {options.profile}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
