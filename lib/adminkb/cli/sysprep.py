@@ -1,20 +1,26 @@
-"""`adminkb sysprep lint FILE`: check a Windows XP sysprep.inf.
+"""`adminkb sysprep lint FILE` and `adminkb sysprep intelppm FILE...`: checks before Sysprep.
 
-Exit status: 0 no findings, 1 errors or warnings, 2 the file cannot be read.
+`lint` checks a Windows XP sysprep.inf: exit status 0 no findings, 1 errors or warnings, 2 the
+file cannot be read. `intelppm` reads intelppm's Start value in every control set of a SYSTEM
+hive or of .reg exports: 0 safe, 1 a control set loads the driver, 2 an input cannot be used.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb.errors import InputError
 from adminkb.i18n import message
+from adminkb.imaging.intelppm import IntelppmCheck, check_intelppm, intelppm_rows, intelppm_summary
 from adminkb.imaging.sysprep import LintResult, lint_sysprep
+from adminkb.regfile import write_regfile
 from adminkb.output import FORMATS, render_csv, render_json, render_table
 
 COLUMNS = ("line", "severity", "rule", "problem", "fix")
+INTELPPM_COLUMNS = ("control_set", "start", "verdict")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lint.add_argument("file", metavar="FILE", help=message("imaging_sysprep.cli.file_help"))
     lint.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
     lint.set_defaults(handler=run_lint)
+
+    intelppm = verbs.add_parser("intelppm", add_help=False, help=message("imaging_intelppm.cli.help"),
+                                description=message("imaging_intelppm.cli.description"),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(intelppm)
+    intelppm.add_argument("files", metavar="FILE", nargs="+", help=message("imaging_intelppm.cli.files_help"))
+    intelppm.add_argument("--fix", metavar="FILE", default=None, help=message("imaging_intelppm.cli.fix_help"))
+    intelppm.add_argument("--force", action="store_true", help=message("imaging_intelppm.cli.force_help"))
+    intelppm.add_argument("--encoding", metavar="CODEPAGE", default=None,
+                          help=message("imaging_intelppm.cli.encoding_help"))
+    intelppm.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
+    intelppm.set_defaults(handler=run_intelppm)
 
 
 def run_lint(arguments: argparse.Namespace) -> int:
@@ -60,3 +78,48 @@ def finding_rows(result: LintResult) -> list[dict[str, object]]:
     return [{"line": finding.line, "severity": message(f"imaging_sysprep.cli.severity.{finding.severity}"),
              "rule": finding.rule, "problem": finding.problem, "fix": finding.fix}
             for finding in result.findings]
+
+
+def run_intelppm(arguments: argparse.Namespace) -> int:
+    """Print intelppm's Start value a control set, write the fix when asked, and return 0, 1 or 2."""
+    try:
+        check = check_intelppm(arguments.files, encoding=arguments.encoding)
+        fix_path = Path(arguments.fix) if arguments.fix else None
+        if fix_path is not None and not check.safe and fix_path.exists() and not arguments.force:
+            raise InputError("imaging_intelppm.fix_exists", value=str(fix_path),
+                             next_key="imaging_intelppm.fix_exists_next")
+        if fix_path is not None and not check.safe:
+            try:
+                write_regfile(fix_path, check.fix_regfile())
+            except OSError as error:
+                raise InputError("imaging_intelppm.fix_write_failed", value=str(fix_path),
+                                 reason=error.strerror or str(error),
+                                 next_key="imaging_intelppm.fix_write_failed_next") from None
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rows = intelppm_rows(check)
+    if arguments.format == "json":
+        print(render_json(intelppm_document(check)))
+    elif arguments.format == "csv":
+        sys.stdout.write(render_csv(rows, INTELPPM_COLUMNS))
+    else:
+        headers = {column: message(f"imaging_intelppm.cli.column_{column}") for column in INTELPPM_COLUMNS}
+        print(render_table(rows, INTELPPM_COLUMNS, headers))
+        if check.current:
+            print(message("imaging_intelppm.current", name=check.current))
+        print(intelppm_summary(check))
+        if not check.hive_clean:
+            print(message("imaging_intelppm.dirty_hive"))
+        if fix_path is not None:
+            key = "imaging_intelppm.fix_not_needed" if check.safe else "imaging_intelppm.fix_written"
+            print(message(key, path=fix_path))
+    return EXIT_OK if check.safe else EXIT_PROBLEMS
+
+
+def intelppm_document(check: IntelppmCheck) -> dict[str, object]:
+    return {"source": check.source, "kind": check.kind, "current": check.current, "hive_clean": check.hive_clean,
+            "safe": check.safe,
+            "control_sets": [{"control_set": entry.control_set, "key_present": entry.key_present,
+                              "start": entry.start, "wrong_type": entry.wrong_type, "loads": entry.loads}
+                             for entry in check.control_sets]}
