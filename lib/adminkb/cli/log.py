@@ -1,9 +1,14 @@
-"""`adminkb log read` and `adminkb log summary`: IIS SMTP logs on the command line.
+"""`adminkb log read|summary|report|trace`: IIS SMTP logs on the command line.
 
 `read` writes the rows of one or more logs as CSV (UTF-8 with BOM, to stdout or a file) or
 as Parquet (to a file). `summary` counts files, blocks, rows and skipped lines. Both exit 0
 when they produced their output, even if some lines were not rows, because those lines are
 counted on stderr and listed by `summary`. They exit 2 when the input cannot be used.
+
+`report` prints the SMTP analyses of `adminkb.smtplog` and can save their plots as PNG
+files. It exits 0 once the report is out. `trace` reports whether a message left. It exits 0
+when the message was delivered to a remote server and 1 when it was not or was not found.
+Both exit 2 when the input cannot be used.
 """
 
 from __future__ import annotations
@@ -21,15 +26,26 @@ from typing import BinaryIO
 
 import pandas as pd
 
-from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, add_help_option
+from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.output import render_json, render_table
+from adminkb.plotting import RenderedFigure
+from adminkb.smtplog import DEFAULT_TOP, SmtpLogAnalysis, analyze, checked_top, table_title
 from adminkb.w3c import AUTO, DEFAULT_ENCODING, LOG_FORMATS, read_log, summarize
 from adminkb.w3c.sources import expand_paths
 
 READ_FORMATS = ("csv", "parquet")
 SUMMARY_FORMATS = ("table", "json")
+REPORT_FORMATS = ("table", "json")
+# The PNG files `report --plot-dir` writes, by file name, with the method that draws each.
+PLOT_FILES = {
+    "hourly.png": lambda analysis, top: analysis.plot_hourly(),
+    "top_clients.png": lambda analysis, top: analysis.plot_top_clients(top),
+    "top_senders.png": lambda analysis, top: analysis.plot_top_senders(top),
+    "top_recipients.png": lambda analysis, top: analysis.plot_top_recipients(top),
+    "relay_denials.png": lambda analysis, top: analysis.plot_relay_denials(top),
+}
 # The summary table lists at most this many skipped lines; `--format json` lists them all.
 SKIPPED_LINES_SHOWN = 20
 
@@ -59,6 +75,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary.add_argument("--format", choices=SUMMARY_FORMATS, default="table",
                          help=message("w3c.cli.summary_format_help"))
     summary.set_defaults(handler=run_summary)
+
+    report = verbs.add_parser("report", add_help=False, help=message("w3c.cli.report_help"),
+                              description=message("w3c.cli.report_description"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(report)
+    _add_input_options(report)
+    report.add_argument("--top", default=DEFAULT_TOP, metavar="N", help=message("w3c.cli.top_help"))
+    report.add_argument("--format", choices=REPORT_FORMATS, default="table", help=message("w3c.cli.report_format_help"))
+    report.add_argument("--plot-dir", metavar="FOLDER", help=message("w3c.cli.plot_dir_help"))
+    report.add_argument("--force", action="store_true", help=message("w3c.cli.plot_force_help"))
+    report.set_defaults(handler=run_report)
+
+    trace = verbs.add_parser("trace", add_help=False, help=message("w3c.cli.trace_help"),
+                             description=message("w3c.cli.trace_description"),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(trace)
+    _add_input_options(trace)
+    trace.add_argument("--from", dest="sender", metavar="ADDRESS", help=message("w3c.cli.trace_from_help"))
+    trace.add_argument("--to", dest="recipient", metavar="ADDRESS", help=message("w3c.cli.trace_to_help"))
+    trace.add_argument("--message-id", metavar="ID", help=message("w3c.cli.trace_message_id_help"))
+    trace.add_argument("--format", choices=REPORT_FORMATS, default="table", help=message("w3c.cli.report_format_help"))
+    trace.set_defaults(handler=run_trace)
 
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -226,3 +264,98 @@ def render_summary(document: dict) -> str:
 def _headers() -> dict[str, str]:
     names: Sequence[str] = ("blocks", "rows", "fields", "reason", "lines", "file", "line", "detail")
     return {name: message(f"w3c.cli.column.{name}") for name in names}
+
+
+def _analysis(arguments: argparse.Namespace) -> SmtpLogAnalysis:
+    return analyze(_read(arguments), tz=arguments.tz)
+
+
+def run_report(arguments: argparse.Namespace) -> int:
+    """Print the SMTP analyses and write their plots; return 0, or 2 when the input cannot be used."""
+    try:
+        top = checked_top(arguments.top)
+        plot_dir = _checked_plot_dir(arguments.plot_dir, force=arguments.force)
+        analysis = _analysis(arguments)
+        tables = analysis.report(top)
+        figures = _write_plots(analysis, top, plot_dir) if plot_dir is not None else []
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if arguments.format == "json":
+        print(render_json({name: _records(table) for name, table in tables.items()}))
+    else:
+        print(render_report(tables, analysis.zone))
+    for path in figures:
+        print(message("w3c.cli.plot_written", path=str(path)), file=sys.stderr)
+    return EXIT_OK
+
+
+def run_trace(arguments: argparse.Namespace) -> int:
+    """Print whether a message left; return 0 when it was delivered, 1 when not, 2 on bad input."""
+    try:
+        result = _analysis(arguments).trace(sender=arguments.sender, recipient=arguments.recipient,
+                                            message_id=arguments.message_id)
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if arguments.format == "json":
+        print(render_json({"verdict": result.verdict, "summary": result.summary, "criteria": result.criteria,
+                           "timeline": _records(result.table())}))
+    else:
+        lines = [result.criteria, result.summary]
+        if not result.timeline.empty:
+            lines += ["", _render_frame(result.table())]
+        print("\n".join(lines))
+    return EXIT_OK if result.left else EXIT_PROBLEMS
+
+
+def _checked_plot_dir(folder: str | None, *, force: bool) -> Path | None:
+    """Return the plot folder after checking that it exists and that no plot would be overwritten."""
+    if folder is None:
+        return None
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError("w3c.cli.plot_dir_missing", value=str(path), next_key="w3c.cli.plot_dir_missing_next")
+    existing = [name for name in PLOT_FILES if (path / name).exists()]
+    if existing and not force:
+        raise InputError("w3c.cli.plot_exists", value=str(path / existing[0]), next_key="w3c.cli.plot_exists_next")
+    return path
+
+
+def _write_plots(analysis: SmtpLogAnalysis, top: int, folder: Path) -> list[Path]:
+    """Draw every plot first, then write each through a temporary file, so no PNG is left half-written."""
+    figures: dict[str, RenderedFigure] = {name: draw(analysis, top) for name, draw in PLOT_FILES.items()}
+    written = []
+    for name, figure in figures.items():
+        target = folder / name
+        write_atomically(target, lambda handle, png=figure.png: handle.write(png))
+        written.append(target)
+    return written
+
+
+def _cell_text(value: object) -> object:
+    if value is None or (not isinstance(value, (list, tuple)) and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return str(value) if isinstance(value, pd.Timestamp) else value
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, object]]:
+    return [{column: _cell_text(value) for column, value in row.items()} for row in table.to_dict("records")]
+
+
+def _render_frame(table: pd.DataFrame) -> str:
+    columns = [str(column) for column in table.columns]
+    rows = [{str(column): _cell_text(value) for column, value in row.items()} for row in table.to_dict("records")]
+    return render_table(rows, columns)
+
+
+def render_report(tables: dict[str, pd.DataFrame], zone: str) -> str:
+    """Render the report tables under their titles, with a "none" line for an empty table."""
+    lines = [message("w3c.cli.report_heading", zone=zone), ""]
+    for name, table in tables.items():
+        lines.append(message("w3c.cli.report_section", title=table_title(name), rows=len(table)))
+        lines.append(_render_frame(table) if not table.empty else message("w3c.cli.report_empty"))
+        lines.append("")
+    return "\n".join(lines).rstrip("\n")

@@ -1,0 +1,123 @@
+"""`adminkb log report` and `adminkb log trace` through the real adminkb parser."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adminkb import plotting
+from adminkb.i18n import message
+from adminkb.smtplog import REPORT_TABLES, table_title
+from clirun import run_area
+
+LOGS = Path(__file__).resolve().parent.parent / "data" / "logs"
+DELIVERED_LOG = str(LOGS / "smtp_outbound_deferred_then_delivered.log")
+RELAY_LOG = str(LOGS / "smtp_relay_denials.log")
+
+
+def test_report_prints_every_section(capsys):
+    status = run_area("log", "report", RELAY_LOG, "--tz", "Asia/Taipei")
+    output = capsys.readouterr().out
+    assert status == 0
+    for name in REPORT_TABLES:
+        assert table_title(name) in output
+    assert "203.0.113.66" in output
+    assert "a@example.org, b@example.org, c@example.org, d@example.net" in output
+
+
+def test_report_json_by_table(capsys):
+    status = run_area("log", "report", RELAY_LOG, "--format", "json", "--top", "1")
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert list(document) == list(REPORT_TABLES)
+    assert len(document["top_clients"]) == 1
+    denial = document["relay_denials"][0]
+    assert denial[message("smtplog.column.peer")] == "203.0.113.66"
+    assert denial[message("smtplog.column.attempts")] == 5
+
+
+@pytest.mark.parametrize("top", ["0", "ten", "-3"])
+def test_report_invalid_top(capsys, top):
+    status = run_area("log", "report", RELAY_LOG, "--top", top)
+    error = capsys.readouterr().err
+    assert status == 2
+    assert top in error
+
+
+def test_report_missing_log(capsys, tmp_path: Path):
+    status = run_area("log", "report", str(tmp_path / "ex260302.log"))
+    assert status == 2
+    assert "ex260302.log" in capsys.readouterr().err
+
+
+def test_report_writes_plots(capsys, tmp_path: Path):
+    if plotting.find_cjk_font() is None:
+        pytest.skip("no CJK font installed (Debian package: fonts-noto-cjk)")
+    status = run_area("log", "report", RELAY_LOG, "--plot-dir", str(tmp_path))
+    assert status == 0
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == ["hourly.png", "relay_denials.png", "top_clients.png", "top_recipients.png", "top_senders.png"]
+    for path in tmp_path.iterdir():
+        assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_report_keeps_existing_plot(capsys, tmp_path: Path):
+    existing = tmp_path / "hourly.png"
+    existing.write_bytes(b"an earlier plot")
+    status = run_area("log", "report", RELAY_LOG, "--plot-dir", str(tmp_path))
+    assert status == 2
+    assert existing.read_bytes() == b"an earlier plot"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["hourly.png"]
+
+
+def test_report_overwrites_plot_with_force(capsys, tmp_path: Path):
+    if plotting.find_cjk_font() is None:
+        pytest.skip("no CJK font installed (Debian package: fonts-noto-cjk)")
+    existing = tmp_path / "hourly.png"
+    existing.write_bytes(b"an earlier plot")
+    status = run_area("log", "report", RELAY_LOG, "--plot-dir", str(tmp_path), "--force")
+    assert status == 0
+    assert existing.read_bytes().startswith(b"\x89PNG")
+
+
+def test_report_missing_plot_folder(capsys, tmp_path: Path):
+    status = run_area("log", "report", RELAY_LOG, "--plot-dir", str(tmp_path / "absent"))
+    assert status == 2
+    assert "absent" in capsys.readouterr().err
+
+
+def test_trace_delivered_exits_zero(capsys):
+    status = run_area("log", "trace", DELIVERED_LOG, "--from", "web@example.com", "--to", "user@example.net",
+                      "--tz", "Asia/Taipei")
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "203.0.113.5" in output
+    assert "421 4.7.0 Try again later, closing connection" in output
+
+
+def test_trace_refused_exits_one(capsys):
+    status = run_area("log", "trace", RELAY_LOG, "--to", "a@example.org", "--format", "json")
+    document = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert document["verdict"] == "refused"
+    assert len(document["timeline"]) == 2
+
+
+def test_trace_not_found_exits_one(capsys):
+    status = run_area("log", "trace", RELAY_LOG, "--from", "nobody@example.com")
+    assert status == 1
+    assert message("smtplog.verdict.not_found") in capsys.readouterr().out
+
+
+def test_trace_without_criteria(capsys):
+    status = run_area("log", "trace", RELAY_LOG)
+    assert status == 2
+    assert "--from" in capsys.readouterr().err
+
+
+def test_report_rejects_iis_format(capsys):
+    status = run_area("log", "report", str(LOGS / "iis_format_sample.log"))
+    assert status == 2
+    assert message("smtplog.not_w3c_next") in capsys.readouterr().err
