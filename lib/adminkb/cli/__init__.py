@@ -20,7 +20,7 @@ from adminkb.i18n import message
 
 # Modules under adminkb.cli that add sub-commands, in the order `--help` lists them.
 AREA_MODULES = ("lab", "smtp", "log", "mailroot", "dns", "reg", "termsrv", "sysprep", "checklist", "jupyter",
-                "config", "export", "diagnose")
+                "config", "export", "diagnose", "run")
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1

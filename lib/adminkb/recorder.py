@@ -1,0 +1,312 @@
+"""Recorded runs: execute a runbook with papermill and keep the notebook, an offline HTML page and a record.
+
+    record = record_run("07", {"SERVER": "192.0.2.25:25"}, mask=True)
+    record.folder         # ~/.adminkb/runs/20260302-091500_07_troubleshoot_delivery/
+
+Each run gets a new dated folder with the executed notebook, `run.html` and `record.json`.
+The HTML page is offline: it loads no script or style from another host. The record contains
+the parameters, start and end time, the host that ran it and the outcome of each `## 步驟` section.
+
+Secrets: runbooks read credentials from environment variables. Before anything is written,
+the value of every environment variable whose name looks like a secret (`SECRET_NAME`) is
+replaced by `REDACTED` wherever it appears, and a parameter with such a name is rejected,
+because parameters are written into the record. `mask=True` also replaces e-mail local
+parts, host names and addresses with `adminkb.masking`.
+
+NOTE: the HTML page uses nbconvert's `basic` template inside this module's own page, because
+the offline HTML exporter (`adminkb.export`) had not landed when this module was written.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+import socket
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from adminkb.errors import InputError
+from adminkb.i18n import message
+from adminkb.masking import Masker, mask_notebook
+from adminkb.runbooks import NOTEBOOKS_DIR, RUNBOOKS
+
+log = logging.getLogger("adminkb.recorder")
+
+# Environment variable names that hold secrets, by the words such names use. PWD is left out on
+# purpose: shells set PWD and OLDPWD to the working folder.
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|API_?KEY|PRIVATE_?KEY|(^|_)PASS($|_)",
+                         re.IGNORECASE)
+# Values shorter than this are not redacted: replacing "1" or "on" everywhere would garble the record.
+MIN_SECRET_LENGTH = 4
+REDACTED = "REDACTED"
+DEFAULT_KERNEL = "python3"
+DEFAULT_CELL_TIMEOUT = 600
+_STEP_HEADING = re.compile(r"^##\s*(步驟\s*\d+.*)$", re.MULTILINE)
+_PARAMETER_NAME = re.compile(r"\A[A-Z][A-Z0-9_]*\Z")
+
+OK = "ok"
+FAILED = "failed"
+NOT_RUN = "not_run"
+
+
+def default_runs_folder() -> Path:
+    """Return `~/.adminkb/runs`, where recorded runs go unless another folder is named."""
+    return Path.home() / ".adminkb" / "runs"
+
+
+def resolve_notebook(name: str | os.PathLike[str]) -> Path:
+    """Return the runbook for a path or a number such as `07`; raise InputError when there is none."""
+    text = str(name)
+    if re.fullmatch(r"\d{1,2}", text):
+        number = text.zfill(2)
+        for runbook in RUNBOOKS:
+            if runbook.number == number and (NOTEBOOKS_DIR / runbook.filename).is_file():
+                return NOTEBOOKS_DIR / runbook.filename
+        raise InputError("recorder.unknown_number", value=text, next_key="recorder.unknown_number_next")
+    path = Path(text)
+    if not path.is_file():
+        raise InputError("recorder.not_found", value=text, next_key="recorder.unknown_number_next")
+    if path.suffix.lower() != ".ipynb":
+        raise InputError("recorder.not_notebook", value=text, next_key="recorder.unknown_number_next")
+    return path
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a runbook's `parameters` cell: name, default as written, and its comment."""
+
+    name: str
+    default: str
+    help: str
+
+
+def list_parameters(notebook: str | os.PathLike[str]) -> list[Parameter]:
+    """Return the parameters of the runbook's cell tagged `parameters`, in order."""
+    import papermill
+
+    path = resolve_notebook(notebook)
+    found = papermill.inspect_notebook(str(path))
+    return [Parameter(name, str(entry.get("default")), entry.get("help") or "") for name, entry in found.items()]
+
+
+def parse_value(text: str) -> object:
+    """Turn a `-p NAME VALUE` text into a Python value: None, True/False, int, float, or the text."""
+    lowered = text.strip().lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def check_parameters(notebook: Path, parameters: dict[str, object]) -> dict[str, object]:
+    """Return the parameters when each one exists in the runbook and none looks like a secret."""
+    known = {parameter.name for parameter in list_parameters(notebook)}
+    for name in parameters:
+        if not _PARAMETER_NAME.match(name) or name not in known:
+            raise InputError("recorder.unknown_parameter", value=name, known=", ".join(sorted(known)) or "-",
+                             next_key="recorder.unknown_parameter_next")
+        if SECRET_NAME.search(name):
+            raise InputError("recorder.secret_parameter", value=name, next_key="recorder.secret_parameter_next")
+    return parameters
+
+
+def secret_values(environment: dict[str, str] | None = None) -> list[str]:
+    """Return the values of environment variables whose names look like secrets, longest first."""
+    environment = dict(os.environ if environment is None else environment)
+    values = {value for name, value in environment.items()
+              if SECRET_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH}
+    return sorted(values, key=lambda value: (-len(value), value))
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Replace every secret value in `text` by REDACTED."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+@dataclass
+class StepOutcome:
+    """A `## 步驟` section of the runbook and how its code cells ended."""
+
+    title: str
+    outcome: str
+
+
+@dataclass
+class RunRecord:
+    """The contents of `record.json` for one recorded run."""
+
+    notebook: str
+    folder: str
+    parameters: dict[str, object]
+    started: str
+    finished: str
+    host: str
+    status: str
+    masked: bool
+    steps: list[StepOutcome] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def notebook_file(self) -> Path:
+        return Path(self.folder) / Path(self.notebook).name
+
+    @property
+    def html_file(self) -> Path:
+        return Path(self.folder) / "run.html"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def step_outcomes(notebook: Any) -> list[StepOutcome]:
+    """Return the outcome of each `## 步驟` section: failed when a code cell raised, not run after that."""
+    outcomes: list[StepOutcome] = []
+    failed_before = False
+    current: StepOutcome | None = None
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            heading = _STEP_HEADING.search(cell.source)
+            if heading:
+                current = StepOutcome(heading.group(1).strip(), NOT_RUN if failed_before else OK)
+                outcomes.append(current)
+            elif cell.source.lstrip().startswith("## "):
+                current = None
+            continue
+        if current is None or cell.cell_type != "code":
+            continue
+        executed = cell.get("execution_count") is not None
+        errored = any(output.get("output_type") == "error" for output in cell.get("outputs", []))
+        if errored:
+            current.outcome = FAILED
+            failed_before = True
+        elif not executed and current.outcome == OK and cell.source.strip():
+            current.outcome = NOT_RUN
+    return outcomes
+
+
+def _new_run_folder(parent: Path, stem: str, started: datetime) -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    base = f"{started.strftime('%Y%m%d-%H%M%S')}_{stem}"
+    for attempt in range(1, 1000):
+        folder = parent / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise InputError("recorder.folder_taken", value=str(parent / base), next_key="recorder.folder_taken_next")
+
+
+def record_run(notebook: str | os.PathLike[str], parameters: dict[str, object] | None = None, *,
+               out: str | os.PathLike[str] | None = None, mask: bool = False, kernel_name: str = DEFAULT_KERNEL,
+               cell_timeout: int = DEFAULT_CELL_TIMEOUT, progress: bool = True) -> RunRecord:
+    """Execute a runbook with papermill into a new dated folder and return the run's record.
+
+    A runbook that raises still gets its record (status failed, with the error), because a
+    failed live run is worth keeping. Raises InputError for an unknown runbook or parameter.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    path = resolve_notebook(notebook)
+    parameters = check_parameters(path, dict(parameters or {}))
+    secrets = secret_values()
+    started = datetime.now(timezone.utc)
+    folder = _new_run_folder(Path(out) if out else default_runs_folder(), path.stem, started)
+    executed_path = folder / path.name
+    error_text = None
+    log.info("recording %s into %s with parameters %s", path.name, folder, sorted(parameters))
+    try:
+        papermill.execute_notebook(str(path), str(executed_path), parameters=parameters, kernel_name=kernel_name,
+                                   cwd=str(path.parent), progress_bar=progress, execution_timeout=cell_timeout,
+                                   request_save_on_cell_execute=False)
+        status = OK
+    except PapermillExecutionError as error:
+        status = FAILED
+        error_text = f"{error.ename}: {error.evalue}"
+        log.warning("recorded run of %s failed in cell %s: %s", path.name, error.exec_count, error_text)
+    finished = datetime.now(timezone.utc)
+
+    executed = nbformat.read(executed_path, as_version=4)
+    masker = Masker() if mask else None
+    executed = _clean_notebook(executed, secrets, masker)
+    record = RunRecord(notebook=str(path), folder=str(folder), parameters=parameters,
+                       started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
+                       host=message("recorder.masked_host") if mask else socket.gethostname(), status=status, masked=mask, steps=step_outcomes(executed),
+                       error=error_text)
+    record_data = _clean_data(record.to_dict(), secrets, masker)
+    nbformat.write(executed, executed_path)
+    (folder / "record.json").write_text(json.dumps(record_data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    record.html_file.write_text(render_run_html(executed, record_data), encoding="utf-8")
+    return record
+
+
+def _clean_notebook(notebook: Any, secrets: list[str], masker: Masker | None) -> Any:
+    """Redact secrets everywhere in the notebook (sources, outputs, metadata), then mask when asked."""
+    text = redact(nbformat.writes(notebook), secrets)
+    cleaned = nbformat.reads(text, as_version=4)
+    if masker is None:
+        return cleaned
+    masked = mask_notebook(cleaned, masker)
+    papermill_metadata = masked.metadata.get("papermill")
+    if papermill_metadata is not None:
+        masked.metadata["papermill"] = _clean_data(dict(papermill_metadata), [], masker)
+    return masked
+
+
+def _clean_data(data: object, secrets: list[str], masker: Masker | None) -> object:
+    if isinstance(data, str):
+        text = redact(data, secrets)
+        return masker.mask(text) if masker else text
+    if isinstance(data, dict):
+        return {key: _clean_data(value, secrets, masker) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_clean_data(value, secrets, masker) for value in data]
+    return data
+
+
+_PAGE_STYLE = """
+body { font-family: "Noto Sans CJK TC", "Microsoft JhengHei", sans-serif; max-width: 72rem; margin: 2rem auto;
+       padding: 0 1rem; line-height: 1.5; }
+table { border-collapse: collapse; } td, th { border: 1px solid #d0d7de; padding: 0.2rem 0.5rem; vertical-align: top; }
+pre { white-space: pre-wrap; background: #f6f8fa; padding: 0.5rem; }
+.ok { color: #1a7f37; } .failed { color: #cf222e; } .not_run { color: #57606a; }
+"""
+
+
+def render_run_html(notebook: Any, record: dict[str, Any]) -> str:
+    """Return an offline HTML page: the run's record as a table, then the executed notebook."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="basic")
+    body, _ = exporter.from_notebook_node(notebook)
+    rows = [(message("recorder.html.notebook"), Path(str(record["notebook"])).name),
+            (message("recorder.html.host"), record["host"]),
+            (message("recorder.html.started"), record["started"]),
+            (message("recorder.html.finished"), record["finished"]),
+            (message("recorder.html.status"), message(f"recorder.outcome.{record['status']}")),
+            (message("recorder.html.parameters"), json.dumps(record["parameters"], ensure_ascii=False))]
+    summary = "".join(f"<tr><th>{html.escape(str(name))}</th><td>{html.escape(str(value))}</td></tr>"
+                      for name, value in rows)
+    steps = "".join(f"<tr><td>{html.escape(step['title'])}</td><td class='{step['outcome']}'>"
+                    f"{html.escape(message('recorder.outcome.' + step['outcome']))}</td></tr>"
+                    for step in record["steps"])
+    title = html.escape(message("recorder.html.title", notebook=Path(str(record["notebook"])).name))
+    return (f"<!DOCTYPE html>\n<html lang='zh-Hant-TW'><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{_PAGE_STYLE}</style></head><body><h1>{title}</h1><table>{summary}</table>"
+            f"<h2>{html.escape(message('recorder.html.steps'))}</h2><table>{steps}</table><hr>{body}</body></html>\n")

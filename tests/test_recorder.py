@@ -1,0 +1,169 @@
+"""Recorded runs: papermill execution into a dated folder, with no secret in the record."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from adminkb.errors import InputError
+from adminkb.recorder import (FAILED, NOT_RUN, OK, REDACTED, _new_run_folder, list_parameters, parse_value,
+                              record_run, resolve_notebook, secret_values)
+from tests.clirun import run_area
+
+pytestmark = pytest.mark.timeout(300)
+
+SECRET = "hunter2-lab-only-secret"
+
+
+def _write_notebook(folder, *, fail_in_step_2=False):
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell('SERVER = "lab"  # 目標伺服器\nTIMEOUT = 10  # 逾時秒數')
+    parameters.metadata["tags"] = ["parameters"]
+    step_two = 'raise RuntimeError("step two broke")' if fail_in_step_2 else 'print("server", SERVER)'
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# 99 測試"),
+        nbformat.v4.new_markdown_cell("## 參數"),
+        parameters,
+        nbformat.v4.new_markdown_cell("## 步驟 1：讀取環境變數"),
+        nbformat.v4.new_code_cell('import os\nprint("password is", os.environ["ADMINKB_SMTP_PASSWORD"])\n'
+                                  'os.environ["ADMINKB_SMTP_PASSWORD"]'),
+        nbformat.v4.new_markdown_cell("## 步驟 2：連線"),
+        nbformat.v4.new_code_cell(step_two),
+        nbformat.v4.new_markdown_cell("## 步驟 3：結束"),
+        nbformat.v4.new_code_cell('print("done")'),
+        nbformat.v4.new_markdown_cell("## 結論"),
+    ]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "99_test.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_secret_never_reaches_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    notebook = _write_notebook(tmp_path)
+    record = record_run(notebook, {"SERVER": "192.0.2.25:25"}, out=tmp_path / "runs", progress=False)
+    assert record.status == OK
+    written = [path.read_text(encoding="utf-8") for path in (record.notebook_file, record.html_file,
+                                                              record.html_file.with_name("record.json"))]
+    for text in written:
+        assert SECRET not in text
+    assert REDACTED in written[0]
+    assert REDACTED in written[1]
+    assert "192.0.2.25:25" in written[0]
+
+
+def test_record_lists_steps_and_parameters(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    record = record_run(_write_notebook(tmp_path), {"TIMEOUT": 3}, out=tmp_path / "runs", progress=False)
+    data = json.loads(record.html_file.with_name("record.json").read_text(encoding="utf-8"))
+    assert data["parameters"] == {"TIMEOUT": 3}
+    assert [step["outcome"] for step in data["steps"]] == [OK, OK, OK]
+    assert data["started"] <= data["finished"]
+    assert data["host"]
+    assert record.html_file.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_failed_step_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    record = record_run(_write_notebook(tmp_path, fail_in_step_2=True), out=tmp_path / "runs", progress=False)
+    assert record.status == FAILED
+    assert [step.outcome for step in record.steps] == [OK, FAILED, NOT_RUN]
+    assert "step two broke" in record.error
+
+
+def test_html_loads_nothing_from_other_hosts(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    record = record_run(_write_notebook(tmp_path), out=tmp_path / "runs", progress=False)
+    page = record.html_file.read_text(encoding="utf-8")
+    assert "<script src=" not in page
+    assert "<link" not in page
+
+
+def test_lab_runbook_masked(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    record = record_run("01", {"SEND": True}, out=tmp_path, mask=True, progress=False)
+    assert record.status == OK
+    assert len(record.steps) >= 3
+    executed = nbformat.read(record.notebook_file, as_version=4)
+    code_text = "\n".join(cell.source + json.dumps(cell.get("outputs", []), ensure_ascii=False)
+                          for cell in executed.cells if cell.cell_type == "code")
+    assert "app@example.com" not in code_text
+    assert "user-1@" in code_text
+    assert json.loads(record.html_file.with_name("record.json").read_text(encoding="utf-8"))["masked"] is True
+
+
+def test_secret_parameter_rejected(tmp_path):
+    notebook = _write_notebook(tmp_path)
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells[2].source += '\nSMTP_PASSWORD = None  # 密碼'
+    nbformat.write(nb, notebook)
+    with pytest.raises(InputError) as caught:
+        record_run(notebook, {"SMTP_PASSWORD": "x"}, out=tmp_path / "runs", progress=False)
+    assert caught.value.key == "recorder.secret_parameter"
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("notebook", "parameters", "key"), [
+    ("98", {}, "recorder.unknown_number"),
+    ("missing.ipynb", {}, "recorder.not_found"),
+    ("99_test.ipynb", {"NOPE": 1}, "recorder.unknown_parameter"),
+    ("99_test.ipynb", {"server": 1}, "recorder.unknown_parameter"),
+])
+def test_bad_input_raises(tmp_path, notebook, parameters, key):
+    _write_notebook(tmp_path)
+    with pytest.raises(InputError) as caught:
+        record_run(tmp_path / notebook if notebook.endswith(".ipynb") else notebook, parameters,
+                   out=tmp_path / "runs", progress=False)
+    assert caught.value.key == key
+
+
+def test_not_a_notebook_raises(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("x", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        resolve_notebook(path)
+    assert caught.value.key == "recorder.not_notebook"
+
+
+def test_run_folders_never_collide(tmp_path):
+    from datetime import datetime, timezone
+
+    moment = datetime(2026, 3, 2, 1, 15, tzinfo=timezone.utc)
+    first = _new_run_folder(tmp_path, "07_x", moment)
+    second = _new_run_folder(tmp_path, "07_x", moment)
+    assert first.name == "20260302-011500_07_x"
+    assert second.name == "20260302-011500_07_x-2"
+
+
+@pytest.mark.parametrize(("text", "value"), [("None", None), ("true", True), ("False", False), ("10", 10),
+                                            ("2.5", 2.5), ("192.0.2.25:25", "192.0.2.25:25"), ("lab", "lab")])
+def test_parse_value(text, value):
+    assert parse_value(text) == value
+
+
+def test_secret_values_by_name():
+    values = secret_values({"ADMINKB_SMTP_PASSWORD": "abcd1234", "API_TOKEN": "tok-5678", "PWD": "/work/main",
+                            "HOME": "/root", "DB_PASS": "x"})
+    assert values == ["abcd1234", "tok-5678"]
+
+
+def test_list_parameters_reads_comments():
+    parameters = {item.name: item for item in list_parameters("01")}
+    assert parameters["SERVER"].default == '"lab"'
+    assert "實驗室" in parameters["SERVER"].help
+
+
+def test_cli_list_parameters(capsys):
+    assert run_area("run", "01", "--list-parameters") == 0
+    assert "REMOTE_RCPT" in capsys.readouterr().out
+
+
+def test_cli_failed_run_exits_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    notebook = _write_notebook(tmp_path, fail_in_step_2=True)
+    assert run_area("run", str(notebook), "--out", str(tmp_path / "runs"), "-p", "TIMEOUT", "3") == 1
+    output = capsys.readouterr().out
+    assert "step two broke" in output
