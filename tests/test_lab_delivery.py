@@ -322,3 +322,33 @@ def test_stop_ends_outbound_threads(lab):
     lab.stop()
     assert not remote.running
     assert not lab_dns.running
+
+
+def test_ndr_diagnostic_types(lab):
+    send(lab, "user@nomail.lab.test", message_id="<a@example.com>")
+    send(lab, "nosuchuser@example.net", message_id="<b@example.com>")
+    lab.deliver_queue()
+    texts = [path.read_bytes() for path in lab.drop_files()]
+    assert any(b"Diagnostic-Code: X-Local;The destination has no MX record and no address record." in text
+               for text in texts)
+    assert any(b"Diagnostic-Code: smtp;550 5.1.1 <nosuchuser@example.net>" in text for text in texts)
+
+
+def test_write_error_keeps_message_queued(lab, monkeypatch):
+    send(lab, "nosuchuser@example.net", message_id="<keep@example.com>")
+    send(lab, "user@example.net", message_id="<other@example.com>")
+    agent = lab.start_outbound()
+
+    def disk_full(**_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(agent.server, "store_generated", disk_full)
+    records = lab.deliver_queue()
+    assert ("user@example.net", "delivered") in outcomes(records)
+    [kept] = lab.queue_files()
+    assert b"<keep@example.com>" in kept.read_bytes()
+    assert lab.next_delivery_attempt() == START + timedelta(minutes=15)
+    monkeypatch.undo()
+    retried = lab.advance(minutes=15)
+    assert outcomes(retried) == [("nosuchuser@example.net", "failed"), ("nosuchuser@example.net", "ndr")]
+    assert lab.queue_files() == []

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, LabError
 from adminkb.lab import FixedClock
 from adminkb.lab.dns import LabDns, lab_zone_files
 from adminkb.lab.remote import (SMART_HOST_ADDRESS, SMART_HOST_NAME, SMART_HOST_PASSWORD, SMART_HOST_USER,
@@ -155,3 +155,19 @@ def test_stop_closes_every_receiver(lab_dns, clock, tmp_path):
     with pytest.raises(ConnectionRefusedError):
         smtplib.SMTP("127.0.0.23", port, local_hostname="mail01.example.com", timeout=5)
     remote.stop()
+
+
+def test_port_table_entry_overrides_shared_port(remote):
+    remote.map_port25("127.0.0.1", 2525)
+    assert remote.port_for("127.0.0.1") == 2525
+    assert remote.port_for("127.0.0.23") == remote.port
+
+
+@pytest.mark.parametrize("address, port, error", [("192.0.2.25", 2525, LabError), ("mail.example.net", 2525, LabError),
+                                                  ("127.0.0.1", 0, InputError), ("127.0.0.1", 70000, InputError),
+                                                  ("127.0.0.1", True, InputError)])
+def test_port_table_rejects_bad_entry(remote, address, port, error):
+    with pytest.raises(error) as raised:
+        remote.map_port25(address, port)
+    assert str(port) in str(raised.value) or address in str(raised.value)
+    assert remote.port_for(address) == remote.port

@@ -335,6 +335,8 @@ class SmtpTarget:
             (message("target.row_outbound_address"), lab.outbound_address),
             (message("target.row_port25"), message("target.port25_blocked" if lab.port25_blocked else "target.port25_open")),
         ]
+        if lab.outbound_note:
+            rows.append((message("target.row_note"), message("target.outbound_fallback", address=lab.outbound_note)))
         return pd.DataFrame(rows, columns=[message("target.column_setting"), message("target.column_value")])
 
     def badmail_table(self) -> pd.DataFrame | _Notice:

@@ -78,6 +78,7 @@ BADMAIL = "badmail"
 
 # DSN status and text for failures that have no SMTP reply (RFC 3463 codes).
 _NO_ANSWER = ("4.4.1", "The remote server did not respond to a connection attempt.")
+_CONNECTION_LOST = ("4.4.2", "The connection to the remote server was lost.")
 _PORT_BLOCKED = ("4.4.1", "The connection timed out: outbound port 25 is blocked by the lab firewall.")
 _DNS_TEMPORARY = ("4.4.3", "The DNS lookup of the destination failed temporarily.")
 _NO_SUCH_DOMAIN = ("5.1.2", "The destination domain does not exist in DNS.")
@@ -196,8 +197,6 @@ class DeliveryAgent:
         # Divides the retry, delay and expiry times; 1 is the service's schedule.
         self.time_compression = 1.0
         self.records: list[DeliveryRecord] = []
-        # The reason of the last failed connection, for recipients that no hop accepted.
-        self._last_connect_failure = _NO_ANSWER
         self._states: dict[str, _QueueState] = {}
         self._lock = threading.RLock()
 
@@ -268,7 +267,17 @@ class DeliveryAgent:
                 if not due:
                     break
                 for name in due:
-                    self._attempt(name, now)
+                    try:
+                        self._attempt(name, now)
+                    except OSError as error:
+                        # A mailroot file that cannot be read or written must not stop the other
+                        # messages. The file stays in Queue and the next retry tries it again.
+                        # NOTE: when the failure comes after a remote server accepted the message,
+                        # that retry delivers it a second time.
+                        state = self._states.get(name)
+                        if state is not None:
+                            state.next_attempt = now + self._retry_delay(max(state.attempts, 1))
+                        log.error("delivery attempt for queue file %s failed: %s", name, error)
             return self.records[first:]
 
     def _attempt(self, name: str, now: datetime) -> None:
@@ -397,64 +406,59 @@ class DeliveryAgent:
 
     def _deliver_to_hops(self, queued: _QueuedMessage, recipients: list[str],
                          hops: list[_Hop]) -> list[_RecipientResult]:
-        last: list[_RecipientResult] = []
+        """Try the hops in order until one gives a final answer (delivered or failed) for some recipient."""
+        results: list[_RecipientResult] = []
         for hop in hops:
             results = self._deliver_to_hop(queued, recipients, hop)
-            if results is not None and all(item.outcome != DEFERRED for item in results):
+            if any(item.outcome != DEFERRED for item in results):
                 return results
-            if results is not None and any(item.outcome == DELIVERED for item in results):
-                # Some recipients were accepted: retry only the others later, on the same route.
-                return results
-            last = results or [_RecipientResult(recipient, DEFERRED, *self._last_connect_failure, hop.hostname,
-                                                hop.address) for recipient in recipients]
-        return last
+        return results
 
-    def _deliver_to_hop(self, queued: _QueuedMessage, recipients: list[str],
-                        hop: _Hop) -> list[_RecipientResult] | None:
-        """Run one SMTP session to `hop`; None when it could not connect or broke before RCPT TO."""
-        self._last_connect_failure = _NO_ANSWER
+    def _deliver_to_hop(self, queued: _QueuedMessage, recipients: list[str], hop: _Hop) -> list[_RecipientResult]:
+        """Run one SMTP session to `hop` and return each recipient's result."""
         if self.port25_blocked and not hop.smart_host:
-            self._last_connect_failure = _PORT_BLOCKED
             log.info("outbound connection to %s (%s) port 25 blocked by the lab firewall", hop.hostname, hop.address)
-            return None
+            return self._all_deferred(recipients, hop, _PORT_BLOCKED)
         session = SmtpSession(hop.address, self.port_for(hop.address, SMTP_PORT), timeout=self.step_timeout,
                               total_timeout=SESSION_TIMEOUT, source_address=self.outbound_address,
                               ehlo_name=self.server.hostname)
         try:
             return self._converse(session, queued, recipients, hop)
         except SessionError as error:
-            log.info("delivery of %s to %s (%s) failed: %s", queued.message_id, hop.hostname, hop.address,
-                     error.describe().splitlines()[0])
-            return None
+            log.info("delivery of %s to %s (%s) failed at %s: %s", queued.message_id, hop.hostname, hop.address,
+                     error.step, error.category)
+            reason = _NO_ANSWER if error.step == "connect" else _CONNECTION_LOST
+            return self._all_deferred(recipients, hop, reason)
         finally:
             session.close()
             self._log_session(session, hop)
 
+    @staticmethod
+    def _all_deferred(recipients: list[str], hop: _Hop, reason: tuple[str, str]) -> list[_RecipientResult]:
+        return [_RecipientResult(recipient, DEFERRED, reason[0], reason[1], hop.hostname, hop.address)
+                for recipient in recipients]
+
     def _converse(self, session: SmtpSession, queued: _QueuedMessage, recipients: list[str],
-                  hop: _Hop) -> list[_RecipientResult] | None:
+                  hop: _Hop) -> list[_RecipientResult]:
         session.connect()
         banner = session.read_banner()
         if banner.code != 220:
-            self._last_connect_failure = (_status_of(banner), _reply_text(banner))
             session.quit()
-            return None
+            return self._all_deferred(recipients, hop, (_status_of(banner), _reply_text(banner)))
         hello = session.ehlo() if self.outbound_esmtp else session.command(f"HELO {session.ehlo_name}", step="ehlo")
         if hello.code != 250:
-            self._last_connect_failure = (_status_of(hello), _reply_text(hello))
             session.quit()
-            return None
+            return self._all_deferred(recipients, hop, (_status_of(hello), _reply_text(hello)))
         smart_host = self.smart_host if hop.smart_host else None
         if smart_host is not None and smart_host.tls:
             failure = self._start_tls(session, hop)
             if failure is not None:
-                return [_RecipientResult(recipient, DEFERRED, failure[0], failure[1], hop.hostname, hop.address)
-                        for recipient in recipients]
+                return self._all_deferred(recipients, hop, failure)
         if smart_host is not None and smart_host.user is not None:
             reply = session.authenticate(smart_host.user, smart_host.password or "", mechanism="LOGIN")
             if reply.code != 235:
                 session.quit()
-                return [_RecipientResult(recipient, DEFERRED, _status_of(reply), _reply_text(reply), hop.hostname,
-                                         hop.address) for recipient in recipients]
+                return self._all_deferred(recipients, hop, (_status_of(reply), _reply_text(reply)))
         mail = f"MAIL FROM:<{queued.sender}>"
         if session.supports("SIZE"):
             mail += f" SIZE={len(queued.content)}"

@@ -82,7 +82,7 @@ def build_dsn(*, action: str, postmaster: str, reporting_mta: str, sender: str, 
                     f"Status: {item.status}\r\n")
         if item.remote_mta:
             machine += f"Remote-MTA: dns;{item.remote_mta}\r\n"
-        machine += f"Diagnostic-Code: smtp;{_one_line(item.diagnostic)}\r\n"
+        machine += f"Diagnostic-Code: {_diagnostic_type(item.diagnostic)};{_one_line(item.diagnostic)}\r\n"
         if retry_until is not None and not failed:
             machine += f"Will-Retry-Until: {rfc2822_date(retry_until, zone)}\r\n"
     if failed:
@@ -112,6 +112,14 @@ def badmail_reason(*, text: str, code: str, sender: str, dsn: bool) -> bytes:
               f"The specific error code was {code}.\r\n"
               f"The message sender was {sender or '<>'}.\r\n")
     return reason.encode("ascii", errors="replace")
+
+
+def _diagnostic_type(text: str) -> str:
+    """Return "smtp" for a remote server's reply, else an extension type for the lab's own reason.
+
+    RFC 3464 section 2.3.6 reserves "smtp" for SMTP replies and allows "X-" types for others.
+    """
+    return "smtp" if text[:3].isdigit() else "X-Local"
 
 
 def _one_line(text: str) -> str:

@@ -82,8 +82,9 @@ class OutboundControls:
             return self._delivery
 
     def _stop_outbound(self) -> None:
+        # The runner's passes take the outbound lock, so it stops before the lock is held here.
+        self.stop_delivery_runner()
         with self._outbound_lock:
-            self.stop_delivery_runner()
             if self._remote is not None:
                 self._remote.stop()
             if self._lab_dns is not None:
