@@ -9,7 +9,7 @@ import pytest
 
 from adminkb.diagnose import (CONFIGURATION, EXIT_CODES, FAULTS, OK, PICKUP_NOT_WRITABLE, PROBLEM, QUEUE, RELAY,
                               RELAY_DENIED, REMOTE_MX_UNREACHABLE, SKIPPED, WRONG_SMART_HOST, DiagnoseRequest,
-                              diagnose, diagnose_target, lab_configuration, restore_fault, stage_fault)
+                              diagnose, diagnose_target, lab_configuration, restore_fault, stage_fault, stage_target_fault)
 from adminkb.errors import InputError
 from adminkb.lab import can_bind_source_address
 from adminkb.metabase import GRANT
@@ -78,10 +78,17 @@ def test_remote_mx_unreachable_is_named(target):
     assert "blocked.lab.test" in result.step("queue").evidence
 
 
+def _lab_request(target, recipient):
+    lab = target.lab
+    return DiagnoseRequest(host=target.host, port=target.port, mail_from=SENDER, rcpt_to=recipient,
+                           mailroot=lab.mailroot, logs=lab.log_dir, configuration=lab_configuration(lab),
+                           now=lab.clock.now(), ages_from_file_names=True, source_address=APP, timeout=5)
+
+
 @needs_aliases
 def test_remote_mx_without_outbound_check(target):
     recipient = _stage(target, REMOTE_MX_UNREACHABLE, queue_mail=True)
-    result = diagnose_target(target, SENDER, recipient, timeout=5, check_outbound=False)
+    result = diagnose(_lab_request(target, recipient))
     assert result.cause == "queue_stuck"
     assert result.step("outbound").verdict == "not_run"
     assert "0 天 00:31" in result.most_likely.evidence
@@ -148,6 +155,18 @@ def test_lab_configuration_matches_lab(target):
     assert configuration.relay_allows("192.0.2.10") is True
     assert configuration.relay_allows(APP) is False
     assert configuration.pickup_directory == str(target.lab.pickup_dir)
+
+
+@needs_aliases
+def test_stage_target_fault_queues_mail(target):
+    recipient = stage_target_fault(target, REMOTE_MX_UNREACHABLE, recipient="user@example.net", queue_mail=True)
+    assert recipient == "user@blocked.lab.test"
+    assert len(target.lab.queue_files()) == 1
+
+
+def test_real_target_is_left_alone():
+    real = SmtpTarget("127.0.0.1:2525")
+    assert stage_target_fault(real, WRONG_SMART_HOST, recipient="user@example.net") == "user@example.net"
 
 
 def test_unknown_fault_raises(target):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 
 from adminkb.cli import add_help_option
-from adminkb.diagnose import DiagnoseRequest, diagnose
+from adminkb.diagnose import DiagnoseRequest, diagnose, select_virtual_server
 from adminkb.diagnose.checks import checked_folder
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.metabase import SmtpVirtualServer, read_metabase
+from adminkb.metabase import read_metabase
 from adminkb.output import render_json, render_table
 from adminkb.smtp import parse_host_port
 from adminkb.smtp.addresses import validate_address, validate_source_address, validate_timeout
@@ -44,22 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help=message("diagnose.cli.format_help"))
     parser.set_defaults(handler=run_diagnose)
-
-
-def select_virtual_server(servers: list[SmtpVirtualServer], number: int | None, port: int,
-                          where: str) -> SmtpVirtualServer:
-    """Return virtual server `number`, else the one bound to `port`, else the lowest-numbered one."""
-    if number is not None:
-        for server in servers:
-            if server.number == number:
-                return server
-        raise InputError("diagnose.no_virtual_server", value=number, where=where,
-                         numbers=", ".join(str(server.number) for server in servers),
-                         next_key="diagnose.no_virtual_server_next")
-    for server in servers:
-        if any(binding.port == port for binding in server.bindings):
-            return server
-    return servers[0]
 
 
 def build_request(arguments: argparse.Namespace) -> DiagnoseRequest:
