@@ -352,3 +352,18 @@ def test_write_error_keeps_message_queued(lab, monkeypatch):
     retried = lab.advance(minutes=15)
     assert outcomes(retried) == [("nosuchuser@example.net", "failed"), ("nosuchuser@example.net", "ndr")]
     assert lab.queue_files() == []
+
+
+def test_ndr_to_remote_sender_is_delivered(lab):
+    send(lab, "nosuchuser@example.net", sender="partner@example.net", message_id="<remote@example.com>")
+    records = lab.deliver_queue()
+    assert outcomes(records) == [("nosuchuser@example.net", "failed"), ("nosuchuser@example.net", "ndr"),
+                                 ("partner@example.net", "delivered")]
+    [arrived] = lab.remote.received()
+    assert arrived.sender == ""
+    assert arrived.recipients == ("partner@example.net",)
+    ndr = email.message_from_bytes(arrived.content, policy=email.policy.default)
+    assert ndr["Subject"] == "Delivery Status Notification (Failure)"
+    assert ndr["From"] == "postmaster@example.com"
+    assert lab.queue_files() == []
+    assert lab.badmail_files() == []

@@ -1,9 +1,9 @@
 """Outbound delivery from the lab's Queue, as the IIS SMTP Service delivers remote mail.
 
-For each message file in Queue the agent groups the recipients by domain, finds the mail
+For each message file in Queue the agent groups the recipients by domain. It finds the mail
 exchangers through the lab DNS (MX records in preference order, else the domain's own address,
-the implicit MX of RFC 5321 section 5.1), or takes the Smart Host, connects from the lab's
-outbound loopback address, and speaks EHLO (HELO when EHLO is rejected), MAIL FROM with SIZE,
+the implicit MX of RFC 5321 section 5.1) or takes the Smart Host. It connects from the lab's
+outbound loopback address and sends EHLO (HELO when EHLO is rejected), MAIL FROM with SIZE,
 RCPT TO and DATA. Every command and reply goes to the W3C log as the service's outbound lines.
 
 Transient failures keep the message in Queue and retry on the service's schedule
@@ -18,7 +18,7 @@ time in turn.
 
 Every message ends delivered, waiting in Queue, returned in an NDR or in Badmail. The agent
 writes the NDR or Badmail files before it removes recipients from the queue file, so a crash in
-between can repeat a notification but never loses a message.
+between can repeat a notification or a delivery but never loses a message.
 """
 
 from __future__ import annotations
@@ -281,6 +281,7 @@ class DeliveryAgent:
             return self.records[first:]
 
     def _attempt(self, name: str, now: datetime) -> None:
+        """Deliver one queue file, then return failures to the sender and keep the deferred recipients."""
         state = self._states[name]
         path = self.server.mailroot / mailroot.QUEUE / name
         try:
@@ -294,6 +295,7 @@ class DeliveryAgent:
             path.unlink()
             self._states.pop(name, None)
             return
+
         state.attempts += 1
         results = self._deliver(queued)
         delivered = [item for item in results if item.outcome == DELIVERED]
@@ -304,6 +306,7 @@ class DeliveryAgent:
             failed += [_RecipientResult(item.recipient, EXPIRED, _EXPIRED[0],
                                         f"{_EXPIRED[1]} {item.text}", item.host, item.address) for item in deferred]
             deferred = []
+
         for item in delivered:
             self._record(now, queued, item.recipient, DELIVERED, host=item.host, address=item.address,
                          reply=item.text, attempt=state.attempts)
@@ -317,6 +320,7 @@ class DeliveryAgent:
             if (not state.delay_notified and now - state.arrival >= self._minutes(DELAY_NOTIFICATION_MINUTES)
                     and queued.sender and not dsn.is_dsn(queued.content)):
                 self._notify_delay(queued, deferred, state, now)
+
         remaining = [item.recipient for item in deferred]
         if remaining:
             if remaining != queued.recipients:
@@ -406,7 +410,7 @@ class DeliveryAgent:
 
     def _deliver_to_hops(self, queued: _QueuedMessage, recipients: list[str],
                          hops: list[_Hop]) -> list[_RecipientResult]:
-        """Try the hops in order until one gives a final answer (delivered or failed) for some recipient."""
+        """Try the hops in order until one returns a final result (delivered or failed) for some recipient."""
         results: list[_RecipientResult] = []
         for hop in hops:
             results = self._deliver_to_hop(queued, recipients, hop)

@@ -144,7 +144,7 @@ class OutboundControls:
         return list(self.start_outbound().records)
 
     def next_delivery_attempt(self) -> datetime | None:
-        """The lab time of the next delivery attempt, or None when the Queue is empty."""
+        """Return the lab time of the next delivery attempt, or None when the Queue is empty."""
         return self.start_outbound().next_due()
 
     # Settings
@@ -163,7 +163,7 @@ class OutboundControls:
         return self.start_outbound().smart_host
 
     def require_smart_host_auth(self, required: bool = True) -> None:
-        """Make the lab's smart host answer MAIL FROM with 530 until the client authenticates."""
+        """Make the lab's smart host reject MAIL FROM with 530 until the client authenticates."""
         self.remote.smart_host_requires_auth = bool(required)
 
     def block_port25(self) -> None:

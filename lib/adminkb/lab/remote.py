@@ -7,7 +7,7 @@ behaves like a kind of real receiver:
   recipients whose local part is `nosuchuser`, which get `550 5.1.1`;
 - `fcrdns` rejects clients whose address has no forward-confirmed reverse DNS, checked through
   the lab DNS (`550 5.7.1` at RCPT TO, with the reason);
-- `greylist` answers `451 4.7.1` to the first attempt of each (client address, sender,
+- `greylist` replies `451 4.7.1` to the first attempt of each (client address, sender,
   recipient) and accepts a retry that comes at least `greylist_delay` later on the lab clock;
 - `smarthost` is the company's mail gateway: it accepts everything, offers STARTTLS and AUTH
   LOGIN, and can require authentication.
@@ -380,9 +380,11 @@ class _ReceiverHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
         message_id = find_message_id(content)
+        # aiosmtpd keeps the null reverse-path of a bounce as "<>".
+        sender = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
         item = ReceivedMessage(
             receiver=self.spec.hostname, address=self.spec.address, client_ip=session.peer[0],
-            helo=session.host_name or "", sender=envelope.mail_from or "", recipients=tuple(envelope.rcpt_tos),
+            helo=session.host_name or "", sender=sender, recipients=tuple(envelope.rcpt_tos),
             content=content, message_id=message_id.strip() if message_id else None,
             tls=session.ssl is not None, user=session.auth_data if session.authenticated else None)
         self.remote._store(item)
