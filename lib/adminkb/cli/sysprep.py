@@ -16,11 +16,13 @@ from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.imaging.intelppm import IntelppmCheck, check_intelppm, intelppm_rows, intelppm_summary
 from adminkb.imaging.sysprep import LintResult, lint_sysprep
+from adminkb.imaging.unattend import UnattendForm, check_unattend_file, generate_unattend
 from adminkb.regfile import write_regfile
 from adminkb.output import FORMATS, render_csv, render_json, render_table
 
 COLUMNS = ("line", "severity", "rule", "problem", "fix")
 INTELPPM_COLUMNS = ("control_set", "start", "verdict")
+UNATTEND_COLUMNS = ("line", "rule", "problem", "fix")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +50,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help=message("imaging_intelppm.cli.encoding_help"))
     intelppm.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
     intelppm.set_defaults(handler=run_intelppm)
+
+    unattend = verbs.add_parser("unattend", add_help=False, help=message("imaging_unattend.cli.unattend_help"),
+                                description=message("imaging_unattend.cli.unattend_description"),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(unattend)
+    unattend.add_argument("--computer-name", metavar="NAME", default="*",
+                          help=message("imaging_unattend.cli.computer_name_help"))
+    unattend.add_argument("--architecture", metavar="ARCH", default="amd64",
+                          help=message("imaging_unattend.cli.architecture_help"))
+    unattend.add_argument("--output", metavar="FILE", default=None, help=message("imaging_unattend.cli.output_help"))
+    unattend.add_argument("--force", action="store_true", help=message("imaging_unattend.cli.force_help"))
+    unattend.set_defaults(handler=run_unattend)
+
+    check = verbs.add_parser("check-unattend", add_help=False, help=message("imaging_unattend.cli.check_help"),
+                             description=message("imaging_unattend.cli.check_description"),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(check)
+    check.add_argument("file", metavar="FILE", help=message("imaging_sysprep.cli.file_help"))
+    check.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
+    check.set_defaults(handler=run_check_unattend)
 
 
 def run_lint(arguments: argparse.Namespace) -> int:
@@ -123,3 +145,49 @@ def intelppm_document(check: IntelppmCheck) -> dict[str, object]:
             "control_sets": [{"control_set": entry.control_set, "key_present": entry.key_present,
                               "start": entry.start, "wrong_type": entry.wrong_type, "loads": entry.loads}
                              for entry in check.control_sets]}
+
+
+def run_unattend(arguments: argparse.Namespace) -> int:
+    """Print or write the generated unattend.xml and return 0, or 2 for a bad value or output file."""
+    try:
+        text = generate_unattend(UnattendForm(computer_name=arguments.computer_name,
+                                              architecture=arguments.architecture))
+        if arguments.output is None:
+            sys.stdout.write(text.replace("\r\n", "\n"))
+            return EXIT_OK
+        path = Path(arguments.output)
+        if path.exists() and not arguments.force:
+            raise InputError("imaging_unattend.output_exists", value=str(path),
+                             next_key="imaging_unattend.output_exists_next")
+        try:
+            path.write_bytes(text.encode("utf-8"))
+        except OSError as error:
+            raise InputError("imaging_unattend.write_failed", value=str(path), reason=error.strerror or str(error),
+                             next_key="imaging_unattend.write_failed_next") from None
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(message("imaging_unattend.wrote", path=path))
+    return EXIT_OK
+
+
+def run_check_unattend(arguments: argparse.Namespace) -> int:
+    """Print the problems of an unattend.xml and return 0 (none), 1 (problems) or 2 (unreadable)."""
+    try:
+        findings = check_unattend_file(arguments.file)
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rows = [{"line": finding.line, "rule": finding.rule, "problem": finding.problem, "fix": finding.fix}
+            for finding in findings]
+    if arguments.format == "json":
+        print(render_json({"file": arguments.file, "findings": [finding.to_dict() for finding in findings]}))
+    elif arguments.format == "csv":
+        sys.stdout.write(render_csv(rows, UNATTEND_COLUMNS))
+    elif not findings:
+        print(message("imaging_unattend.clean", file=arguments.file))
+    else:
+        print(message("imaging_unattend.summary", file=arguments.file, count=len(findings)))
+        headers = {column: message(f"imaging_unattend.cli.column_{column}") for column in UNATTEND_COLUMNS}
+        print(render_table(rows, UNATTEND_COLUMNS, headers))
+    return EXIT_PROBLEMS if findings else EXIT_OK
