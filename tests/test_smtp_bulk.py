@@ -15,7 +15,7 @@ from adminkb.errors import InputError
 from adminkb.i18n import LANGUAGES, message
 from adminkb.lab import FixedClock, MailLab
 from adminkb.lab.clock import TAIWAN_TIME
-from adminkb.smtp.bulk import BulkResult, send_batches
+from adminkb.smtp.bulk import BulkResult, build_messages, send_batches, watch_queue
 
 START = datetime(2026, 3, 2, 9, 15, tzinfo=TAIWAN_TIME)
 
@@ -226,3 +226,86 @@ def test_non_message_rejected():
     with pytest.raises(InputError) as caught:
         send_batches(["To: user@example.net\n\nhello"], host="127.0.0.1", port=9, progress=False)
     assert caught.value.key == "bulk.not_a_message"
+
+
+# Building messages and watching a Queue folder
+
+
+def test_build_messages_numbered_and_stable():
+    first = build_messages(3, sender="news@example.com", recipients=["a@example.net", "b@example.net"],
+                           subject="Notice", body="Hello")
+    again = build_messages(3, sender="news@example.com", recipients=["a@example.net", "b@example.net"],
+                           subject="Notice", body="Hello")
+    assert [item["Message-ID"] for item in first] == ["<bulk-0001@example.com>", "<bulk-0002@example.com>",
+                                                      "<bulk-0003@example.com>"]
+    assert [item["To"] for item in first] == ["a@example.net", "b@example.net", "a@example.net"]
+    assert first[1]["Subject"] == "Notice #0002"
+    assert [item.as_bytes() for item in first] == [item.as_bytes() for item in again]
+
+
+def test_build_messages_bad_input():
+    with pytest.raises(InputError) as caught:
+        build_messages(2, sender="news@example.com", recipients=[], subject="s", body="b")
+    assert caught.value.key == "bulk.no_recipients"
+    with pytest.raises(InputError) as caught:
+        build_messages(0, sender="news@example.com", recipients=["a@example.net"], subject="s", body="b")
+    assert caught.value.key == "bulk.out_of_range"
+
+
+def test_watch_queue_until_drained(tmp_path):
+    queue = tmp_path / "Queue"
+    queue.mkdir()
+    for number in range(3):
+        (queue / f"NTFS_{number:024x}.EML").write_bytes(b"x")
+    (queue / "notes.txt").write_text("not a message", encoding="utf-8")
+    clock = FakeClock()
+
+    def sleep_and_deliver(seconds: float) -> None:
+        clock.sleep(seconds)
+        remaining = sorted(queue.glob("*.EML"))
+        if remaining:
+            remaining[0].unlink()
+
+    watch = watch_queue(queue, interval=5, timeout=60, progress=False, sleep=sleep_and_deliver,
+                        monotonic=clock.monotonic)
+    assert [files for _, files in watch.samples] == [3, 2, 1, 0]
+    assert watch.drained
+    assert clock.sleeps == [5, 5, 5]
+    assert watch.table().shape == (4, 2)
+
+
+def test_watch_queue_stops_at_timeout(tmp_path):
+    queue = tmp_path / "Queue"
+    queue.mkdir()
+    (queue / "NTFS_000000000000000000000001.EML").write_bytes(b"x")
+    clock = FakeClock()
+    watch = watch_queue(queue, interval=5, timeout=12, progress=False, sleep=clock.sleep,
+                        monotonic=clock.monotonic)
+    assert watch.remaining == 1
+    assert not watch.drained
+    assert sum(clock.sleeps) == pytest.approx(12)
+
+
+def test_watch_queue_missing_folder(tmp_path):
+    with pytest.raises(InputError) as caught:
+        watch_queue(tmp_path / "missing", progress=False)
+    assert caught.value.key == "bulk.queue_not_found"
+
+
+@pytest.mark.timeout(60)
+def test_lab_queue_drains_through_smart_host(tmp_path):
+    with MailLab(root=tmp_path / "lab", clock=FixedClock(START), relay_grant=["127.0.0.1"],
+                 pickup_interval=None) as running:
+        messages = build_messages(12, sender="news@example.com", recipients=["user@example.net"],
+                                  subject="Notice", body="Hello")
+        sent = send_batches(messages, host="127.0.0.1", port=running.port, batch_size=5, rate=500, progress=False)
+        assert len(sent.accepted) == 12
+        running.set_smart_host("[127.0.0.40]")
+        running.start_delivery_runner(compression=600, interval=0.1)
+        try:
+            watch = watch_queue(running.mailroot / "Queue", interval=0.2, timeout=30, progress=False)
+        finally:
+            running.stop_delivery_runner()
+        arrived = {item.message_id for item in running.remote.received()}
+    assert watch.drained
+    assert arrived == set(sent.accepted)

@@ -14,6 +14,7 @@ from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb.dnscheck import DEFAULT_TIMEOUT, CheckResult, check_domain, worst_verdict
 from adminkb.dnscheck.resolver import checked_domain, checked_timeout, parse_nameserver
 from adminkb.dnscheck.result import PROBLEM, UNKNOWN, VERDICTS
+from adminkb.dnscheck.table import verdict_text
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.output import FORMATS, render_csv, render_json, render_table
@@ -83,11 +84,3 @@ def render_text(domain: str, nameserver: str, results: list[CheckResult]) -> str
                              explanation=result.explanation()))
         lines.append("  " + message("dnscheck.cli.next_step", step=result.next_step()))
     return "\n".join(lines)
-
-
-def verdict_text(result: CheckResult) -> str:
-    """Return the verdict in the user's language, with the SPF result name beside it for SPF."""
-    text = message(f"dnscheck.verdict.{result.verdict}")
-    if result.spf_result is not None:
-        text = f"{text} / {message(f'dnscheck.spf.result_name.{result.spf_result}')}"
-    return text

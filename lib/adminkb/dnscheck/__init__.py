@@ -21,6 +21,7 @@ from adminkb.dnscheck.resolver import (
 from adminkb.dnscheck.result import OK, PROBLEM, UNKNOWN, VERDICTS, WARNING, CheckResult, worst_verdict
 from adminkb.dnscheck.spf import RESULTS as SPF_RESULTS
 from adminkb.dnscheck.spf import SpfOutcome, check_spf, evaluate_spf, parse_record
+from adminkb.dnscheck.table import results_table
 from adminkb.errors import InputError
 
 __all__ = [
@@ -28,7 +29,7 @@ __all__ = [
     "SpfOutcome", "UNKNOWN", "VERDICTS", "WARNING", "check_address", "check_dmarc", "check_dnsbl",
     "check_domain", "check_fcrdns", "check_mx", "check_ptr", "check_spf", "checked_domain", "checked_ip",
     "evaluate_spf", "make_resolver", "parse_dmarc", "parse_dnsbl", "parse_nameserver", "parse_record",
-    "worst_verdict",
+    "results_table", "worst_verdict",
 ]
 
 

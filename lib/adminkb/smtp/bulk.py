@@ -17,11 +17,13 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import os
 import smtplib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -205,3 +207,80 @@ def _checked_number(name: str, value: object, low: float, high: float, *, intege
 
 def _invalid(name: str, value: object):
     raise InputError("bulk.invalid_setting", value=value, name=name, next_key="bulk.invalid_setting_next")
+
+
+def build_messages(count: int, *, sender: str, recipients: list[str], subject: str, body: str,
+                   id_domain: str = "example.com") -> list[EmailMessage]:
+    """Build `count` numbered messages, one per recipient in turn, each with its own Message-ID.
+
+    The subject and body get the message's number (` #0001`), and the Message-ID is
+    `<bulk-0001@id_domain>`, so the same call gives the same messages every time.
+    """
+    count = _checked_number("count", count, 1, 100_000, integer=True)
+    if not recipients:
+        raise InputError("bulk.no_recipients", next_key="bulk.no_recipients_next")
+    messages = []
+    for number in range(1, count + 1):
+        item = EmailMessage()
+        item["From"] = sender
+        item["To"] = recipients[(number - 1) % len(recipients)]
+        item["Subject"] = f"{subject} #{number:04d}"
+        item["Message-ID"] = f"<bulk-{number:04d}@{id_domain}>"
+        item.set_content(f"{body}\n\n#{number:04d}\n")
+        messages.append(item)
+    return messages
+
+
+@dataclass
+class QueueWatch:
+    """Queue file counts seen while waiting for a Queue folder to drain."""
+
+    # (seconds since the watch began, message files in Queue)
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        """The message files in Queue at the last look."""
+        return self.samples[-1][1] if self.samples else 0
+
+    @property
+    def drained(self) -> bool:
+        return self.remaining == 0
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([(f"{seconds:.1f}", files) for seconds, files in self.samples],
+                            columns=[message("bulk.column_seconds"), message("bulk.column_queue_files")])
+
+
+def count_queue_files(folder: str | os.PathLike[str]) -> int:
+    """Return the number of message files (`*.EML`, any case) in a Queue folder."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError("bulk.queue_not_found", value=str(path), next_key="bulk.queue_not_found_next")
+    return sum(1 for entry in path.iterdir() if entry.suffix.lower() == ".eml" and entry.is_file())
+
+
+def watch_queue(folder: str | os.PathLike[str], *, interval: float = 5.0, timeout: float = 300.0,
+                progress: bool = True, sleep: Callable[[float], None] = time.sleep,
+                monotonic: Callable[[], float] = time.monotonic) -> QueueWatch:
+    """Count the files in a Queue folder every `interval` seconds until it is empty or `timeout` passes.
+
+    Only reads the folder, so it is safe against a live server's `mailroot\\Queue` (a share or
+    a copy). The progress bar counts down from the files found at the start.
+    """
+    interval = _checked_number("interval", interval, 0.01, 3600)
+    timeout = _checked_number("timeout", timeout, 0, 86_400)
+    watch = QueueWatch()
+    started = monotonic()
+    first = count_queue_files(folder)
+    watch.samples.append((0.0, first))
+    with tqdm(total=first, disable=not progress, desc=message("bulk.queue_progress_label"),
+              unit=message("bulk.progress_unit")) as bar:
+        while watch.remaining > 0 and monotonic() - started < timeout:
+            sleep(min(interval, max(0.0, timeout - (monotonic() - started))))
+            files = count_queue_files(folder)
+            bar.update(max(0, min(first, watch.remaining) - files))
+            watch.samples.append((monotonic() - started, files))
+    log.info("Queue %s: %d files at the start, %d after %.1f s", folder, first, watch.remaining,
+             monotonic() - started)
+    return watch
