@@ -71,69 +71,86 @@ def _check_frame(frame: pd.DataFrame, *extra_fields: str) -> None:
                          next_key="investigate.input.missing_fields_next")
 
 
-def _text_values(frame: pd.DataFrame, name: str) -> np.ndarray:
+def _clean_text(value: object) -> str | None:
+    return value if isinstance(value, str) and value != "" else None
+
+
+def _mapped(values: pd.Series, function) -> np.ndarray:
+    """Apply `function` to each distinct value once and return an object array in row order.
+
+    Log columns repeat few values (addresses, methods, recipients), so this is much faster
+    than a call per row. Missing values become None without calling `function`.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    results = np.empty(len(uniques) + 1, dtype=object)
+    results[:-1] = [function(value) for value in uniques]
+    results[-1] = None
+    return results[codes]
+
+
+def _text_column(frame: pd.DataFrame, name: str) -> np.ndarray:
     """Return a column as an object array of str, with None where the log had `-` or no such field."""
     if name not in frame.columns:
         return np.full(len(frame), None, dtype=object)
-    values = frame[name].astype(object).to_numpy()
-    return np.array([value if isinstance(value, str) and value != "" else None for value in values], dtype=object)
+    return _mapped(frame[name], _clean_text)
+
+
+def _upper_method(value: object) -> str:
+    text = _clean_text(value)
+    return text.upper() if text else ""
 
 
 def _events(frame: pd.DataFrame, *extra_fields: str) -> pd.DataFrame:
     """Return the inbound rows in log order as plain columns, each with its session's HELO name and account.
+
+    A session of a client address runs up to its QUIT. A row is authenticated when an AUTH
+    answered 235 came earlier in the same session and no STARTTLS came in between, because
+    after STARTTLS the client starts over (RFC 3207 section 4.2).
 
     NOTE: the log has no session id, so two sessions from one client address at the same
     time share one state here. An AUTH in one of them marks the other's rows as
     authenticated until a QUIT from that address.
     """
     _check_frame(frame, *extra_fields)
-    methods = _text_values(frame, "cs-method")
-    usernames = _text_values(frame, "cs-username")
-    queries = _text_values(frame, QUERY_FIELD)
-    clients = _text_values(frame, "c-ip")
-    statuses = frame["sc-status"].astype("Int64").fillna(-1).to_numpy(dtype=np.int64)
-    has_username = "cs-username" in frame.columns
-
-    helo_names: list[str | None] = []
-    accounts: list[str | None] = []
-    hello_by_client: dict[str, str | None] = {}
-    authenticated: set[str] = set()
-    inbound = np.ones(len(frame), dtype=bool)
-    for index, (client, method, username, query, status) in enumerate(
-            zip(clients, methods, usernames, queries, statuses)):
-        if username in OUTBOUND_USERNAMES or client is None:
-            inbound[index] = False
-            helo_names.append(None)
-            accounts.append(None)
-            continue
-        verb = (method or "").upper()
-        if verb in ("EHLO", "HELO"):
-            hello_by_client[client] = (query or "").strip() or username
-        helo = hello_by_client.get(client)
-        account = None
-        if client in authenticated and verb != "QUIT":
-            # Without a cs-username field the log shows that AUTH succeeded, not for which account.
-            account = username if has_username and username else message("investigate.unknown_account")
-        helo_names.append(helo)
-        accounts.append(account)
-        if verb == "AUTH" and status == AUTH_SUCCEEDED:
-            authenticated.add(client)
-        elif verb in ("QUIT", "STARTTLS"):
-            # RFC 3207 section 4.2: after STARTTLS the client starts over and must authenticate again.
-            authenticated.discard(client)
-            if verb == "QUIT":
-                hello_by_client.pop(client, None)
-
+    usernames = _text_column(frame, "cs-username")
+    clients = _text_column(frame, "c-ip")
+    inbound = np.array([client is not None for client in clients], dtype=bool) \
+        & ~np.isin(usernames, OUTBOUND_USERNAMES)
+    selected = frame[inbound]
     events = pd.DataFrame({
-        "time": frame[TIMESTAMP].reset_index(drop=True),
-        "client": clients,
-        "method": [(method or "").upper() for method in methods],
-        "status": statuses,
-        "query": queries,
-        "helo": helo_names,
-        "account": accounts,
+        "time": selected[TIMESTAMP].reset_index(drop=True),
+        "client": clients[inbound],
+        "method": _mapped(selected["cs-method"], _upper_method),
+        "status": selected["sc-status"].astype("Int64").fillna(-1).to_numpy(dtype=np.int64),
+        "query": _text_column(selected, QUERY_FIELD),
     })
-    return events[inbound].reset_index(drop=True)
+    usernames = pd.Series(usernames[inbound], dtype=object)
+    if events.empty:
+        return events.assign(helo=pd.Series(dtype=object), account=pd.Series(dtype=object))
+
+    method = events["method"]
+    # Rows up to and including a QUIT belong to one session; STARTTLS also ends the authenticated part.
+    ends_session = method == "QUIT"
+    session = ends_session.groupby(events["client"]).cumsum() - ends_session
+    ends_auth = ends_session | (method == "STARTTLS")
+    part = ends_auth.groupby(events["client"]).cumsum() - ends_auth
+    succeeded = (method == "AUTH") & (events["status"] == AUTH_SUCCEEDED)
+    earlier_successes = succeeded.groupby([events["client"], part]).cumsum() - succeeded
+    authenticated = (earlier_successes > 0) & ~ends_session
+
+    hello = method.isin(["EHLO", "HELO"])
+    hello_names = pd.Series(_mapped(events["query"], lambda query: query.strip() or None), dtype=object)
+    hello_names = hello_names.where(hello_names.notna(), usernames)
+    helo = hello_names.where(hello).groupby([events["client"], session]).ffill()
+
+    if "cs-username" in frame.columns:
+        # Without a cs-username value the log shows that AUTH succeeded, not for which account.
+        account = usernames.where(usernames.notna(), message("investigate.unknown_account"))
+    else:
+        account = pd.Series(message("investigate.unknown_account"), index=events.index, dtype=object)
+    events["helo"] = helo.where(helo.notna(), None)
+    events["account"] = account.where(authenticated, None)
+    return events
 
 
 def recipient_of(query: str | None) -> str | None:
@@ -153,6 +170,14 @@ def _domain_of(address: str | None) -> str | None:
     return address.rpartition("@")[2].strip().rstrip(".").lower() or None
 
 
+def _recipient_column(queries: pd.Series) -> np.ndarray:
+    return _mapped(queries, recipient_of)
+
+
+def _domain_column(addresses: np.ndarray) -> pd.Series:
+    return pd.Series(_mapped(pd.Series(addresses, dtype=object), _domain_of), dtype=object)
+
+
 def _checked_domains(local_domains: Iterable[str] | str) -> tuple[str, ...]:
     if isinstance(local_domains, str):
         local_domains = [local_domains]
@@ -166,8 +191,8 @@ def _checked_domains(local_domains: Iterable[str] | str) -> tuple[str, ...]:
 def _recipients(events: pd.DataFrame, local_domains: tuple[str, ...]) -> pd.DataFrame:
     """Return the RCPT rows to remote domains with their recipient, domain and whether it was accepted."""
     rcpt = events[events["method"] == "RCPT"].copy()
-    rcpt["recipient"] = [recipient_of(query) for query in rcpt["query"]]
-    rcpt["domain"] = [_domain_of(address) for address in rcpt["recipient"]]
+    rcpt["recipient"] = _recipient_column(rcpt["query"])
+    rcpt["domain"] = _domain_column(rcpt["recipient"].to_numpy()).to_numpy()
     remote = rcpt["domain"].notna() & ~rcpt["domain"].isin(local_domains)
     rcpt = rcpt[remote].copy()
     rcpt["accepted"] = rcpt["status"].isin(RECIPIENT_ACCEPTED)
@@ -204,7 +229,7 @@ def relay_report(frame: pd.DataFrame, local_domains: Iterable[str] | str) -> pd.
     rows = []
     for (client, account), group in rcpt.groupby(["client", "account"], sort=True):
         accepted = group[group["accepted"]]
-        helo_names = sorted({name for name in group["helo"] if name})
+        helo_names = sorted(set(group["helo"].dropna()))
         rows.append({
             _column("client"): client,
             _column("account"): account,
@@ -313,10 +338,9 @@ def _suspect_rows(frame: pd.DataFrame, client: str | None, account: str | None) 
 def _counts(rows: pd.DataFrame, local_domains: tuple[str, ...]) -> pd.DataFrame:
     """Return per-row indicator columns: session, relayed, rejected relay, AUTH failure, message."""
     method, status = rows["method"], rows["status"]
-    domains = [_domain_of(recipient_of(query)) for query in rows["query"]]
-    remote = pd.Series([domain is not None and domain not in local_domains for domain in domains],
-                       index=rows.index)
     rcpt = method == "RCPT"
+    domains = _domain_column(_recipient_column(rows["query"].where(rcpt, None)))
+    remote = pd.Series((domains.notna() & ~domains.isin(local_domains)).to_numpy(), index=rows.index)
     return pd.DataFrame({
         "sessions": method.isin(["EHLO", "HELO"]),
         "relayed": rcpt & remote & status.isin(RECIPIENT_ACCEPTED),

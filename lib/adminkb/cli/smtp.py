@@ -179,7 +179,7 @@ def _register_investigate(verbs: argparse._SubParsersAction) -> None:
                         help=message("investigate.cli.threshold_help", default=investigate.DEFAULT_BURST_THRESHOLD))
     parser.add_argument("--frequency", default=investigate.DEFAULT_FREQUENCY, metavar="LENGTH",
                         help=message("investigate.cli.frequency_help", default=investigate.DEFAULT_FREQUENCY))
-    parser.add_argument("--tz", metavar="ZONE", help=message("w3c.cli.tz_help"))
+    parser.add_argument("--tz", metavar="ZONE", help=message("investigate.cli.tz_help"))
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
                         help=message("investigate.cli.format_help"))
     parser.set_defaults(handler=run_investigate)
