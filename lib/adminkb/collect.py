@@ -69,6 +69,12 @@ _RECENT_COPY_VBS = (
 )
 
 
+def copy_back_table() -> list[dict[str, str]]:
+    """Return the files to copy back, with their descriptions, as rows for a table."""
+    return [{message("collect.column.name"): item.name, message("collect.column.description"): item.description}
+            for item in COPY_BACK]
+
+
 def _checked_path(text: str, option: str) -> str:
     # Quotes and the characters cmd treats specially would break out of the quoted path.
     if not text or re.search(r'["&|<>^\r\n]', text):

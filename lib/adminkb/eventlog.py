@@ -149,3 +149,15 @@ def _event_text(event: dict) -> str:
         elif value is not None:
             texts.append(str(value))
     return "\n".join(texts)
+
+
+# The columns a notebook shows; the computer and record number stay in the frame `read_events` returns.
+DISPLAY_COLUMNS = ("time", "level", "event_id", "text", "explanation", "next_step")
+
+
+def display_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return events from `read_events` with levels and column titles in the user's language."""
+    shown = frame[list(DISPLAY_COLUMNS)].copy()
+    shown["time"] = shown["time"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    shown["level"] = [message(f"eventlog.level.{level}") for level in shown["level"]]
+    return shown.rename(columns={column: message(f"eventlog.column.{column}") for column in DISPLAY_COLUMNS})

@@ -428,6 +428,12 @@ def settings_table(servers: list[SmtpVirtualServer]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
+def display_table(servers: list[SmtpVirtualServer]) -> pd.DataFrame:
+    """Return `settings_table` with its column titles in the user's language, for notebooks."""
+    titles = {column: message(f"metabase.column.{column}") for column in TABLE_COLUMNS}
+    return settings_table(servers).rename(columns=titles)
+
+
 def _list_text(ip_list: IpList | None, raw: bytes | None, absent_key: str) -> str:
     if ip_list is None:
         if raw is None:

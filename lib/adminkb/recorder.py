@@ -96,6 +96,12 @@ def list_parameters(notebook: str | os.PathLike[str]) -> list[Parameter]:
     return [Parameter(name, str(entry.get("default")), entry.get("help") or "") for name, entry in found.items()]
 
 
+def parameters_table(notebook: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """Return the runbook's parameters as table rows with titles in the user's language."""
+    return [{message("recorder.column.name"): item.name, message("recorder.column.default"): item.default,
+             message("recorder.column.help"): item.help} for item in list_parameters(notebook)]
+
+
 def parse_value(text: str) -> object:
     """Turn a `-p NAME VALUE` text into a Python value: None, True/False, int, float, or the text."""
     lowered = text.strip().lower()

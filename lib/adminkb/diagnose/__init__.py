@@ -115,9 +115,20 @@ def stage_target_fault(target, fault: str, *, recipient: str, queue_mail: bool =
     return staged
 
 
+def repair_target(target) -> None:  # noqa: ANN001 - a SmtpTarget
+    """Undo the lab's staged faults, let the client relay, and let the lab deliver its Queue; a real server is left alone."""
+    lab = target.lab
+    if lab is None:
+        return
+    restore_fault(lab)
+    lab.set_relay_grant([target.source_address or "127.0.0.1"])
+    # Two hours cover the retries at 15, 30 and 60 minutes of every message still queued.
+    lab.advance(minutes=120)
+
+
 __all__ = [
     "CONFIGURATION", "CONNECTION", "DNS", "EXIT_CODES", "EXIT_INPUT", "EXIT_OK", "EXIT_WARNINGS", "FAULTS",
     "NOT_RUN", "OK", "PICKUP_NOT_WRITABLE", "PROBLEM", "QUEUE", "RELAY", "RELAY_DENIED", "REMOTE_MX_UNREACHABLE",
     "SKIPPED", "WARNING", "WRONG_SMART_HOST", "DiagnoseRequest", "Diagnosis", "Step", "diagnose", "diagnose_target",
-    "lab_configuration", "restore_fault", "select_virtual_server", "stage_fault", "stage_target_fault",
+    "lab_configuration", "repair_target", "restore_fault", "select_virtual_server", "stage_fault", "stage_target_fault",
 ]
