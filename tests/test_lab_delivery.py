@@ -7,6 +7,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adminkb.errors import InputError, LabError
 from adminkb.lab import FixedClock, MailLab
@@ -367,3 +369,63 @@ def test_ndr_to_remote_sender_is_delivered(lab):
     assert ndr["From"] == "postmaster@example.com"
     assert lab.queue_files() == []
     assert lab.badmail_files() == []
+
+
+RECIPIENT_CHOICES = ["a@example.net", "nosuchuser@example.net", "b@grey.lab.test", "c@blocked.lab.test",
+                     "d@strict.lab.test", "e@nomail.lab.test", "f@backup.lab.test", "g@implicit.lab.test"]
+SENDER_CHOICES = ["app@example.com", "partner@example.net", "app@blocked.lab.test"]
+
+
+def final_places(lab):
+    """Map each (original Message-ID, recipient) to the places it ended: delivered, ndr or queue."""
+    places = {}
+
+    def note(message_id, recipient, place):
+        places.setdefault((message_id, recipient.lower()), []).append(place)
+
+    reports = [path.read_bytes() for path in lab.drop_files()]
+    reports += [path.read_bytes() for path in lab.badmail_files() if path.suffix == ".BAD"]
+    for item in lab.remote.received():
+        if item.sender:
+            for recipient in item.recipients:
+                note(item.message_id, recipient, "delivered")
+        else:
+            reports.append(item.content)
+    for path in lab.queue_files():
+        queued = parse(path)
+        if queued["Subject"].startswith("Delivery Status Notification"):
+            reports.append(path.read_bytes())
+            continue
+        for recipient in queued.get_all("X-Receiver"):
+            note(queued["Message-ID"], recipient, "queue")
+    for data in reports:
+        report = email.message_from_bytes(data, policy=email.policy.default)
+        if report["Subject"] != "Delivery Status Notification (Failure)":
+            continue
+        _, status, returned = report.iter_parts()
+        original_id = returned.get_content()["Message-ID"]
+        for line in status.as_string().splitlines():
+            if line.startswith("Final-Recipient: rfc822;"):
+                note(original_id, line.split(";", 1)[1], "ndr")
+    return places
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages=st.lists(st.tuples(st.sampled_from(SENDER_CHOICES),
+                                   st.lists(st.sampled_from(RECIPIENT_CHOICES), min_size=1, max_size=3, unique=True)),
+                         min_size=1, max_size=5),
+       steps=st.lists(st.integers(min_value=0, max_value=1500), min_size=1, max_size=4))
+def test_each_recipient_ends_in_one_place(messages, steps):
+    with MailLab(clock=FixedClock(START), pickup_interval=None, relay_grant=["127.0.0.1"]) as lab:
+        expected = set()
+        for index, (sender, recipients) in enumerate(messages):
+            message_id = f"<p{index}@example.com>"
+            send(lab, recipients, sender=sender, message_id=message_id)
+            expected.update((message_id, recipient) for recipient in recipients)
+        lab.deliver_queue()
+        for minutes in steps:
+            lab.advance(minutes=minutes)
+        places = final_places(lab)
+        assert set(places) == expected
+        for key, found in places.items():
+            assert len(found) == 1, (key, found)
