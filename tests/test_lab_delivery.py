@@ -14,6 +14,7 @@ from adminkb.errors import InputError, LabError
 from adminkb.lab import FixedClock, MailLab
 from adminkb.lab.delivery import _arrival_from_name
 from adminkb.lab.service import BDP_MAGIC
+from adminkb.w3c import read_w3c
 
 START = datetime(2026, 3, 2, 1, 15, tzinfo=timezone.utc)
 
@@ -77,6 +78,23 @@ def test_outbound_w3c_lines_as_service_client(lab):
     assert commands[3] == ("DATA", "-")
     assert commands[4] == ("QUIT", "-")
     assert all(fields[11] == "0" for fields in outbound)
+    responses = [fields[10] for fields in outbound if fields[3] == "OutboundConnectionResponse"]
+    assert responses[-3].startswith("354+")
+    assert responses[-2].startswith("250+2.0.0+Ok")
+    assert responses[-1].startswith("221")
+
+
+def test_outbound_lines_read_by_w3c_reader(lab):
+    send(lab, "user@example.net")
+    lab.deliver_queue()
+    frame = read_w3c(lab.log_files()[-1])
+    outbound = frame[frame["c-ip"] == "127.0.0.23"]
+    assert set(outbound["cs-username"]) == {"OutboundConnectionCommand", "OutboundConnectionResponse"}
+    assert list(outbound["s-port"].unique()) == [25]
+    assert list(outbound["sc-status"].unique()) == [0]
+    commands = outbound[outbound["cs-username"] == "OutboundConnectionCommand"]
+    assert list(commands["cs-method"]) == ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"]
+    assert frame.attrs.get("skipped", []) == []
 
 
 def test_mx_preference_falls_back_to_second(lab):
