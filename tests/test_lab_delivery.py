@@ -447,3 +447,24 @@ def test_each_recipient_ends_in_one_place(messages, steps):
         assert set(places) == expected
         for key, found in places.items():
             assert len(found) == 1, (key, found)
+
+
+def test_runner_compresses_schedule_on_real_clock():
+    with MailLab(pickup_interval=None, relay_grant=["127.0.0.1"]) as real_time_lab:
+        send(real_time_lab, "user@blocked.lab.test")
+        # 15 minutes become 0.25 s at a compression of 3600.
+        real_time_lab.start_delivery_runner(compression=3600, interval=0.05)
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                deferred = [record for record in real_time_lab.delivery_records if record.outcome == "deferred"]
+                if len(deferred) >= 3:
+                    break
+                time.sleep(0.05)
+        finally:
+            real_time_lab.stop_delivery_runner()
+        assert len(deferred) >= 3
+        gaps = [later.time - earlier.time for earlier, later in zip(deferred, deferred[1:])]
+        assert gaps[0] >= timedelta(seconds=0.25)
+        assert gaps[1] >= timedelta(seconds=0.5)
+        assert len(real_time_lab.queue_files()) == 1
