@@ -192,7 +192,10 @@ class DeliveryAgent:
         self.step_timeout = step_timeout
         self.smart_host: SmartHost | None = None
         self.port25_blocked = False
-        # Send EHLO (SmtpOutboundCommandSupportOptions 7697601) or only HELO (7).
+        # Send EHLO (SmtpOutboundCommandSupportOptions 7697601) or only HELO (7). The service
+        # really starts with 7, although Microsoft's documentation names 7697601 as the default
+        # (https://centauricw.com/2024/06/iis-smtp-server-smtpoutboundcommandsupportoptions-bug).
+        # The lab starts with EHLO, as on a server where an admin has fixed the value.
         self.outbound_esmtp = True
         # Divides the retry, delay and expiry times; 1 is the service's schedule.
         self.time_compression = 1.0
