@@ -411,3 +411,12 @@ def test_lab_log_trace_received(lab_log):
     trace = analyze(read_w3c(lab_log), tz=TAIPEI).trace(sender="web@example.com", recipient="user@example.net")
     assert trace.verdict == "received_only"
     assert trace.timeline["time"].tolist() == [taipei("2026-03-02 09:15:00")]
+
+
+def test_outbound_without_final_reply_unconfirmed():
+    result = analysis("smtp_outbound_no_final_reply.log")
+    outbound = result.transactions_data[result.transactions_data["direction"] == "outbound"]
+    assert outbound["result"].tolist() == ["unconfirmed"]
+    trace = result.trace(sender="web@example.com", recipient="user@example.net")
+    assert trace.verdict == "unconfirmed"
+    assert not trace.left

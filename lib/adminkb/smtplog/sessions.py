@@ -5,6 +5,8 @@ session. Its result:
 - `accepted` (inbound) or `delivered` (outbound): DATA or BDAT got a 2xx reply;
 - `deferred`: the last reply was 4xx, so the sending side tries again later;
 - `rejected`: the last reply was 5xx, or every recipient was refused;
+- `unconfirmed` (outbound): the message content was sent after a 354 reply, but the log has
+  no reply after it, so whether the remote server took the message is unknown;
 - `incomplete`: the session ended without a final reply (a test that stops after RCPT TO,
   a dropped connection).
 """
@@ -20,8 +22,11 @@ ACCEPTED = "accepted"
 DELIVERED = "delivered"
 DEFERRED = "deferred"
 REJECTED = "rejected"
+UNCONFIRMED = "unconfirmed"
 INCOMPLETE = "incomplete"
-RESULTS = (ACCEPTED, DELIVERED, DEFERRED, REJECTED, INCOMPLETE)
+RESULTS = (ACCEPTED, DELIVERED, DEFERRED, REJECTED, UNCONFIRMED, INCOMPLETE)
+# The intermediate reply to DATA: the sender may now send the message content.
+_START_MAIL_INPUT = 354
 
 AUTH_SUCCEEDED = "succeeded"
 AUTH_FAILED = "failed"
@@ -124,6 +129,8 @@ def _result(direction: str, has_data: bool, code: object, any_accepted: bool, an
     reply_class = _reply_class(code)
     if has_data and reply_class == 2:
         return DELIVERED if direction == OUTBOUND else ACCEPTED
+    if has_data and code == _START_MAIL_INPUT:
+        return UNCONFIRMED
     if reply_class == 4:
         return DEFERRED
     if reply_class == 5 and (has_data or not any_accepted):

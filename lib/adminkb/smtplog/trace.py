@@ -1,7 +1,7 @@
 """Tracing one message through a log: did the message from X to Y leave, and when?
 
-The inbound transactions that match show when and from whom the service received the message;
-the outbound transactions with the same sender and recipient (or the same Message-ID) show
+The inbound transactions that match show when and from whom the service received the message.
+The outbound transactions with the same sender and recipient (or the same Message-ID) show
 each delivery attempt. The verdict comes from the last outbound attempt, else from the inbound
 side.
 
@@ -21,13 +21,15 @@ from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.smtplog.events import INBOUND, OUTBOUND
 from adminkb.smtplog.labels import format_reply, listed, localize_table, source_of
-from adminkb.smtplog.sessions import ACCEPTED, DEFERRED, DELIVERED, INCOMPLETE, REJECTED
+from adminkb.smtplog.sessions import ACCEPTED, DEFERRED, DELIVERED, INCOMPLETE, REJECTED, UNCONFIRMED
 
 # Verdicts, from the best news to the worst.
-VERDICTS = ("delivered", "deferred", "rejected", "received_only", "refused", "incomplete", "not_found")
+VERDICTS = ("delivered", "unconfirmed", "deferred", "rejected", "received_only", "refused", "incomplete",
+            "not_found")
 
 _INBOUND_STAGES = {ACCEPTED: "received", REJECTED: "refused", DEFERRED: "refused", INCOMPLETE: "incomplete"}
-_OUTBOUND_STAGES = {DELIVERED: "delivered", DEFERRED: "deferred", REJECTED: "rejected", INCOMPLETE: "attempted"}
+_OUTBOUND_STAGES = {DELIVERED: "delivered", DEFERRED: "deferred", REJECTED: "rejected", UNCONFIRMED: "unconfirmed",
+                    INCOMPLETE: "attempted"}
 
 
 @dataclass
@@ -141,8 +143,8 @@ def _verdict(inbound: pd.DataFrame, outbound: pd.DataFrame) -> tuple[str, str]:
     if not outbound.empty:
         delivered = outbound[outbound["result"] == DELIVERED]
         chosen = delivered.iloc[-1] if not delivered.empty else outbound.iloc[-1]
-        verdict = {DELIVERED: "delivered", DEFERRED: "deferred", REJECTED: "rejected"}.get(chosen["result"],
-                                                                                          "deferred")
+        verdict = {DELIVERED: "delivered", DEFERRED: "deferred", REJECTED: "rejected",
+                   UNCONFIRMED: "unconfirmed"}.get(chosen["result"], "deferred")
         return verdict, _sentence(verdict, chosen)
     if inbound.empty:
         return "not_found", message("smtplog.verdict.not_found")
