@@ -152,3 +152,19 @@ def test_bad_input_sends_no_query(server, capsys):
     capsys.readouterr()
     assert status == 2
     assert server.query_count == before
+
+
+def test_results_table_columns_and_rows(server, monkeypatch):
+    from adminkb.dnscheck import check_domain, results_table
+
+    results = check_domain("example.com", nameserver=server.nameserver, ip="127.0.0.26", dnsbl=["dnsbl.test"])
+    for language, first_column in (("zh-TW", "檢查項目"), ("en", "Check")):
+        monkeypatch.setenv("ADMINKB_LANG", language)
+        table = results_table(results)
+        assert list(table.columns)[0] == first_column
+        assert table.shape == (len(results), 6)
+        assert table.iloc[:, 1].tolist() == [result.subject for result in results]
+        assert results_table(results, explain=False).shape == (len(results), 4)
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    spf_row = results_table(results).iloc[[result.check for result in results].index("spf")]
+    assert spf_row.iloc[2] == "problem / fail"
