@@ -23,6 +23,8 @@ from html import escape
 from pathlib import Path
 
 import ipywidgets as widgets
+from ipywidgets.widgets.widget_bool import CheckboxStyle
+from ipywidgets.widgets.widget_string import HTMLStyle, TextStyle
 
 from adminkb.errors import AdminKbError, InputError
 from adminkb.i18n import message
@@ -75,7 +77,7 @@ class StepRow:
     who: widgets.Text
     note: widgets.Textarea
     when: widgets.HTML
-    details: widgets.Accordion
+    details: widgets.HTML
     box: widgets.VBox
 
 
@@ -97,13 +99,19 @@ class ChecklistWidget(widgets.VBox):
         self.markdown_button.on_click(lambda _button: self._export(self.export_markdown))
         self.html_button.on_click(lambda _button: self._export(self.export_html))
 
+        self._layouts = {
+            "checkbox": widgets.Layout(width="40%"), "who": widgets.Layout(width="10em"),
+            "note": widgets.Layout(width="30%"), "when": widgets.Layout(), "details": widgets.Layout(margin="0 0 0 2em"),
+            "row": widgets.Layout(), "box": widgets.Layout(), "bar": widgets.Layout(width="12em"),
+        }
+        self._styles = {"checkbox": CheckboxStyle(), "text": TextStyle(), "html": HTMLStyle()}
         self.rows: dict[str, StepRow] = {}
         self.phase_bars: dict[str, widgets.IntProgress] = {}
         self.phase_counts: dict[str, widgets.Label] = {}
         sections = []
         for phase in checklist.phases:
             steps = checklist.steps_in(phase)
-            bar = widgets.IntProgress(min=0, max=len(steps), layout=widgets.Layout(width="12em"))
+            bar = widgets.IntProgress(min=0, max=len(steps), layout=self._layouts["bar"])
             count = widgets.Label()
             self.phase_bars[phase] = bar
             self.phase_counts[phase] = count
@@ -124,18 +132,24 @@ class ChecklistWidget(widgets.VBox):
         title = step.title
         if step.support != SUPPORTED:
             title = message("ui.checklist.title_with_support", title=step.title, support=step.support_label)
-        checkbox = widgets.Checkbox(description=title, indent=False, layout=widgets.Layout(width="40%"))
+        # Rows share their layout and style objects, so a notebook stores one widget model for each
+        # instead of one a row (the stored notebook would otherwise grow by hundreds of models).
+        checkbox = widgets.Checkbox(description=title, indent=False, layout=self._layouts["checkbox"],
+                                    style=self._styles["checkbox"])
         who = widgets.Text(placeholder=message("ui.checklist.who_placeholder"), continuous_update=False,
-                           layout=widgets.Layout(width="10em"))
+                           layout=self._layouts["who"], style=self._styles["text"])
         note = widgets.Textarea(placeholder=message("ui.checklist.note_placeholder"), continuous_update=False,
-                                rows=1, layout=widgets.Layout(width="30%"))
-        when = widgets.HTML()
-        details = widgets.Accordion([widgets.HTML(step_details_html(step))], selected_index=None)
-        details.set_title(0, message("ui.checklist.details_title"))
+                                rows=1, layout=self._layouts["note"], style=self._styles["text"])
+        when = widgets.HTML(layout=self._layouts["when"], style=self._styles["html"])
+        # The browser's own <details> element collapses the reason, commands and check.
+        details = widgets.HTML(f"<details><summary>{escape(message('ui.checklist.details_title'))}</summary>"
+                               f"{step_details_html(step)}</details>", layout=self._layouts["details"],
+                               style=self._styles["html"])
         checkbox.observe(lambda change: self._on_tick(step.id, change["new"]), names="value")
         who.observe(lambda change: self._on_who(step.id, change["new"]), names="value")
         note.observe(lambda change: self._on_note(step.id, change["new"]), names="value")
-        box = widgets.VBox([widgets.HBox([checkbox, who, note, when]), details])
+        box = widgets.VBox([widgets.HBox([checkbox, who, note, when], layout=self._layouts["row"]), details],
+                           layout=self._layouts["box"])
         return StepRow(step, checkbox, who, note, when, details, box)
 
     # Changes from the view. Each one saves through the checklist, then redraws from its state.
