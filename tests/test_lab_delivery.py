@@ -468,3 +468,13 @@ def test_runner_compresses_schedule_on_real_clock():
         assert gaps[0] >= timedelta(seconds=0.25)
         assert gaps[1] >= timedelta(seconds=0.5)
         assert len(real_time_lab.queue_files()) == 1
+
+
+def test_helo_only_client_never_reaches_esmtp_provider(lab):
+    lab.set_outbound_esmtp(False)
+    send(lab, "user@bigmail.lab.test")
+    records = lab.deliver_queue()
+    assert outcomes(records) == [("user@bigmail.lab.test", "deferred")]
+    assert records[0].reply.startswith("421 4.7.0 mx.bigmail.lab.test accepts only ESMTP clients")
+    lab.set_outbound_esmtp(True)
+    assert outcomes(lab.advance(minutes=15)) == [("user@bigmail.lab.test", "delivered")]

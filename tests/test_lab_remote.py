@@ -171,3 +171,18 @@ def test_port_table_rejects_bad_entry(remote, address, port, error):
         remote.map_port25(address, port)
     assert str(port) in str(raised.value) or address in str(raised.value)
     assert remote.port_for(address) == remote.port
+
+
+def test_esmtp_only_receiver_closes_after_helo(remote):
+    with connect(remote, "127.0.0.37") as client:
+        code, text = client.helo()
+        assert code == 421
+        assert text.startswith(b"4.7.0 ")
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.mail("app@example.com")
+
+
+def test_esmtp_only_receiver_accepts_ehlo(remote):
+    with connect(remote, "127.0.0.37") as client:
+        client.sendmail("app@example.com", ["user@bigmail.lab.test"], MESSAGE)
+    assert [item.receiver for item in remote.received()] == ["mx.bigmail.lab.test"]

@@ -9,6 +9,9 @@ behaves like a kind of real receiver:
   the lab DNS (`550 5.7.1` at RCPT TO, with the reason);
 - `greylist` replies `451 4.7.1` to the first attempt of each (client address, sender,
   recipient) and accepts a retry that comes at least `greylist_delay` later on the lab clock;
+- `esmtp_only` stands for a large mail provider that talks only to ESMTP clients: it answers
+  HELO with `421 4.7.0` and closes the connection, so a client that does not send EHLO never
+  delivers;
 - `smarthost` is the company's mail gateway: it accepts everything, offers STARTTLS and AUTH
   LOGIN, and can require authentication.
 
@@ -51,8 +54,9 @@ SMTP_PORT = 25
 ACCEPT = "accept"
 FCRDNS = "fcrdns"
 GREYLIST = "greylist"
+ESMTP_ONLY = "esmtp_only"
 SMART_HOST = "smarthost"
-KINDS = (ACCEPT, FCRDNS, GREYLIST, SMART_HOST)
+KINDS = (ACCEPT, FCRDNS, GREYLIST, ESMTP_ONLY, SMART_HOST)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ RECEIVERS = (
     ReceiverSpec("127.0.0.24", "implicit.lab.test", ACCEPT),
     ReceiverSpec("127.0.0.34", "mx.strict.lab.test", FCRDNS),
     ReceiverSpec("127.0.0.35", "mx.grey.lab.test", GREYLIST),
+    ReceiverSpec("127.0.0.37", "mx.bigmail.lab.test", ESMTP_ONLY),
     ReceiverSpec("127.0.0.40", "smarthost.lab.test", SMART_HOST),
 )
 # MX addresses in the lab zones where nothing listens (mx.blocked.lab.test).
@@ -356,6 +361,15 @@ class _ReceiverHandler:
     def __init__(self, remote: RemoteLab, spec: ReceiverSpec) -> None:
         self.remote = remote
         self.spec = spec
+
+    async def handle_HELO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str) -> str:
+        if self.spec.kind != ESMTP_ONLY:
+            session.host_name = hostname
+            return f"250 {server.hostname}"
+        log.info("%s closes the connection from %s after HELO", self.spec.hostname, session.peer[0])
+        # The reply is written before the close runs, and closing a transport sends what it buffered.
+        asyncio.get_running_loop().call_soon(server.transport.close)
+        return f"421 4.7.0 {self.spec.hostname} accepts only ESMTP clients: send EHLO, closing connection"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
