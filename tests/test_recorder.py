@@ -93,6 +93,20 @@ def test_lab_runbook_masked(tmp_path, monkeypatch):
     assert "app@example.com" not in code_text
     assert "user-1@" in code_text
     assert json.loads(record.html_file.with_name("record.json").read_text(encoding="utf-8"))["masked"] is True
+    for path in (record.notebook_file, record.html_file):
+        assert SECRET not in path.read_text(encoding="utf-8")
+
+
+def test_troubleshooting_runbook_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    record = record_run("07", {"TIMEOUT": 5}, out=tmp_path, progress=False)
+    assert record.status == OK
+    assert [step.outcome for step in record.steps] == [OK] * len(record.steps)
+    assert len(record.steps) == 10
+    page = record.html_file.read_text(encoding="utf-8")
+    assert "smart_host_unreachable" in page
+    for path in (record.notebook_file, record.html_file, record.html_file.with_name("record.json")):
+        assert SECRET not in path.read_text(encoding="utf-8")
 
 
 def test_secret_parameter_rejected(tmp_path):
