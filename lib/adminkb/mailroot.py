@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path, PureWindowsPath
@@ -56,6 +56,12 @@ def folder_role(name: str) -> str:
     return message(f"mailroot.role.{canonical.lower()}")
 
 
+def roles_table() -> pd.DataFrame:
+    """Return each mailroot folder with what it is for, headed in the user's language."""
+    return pd.DataFrame({message("mailroot.column.role"): list(FOLDER_NAMES),
+                         message("mailroot.column.purpose"): [folder_role(folder) for folder in FOLDER_NAMES]})
+
+
 def _canonical_folder(name: str) -> str:
     for folder in FOLDER_NAMES:
         if folder.lower() == name.lower():
@@ -90,6 +96,37 @@ def ntfs_file_name(filetime: int, counter: int) -> str:
     low = filetime & 0xFFFFFFFF
     high = filetime >> 32
     return f"NTFS_{low:08x}{high:08x}{counter & 0xFFFFFFFF:08x}.EML"
+
+
+def arrival_time_from_name(name: str) -> datetime | None:
+    """Return the arrival time an `NTFS_<24 hex digits>` name encodes as the lab writes it, else None.
+
+    The suffix does not matter, so a `.BAD` keeps the time of the `.EML` it came from.
+    """
+    stem = name.split(".", 1)[0]
+    if not NTFS_NAME_PATTERN.match(f"{stem}.EML"):
+        return None
+    low, high = int(stem[5:13], 16), int(stem[13:21], 16)
+    return _FILETIME_EPOCH + timedelta(microseconds=((high << 32) | low) // 10)
+
+
+def set_times_from_names(root: str | os.PathLike[str]) -> int:
+    """Set each `NTFS_...` file's modification time under `root` to the time its name encodes.
+
+    The mail lab names files by its own clock but the file system stamps them with the wall
+    clock, so a runbook calls this to make ages in the lab agree with the lab clock. A real
+    server's files already carry their true times and need no such step. Returns the number
+    of files changed.
+    """
+    changed = 0
+    for path in sorted(Path(root).rglob("NTFS_*")):
+        arrival = arrival_time_from_name(path.name)
+        if arrival is None or not path.is_file():
+            continue
+        stamp = arrival.timestamp()
+        os.utime(path, (stamp, stamp))
+        changed += 1
+    return changed
 
 
 def is_ntfs_file_name(name: str) -> bool:

@@ -381,6 +381,17 @@ def resume(journal: str | os.PathLike[str]) -> Outcome:
     return outcome
 
 
+def journal_table(journal: str | os.PathLike[str]) -> pd.DataFrame:
+    """Return a journal's entries after the plan line as a table: event, step number and source file."""
+    plan, events = _read_journal(Path(journal))
+    rows = []
+    for event in events:
+        step = event.get("step")
+        source = plan.steps[int(step)].source if isinstance(step, int) and 0 <= step < len(plan.steps) else ""
+        rows.append({"event": str(event.get("event", "")), "step": step, "source": source})
+    return pd.DataFrame(rows, columns=["event", "step", "source"]).astype({"step": "Int64"})
+
+
 def unfinished_journals(root: str | os.PathLike[str], operation: str,
                         state_dir: str | os.PathLike[str] | None = None) -> list[Path]:
     """Return the journals of `operation` on the mailroot `root` that have no finished entry, oldest first."""

@@ -622,3 +622,63 @@ def _diff_row(change: str, old: pd.DataFrame | None, old_index: int | None, new:
         row["message_id"] = frame["message_id"].iat[index]
         row["subject"] = frame["subject"].iat[index]
     return row
+
+
+# Views for people: translated column names, readable ages, a chart of messages by folder and age.
+
+# Age buckets of the chart: upper bounds and their catalog keys. The last bucket has no bound.
+AGE_BUCKETS = ((pd.Timedelta(hours=1), "under_hour"), (pd.Timedelta(days=1), "under_day"),
+               (pd.Timedelta(days=2), "under_two_days"), (None, "older"))
+# Columns whose values are codes with a catalog text each.
+_CODED_COLUMNS = {"change": "mailroot.change", "action": "mailroot_ops.action", "event": "mailroot_ops.event",
+                  "kind": "mailroot.kind"}
+
+
+def format_age(age: pd.Timedelta) -> str:
+    """Return an age as days, hours and minutes in the user's language (negative ages count as 0)."""
+    total_minutes = max(0, int(age.total_seconds() // 60))
+    days, rest = divmod(total_minutes, 24 * 60)
+    return message("mailroot.cli.age", days=days, hours=rest // 60, minutes=rest % 60)
+
+
+def readable(frame: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """Return `frame` (or its `columns`) for display: catalog headers, ages as text, recipients one a line."""
+    view = frame[columns] if columns is not None else frame
+    shown = {}
+    for column in view.columns:
+        values = view[column]
+        if column in _CODED_COLUMNS:
+            values = values.map(lambda code, prefix=_CODED_COLUMNS[column]: message(f"{prefix}.{code}"))
+        elif pd.api.types.is_timedelta64_dtype(values):
+            values = values.map(lambda age: "-" if pd.isna(age) else format_age(age))
+        elif values.dtype == object and len(values) and isinstance(values.iloc[0], list):
+            values = values.map("\n".join)
+        shown[message("mailroot.column.file" if column == "name" else f"mailroot.column.{column}")] = values
+    # Object columns take "-" for missing values whatever their type was (nullable integers reject it).
+    return pd.DataFrame(shown).astype(object).fillna("-")
+
+
+def age_figure(inventory: pd.DataFrame):
+    """Draw the messages in each folder as bars split by age, with the CJK font; return a RenderedFigure."""
+    from adminkb import plotting  # matplotlib is slow to import, and the scan command does not need it
+
+    messages = _message_rows(inventory)
+    folders = [folder for folder in mailroot.FOLDER_NAMES if folder not in (mailroot.ROUTE, mailroot.SORTTEMP)]
+    figure = plotting.new_figure(8.0, 3.6)
+    axes = figure.add_subplot()
+    left = np.zeros(len(folders))
+    lower = pd.Timedelta(0)
+    colors = ("#9ecae1", "#4292c6", "#f16913", "#a50f15")
+    for (upper, key), color in zip(AGE_BUCKETS, colors):
+        in_bucket = messages["age"] >= lower
+        if upper is not None:
+            in_bucket &= messages["age"] < upper
+        counts = np.array([int(((messages["role"] == folder) & in_bucket).sum()) for folder in folders])
+        axes.barh(folders, counts, left=left, color=color, label=message(f"mailroot.age_bucket.{key}"))
+        left += counts
+        lower = upper if upper is not None else lower
+    axes.invert_yaxis()
+    axes.set_xlabel(message("mailroot.figure.messages"))
+    axes.set_title(message("mailroot.figure.title"))
+    axes.legend(loc="lower right")
+    return plotting.render_png(figure)

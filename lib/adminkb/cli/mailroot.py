@@ -21,7 +21,7 @@ from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb import mailroot_ops
 from adminkb.i18n import message
 from adminkb.mailroot import BADMAIL, QUEUE
-from adminkb.mailroot_scan import (badmail_reasons, diff_inventories, folder_summary, load_inventory,
+from adminkb.mailroot_scan import (badmail_reasons, diff_inventories, folder_summary, format_age, load_inventory,
                                    save_inventory, scan_mailroot, stuck_domains)
 from adminkb.output import FORMATS, render_csv, render_json, render_table
 
@@ -253,13 +253,6 @@ def plain_records(frame: pd.DataFrame) -> list[dict[str, object]]:
                 plain[column] = value
         records.append(plain)
     return records
-
-
-def format_age(age: pd.Timedelta) -> str:
-    """Return an age as days, hours and minutes in the user's language (negative ages count as 0)."""
-    total_minutes = max(0, int(age.total_seconds() // 60))
-    days, rest = divmod(total_minutes, 24 * 60)
-    return message("mailroot.cli.age", days=days, hours=rest // 60, minutes=rest % 60)
 
 
 def _headers(columns) -> dict[str, str]:
