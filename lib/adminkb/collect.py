@@ -1,8 +1,8 @@
 """The batch file that collects an IIS SMTP server's configuration, events, logs and mailroot listing.
 
-Python does not run on Windows Server 2003 or XP, so the admin runs this batch file on the server,
-copies the folder it writes to a workstation, and reads it there with `adminkb config read`,
-`adminkb log read`, `adminkb mailroot scan` (on a copied mailroot) and `adminkb diagnose`.
+Python does not run on Windows Server 2003 or XP, so the admin runs this batch file on the server
+and copies the folder it writes to a workstation. There `adminkb config read`, `adminkb log read`,
+`adminkb mailroot scan` (on a copied mailroot) and `adminkb diagnose` read the copies.
 
 The batch file only reads, with tools that ship with those systems:
 - `iiscnfg.vbs /save` (Server 2003 only) writes the in-memory metabase to MetaBase.xml first,

@@ -67,8 +67,8 @@ def diagnose_target(target, mail_from: str, rcpt_to: str, *, mailroot: str | os.
                     send_test: bool = False, timeout: float = 10.0) -> Diagnosis:  # noqa: ANN001 - a SmtpTarget
     """Diagnose a runbook target (`adminkb.target.SmtpTarget`).
 
-    For the lab, the lab's mailroot, log, settings, DNS server and clock are used and the
-    outbound checks always run, because they stay on loopback; the path options are ignored.
+    For the lab, the lab's mailroot, log, settings, DNS server and clock are used, and the path
+    options are ignored. The outbound checks always run there, because they stay on loopback.
     A real server gets the paths, MetaBase.xml copy and outbound checks it is given.
     """
     request = DiagnoseRequest(host=target.host, port=target.port, mail_from=mail_from, rcpt_to=rcpt_to,
