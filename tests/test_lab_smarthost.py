@@ -178,3 +178,24 @@ def test_target_real_server_gives_notices():
     assert target.deliver_queue() == message("target.delivery_by_service")
     assert target.block_port25() == message("target.port25_by_hand")
     assert target.arrived_table() == message("target.arrived_lab_only")
+
+
+def test_target_retry_table_shows_schedule():
+    target = open_target("lab")
+    try:
+        target.lab.allow_relay("127.0.0.1")
+        send(target.lab, ["user@blocked.lab.test", "user@example.net"])
+        target.deliver_queue()
+        table = target.retry_table()
+        assert len(table) == 1
+        row = table.iloc[0]
+        assert row.iloc[2] == "user@blocked.lab.test"
+        assert row.iloc[3] == 1
+        assert row.iloc[4] == "2026-03-02 09:30"
+        assert row.iloc[5] == "2026-03-04 09:15"
+        assert row.iloc[6] == "The remote server did not respond to a connection attempt."
+        target.advance(15)
+        assert target.retry_table().iloc[0, 3] == 2
+        assert target.retry_table().iloc[0, 4] == "2026-03-02 10:00"
+    finally:
+        target.close()

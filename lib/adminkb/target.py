@@ -274,6 +274,18 @@ class SmtpTarget:
         names = ("time", "message_id", "recipient", "outcome", "host", "reply", "files", "next_attempt")
         return pd.DataFrame(rows, columns=[message(f"target.column_delivery_{name}") for name in names])
 
+    def retry_table(self) -> pd.DataFrame | _Notice:
+        """Show each message waiting in the lab's Queue with its attempts, next retry, expiry and last reply."""
+        if self.lab is None:
+            return _Notice(message("target.delivery_by_service"))
+        zone = self.lab.timezone
+        rows = [[status.queue_file, status.message_id, "\n".join(status.recipients), status.attempts,
+                 status.next_attempt.astimezone(zone).strftime(TIME_FORMAT),
+                 status.expires.astimezone(zone).strftime(TIME_FORMAT), status.last_reply or "-"]
+                for status in self.lab.queue_status()]
+        names = ("file", "message_id", "recipients", "attempts", "next_attempt", "expires", "last_reply")
+        return pd.DataFrame(rows, columns=[message(f"target.column_retry_{name}") for name in names])
+
     def arrived_table(self, receiver: str | None = None) -> pd.DataFrame | _Notice:
         """Show the messages that the lab's remote receivers accepted (host name or address filters)."""
         if self.lab is None:

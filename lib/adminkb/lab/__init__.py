@@ -11,7 +11,7 @@ Host (`adminkb.lab.delivery`). Runbooks and tests use it in place of a real serv
 
 from adminkb.lab.clock import TAIWAN_TIME, FixedClock, SystemClock
 from adminkb.lab.delivery import (OUTBOUND_ADDRESS, OUTBOUND_ADDRESS_WITHOUT_PTR, SMART_HOST_ALWAYS, SMART_HOST_NONE,
-                                  SMART_HOST_TRY_DIRECT_FIRST, DeliveryRecord, SmartHost)
+                                  SMART_HOST_TRY_DIRECT_FIRST, DeliveryRecord, QueueStatus, SmartHost)
 from adminkb.lab.pickup import PickupResult
 from adminkb.lab.remote import SMART_HOST_ADDRESS, SMART_HOST_NAME, ReceivedMessage
 from adminkb.lab.policy import AccessList
@@ -36,6 +36,7 @@ __all__ = [
     "OUTBOUND_ADDRESS",
     "OUTBOUND_ADDRESS_WITHOUT_PTR",
     "PickupResult",
+    "QueueStatus",
     "ReceivedMessage",
     "SERVICE_DEFAULT_FIELDS",
     "SMART_HOST_ADDRESS",

@@ -132,6 +132,21 @@ class DeliveryRecord:
     files: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class QueueStatus:
+    """The retry state of one message file in Queue."""
+
+    queue_file: str
+    message_id: str
+    sender: str
+    recipients: tuple[str, ...]
+    arrival: datetime
+    attempts: int
+    next_attempt: datetime
+    expires: datetime
+    last_reply: str
+
+
 @dataclass
 class _QueueState:
     arrival: datetime
@@ -229,6 +244,27 @@ class DeliveryAgent:
     def _retry_delay(self, attempts: int) -> timedelta:
         index = min(attempts, len(RETRY_INTERVALS)) - 1
         return self._minutes(RETRY_INTERVALS[max(index, 0)])
+
+    def queue_status(self) -> list[QueueStatus]:
+        """Return the retry state of each message file in Queue, sorted by file name."""
+        with self._lock:
+            self._sync_states()
+            last_reply: dict[str, str] = {}
+            for record in self.records:
+                if record.outcome == DEFERRED:
+                    last_reply[record.queue_file] = record.reply
+            statuses = []
+            for name, state in sorted(self._states.items()):
+                try:
+                    queued = _read_queue_file(self.server.mailroot / mailroot.QUEUE / name)
+                except FileNotFoundError:
+                    continue
+                statuses.append(QueueStatus(
+                    queue_file=name, message_id=queued.message_id, sender=queued.sender,
+                    recipients=tuple(queued.recipients), arrival=state.arrival, attempts=state.attempts,
+                    next_attempt=state.next_attempt or state.arrival,
+                    expires=state.arrival + self._minutes(EXPIRATION_MINUTES), last_reply=last_reply.get(name, "")))
+            return statuses
 
     def next_due(self) -> datetime | None:
         """Return the earliest time a queued message is due for an attempt, or None when the Queue is empty."""

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from adminkb.errors import InputError, LabError
 from adminkb.lab.clock import FixedClock
 from adminkb.lab.delivery import (OUTBOUND_ADDRESS, SMART_HOST_ALWAYS, DeliveryAgent, DeliveryRecord,
-                                  SmartHost)
+                                  QueueStatus, SmartHost)
 from adminkb.lab.dns import LabDns, lab_zone_files
 from adminkb.lab.remote import RemoteLab
 
@@ -142,6 +142,10 @@ class OutboundControls:
     def delivery_records(self) -> list[DeliveryRecord]:
         """Every delivery event so far, oldest first."""
         return list(self.start_outbound().records)
+
+    def queue_status(self) -> list[QueueStatus]:
+        """Return the retry state of each queued message: attempts, next attempt, expiry, last reply."""
+        return self.start_outbound().queue_status()
 
     def next_delivery_attempt(self) -> datetime | None:
         """Return the lab time of the next delivery attempt, or None when the Queue is empty."""
