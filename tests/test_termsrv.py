@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pefile
@@ -604,3 +605,39 @@ def test_rollback_restores_generated_exports(licensing_core, concurrent, winlogo
     applied = round_trip(export, files.apply)
     assert applied.get(LICENSING_CORE, "EnableConcurrentSessions") == RegValue.dword(1)
     assert round_trip(applied, files.rollback) == export
+
+
+# The plan as checklist steps.
+
+def test_checklist_steps_follow_plan():
+    from adminkb.termsrv.plan import checklist_steps
+
+    steps = checklist_steps()
+    plan = step_plan()
+    assert len(steps) == len(plan)
+    assert len({step.id for step in steps}) == len(steps)
+    assert [step.phase for step in steps] == [plan_step.phase for plan_step in plan]
+    assert [step.title for step in steps] == [plan_step.action for plan_step in plan]
+    assert [step.verify for step in steps] == [plan_step.expected for plan_step in plan]
+
+
+def test_checklist_steps_have_reasons():
+    from adminkb.termsrv.plan import checklist_steps
+
+    for step in checklist_steps():
+        assert step.why.strip(), step.id
+        assert step.phase_title.strip(), step.id
+
+
+def test_checklist_steps_in_checklist(tmp_path):
+    from adminkb.imaging.checklist import Checklist
+    from adminkb.termsrv.plan import checklist_steps
+
+    checklist = Checklist("xp-rdp", tmp_path, steps=checklist_steps())
+    checklist.tick("collect", "tech", when=datetime(2026, 3, 2, tzinfo=timezone.utc))
+    checklist.tick("rollback_restart", "tech", when=datetime(2026, 3, 2, tzinfo=timezone.utc))
+    reopened = Checklist("xp-rdp", tmp_path, steps=checklist_steps())
+    assert reopened.done == 2
+    assert reopened.phases == ["prepare", "change", "verify", "rollback"]
+    assert reopened.steps[8].id == "import_apply"
+    assert reopened.steps[8].commands == ("regedit /s termsrv-apply.reg",)

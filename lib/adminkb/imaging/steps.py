@@ -33,10 +33,15 @@ class Step:
     instead_of: str | None = None
     # The catalog area that contains the texts of the step and the title of its phase.
     area: str = "imaging_steps"
+    # Catalog keys that replace `<area>.step.<id>.<part>` for some parts, as (part, key) pairs,
+    # and the values that fill their placeholders. Steps built from another plan reuse its texts.
+    text_keys: tuple[tuple[str, str], ...] = ()
+    text_values: tuple[tuple[str, object], ...] = ()
 
     def text(self, part: str) -> str:
         """Return the step's `title`, `why`, `verify` or `warning` text in the user's language."""
-        return message(f"{self.area}.step.{self.id}.{part}")
+        key = dict(self.text_keys).get(part, f"{self.area}.step.{self.id}.{part}")
+        return message(key, **dict(self.text_values))
 
     @property
     def phase_title(self) -> str:
@@ -62,8 +67,8 @@ class Step:
     @property
     def warning(self) -> str | None:
         """Return the warning text, or None for a step without one."""
-        key = f"{self.area}.step.{self.id}.warning"
-        return message(key) if key in catalog() else None
+        key = dict(self.text_keys).get("warning", f"{self.area}.step.{self.id}.warning")
+        return message(key, **dict(self.text_values)) if key in catalog() else None
 
 
 STEPS: tuple[Step, ...] = (

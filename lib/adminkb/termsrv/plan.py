@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
+from adminkb.imaging.steps import Step
 from adminkb.termsrv.collect import DLL_COPIES
 from adminkb.termsrv.pecheck import APPLICABILITY_METHOD_BUILD, APPLICABILITY_OTHER, METHOD_BUILD, PeCheck
 
@@ -137,3 +138,28 @@ def _hash_of(originals: Mapping[str, PeCheck], name: str) -> str:
 
 def _method_version() -> str:
     return ".".join(str(part) for part in METHOD_BUILD)
+
+
+CHECKLIST_AREA = "termsrv_steps"
+
+
+def checklist_steps(steps: list[PlanStep] | None = None) -> tuple[Step, ...]:
+    """Return the plan as checklist steps for `adminkb.imaging.checklist.Checklist` and the widget.
+
+    Titles and checks are the plan's own texts (with its hashes and backup folder). The reason for
+    each step comes from `termsrv_steps.step.<id>.why`. Ids are the plan's action names, with the
+    phase put in front when an action appears twice (the restart of the rollback).
+    """
+    steps = steps if steps is not None else step_plan()
+    result = []
+    used: set[str] = set()
+    for plan_step in steps:
+        action = plan_step.action_key.rsplit(".", 1)[-1]
+        step_id = action if action not in used else f"{plan_step.phase}_{action}"
+        used.add(step_id)
+        keys = [("title", plan_step.action_key)]
+        if plan_step.expected_key:
+            keys.append(("verify", plan_step.expected_key))
+        result.append(Step(step_id, plan_step.phase, plan_step.commands, area=CHECKLIST_AREA, text_keys=tuple(keys),
+                           text_values=tuple(sorted(plan_step.values.items()))))
+    return tuple(result)
