@@ -8,7 +8,8 @@ the last message got its reply to DATA.
 Losses are counted by Message-ID: smtp-source gives each message its own. For the lab, the
 Message-IDs in Queue are compared with the number sent. For Postfix (every transport is
 `discard`), the distinct Message-IDs that its cleanup daemon logged are counted once the log
-stops growing.
+stops growing. CPU per message is the lab process's CPU time, or the CPU time of Postfix's
+master process tree (Linux /proc), divided by the messages.
 
 Postfix needs root to start (its master drops privileges to the postfix user). Without
 Postfix the script measures the lab alone and says so. Runs alternate between the servers,
@@ -130,15 +131,51 @@ def logged_message_ids(instance: PrivatePostfix, expected: int) -> set[str]:
     return ids
 
 
-def measure_postfix(options: argparse.Namespace) -> tuple[float, int, float | None]:
-    """Return the seconds and the lost message count of one run against a fresh private Postfix.
+def process_tree_cpu_seconds(root_pid: int) -> float:
+    """Return the CPU seconds of a process and its live descendants, with the children they reaped.
 
-    Postfix's CPU time is not measured (None): its daemons are not this process's children.
+    Reads utime, stime, cutime and cstime from /proc/PID/stat (Linux), so a Postfix daemon that
+    exited and was reaped by the master still counts through the master's cutime and cstime.
+    """
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state, ppid, ... utime is field 14 of stat, here index 11.
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = sum(int(value) for value in fields[11:15]) / ticks
+    tree = {root_pid}
+    for _ in range(10):
+        tree |= {pid for pid, parent in parents.items() if parent in tree}
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def measure_postfix(options: argparse.Namespace) -> tuple[float, int, float | None]:
+    """Return the seconds, the lost message count and the CPU seconds of one run against a fresh private Postfix.
+
+    The CPU seconds are the master's process tree's, from before smtp-source starts until every
+    message is logged; None when the master's PID file cannot be read.
     """
     with PrivatePostfix(mynetworks=("127.0.0.1/32",)) as instance:
+        master_pid = read_master_pid(instance)
+        cpu_before = process_tree_cpu_seconds(master_pid) if master_pid else None
         elapsed = run_smtp_source(instance.port, options)
         ids = logged_message_ids(instance, options.messages)
-    return elapsed, options.messages - len(ids), None
+        cpu_seconds = process_tree_cpu_seconds(master_pid) - cpu_before if master_pid else None
+    return elapsed, options.messages - len(ids), cpu_seconds
+
+
+def read_master_pid(instance: PrivatePostfix) -> int | None:
+    try:
+        return int((instance.queue_directory / "pid" / "master.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def print_table(options: argparse.Namespace, results: dict[str, list[tuple[float, int, float | None]]]) -> None:
