@@ -12,7 +12,7 @@ stops growing. CPU per message is the lab process's CPU time, or the CPU time of
 master process tree (Linux /proc), divided by the messages.
 
 Postfix needs root to start (its master drops privileges to the postfix user). Without
-Postfix the script measures the lab alone and says so. Runs alternate between the servers,
+Postfix the script measures the lab alone and prints why. Runs alternate between the servers,
 and the table gives each run and the median.
 
 Usage (from the repository root):
