@@ -9,7 +9,7 @@ import pytest
 
 from adminkb.errors import InputError
 from adminkb.exercises import (
-    EXERCISES, check_exercise, exercises_for, get_exercise, register, show_exercise, solve_exercise,
+    EXERCISES, check_exercise, exercise_table, exercises_for, get_exercise, register, show_exercise, solve_exercise,
 )
 from adminkb.i18n import catalog
 from adminkb.lab import can_bind_source_address
@@ -159,3 +159,10 @@ def test_english_texts(monkeypatch, target):
     monkeypatch.setenv("ADMINKB_LANG", "en")
     assert repr(show_exercise("dot_line")).startswith("Exercise: Deliver the line")
     assert "not done yet" in repr(check_exercise("dot_line", target))
+
+
+def test_exercise_table_lists_all():
+    table = exercise_table()
+    assert len(table) == len(EXERCISES)
+    assert list(table.iloc[:, 1]) == sorted(EXERCISES, key=lambda name: (EXERCISES[name].runbook, name))
+    assert "讓第二台應用程式伺服器轉送" in list(table.iloc[:, 2])

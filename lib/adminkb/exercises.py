@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from email.parser import BytesParser
 from pathlib import Path
 
+import pandas as pd
+
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.lab import can_bind_source_address
@@ -239,3 +241,12 @@ def _solve_dot_line(target: SmtpTarget) -> None:
 
 
 register("dot_line", "02", _check_dot_line, _solve_dot_line)
+
+
+def exercise_table() -> pd.DataFrame:
+    """Return every registered exercise as a table (runbook, id, title), for the index and instructors."""
+    rows = [{message("exercises.column_runbook"): exercise.runbook,
+             message("exercises.column_id"): exercise.exercise_id,
+             message("exercises.column_title"): exercise.title}
+            for exercise in sorted(EXERCISES.values(), key=lambda item: (item.runbook, item.exercise_id))]
+    return pd.DataFrame(rows)

@@ -1,0 +1,214 @@
+"""The shape every runbook shares, checked on every notebook in notebooks/ except the index.
+
+A runbook's cells come in this order:
+- a `# NN title` cell, then `## 目的`, `## 使用時機`, `## 事前準備`;
+- `## 參數`, followed by one code cell tagged `parameters`;
+- `## 步驟 1：...`, `## 步驟 2：...` and so on, with other level-2 sections allowed between steps;
+- an optional `## 練習`, then `## 結論` and `## 參考資料` with links;
+- a last markdown cell with the navigation line to the neighbours adminkb.runbooks lists.
+
+Code cells define no functions or classes, because logic belongs in adminkb where it is
+tested, and no code cell is longer than MAX_CODE_LINES lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from adminkb.runbooks import NOTEBOOKS_DIR, RUNBOOKS
+
+MAX_CODE_LINES = 15
+HEAD_SECTIONS = ("目的", "使用時機", "事前準備", "參數")
+TAIL_SECTIONS = ("結論", "參考資料")
+_H2 = re.compile(r"^##\s+(.+?)\s*$", re.MULTILINE)
+_STEP = re.compile(r"^步驟\s*(\d+)\s*[：:]\s*\S")
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+
+RUNBOOK_FILES = sorted(path for path in NOTEBOOKS_DIR.glob("*.ipynb") if path.name != "00_index.ipynb")
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def _sections(notebook: nbformat.NotebookNode) -> list[tuple[str, int]]:
+    """Return each level-2 heading with the index of the cell that contains it."""
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown":
+            found.extend((title, index) for title in _H2.findall(cell.source))
+    return found
+
+
+def _neighbours(filename: str) -> tuple[str | None, str | None]:
+    names = [runbook.filename for runbook in RUNBOOKS]
+    position = names.index(filename)
+    previous = names[position - 1] if position > 0 else None
+    following = names[position + 1] if position + 1 < len(names) else None
+    return previous, following
+
+
+def _defines_function_or_class(source: str) -> bool:
+    # IPython magics and shell escapes are not Python; such lines cannot define anything.
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return bool(re.search(r"^\s*(def|class|async\s+def)\s", source, re.MULTILINE))
+    # A lambda passed to pandas (df.apply(lambda row: ...)) is an expression, but a lambda
+    # bound to a name is a function definition in another spelling.
+    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+               or (isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda))
+               for node in ast.walk(tree))
+
+
+@pytest.fixture(params=RUNBOOK_FILES, ids=lambda path: path.name)
+def runbook(request) -> tuple[Path, nbformat.NotebookNode]:
+    return request.param, _read(request.param)
+
+
+def test_runbooks_found():
+    assert RUNBOOK_FILES, "notebooks/ has no runbook besides the index"
+
+
+def test_runbook_listed_in_table(runbook):
+    path, _ = runbook
+    assert path.name in [item.filename for item in RUNBOOKS], f"{path.name} is missing from adminkb.runbooks.RUNBOOKS"
+
+
+def test_title_cell_first(runbook):
+    path, notebook = runbook
+    number = path.name[:2]
+    first = notebook.cells[0]
+    assert first.cell_type == "markdown"
+    assert re.match(rf"#\s+{number}\s+\S", first.source), f"{path.name} must start with '# {number} title'"
+
+
+def test_head_sections_in_order(runbook):
+    path, notebook = runbook
+    titles = [title for title, _ in _sections(notebook)]
+    assert titles[:len(HEAD_SECTIONS)] == list(HEAD_SECTIONS), f"{path.name} opens with {titles[:4]}"
+
+
+def test_one_parameters_cell_after_heading(runbook):
+    path, notebook = runbook
+    tagged = [index for index, cell in enumerate(notebook.cells)
+              if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} has {len(tagged)} cells tagged parameters"
+    index = tagged[0]
+    assert notebook.cells[index].cell_type == "code"
+    heading_index = dict(_sections(notebook))["參數"]
+    between = notebook.cells[heading_index + 1:index]
+    assert all(cell.cell_type == "markdown" and not _H2.search(cell.source) for cell in between), \
+        f"{path.name}: the parameters cell must follow the 參數 section directly"
+
+
+def test_parameters_cell_conventions(runbook):
+    path, notebook = runbook
+    cell = next(cell for cell in notebook.cells if "parameters" in cell.get("metadata", {}).get("tags", []))
+    for line in cell.source.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name = line.split("=", 1)[0].strip()
+        assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name), f"{path.name}: parameter {name!r} is not UPPER_CASE"
+        assert "#" in line.split("=", 1)[1], f"{path.name}: parameter {name} has no comment"
+
+
+def test_steps_numbered_in_order(runbook):
+    path, notebook = runbook
+    sections = _sections(notebook)
+    steps = [int(_STEP.match(title).group(1)) for title, _ in sections if _STEP.match(title)]
+    assert steps, f"{path.name} has no '## 步驟 1：...' section"
+    assert steps == list(range(1, len(steps) + 1)), f"{path.name} numbers its steps {steps}"
+
+
+def test_sections_between_steps_and_tail(runbook):
+    path, notebook = runbook
+    titles = [title for title, _ in _sections(notebook)]
+    first_step = next(index for index, title in enumerate(titles) if _STEP.match(title))
+    assert first_step == len(HEAD_SECTIONS), f"{path.name}: 步驟 1 must follow 參數, found {titles[:first_step]}"
+    assert titles[-len(TAIL_SECTIONS):] == list(TAIL_SECTIONS), f"{path.name} ends with {titles[-2:]}"
+    for required in (*HEAD_SECTIONS, *TAIL_SECTIONS):
+        assert titles.count(required) == 1, f"{path.name} has {titles.count(required)} '## {required}' sections"
+
+
+def test_exercise_section_before_conclusion(runbook):
+    path, notebook = runbook
+    titles = [title for title, _ in _sections(notebook)]
+    if "練習" not in titles:
+        pytest.skip(f"{path.name} has no exercise yet")
+    last_step = max(index for index, title in enumerate(titles) if _STEP.match(title))
+    assert last_step < titles.index("練習") < titles.index("結論")
+
+
+def test_references_have_links(runbook):
+    path, notebook = runbook
+    index = dict(_sections(notebook))["參考資料"]
+    # A markdown link or a bare URL: JupyterLab shows both as links.
+    assert "https://" in notebook.cells[index].source, f"{path.name}: 參考資料 has no https link"
+
+
+def _check_neighbour(path: Path, source: str, label: str, neighbour: str | None) -> None:
+    """Check one side of the navigation line: a link to the neighbour, or its number as text.
+
+    A runbook that is not written yet is named without a link, because the link would be broken
+    (tests/test_notebooks.py rejects links to missing notebooks). Runbooks land one at a time, so
+    a neighbour that was written after this notebook may still be named as text.
+    """
+    links = [target for text, target in _LINK.findall(source) if label in text]
+    if neighbour is None:
+        assert label not in source, f"{path.name}: navigation names a {label} runbook, but none follows in the table"
+        return
+    mentioned = re.search(rf"{label}[：:]\s*{neighbour[:2]}\s", source)
+    assert links == [neighbour] or (not links and mentioned), \
+        f"{path.name}: {label} must name runbook {neighbour[:2]} or link to {neighbour}, found links {links}"
+
+
+def test_navigation_line_last(runbook):
+    path, notebook = runbook
+    last = notebook.cells[-1]
+    assert last.cell_type == "markdown"
+    assert not _H2.search(last.source), f"{path.name}: the last cell must be the navigation line alone"
+    links = {text: target for text, target in _LINK.findall(last.source)}
+    assert links.get("目錄") == "00_index.ipynb", f"{path.name}: navigation has no [目錄](00_index.ipynb)"
+    previous, following = _neighbours(path.name)
+    _check_neighbour(path, last.source, "上一篇", previous)
+    _check_neighbour(path, last.source, "下一篇", following)
+
+
+def test_code_cells_short_without_definitions(runbook):
+    path, notebook = runbook
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        lines = cell.source.splitlines()
+        assert len(lines) <= MAX_CODE_LINES, f"{path.name} cell {index + 1} has {len(lines)} lines"
+        assert not _defines_function_or_class(cell.source), f"{path.name} cell {index + 1} defines a function or class"
+
+
+# --- the checker on hand-made notebooks ---------------------------------------------------------
+
+@pytest.mark.parametrize(("source", "defines"), [
+    ("def helper():\n    return 1", True),
+    ("class Form:\n    pass", True),
+    ("async def fetch():\n    pass", True),
+    ("check = lambda value: value > 1", True),
+    ("table.apply(lambda row: row.size, axis=1)", False),
+    ("%%time\ndef timed():\n    pass", True),
+    ("%matplotlib inline\ntarget.queue_table()", False),
+    ("target = open_target(SERVER)\ntarget", False),
+    ("print('def is only text here')", False),
+])
+def test_definition_detector(source, defines):
+    assert _defines_function_or_class(source) is defines
+
+
+def test_neighbours_follow_runbook_table():
+    assert _neighbours("00_index.ipynb") == (None, "01_smtp_session.ipynb")
+    assert _neighbours("02_pickup_directory.ipynb") == ("01_smtp_session.ipynb", "03_mailroot_inspection.ipynb")
+    assert _neighbours(RUNBOOKS[-1].filename) == (RUNBOOKS[-2].filename, None)
