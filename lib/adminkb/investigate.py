@@ -13,8 +13,8 @@ names in the user's language:
 
 The service logs one line per command with no session id. Each line records its client address,
 and after a successful AUTH the lab writes the account in `cs-username` where it otherwise
-writes the HELO name. So a row counts as authenticated when the same client address had an
-AUTH answered 235 since its last QUIT.
+writes the HELO name. So a row counts as authenticated when the same client address got a 235
+reply to AUTH since its last QUIT or STARTTLS.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _clean_text(value: object) -> str | None:
 def _mapped(values: pd.Series, function) -> np.ndarray:
     """Apply `function` to each distinct value once and return an object array in row order.
 
-    Log columns repeat few values (addresses, methods, recipients), so this is much faster
+    Log columns repeat few values (addresses, methods, recipients), so this is faster
     than a call per row. Missing values become None without calling `function`.
     """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
@@ -104,7 +104,7 @@ def _events(frame: pd.DataFrame, *extra_fields: str) -> pd.DataFrame:
     """Return the inbound rows in log order as plain columns, each with its session's HELO name and account.
 
     A session of a client address runs up to its QUIT. A row is authenticated when an AUTH
-    answered 235 came earlier in the same session and no STARTTLS came in between, because
+    with reply 235 came earlier in the same session and no STARTTLS came in between, because
     after STARTTLS the client starts over (RFC 3207 section 4.2).
 
     NOTE: the log has no session id, so two sessions from one client address at the same
@@ -224,28 +224,24 @@ def relay_report(frame: pd.DataFrame, local_domains: Iterable[str] | str) -> pd.
     """
     domains = _checked_domains(local_domains)
     rcpt = _recipients(_events(frame, QUERY_FIELD), domains)
-    no_account = message("investigate.no_account")
-    rcpt["account"] = rcpt["account"].fillna(no_account)
-    rows = []
-    for (client, account), group in rcpt.groupby(["client", "account"], sort=True):
-        accepted = group[group["accepted"]]
-        helo_names = sorted(set(group["helo"].dropna()))
-        rows.append({
-            _column("client"): client,
-            _column("account"): account,
-            _column("helo"): ", ".join(helo_names) or "-",
-            _column("relayed"): len(accepted),
-            _column("domains"): accepted["domain"].nunique(),
-            _column("rejected"): int(group["rejected"].sum()),
-            _column("first_seen"): group["time"].min(),
-            _column("last_seen"): group["time"].max(),
-        })
-    columns = [_column(name) for name in ("client", "account", "helo", "relayed", "domains", "rejected",
-                                          "first_seen", "last_seen")]
-    report = pd.DataFrame(rows, columns=columns)
-    if not report.empty:
-        report = report.sort_values([_column("relayed"), _column("client"), _column("account")],
-                                    ascending=[False, True, True], kind="stable").reset_index(drop=True)
+    rcpt["account"] = rcpt["account"].where(rcpt["account"].notna(), message("investigate.no_account"))
+    keys = ["client", "account"]
+    names = ("client", "account", "helo", "relayed", "domains", "rejected", "first_seen", "last_seen")
+    columns = [_column(name) for name in names]
+    if rcpt.empty:
+        return pd.DataFrame(columns=columns)
+
+    report = rcpt.groupby(keys, sort=True).agg(relayed=("accepted", "sum"), rejected=("rejected", "sum"),
+                                               first_seen=("time", "min"), last_seen=("time", "max"))
+    accepted = rcpt[rcpt["accepted"]]
+    report["domains"] = accepted.groupby(keys)["domain"].nunique().reindex(report.index, fill_value=0)
+    helo_names = rcpt.dropna(subset=["helo"]).drop_duplicates(subset=[*keys, "helo"]).sort_values("helo")
+    report["helo"] = helo_names.groupby(keys)["helo"].agg(", ".join).reindex(report.index).fillna("-")
+    report = report.reset_index()
+    report[["relayed", "rejected", "domains"]] = report[["relayed", "rejected", "domains"]].astype(int)
+    report = report.sort_values(["relayed", "client", "account"], ascending=[False, True, True], kind="stable")
+    report = report[list(names)].reset_index(drop=True)
+    report.columns = columns
     return report
 
 
@@ -280,37 +276,32 @@ def auth_failures(frame: pd.DataFrame, *, window: str = DEFAULT_WINDOW,
     events = _events(frame)
     auth = events[(events["method"] == "AUTH") & events["time"].notna()].copy()
     auth["window"] = auth["time"].dt.floor(length)
-    columns = [_column(name) for name in ("client", "window_start", "window_end", "failures", "successes",
-                                          "first_seen", "last_seen", "verdict")]
-    rows = []
-    for (client, start), group in auth.groupby(["client", "window"], sort=True):
-        failed = group[group["status"] == AUTH_FAILED]
-        if failed.empty:
-            continue
-        succeeded = group[group["status"] == AUTH_SUCCEEDED]
-        success_after_failure = bool((succeeded["time"] >= failed["time"].min()).any())
-        if success_after_failure:
-            verdict = message("investigate.verdict.success_after_failures")
-        elif len(failed) >= threshold:
-            verdict = message("investigate.verdict.burst")
-        else:
-            verdict = message("investigate.verdict.occasional")
-        rows.append({
-            _column("client"): client,
-            _column("window_start"): start,
-            _column("window_end"): start + length,
-            _column("failures"): len(failed),
-            _column("successes"): len(succeeded),
-            _column("first_seen"): group["time"].min(),
-            _column("last_seen"): group["time"].max(),
-            _column("verdict"): verdict,
-            "_burst": len(failed) >= threshold,
-        })
-    table = pd.DataFrame(rows, columns=[*columns, "_burst"])
-    table = table.sort_values([_column("failures"), _column("client"), _column("window_start")],
-                              ascending=[False, True, True], kind="stable").reset_index(drop=True)
-    bursts = table.pop("_burst").astype(bool)
-    table.attrs["bursts"] = int(bursts.sum())
+    auth["failed"] = auth["status"] == AUTH_FAILED
+    auth["succeeded"] = auth["status"] == AUTH_SUCCEEDED
+    names = ("client", "window_start", "window_end", "failures", "successes", "first_seen", "last_seen", "verdict")
+    columns = [_column(name) for name in names]
+    keys = ["client", "window"]
+
+    table = auth.groupby(keys, sort=True).agg(failures=("failed", "sum"), successes=("succeeded", "sum"),
+                                              first_seen=("time", "min"), last_seen=("time", "max"))
+    table = table[table["failures"] > 0]
+    first_failure = auth[auth["failed"]].groupby(keys)["time"].min().reindex(table.index)
+    last_success = auth[auth["succeeded"]].groupby(keys)["time"].max().reindex(table.index)
+    success_after_failure = (last_success >= first_failure).fillna(False).to_numpy(dtype=bool)
+    burst = (table["failures"] >= threshold).to_numpy(dtype=bool)
+    table["verdict"] = np.select(
+        [success_after_failure, burst],
+        [message("investigate.verdict.success_after_failures"), message("investigate.verdict.burst")],
+        default=message("investigate.verdict.occasional"))
+    table = table.reset_index().rename(columns={"window": "window_start"})
+    table["window_end"] = table["window_start"] + length
+    table[["failures", "successes"]] = table[["failures", "successes"]].astype(int)
+    table["_burst"] = burst
+    table = table.sort_values(["failures", "client", "window_start"], ascending=[False, True, True], kind="stable")
+    table = table[[*names, "_burst"]].reset_index(drop=True)
+    bursts = int(table.pop("_burst").sum())
+    table.columns = columns
+    table.attrs["bursts"] = bursts
     return table
 
 
