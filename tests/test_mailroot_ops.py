@@ -438,3 +438,18 @@ def test_journal_without_plan_rejected(tmp_path):
     with pytest.raises(InputError) as raised:
         mailroot_ops.resume(journal)
     assert raised.value.key == "mailroot_ops.journal_unreadable"
+
+
+def test_cli_dry_run_mentions_unfinished_journal(root, journals, monkeypatch, capsys):
+    source = root / "Badmail" / "NTFS_01a1b2c301dca9e200000006.BAD"
+    plan = mailroot_ops.plan_resubmit(root, [source])
+    full_disk_for(monkeypatch, ".adminkb-resubmit-")
+    with pytest.raises(InputError):
+        mailroot_ops.execute(plan, journals)
+    monkeypatch.undo()
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert run_area("mailroot", "resubmit", str(root), str(source), "--state-dir", str(journals)) == 0
+    captured = capsys.readouterr()
+    assert "interrupted operation" in captured.err
+    assert "dry run" in captured.out
+    assert [path.name for path in (root / "Pickup").iterdir() if "resubmit" in path.name] == []

@@ -165,6 +165,8 @@ def _run_operation(arguments: argparse.Namespace, operation: str, make_plan) -> 
             print(message("mailroot_ops.cli.resuming", journal=journal), file=sys.stderr)
             print(mailroot_ops.describe_outcome(mailroot_ops.resume(journal)))
         return EXIT_OK
+    for journal in unfinished:
+        print(message("mailroot_ops.cli.unfinished", journal=journal), file=sys.stderr)
 
     plan = make_plan()
     table = plan.table()
