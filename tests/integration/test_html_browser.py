@@ -230,3 +230,19 @@ def test_navigation_links_work(site, browser):
     page.wait_for_load_state("load")
     assert page.url.endswith("index.html")
     page.close()
+
+
+def test_runbook_checklist_state_visible(site, browser):
+    page_path = site / "10_xp_universal_image.html"
+    if not page_path.is_file():
+        pytest.skip("runbook 10 (the imaging checklist) is not in notebooks/ yet")
+    page = _open(browser, page_path, "runbook-10")
+    checklists = page.locator(".adminkb-checklist")
+    assert checklists.count() >= 1
+    assert checklists.first.is_visible()
+    done = page.locator(".adminkb-checklist .done")
+    assert done.count() >= 1, "no ticked step is shown in the exported checklist"
+    assert done.first.is_visible()
+    assert done.first.inner_text().strip()
+    assert "widget" not in page.inner_text("main").lower()
+    page.close()
