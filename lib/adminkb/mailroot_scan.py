@@ -144,6 +144,8 @@ def scan_mailroot(root: str | os.PathLike[str], *, now: datetime | None = None, 
     else:
         # Without a bar no tqdm object is made, because making one costs about 0.1 s (a lock).
         rows = [_scan_file(full_path, relative, ansi_encoding) for full_path, relative in files]
+    # The path list is as large as the rows, so it goes before the frame is built to keep peak memory down.
+    del files
     _link_badmail(rows)
     unreadable = sum(1 for row in rows if row.unreadable)
     if unreadable:
@@ -402,6 +404,7 @@ def _link_badmail(rows: list[_Row]) -> None:
 
 
 def _frame(rows: list[_Row], now: datetime) -> pd.DataFrame:
+    """Build the inventory from `rows`, which it empties."""
     # Columns are built as lists and converted once, because per-row pandas work dominates
     # the scan's time on large trees.
     # Whole microseconds, as datetime.fromtimestamp gives them; NaN (no time) becomes NaT.
@@ -418,7 +421,10 @@ def _frame(rows: list[_Row], now: datetime) -> pd.DataFrame:
         "reason": [row.reason for row in rows], "error_code": [row.error_code for row in rows],
         "reason_sender": [row.reason_sender for row in rows], "notes": ["; ".join(row.notes or []) for row in rows],
     }, columns=list(COLUMNS))
-    if not rows:
+    empty = not rows
+    # The frame now refers to every value it needs, so the row objects can go before the sort copies it.
+    rows.clear()
+    if empty:
         # Empty lists give float columns, which the sort's string methods reject.
         return frame.astype({column: object for column in COLUMNS if column not in ("size", "modified", "age")})
     order = {name: index for index, name in enumerate((*mailroot.FOLDER_NAMES, OTHER))}
