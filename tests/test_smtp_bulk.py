@@ -309,3 +309,9 @@ def test_lab_queue_drains_through_smart_host(tmp_path):
         arrived = {item.message_id for item in running.remote.received()}
     assert watch.drained
     assert arrived == set(sent.accepted)
+
+
+def test_watch_queue_without_folder():
+    with pytest.raises(InputError) as caught:
+        watch_queue(None, progress=False)
+    assert caught.value.key == "bulk.queue_not_given"

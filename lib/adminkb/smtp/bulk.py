@@ -252,15 +252,17 @@ class QueueWatch:
                             columns=[message("bulk.column_seconds"), message("bulk.column_queue_files")])
 
 
-def count_queue_files(folder: str | os.PathLike[str]) -> int:
-    """Return the number of message files (`*.EML`, any case) in a Queue folder."""
+def count_queue_files(folder: str | os.PathLike[str] | None) -> int:
+    """Return the number of message files (`*.EML`, any case) in a Queue folder; raise InputError when it is missing."""
+    if folder is None:
+        raise InputError("bulk.queue_not_given", next_key="bulk.queue_not_found_next")
     path = Path(folder)
     if not path.is_dir():
         raise InputError("bulk.queue_not_found", value=str(path), next_key="bulk.queue_not_found_next")
     return sum(1 for entry in path.iterdir() if entry.suffix.lower() == ".eml" and entry.is_file())
 
 
-def watch_queue(folder: str | os.PathLike[str], *, interval: float = 5.0, timeout: float = 300.0,
+def watch_queue(folder: str | os.PathLike[str] | None, *, interval: float = 5.0, timeout: float = 300.0,
                 progress: bool = True, sleep: Callable[[float], None] = time.sleep,
                 monotonic: Callable[[], float] = time.monotonic) -> QueueWatch:
     """Count the files in a Queue folder every `interval` seconds until it is empty or `timeout` passes.
