@@ -42,8 +42,13 @@ def format_reply(code: object, text: object) -> object:
 
 
 def source_of(table: pd.DataFrame) -> pd.Series:
-    """Return `file:line` for each row, so that a finding can be traced back to the log."""
-    return table[SOURCE_FILE].astype("string") + ":" + table[SOURCE_LINE].astype("string")
+    """Return `file:line` for each row, so that a finding can be traced back to the log.
+
+    Only the file's own name is kept (`ex260302.log:41`), because the folder is the one the
+    admin read and a full path would fill the table.
+    """
+    names = table[SOURCE_FILE].astype("string").str.replace(r"^.*[/\\]", "", regex=True)
+    return names + ":" + table[SOURCE_LINE].astype("string")
 
 
 def localize_table(table: pd.DataFrame, zone: str) -> pd.DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from adminkb.smtplog.events import HTTP_METHODS, INBOUND, flag
-from adminkb.w3c.frame import SOURCE_FILE, SOURCE_LINE
+from adminkb.smtplog.labels import source_of
 
 HTTP_REQUEST = "http_request"
 UNRECOGNIZED_COMMAND = "unrecognized_command"
@@ -44,7 +44,7 @@ def unusual_data(events: pd.DataFrame) -> pd.DataFrame:
     if found.empty:
         return pd.DataFrame(columns=columns)
     found["example"] = (found["command"].fillna("-") + " " + found["argument"].fillna("")).str.strip()
-    found["source"] = found[SOURCE_FILE].astype("string") + ":" + found[SOURCE_LINE].astype("string")
+    found["source"] = source_of(found)
     grouped = found.groupby(["peer", "reason"], sort=False)
     table = pd.DataFrame({
         "count": grouped.size(),
