@@ -233,6 +233,8 @@ def test_site_index_lists_and_indexes_pages(stored_site):
     assert set(urls) == {path.name for path in _page_files(stored_site)} - {"index.html"}
     for url in urls:
         assert f'<a href="{url}">' in text
+    # The list shows the number in its own column, so the link text leaves it out.
+    assert '<a href="01_smtp_session.html">SMTP 工作階段與轉送（Relay）診斷</a>' in text
     session = next(page for page in data["pages"] if page["url"] == "01_smtp_session.html")
     headings = [section["heading"] for section in session["sections"]]
     assert any(heading.startswith("步驟 1") for heading in headings)

@@ -56,7 +56,7 @@ class PageLink:
 
 @dataclass
 class Page:
-    """One runbook as a page of the site."""
+    """One runbook as a page of the site; `title` starts with the runbook's number when it has one."""
 
     number: str
     filename: str
@@ -66,6 +66,12 @@ class Page:
     html: str = ""
     sections: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def short_title(self) -> str:
+        """Return the title without its leading number, for lists that show the number apart."""
+        prefix = f"{self.number} "
+        return self.title[len(prefix):] if self.number and self.title.startswith(prefix) else self.title
 
 
 def use_widget_fallbacks(notebook: Any, name: str) -> list[str]:
