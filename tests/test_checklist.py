@@ -500,3 +500,14 @@ def test_failed_save_leaves_object_unchanged(tmp_path, monkeypatch):
         checklist.tick("workgroup", "tech", when=WHEN)
     assert not checklist.is_done("workgroup")
     assert checklist.is_done("updates")
+
+
+def test_cli_html_report(tmp_path, capsys):
+    Checklist("build", tmp_path).tick("updates", "王小明", when=WHEN, note="SP3 <IE8>")
+    status = run_area("checklist", "build", "--state-dir", str(tmp_path), "--format", "html")
+    page = capsys.readouterr().out
+    assert status == 1
+    assert page.startswith("<!DOCTYPE html>")
+    assert "王小明" in page
+    assert "SP3 &lt;IE8&gt;" in page
+    assert "<script" not in page

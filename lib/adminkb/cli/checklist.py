@@ -15,7 +15,7 @@ from adminkb.i18n import message
 from adminkb.imaging.checklist import Checklist
 from adminkb.output import render_csv, render_json, render_table
 
-FORMATS = ("table", "json", "csv", "markdown")
+FORMATS = ("table", "json", "csv", "markdown", "html")
 TABLE_COLUMNS = ("done", "step", "title", "who", "when", "note")
 CSV_COLUMNS = ("phase", "step", "title", "support", "done", "who", "when", "note")
 
@@ -65,6 +65,11 @@ def run_checklist(arguments: argparse.Namespace) -> int:
         sys.stdout.write(render_csv(rows, CSV_COLUMNS))
     elif arguments.format == "markdown":
         print(checklist.to_markdown())
+    elif arguments.format == "html":
+        # Imported here so that the other formats do not load the presentation package.
+        from adminkb.ui.checklist_html import checklist_page
+
+        sys.stdout.write(checklist_page(checklist))
     else:
         print(render_text(checklist, rows))
     return EXIT_OK if checklist.complete else EXIT_PROBLEMS
