@@ -420,3 +420,21 @@ def test_outbound_without_final_reply_unconfirmed():
     trace = result.trace(sender="web@example.com", recipient="user@example.net")
     assert trace.verdict == "unconfirmed"
     assert not trace.left
+
+
+def test_field_table_lists_every_field():
+    from adminkb.smtplog.fields import field_table
+    table = field_table()
+    fields = table[message("smtplog.field.column.field")].tolist()
+    assert len(fields) == 21
+    assert fields[:2] == ["date", "time"]
+    defaults = table[table[message("smtplog.field.column.default")] != ""]
+    assert defaults[message("smtplog.field.column.field")].tolist() == ["time", "c-ip", "cs-method",
+                                                                         "cs-uri-stem", "sc-status"]
+
+
+def test_source_keeps_file_name_only():
+    from adminkb.smtplog.labels import source_of
+    table = pd.DataFrame({"source_file": ["/var/log/ex260302.log", "C:\\LogFiles\\SMTPSVC1\\ex260303.log"],
+                          "source_line": [7, 9]})
+    assert source_of(table).tolist() == ["ex260302.log:7", "ex260303.log:9"]

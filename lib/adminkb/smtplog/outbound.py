@@ -13,8 +13,8 @@ from adminkb.smtplog.sessions import DEFERRED, DELIVERED, REJECTED
 def reply_meaning(code: object, text: object) -> object:
     """Return what a reply means, from the SMTP reply knowledge base, or NA without a code.
 
-    A known wording (such as Postfix's "need fully-qualified hostname") gives its meaning in
-    practice; otherwise the meaning of the enhanced status code or of the reply code is used.
+    A known wording (such as a greylisting reply) gives its meaning in practice. Otherwise the
+    meaning of the enhanced status code is used, or else that of the reply code.
     """
     if code is None or pd.isna(code):
         return pd.NA
@@ -75,7 +75,7 @@ def outbound_replies_data(events: pd.DataFrame, *, failures_only: bool = True) -
     }).reset_index()
     table = table[table["count"] > 0]
     table["meaning"] = [reply_meaning(code, text) for code, text in zip(table["reply_code"], table["reply_text"])]
-    # The greeting answers no command; show it as the connection itself.
+    # The greeting replies to no command, so it is shown as the reply to the connection itself.
     table["answers"] = table["answers"].replace("", "CONNECT")
     table = table.sort_values(["first", "peer", "reply"]).reset_index(drop=True)
     return table[columns]

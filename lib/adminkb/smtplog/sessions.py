@@ -74,7 +74,7 @@ def transactions(events: pd.DataFrame) -> pd.DataFrame:
 
     recipients = rows[flag(rows["command"] == "RCPT")]
     accepted = recipients[flag(recipients["reply_code"].between(200, 299))]
-    refused = recipients[flag(recipients["reply_code"] >= 400)]
+    rejected_rcpt = recipients[flag(recipients["reply_code"] >= 400)]
     data = rows[flag(rows["command"].isin(MESSAGE_COMMANDS))]
 
     result = pd.DataFrame({
@@ -89,7 +89,7 @@ def transactions(events: pd.DataFrame) -> pd.DataFrame:
     result["duration"] = (result["end"] - result["start"]).dt.total_seconds()
     result["time_taken"] = grouped["time_taken"].sum(min_count=1)
     result["recipients"] = _address_sets(accepted, key)
-    result["rejected_recipients"] = _address_sets(refused, key)
+    result["rejected_recipients"] = _address_sets(rejected_rcpt, key)
     result["message_id"] = data.groupby(key, sort=False)["message_id"].first()
     result["has_data"] = data.groupby(key, sort=False).size() > 0
     final = _final_replies(rows)
@@ -98,8 +98,8 @@ def transactions(events: pd.DataFrame) -> pd.DataFrame:
     for column in ("recipients", "rejected_recipients"):
         result[column] = result[column].apply(lambda value: value if isinstance(value, tuple) else ())
     result["has_data"] = result["has_data"].fillna(False).astype(bool)
-    result["result"] = [_result(direction, has_data, code, bool(accepted_to), bool(refused_to))
-                        for direction, has_data, code, accepted_to, refused_to in
+    result["result"] = [_result(direction, has_data, code, bool(accepted_to), bool(rejected_to))
+                        for direction, has_data, code, accepted_to, rejected_to in
                         zip(result["direction"], result["has_data"], result["reply_code"], result["recipients"],
                             result["rejected_recipients"])]
     result = result.reset_index()
@@ -125,7 +125,7 @@ def _final_replies(rows: pd.DataFrame) -> pd.DataFrame:
     return last
 
 
-def _result(direction: str, has_data: bool, code: object, any_accepted: bool, any_refused: bool) -> str:
+def _result(direction: str, has_data: bool, code: object, any_accepted: bool, any_rejected: bool) -> str:
     reply_class = _reply_class(code)
     if has_data and reply_class == 2:
         return DELIVERED if direction == OUTBOUND else ACCEPTED
@@ -135,7 +135,7 @@ def _result(direction: str, has_data: bool, code: object, any_accepted: bool, an
         return DEFERRED
     if reply_class == 5 and (has_data or not any_accepted):
         return REJECTED
-    if not has_data and any_refused and not any_accepted:
+    if not has_data and any_rejected and not any_accepted:
         return REJECTED
     return INCOMPLETE
 

@@ -7,7 +7,7 @@ side.
 
 NOTE: the log has no queue id that links an inbound message to its outbound attempts, so an
 outbound attempt is matched by sender and recipient (or Message-ID) at or after the time the
-message was received. Two messages with the same sender and recipient are not told apart.
+message was received. Two messages with the same sender and recipient cannot be distinguished.
 """
 
 from __future__ import annotations
