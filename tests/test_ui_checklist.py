@@ -325,3 +325,38 @@ def test_state_survives_new_process(tmp_path):
     assert shown["updates_note"] == "第一個程序"
     assert shown["workgroup"] is False
     assert shown["workgroup_note"] == "還沒做"
+
+
+def run_in_kernel(code: str) -> str:
+    """Run code in a fresh python3 Jupyter kernel, return its printed output, and shut the kernel down."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3", startup_timeout=120)
+    try:
+        outputs: list[str] = []
+        reply = client.execute_interactive(code, timeout=120, output_hook=lambda message: outputs.append(
+            message["content"].get("text", "")) if message["msg_type"] == "stream" else None)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return "".join(outputs)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def test_state_survives_kernel_restart(tmp_path):
+    first = ("import os\nos.environ['ADMINKB_LANG'] = 'zh-TW'\n"
+             "from adminkb.ui import open_checklist\n"
+             f"widget = open_checklist('kernel', {str(tmp_path)!r}, who='王小明')\n"
+             "widget.rows['updates'].checkbox.value = True\n"
+             "widget.rows['workgroup'].note.value = '下週處理'\n")
+    run_in_kernel(first)
+    second = ("import os\nos.environ['ADMINKB_LANG'] = 'zh-TW'\n"
+              "from adminkb.ui import open_checklist\n"
+              f"widget = open_checklist('kernel', {str(tmp_path)!r})\n"
+              "print(repr(widget))\n"
+              "print(widget.rows['updates'].checkbox.value, widget.rows['updates'].who.value)\n"
+              "print(widget.rows['workgroup'].note.value)\n")
+    lines = run_in_kernel(second).splitlines()
+    assert lines[0] == f"檢查清單 kernel：1/{len(STEPS)} 已完成"
+    assert lines[1] == "True 王小明"
+    assert lines[2] == "下週處理"
