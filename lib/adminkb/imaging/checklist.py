@@ -41,6 +41,8 @@ LOCK_TIMEOUT = 10.0
 LOCK_POLL_INTERVAL = 0.01
 
 if os.name == "nt":
+    # NOTE: this branch has not run on Windows here (the tests run on Linux). msvcrt locks one byte
+    # of the empty lock file, which Windows allows past the end of a file.
     import msvcrt
 
     def _try_lock(descriptor: int) -> bool:
