@@ -186,3 +186,36 @@ def test_stored_runbook_has_no_user_token():
 def test_search_finds_each_form(form):
     with pytest.raises(AssertionError):
         assert_no_secret(f"S: 250 ok\nC: {form.upper()}\n", "sample", LAB_ACCOUNT, "Check-Self-1")
+
+
+def test_transcript_masks_auth_lines_sent_by_hand(password):
+    # A caller that bypasses SmtpSession.authenticate() and sends AUTH lines itself.
+    with MailLab(basic_auth=True, auth_requires_tls=False, accounts={LAB_ACCOUNT: password},
+                 pickup_interval=None) as lab:
+        with SmtpSession("127.0.0.1", lab.port, timeout=TIMEOUT) as session:
+            session.connect()
+            session.read_banner()
+            session.ehlo()
+            assert session.command(f"AUTH LOGIN {b64(LAB_ACCOUNT)}", step="auth").code == 334
+            assert session.command(b64(password), step="auth").code == 235
+            session.quit()
+    text = session.transcript.to_text()
+    assert "C: AUTH LOGIN <redacted>" in text
+    assert "C: <redacted>" in text
+    assert "S: 235 2.7.0 Authentication successful" in text
+    assert_no_secret(text, "transcript", LAB_ACCOUNT, password)
+    assert_no_secret(json.dumps(session.transcript.to_dicts()), "transcript JSON", LAB_ACCOUNT, password)
+
+
+@pytest.mark.parametrize("line, shown", [
+    ("AUTH LOGIN", "AUTH LOGIN"),
+    ("AUTH PLAIN AHJlbGF5dXNlcgBzZWNyZXQ=", "AUTH PLAIN <redacted>"),
+    ("auth login cmVsYXl1c2Vy", "auth login <redacted>"),
+    ("cmVsYXl1c2Vy", "<redacted>"),
+    ("*", "*"),
+    ("<redacted>", "<redacted>"),
+])
+def test_mask_auth_line(line, shown):
+    from adminkb.smtp.transcript import mask_auth_line
+
+    assert mask_auth_line(line) == shown

@@ -3,6 +3,11 @@
 Entries record the seconds since connect, the writer (client, server, or a local note), the
 session step and the text exactly as it crossed the wire. `Transcript.to_text()` renders it
 with telnet-style (`S:`/`C:`) or swaks-style (`<-`/`->`) markers.
+
+Client lines of the AUTH step are masked when they are added: the base64 lines become
+`<redacted>` and an AUTH command keeps only its mechanism. The session client already passes
+them masked; the transcript masks them again, so a caller that sends an AUTH line by hand
+cannot put a credential into a transcript.
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from adminkb.smtp.replies import Reply
+
+
+REDACTED = "<redacted>"
+# The client's line that cancels an AUTH exchange (RFC 4954 section 4); it carries no secret.
+AUTH_CANCEL = "*"
 
 
 class Direction(str, enum.Enum):
@@ -60,6 +70,8 @@ class Transcript:
     def add(self, direction: Direction, text: str, *, step: str, tls: bool = False) -> TranscriptEntry:
         if self.started is None:
             self.start()
+        if direction is Direction.CLIENT and step == "auth":
+            text = mask_auth_line(text)
         entry = TranscriptEntry(elapsed=self.clock() - self.started, direction=direction, step=step,
                                 text=text, tls=tls)
         self.entries.append(entry)
@@ -95,3 +107,20 @@ class RecordedReply:
     step: str
     command: str | None
     reply: Reply
+
+
+def mask_auth_line(text: str) -> str:
+    """Return a client line of the AUTH step with any credential replaced by `<redacted>`.
+
+    `AUTH LOGIN` stays as it is, `AUTH PLAIN <token>` keeps the mechanism only, `*` stays,
+    and any other line (a base64 user name, password or token) becomes `<redacted>`.
+    """
+    if text in (REDACTED, AUTH_CANCEL):
+        return text
+    verb, _, rest = text.partition(" ")
+    if verb.upper() != "AUTH":
+        return REDACTED
+    mechanism, _, initial_response = rest.strip().partition(" ")
+    if initial_response.strip() and initial_response.strip() != REDACTED:
+        return f"{verb} {mechanism} {REDACTED}"
+    return text
