@@ -1,5 +1,8 @@
 """adminkb's SPF results compared with pyspf's on the same records, served by the lab DNS.
 
+Two tables: the SPF records of test_spf.py with sending addresses, and every case of the
+openspf RFC 7208 suite (tests/data/spf-rfc7208/).
+
 pyspf 2.0.14 resolves through `dns.resolver.query`, which uses dnspython's module-wide
 `dns.resolver.default_resolver`. The fixture points that resolver at the lab DNS server and
 restores the previous one afterwards, so pyspf never queries the system's nameservers.
@@ -17,6 +20,7 @@ from adminkb.lab.dns import LabDns, lab_zone_files
 spf = pytest.importorskip("spf", reason="pyspf is a test extra: pip install -e .[test]")
 
 from test_spf import CASES, SPF_ZONE  # noqa: E402
+from test_spf_rfc7208 import SCENARIOS, SuiteDns, build_scenario_zone, case_domain  # noqa: E402
 
 # Seconds pyspf may spend on one lookup; the lab DNS answers in milliseconds.
 PYSPF_TIMEOUT = 5
@@ -83,3 +87,54 @@ def test_pyspf_queries_lab_server(server, pyspf_on_lab):
     before = server.query_count
     assert pyspf_result("192.0.2.10", "ip4.spf.test") == "pass"
     assert server.query_count > before
+
+
+# The openspf RFC 7208 suite, served by the lab DNS, run through both evaluators.
+
+
+SUITE_CASES = [(index, name) for index, scenario in enumerate(SCENARIOS) for name in scenario["tests"]]
+# Seconds per evaluation; the suite's TIMEOUT names are never answered, so this is how long they take.
+SUITE_TIMEOUT = 1.0
+# pyspf 2.0.14 reports "unknown" and "error" for what RFC 7208 calls permerror and temperror.
+PYSPF_OLD_NAMES = {"unknown": "permerror", "error": "temperror"}
+SUITE_DIFFERENCES = {
+    "ptr-cname-loop": ("the PTR names lead into a CNAME loop, which the lab DNS answers with SERVFAIL; pyspf "
+                       "says temperror, while RFC 7208 section 5.5 and the suite skip a name that cannot be "
+                       "validated (neutral), as adminkb does"),
+}
+
+
+@pytest.fixture(scope="module")
+def suite_servers():
+    started: dict[int, SuiteDns] = {}
+
+    def server_for(index: int) -> SuiteDns:
+        if index not in started:
+            zone_text, silent_types = build_scenario_zone(SCENARIOS[index]["zonedata"])
+            started[index] = SuiteDns(zone_text, silent_types).start()
+        return started[index]
+
+    yield server_for
+    for running in started.values():
+        running.stop()
+
+
+@pytest.mark.parametrize("index, name", SUITE_CASES, ids=[name for _, name in SUITE_CASES])
+def test_suite_case_agrees_with_pyspf(suite_servers, index, name):
+    if name in SUITE_DIFFERENCES:
+        pytest.xfail(SUITE_DIFFERENCES[name])
+    case = SCENARIOS[index]["tests"][name]
+    running = suite_servers(index)
+    domain, sender = case_domain(case)
+    ours = evaluate_spf(DnsClient(running.address, running.port, timeout=SUITE_TIMEOUT), case["host"], domain,
+                        sender=sender, helo=case["helo"])
+
+    previous = dns.resolver.default_resolver
+    dns.resolver.default_resolver = make_resolver(running.address, running.port, timeout=SUITE_TIMEOUT)
+    try:
+        theirs, _code, _explanation = spf.query(i=case["host"], s=case["mailfrom"], h=case["helo"],
+                                                timeout=SUITE_TIMEOUT).check()
+    finally:
+        dns.resolver.default_resolver = previous
+
+    assert ours.result == PYSPF_OLD_NAMES.get(theirs, theirs)
