@@ -18,8 +18,7 @@ from datetime import datetime, timedelta
 
 from adminkb.errors import InputError, LabError
 from adminkb.lab.clock import FixedClock
-from adminkb.lab.delivery import (OUTBOUND_ADDRESS, SMART_HOST_ALWAYS, DeliveryAgent, DeliveryRecord,
-                                  QueueStatus, SmartHost)
+from adminkb.lab.delivery import SMART_HOST_ALWAYS, DeliveryAgent, DeliveryRecord, QueueStatus, SmartHost
 from adminkb.lab.dns import LabDns, lab_zone_files
 from adminkb.lab.remote import RemoteLab
 

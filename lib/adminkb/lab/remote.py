@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hmac
 import ipaddress
 import logging
 import socket
@@ -138,6 +139,7 @@ class RemoteLab:
         self.smart_host_requires_auth = False
         self.smart_host_accounts: dict[str, str] = {SMART_HOST_USER: SMART_HOST_PASSWORD}
         self._certificate: LabCertificate | None = None
+        self._tls_context: ssl.SSLContext | None = None
         self._received: list[ReceivedMessage] = []
         self._greylist: dict[tuple[str, str, str], datetime] = {}
         # Port 25 of these addresses maps to the given port instead of the shared one.
@@ -196,6 +198,7 @@ class RemoteLab:
         if self.running:
             return self
         self._certificate = write_certificate(self.folder, [SMART_HOST_NAME, SMART_HOST_ADDRESS])
+        self._tls_context = server_context(self._certificate)
         ready = threading.Event()
         self._start_error = None
         self._loop = asyncio.new_event_loop()
@@ -296,8 +299,8 @@ class RemoteLab:
         handler = _ReceiverHandler(self, spec)
         options: dict[str, object] = {}
         if spec.kind == SMART_HOST:
-            assert self._certificate is not None
-            options = dict(tls_context=server_context(self._certificate), authenticator=self._authenticate,
+            assert self._tls_context is not None
+            options = dict(tls_context=self._tls_context, authenticator=self._authenticate,
                            auth_required=self.smart_host_requires_auth, auth_require_tls=False,
                            auth_exclude_mechanism=["PLAIN"])
         with warnings.catch_warnings():
@@ -314,7 +317,8 @@ class RemoteLab:
             return AuthResult(success=False, handled=False)
         user = auth_data.login.decode("utf-8", "replace")
         password = auth_data.password.decode("utf-8", "replace")
-        accepted = self.smart_host_accounts.get(user) == password
+        expected = self.smart_host_accounts.get(user)
+        accepted = expected is not None and hmac.compare_digest(expected.encode("utf-8"), password.encode("utf-8"))
         log.info("smart host AUTH %s as %s from %s: %s", mechanism, user, session.peer[0],
                  "accepted" if accepted else "rejected")
         # handled=False lets aiosmtpd send the 235 or 535 reply itself.
@@ -414,10 +418,4 @@ def _is_loopback(address: str) -> bool:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def remote_tls_context(certificate_file: Path) -> ssl.SSLContext:
-    """Return a client TLS context that trusts exactly the smart host's self-signed certificate."""
-    context = ssl.create_default_context(cafile=str(certificate_file))
-    return context
 
