@@ -24,7 +24,7 @@ from test_spf_rfc7208 import SCENARIOS, SuiteDns, build_scenario_zone, case_doma
 
 # Seconds pyspf may spend on one lookup; the lab DNS answers in milliseconds.
 PYSPF_TIMEOUT = 5
-# Records where pyspf 2.0.14 gives another result than RFC 7208 asks for, with the reason.
+# Records where pyspf 2.0.14 gives another result than RFC 7208 requires, with the reason.
 PYSPF_DIFFERENCES: dict[tuple[str, str], str] = {
     ("test", "192.0.2.1"): ("pyspf queries the single-label domain instead of returning none (RFC 7208 "
                             "section 4.3); the lab DNS refuses a name outside its zones, so pyspf says temperror"),
