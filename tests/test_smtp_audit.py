@@ -464,3 +464,15 @@ def test_cli_help_states_limits():
     assert status == 0
     assert f"{MAX_CONNECTIONS}" in output
     assert "--lab-ca" in output
+
+
+def test_report_table_columns_and_rows():
+    with lab_with(relay_open=True) as lab:
+        report = audit_lab(lab)
+    table = report.table()
+    short = report.table(with_explanation=False)
+    assert list(table.columns) == ["項目", "結果", "說明", "修正方式"]
+    assert list(short.columns) == ["項目", "結果", "修正方式"]
+    assert len(table) == len(ITEMS)
+    assert table.iloc[0]["結果"] == "問題"
+    assert table.iloc[0]["項目"] == report.item("relay").title

@@ -6,8 +6,8 @@ with telnet-style (`S:`/`C:`) or swaks-style (`<-`/`->`) markers.
 
 Client lines of the AUTH step are masked when they are added: the base64 lines become
 `<redacted>` and an AUTH command keeps only its mechanism. The session client already passes
-them masked; the transcript masks them again, so a caller that sends an AUTH line by hand
-cannot put a credential into a transcript.
+them masked. The transcript masks them again, so that a caller that sends AUTH lines by hand
+with `step="auth"` does not record a credential either.
 """
 
 from __future__ import annotations
