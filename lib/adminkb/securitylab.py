@@ -60,7 +60,8 @@ AUDITOR_ADDRESS = "127.0.0.30"
 # The spammer's envelope: reserved names only (RFC 2606 and RFC 6761), so nothing can reach a mailbox.
 SPAM_SENDER = "promo@example.net"
 SPAM_DOMAINS = ("victims.test", "example.org", "mailbox.test")
-# The password guesser's word list: common weak passwords, none of them the lab's.
+# The password guesser's word list: common weak passwords. The random default password is
+# never one of them, but ADMINKB_LAB_PASSWORD set to a weak one can be guessed, as it should.
 GUESSES = ("123456", "password", "Passw0rd", "qwerty", "admin", "letmein", "welcome", "P@ssw0rd",
            "relayuser", "smtp2026")
 BANNER_WITHOUT_VERSION = "ESMTP ready"
@@ -269,8 +270,9 @@ class SecurityTarget:
     def guess_passwords(self, attempts: int = len(GUESSES), *, with_tls: bool = True) -> pd.DataFrame | Notice:
         """Let the guesser at 127.0.0.77 try the word list against the lab account, one second apart.
 
-        Returns one row per attempt with the reply code. The guesses are never the lab's
-        password, and the transcript shows them only as `<redacted>`.
+        Returns one row per attempt with the server's reply. A guess that matches
+        ADMINKB_LAB_PASSWORD succeeds, as it would on a real server. Guesses are sent like any
+        credential, so transcripts show them only as `<redacted>`.
         """
         if self.lab is None:
             return Notice(message("securitylab.lab_only"))
