@@ -170,3 +170,21 @@ def test_english_settings(target, monkeypatch):
     table = target.settings_table()
     assert isinstance(table, pd.DataFrame)
     assert table["setting"].tolist()[0] == "Relay restrictions"
+
+
+def test_weak_password_guessed_and_flagged(monkeypatch):
+    from adminkb import investigate
+
+    monkeypatch.setenv(securitylab.PASSWORD_VARIABLE, "Passw0rd")
+    opened = open_security_target(timeout=5)
+    try:
+        attempts = opened.guess_passwords(attempts=4)
+        failures = investigate.auth_failures(opened.read_logs())
+    finally:
+        opened.close()
+    replies = attempts[column("reply")].tolist()
+    assert replies[2] == "235 2.7.0 Authentication successful"
+    assert replies[:2] == ["535 5.7.3 Authentication unsuccessful"] * 2
+    row = failures.iloc[0]
+    assert row[message("investigate.column.client")] == securitylab.GUESSER_ADDRESS
+    assert row[message("investigate.column.verdict")] == message("investigate.verdict.success_after_failures")
