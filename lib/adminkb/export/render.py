@@ -92,22 +92,22 @@ def use_widget_fallbacks(notebook: Any, name: str) -> list[str]:
             continue
         cell_has_html = any("text/html" in output.get("data", {}) for output in outputs
                             if WIDGET_VIEW not in output.get("data", {}))
-        kept = []
+        remaining = []
         for output in outputs:
             data = output.get("data", {})
             if WIDGET_VIEW not in data:
-                kept.append(output)
+                remaining.append(output)
                 continue
             del data[WIDGET_VIEW]
             if "text/html" in data:
-                kept.append(output)
+                remaining.append(output)
             elif cell_has_html:
                 continue
             else:
                 warnings.append(message("export.widget_without_fallback", name=name, cell=index + 1))
                 logger.warning("%s cell %d: widget output has no text/html fallback; showing its text", name, index + 1)
-                kept.append(output)
-        cell["outputs"] = kept
+                remaining.append(output)
+        cell["outputs"] = remaining
     return warnings
 
 

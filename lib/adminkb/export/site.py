@@ -123,7 +123,12 @@ def page_title(notebook: Any, path: Path) -> str:
 def _page_for(path: Path, notebook: Any) -> Page:
     runbook = next((item for item in RUNBOOKS if item.filename == path.name), None)
     number_match = _NUMBER_PREFIX.match(path.name)
-    number = runbook.number if runbook else (number_match.group(1) if number_match else "")
+    if runbook:
+        number = runbook.number
+    elif number_match:
+        number = number_match.group(1)
+    else:
+        number = ""
     # A known runbook is named as the collection's table of contents names it ("01 SMTP ..."),
     # which is shorter than the heading of some notebooks. Other notebooks use their heading.
     title = f"{runbook.number} {runbook.title}" if runbook else page_title(notebook, path)
@@ -136,7 +141,7 @@ def export_site(out_dir: Path | None = None, *, notebooks_dir: Path | None = Non
                 cell_timeout: int = DEFAULT_CELL_TIMEOUT, progress: bool = True) -> ExportResult:
     """Write the offline site for every runbook in `notebooks_dir` to `out_dir`, and return what it wrote.
 
-    The runbooks are executed first (against the lab, as their parameters say) unless
+    The runbooks are executed first (against the lab, as their parameters set by default) unless
     `use_stored_outputs` is True. The site is built in a temporary folder beside `out_dir` and
     renamed into place only when every page is written and free of external resources, so a
     failed export leaves `out_dir` as it was. An existing `out_dir` is replaced only when it is
