@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from html import escape
 
-from adminkb.i18n import message
+from adminkb.i18n import current_language, message
 from adminkb.imaging.checklist import Checklist
 from adminkb.imaging.steps import SUPPORTED, Step
+
+# The page's `lang` attribute per catalog language: a language tag, not text to translate.
+HTML_LANG = {"zh-TW": "zh-Hant-TW", "en": "en"}
 
 STYLE = """
 .adminkb-checklist { font-family: sans-serif; font-size: 14px; }
@@ -51,7 +54,7 @@ def checklist_html(checklist: Checklist, *, details: bool = True) -> str:
 def checklist_page(checklist: Checklist) -> str:
     """Return a whole HTML document (UTF-8, no external resources) for the report file."""
     title = escape(message("imaging_checklist.report_title", name=checklist.name))
-    return (f"<!DOCTYPE html>\n<html lang=\"{escape(message('ui.checklist.html_lang'))}\">\n<head>\n"
+    return (f"<!DOCTYPE html>\n<html lang=\"{HTML_LANG[current_language()]}\">\n<head>\n"
             f"<meta charset=\"utf-8\">\n<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n"
             f"{checklist_html(checklist)}\n</body>\n</html>\n")
 
