@@ -160,9 +160,13 @@ def test_runbook_outputs_and_html_leak_nothing(password, tmp_path):
     from nbconvert.preprocessors import ExecutePreprocessor
 
     notebook = nbformat.read(RUNBOOK, as_version=4)
-    # The kernel inherits this process's environment, so it reads the test's password.
+    # The kernel inherits this process's environment, so it reads the test's password. The
+    # extra cell proves that by its length, without showing the password.
+    notebook.cells.append(nbformat.v4.new_code_cell(
+        "from adminkb.securitylab import lab_password\nlen(lab_password())"))
     ExecutePreprocessor(timeout=180, kernel_name="python3").preprocess(
         notebook, {"metadata": {"path": str(RUNBOOK.parent)}})
+    assert notebook.cells[-1].outputs[0]["data"]["text/plain"] == str(len(password))
     executed = tmp_path / "06_security.ipynb"
     nbformat.write(notebook, executed)
     html, _ = HTMLExporter().from_notebook_node(notebook)
