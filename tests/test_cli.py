@@ -111,3 +111,21 @@ def test_every_help_renders(monkeypatch, language):
     for path, parser in parsers:
         text = parser.format_help()
         assert text.strip(), f"adminkb {' '.join(path)} has an empty help"
+
+
+def test_closed_pipe_ends_quietly(tmp_path):
+    # `adminkb reg read big.reg | head -1`: the reader closes the pipe after one line. The table is
+    # far larger than a pipe buffer, so the command meets the closed pipe while still writing.
+    lines = ["Windows Registry Editor Version 5.00", "", r"[HKEY_LOCAL_MACHINE\SOFTWARE\Example]"]
+    lines += [f'"Value{number:05d}"="{"x" * 40}"' for number in range(5000)]
+    export = tmp_path / "big.reg"
+    export.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-16"))
+    process = subprocess.Popen([sys.executable, "-m", "adminkb", "reg", "read", str(export)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read()
+    status = process.wait(timeout=60)
+    assert first.strip()
+    assert b"Traceback" not in stderr, stderr.decode(errors="replace")
+    assert status == 141
