@@ -392,3 +392,16 @@ def test_cli_bad_input_exit_two(abuse_log, arguments):
     status, _, errors = run_cli(*(argument.replace("{log}", str(files[0])) for argument in arguments))
     assert status == 2
     assert errors.strip()
+
+
+@pytest.mark.parametrize("query, address", [
+    ("TO:<user@example.org>", "user@example.org"),
+    ("TO:<user@example.org> NOTIFY=NEVER ORCPT=rfc822;user@example.org", "user@example.org"),
+    ("TO: <user+tag@example.org>", "user+tag@example.org"),
+    ("TO:user@example.org", "user@example.org"),
+    ("to:<>", None),
+    ("", None),
+    (None, None),
+])
+def test_recipient_of_logged_argument(query, address):
+    assert investigate.recipient_of(query) == address

@@ -28,6 +28,7 @@ import pandas as pd
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
+from adminkb.plotting import RenderedFigure
 
 log = logging.getLogger("adminkb.investigate")
 
@@ -389,7 +390,7 @@ def abuse_overview(frame: pd.DataFrame, local_domains: Iterable[str] | str, *, c
                          _column("value"): [value for _, value in items]})
 
 
-def plot_timeline(timeline: pd.DataFrame, *, title: str | None = None):
+def plot_timeline(timeline: pd.DataFrame, *, title: str | None = None) -> RenderedFigure:
     """Draw an `abuse_timeline` table as bars per interval and return the rendered PNG figure.
 
     Raises MissingGlyphsError when a label has characters that no installed font can draw.
