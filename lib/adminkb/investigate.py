@@ -22,13 +22,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.plotting import RenderedFigure
+
+if TYPE_CHECKING:
+    from adminkb.plotting import RenderedFigure
 
 log = logging.getLogger("adminkb.investigate")
 
@@ -395,6 +398,7 @@ def plot_timeline(timeline: pd.DataFrame, *, title: str | None = None) -> Render
 
     Raises MissingGlyphsError when a label has characters that no installed font can draw.
     """
+    # matplotlib loads only here, so that the adminkb command starts without it.
     from matplotlib.ticker import MaxNLocator
 
     from adminkb import plotting
