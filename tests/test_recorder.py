@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import nbformat
 import pytest
 
 from adminkb.errors import InputError
+from adminkb.export import external_resources
+from adminkb.export.render import WIDGET_VIEW, site_css
+from adminkb.i18n import message
 from adminkb.recorder import (FAILED, NOT_RUN, OK, REDACTED, _new_run_folder, list_parameters, parse_value,
                               record_run, resolve_notebook, secret_values)
 from tests.clirun import run_area
@@ -78,8 +82,78 @@ def test_html_loads_nothing_from_other_hosts(tmp_path, monkeypatch):
     monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
     record = record_run(_write_notebook(tmp_path), out=tmp_path / "runs", progress=False)
     page = record.html_file.read_text(encoding="utf-8")
+    assert external_resources(page) == []
     assert "<script src=" not in page
     assert "<link" not in page
+
+
+def test_html_uses_export_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    record = record_run(_write_notebook(tmp_path), {"SERVER": "a|b *c*"}, out=tmp_path / "runs", progress=False)
+    page = record.html_file.read_text(encoding="utf-8")
+    assert 'class="adminkb-page"' in page
+    assert '<main id="content">' in page
+    assert site_css().strip()[:200] in page
+    assert '<table class="adminkb-run-record">' in page
+    assert '<table class="adminkb-run-steps">' in page
+    assert "步驟 2：連線" in page
+    assert "a|b *c*" in page
+    assert page.index("adminkb-run-record") < page.index("99 測試")
+
+
+def test_html_shows_widget_fallbacks(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    notebook_path = _write_notebook(tmp_path)
+    notebook = nbformat.read(notebook_path, as_version=4)
+    notebook.cells.insert(-1, nbformat.v4.new_code_cell(
+        "import ipywidgets\nfrom IPython.display import HTML, display\n"
+        "display(ipywidgets.Text(value='relay'))\ndisplay(HTML('<p class=\"fallback\">轉送清單</p>'))"))
+    notebook.cells.insert(-1, nbformat.v4.new_code_cell("ipywidgets.IntSlider(value=7)"))
+    nbformat.write(notebook, notebook_path)
+    record = record_run(notebook_path, out=tmp_path / "runs", progress=False)
+    executed = nbformat.read(record.notebook_file, as_version=4)
+    assert WIDGET_VIEW in json.dumps([cell.get("outputs", []) for cell in executed.cells])
+    page = record.html_file.read_text(encoding="utf-8")
+    assert WIDGET_VIEW not in page
+    assert '<p class="fallback">轉送清單</p>' in page
+    assert "IntSlider(value=7)" in page
+    assert external_resources(page) == []
+
+
+def test_html_masked(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    notebook_path = _write_notebook(tmp_path)
+    notebook = nbformat.read(notebook_path, as_version=4)
+    notebook.cells.insert(-1, nbformat.v4.new_code_cell('print("alice@mail.example.com via 192.0.2.7")'))
+    nbformat.write(notebook, notebook_path)
+    record = record_run(notebook_path, {"SERVER": "192.0.2.25:25"}, out=tmp_path / "runs", mask=True,
+                        progress=False)
+    page = record.html_file.read_text(encoding="utf-8")
+    assert "alice" not in page
+    assert "mail.example.com" not in page
+    assert "192.0.2.7" not in page
+    assert "192.0.2.25" not in page
+    assert "user-1@host-1.invalid via ipv4-" in page
+    assert f"<td>{message('recorder.masked_host')}</td>" in page
+    assert f"<td>{socket.gethostname()}</td>" not in page
+    assert SECRET not in page
+
+
+def test_external_resource_keeps_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    notebook_path = _write_notebook(tmp_path)
+    notebook = nbformat.read(notebook_path, as_version=4)
+    notebook.cells.insert(-1, nbformat.v4.new_code_cell(
+        "from IPython.display import HTML\nHTML('<img src=\"http://192.0.2.80/logo.png\">')"))
+    nbformat.write(notebook, notebook_path)
+    with pytest.raises(InputError) as caught:
+        record_run(notebook_path, out=tmp_path / "runs", progress=False)
+    assert caught.value.key == "recorder.external_resource"
+    assert "http://192.0.2.80/logo.png" in str(caught.value)
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert (folder / "99_test.ipynb").is_file()
+    assert (folder / "record.json").is_file()
+    assert not (folder / "run.html").exists()
 
 
 def test_lab_runbook_masked(tmp_path, monkeypatch):

@@ -13,12 +13,14 @@ replaced by `REDACTED` wherever it appears, and a parameter with such a name is 
 because parameters are written into the record. `mask=True` also replaces e-mail local
 parts, host names and addresses with `adminkb.masking`.
 
-NOTE: the HTML page uses nbconvert's `basic` template inside this module's own page, because
-the offline HTML exporter (`adminkb.export`) had not landed when this module was written.
+The HTML page is rendered by `adminkb.export`, so it looks like an exported runbook, shows
+widgets by their static fallback, and passes the same check for external resources. When that
+check fails, the notebook and `record.json` are kept and `run.html` is not written.
 """
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import logging
@@ -224,7 +226,8 @@ def record_run(notebook: str | os.PathLike[str], parameters: dict[str, object] |
     """Execute a runbook with papermill into a new dated folder and return the run's record.
 
     A runbook that raises still gets its record (status failed, with the error), because a
-    failed live run is worth keeping. Raises InputError for an unknown runbook or parameter.
+    failed live run is worth keeping. Raises InputError for an unknown runbook or parameter, and
+    after writing the notebook and record.json, when the HTML page would load an external resource.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -258,7 +261,8 @@ def record_run(notebook: str | os.PathLike[str], parameters: dict[str, object] |
     record_data = _clean_data(record.to_dict(), secrets, masker)
     nbformat.write(executed, executed_path)
     (folder / "record.json").write_text(json.dumps(record_data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    record.html_file.write_text(render_run_html(executed, record_data), encoding="utf-8")
+    page = redact(render_run_html(executed, record_data), secrets)
+    record.html_file.write_text(page, encoding="utf-8")
     return record
 
 
@@ -286,33 +290,53 @@ def _clean_data(data: object, secrets: list[str], masker: Masker | None) -> obje
     return data
 
 
-_PAGE_STYLE = """
-body { font-family: "Noto Sans CJK TC", "Microsoft JhengHei", sans-serif; max-width: 72rem; margin: 2rem auto;
-       padding: 0 1rem; line-height: 1.5; }
-table { border-collapse: collapse; } td, th { border: 1px solid #d0d7de; padding: 0.2rem 0.5rem; vertical-align: top; }
-pre { white-space: pre-wrap; background: #f6f8fa; padding: 0.5rem; }
-.ok { color: #1a7f37; } .failed { color: #cf222e; } .not_run { color: #57606a; }
-"""
+def run_summary_cell(record: dict[str, Any]) -> Any:
+    """Build the markdown cell that opens the run's page: the record's fields and each step's outcome.
 
+    The tables are HTML inside the markdown, so a value that contains markdown syntax (a `|` or a
+    `*` in a parameter) is shown as written. Every value is escaped, and line breaks become
+    spaces, because a blank line would end the HTML block.
+    """
+    def cell_text(value: object) -> str:
+        return " ".join(html.escape(str(value)).splitlines())
 
-def render_run_html(notebook: Any, record: dict[str, Any]) -> str:
-    """Return an offline HTML page: the run's record as a table, then the executed notebook."""
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(template_name="basic")
-    body, _ = exporter.from_notebook_node(notebook)
     rows = [(message("recorder.html.notebook"), Path(str(record["notebook"])).name),
             (message("recorder.html.host"), record["host"]),
             (message("recorder.html.started"), record["started"]),
             (message("recorder.html.finished"), record["finished"]),
             (message("recorder.html.status"), message(f"recorder.outcome.{record['status']}")),
             (message("recorder.html.parameters"), json.dumps(record["parameters"], ensure_ascii=False))]
-    summary = "".join(f"<tr><th>{html.escape(str(name))}</th><td>{html.escape(str(value))}</td></tr>"
-                      for name, value in rows)
-    steps = "".join(f"<tr><td>{html.escape(step['title'])}</td><td class='{step['outcome']}'>"
-                    f"{html.escape(message('recorder.outcome.' + step['outcome']))}</td></tr>"
+    summary = "".join(f"<tr><th>{cell_text(name)}</th><td>{cell_text(value)}</td></tr>" for name, value in rows)
+    steps = "".join(f"<tr><td>{cell_text(step['title'])}</td>"
+                    f"<td>{cell_text(message('recorder.outcome.' + step['outcome']))}</td></tr>"
                     for step in record["steps"])
-    title = html.escape(message("recorder.html.title", notebook=Path(str(record["notebook"])).name))
-    return (f"<!DOCTYPE html>\n<html lang='zh-Hant-TW'><head><meta charset='utf-8'><title>{title}</title>"
-            f"<style>{_PAGE_STYLE}</style></head><body><h1>{title}</h1><table>{summary}</table>"
-            f"<h2>{html.escape(message('recorder.html.steps'))}</h2><table>{steps}</table><hr>{body}</body></html>\n")
+    title = message("recorder.html.title", notebook=Path(str(record["notebook"])).name)
+    source = (f"# {title}\n\n<table class=\"adminkb-run-record\">{summary}</table>\n\n"
+              f"## {message('recorder.html.steps')}\n\n<table class=\"adminkb-run-steps\">{steps}</table>\n\n---\n")
+    return nbformat.v4.new_markdown_cell(source)
+
+
+def render_run_html(notebook: Any, record: dict[str, Any]) -> str:
+    """Render the run as an offline page with the export's renderer: the record's tables, then the notebook.
+
+    Widget views become their static HTML as in `adminkb export`. Raises InputError naming the
+    first resource the page would load from outside its folder, which happens only when a cell's
+    output contains such a reference (an `<img>` with a URL, for example).
+    """
+    from adminkb.export import external_resources
+    from adminkb.export.render import Page, make_exporter, render_page, site_css
+
+    page_notebook = copy.deepcopy(notebook)
+    page_notebook.cells.insert(0, run_summary_cell(record))
+    name = Path(str(record["notebook"])).name
+    page = Page(number="", filename=name, url="run.html",
+                title=message("recorder.html.title", notebook=name), question="")
+    # No navigation bar: a run folder has no site index and no other page to link to.
+    render_page(make_exporter(no_input=False), page_notebook, page, "", site_css(), set())
+    for warning in page.warnings:
+        log.warning("%s", warning)
+    found = external_resources(page.html)
+    if found:
+        raise InputError("recorder.external_resource", value=found[0], where=str(record["folder"]),
+                         next_key="recorder.external_resource_next")
+    return page.html
