@@ -68,6 +68,8 @@ class IisSmtpSession(SMTP):
         self._reply_bytes = 0
         self._last_status = 0
         self._query_override: str | None = None
+        # Lines still to keep out of the log after a refused AUTH (see _run_command).
+        self._auth_lines_to_hide = 0
         self._cs_bytes_override: int | None = None
         self._last_sizes = (0, 0)
         self._command_length = 0
@@ -188,6 +190,12 @@ class IisSmtpSession(SMTP):
         verb = verb_bytes.decode("ascii", errors="surrogateescape")
         query = (separator + rest).decode("ascii", errors="surrogateescape")
         handler = self._commands.get(verb.upper()) if _VERB.match(verb) and not too_long else None
+        # A client that does not wait for the 334 prompt sends its base64 user name and password
+        # as if they were commands after a refused AUTH. The lab logs those two lines without their
+        # text, so its logs, which runbooks print, never carry credentials.
+        # NOTE: what the real service logs for such lines is not documented.
+        hide_line = handler is None and self._auth_lines_to_hide > 0
+        self._auth_lines_to_hide = 0 if handler is not None else max(self._auth_lines_to_hide - 1, 0)
         # AUTH and STARTTLS lines show the name from before the command, because a successful
         # AUTH changes it to the account and STARTTLS starts a session without a HELO name.
         username_before = self._log_username()
@@ -218,8 +226,8 @@ class IisSmtpSession(SMTP):
         self._write_log(LogEntry(
             when=self.server.clock.now(), client_ip=self.client_ip, server_ip=self.server_ip,
             # The service logs the commands it recognizes in capitals and anything else in lower case.
-            method=verb.upper() if handler is not None else verb.lower(),
-            cs_uri_query=query if self._query_override is None else self._query_override,
+            method="-" if hide_line else verb.upper() if handler is not None else verb.lower(),
+            cs_uri_query="" if hide_line else query if self._query_override is None else self._query_override,
             username=username, status=self._last_status,
             sc_bytes=self._reply_bytes, cs_bytes=cs_bytes,
             time_taken=milliseconds_between(started, self.server.clock.now())))
@@ -541,6 +549,8 @@ class IisSmtpSession(SMTP):
         mechanism, _, initial = argument.partition(" ")
         # Only the mechanism reaches the log: an initial response would carry the user name.
         self._query_override = f" {mechanism}" if mechanism else ""
+        # Until a prompt is sent, the next two unknown lines may be credentials (_run_command).
+        self._auth_lines_to_hide = 2
 
         if not self.server.basic_auth:
             await self.push(replies.AUTH_UNAVAILABLE)
@@ -558,6 +568,7 @@ class IisSmtpSession(SMTP):
             await self.push(replies.AUTH_NEEDS_TLS)
             return
 
+        self._auth_lines_to_hide = 0
         received = self._command_length
         user = _decode_base64(initial.strip()) if initial.strip() else None
         if user is None and initial.strip():
