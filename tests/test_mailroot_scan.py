@@ -364,3 +364,15 @@ def test_name_not_utf8_is_noted(tmp_path, monkeypatch):
     frame = scan_mailroot(tmp_path, progress=False)
     assert frame["name"].tolist() == ["bad\ufffdname.EML"]
     assert "not UTF-8" in frame["notes"].iloc[0]
+
+
+def test_equal_recipient_lists_stay_lists(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    (tmp_path / "Queue").mkdir()
+    for number in range(3):
+        (tmp_path / "Queue" / f"m{number}.EML").write_bytes(
+            f"X-Sender: a@example.com\r\nX-Receiver: b{number}@example.net\r\nX-Receiver: c@example.net\r\n"
+            f"Subject: s{number}\r\n\r\nbody\r\n".encode())
+    inventory = scan_mailroot(tmp_path, now=NOW)
+    assert inventory["recipients"].tolist() == [[f"b{number}@example.net", "c@example.net"] for number in range(3)]
+    assert inventory["subject"].tolist() == ["s0", "s1", "s2"]

@@ -134,26 +134,27 @@ def scan_mailroot(root: str | os.PathLike[str], *, now: datetime | None = None, 
 
     files = sorted(_walk(str(root_path)), key=lambda item: item[1].lower())
     show = len(files) > PROGRESS_THRESHOLD if progress is None else progress
+    columns = _Columns()
     if show:
-        rows = []
         with tqdm(total=len(files), file=sys.stderr, unit=message("mailroot.progress_unit"),
                   desc=message("mailroot.progress_label")) as bar:
             for full_path, relative in files:
-                rows.append(_scan_file(full_path, relative, ansi_encoding))
+                columns.append(_scan_file(full_path, relative, ansi_encoding))
                 bar.update(1)
     else:
         # Without a bar no tqdm object is made, because making one costs about 0.1 s (a lock).
-        rows = [_scan_file(full_path, relative, ansi_encoding) for full_path, relative in files]
-    # The path list is as large as the rows, so it goes before the frame is built to keep peak memory down.
+        for full_path, relative in files:
+            columns.append(_scan_file(full_path, relative, ansi_encoding))
+    # The path list is as large as the columns, so it goes before the frame is built to keep peak memory down.
+    count = len(files)
     del files
-    _link_badmail(rows)
-    unreadable = sum(1 for row in rows if row.unreadable)
-    if unreadable:
+    columns.link_badmail()
+    if columns.unreadable:
         # One line for the whole scan, so that a tree of locked files does not flood the log.
-        log.warning("%d of %d files under %s could not be read (run with -vv for each one)", unreadable,
-                    len(rows), root_path)
-    log.info("scanned %d files under %s", len(rows), root_path)
-    return _frame(rows, instant)
+        log.warning("%d of %d files under %s could not be read (run with -vv for each one)", columns.unreadable,
+                    count, root_path)
+    log.info("scanned %d files under %s", count, root_path)
+    return _frame(columns, instant)
 
 
 def _walk(root: str) -> Iterator[tuple[str, str]]:
@@ -384,53 +385,101 @@ def _read_badmail_reason(handle: BinaryIO, row: _Row, ansi_encoding: str) -> Non
         row.note("unknown_reason_format")
 
 
-def _link_badmail(rows: list[_Row]) -> None:
-    """Give each .BAD row the reason of its .BDR, and note .BDR and .BDP files whose .BAD is gone."""
-    by_stem: dict[tuple[str, str], dict[str, _Row]] = {}
-    for row in rows:
+# The row fields in inventory column order, with the attribute each column comes from.
+_ROW_FIELDS = (("role", "role"), ("path", "path"), ("name", "name"), ("kind", "kind"), ("size", "size"),
+               ("modified", "modified"), ("mailbox_domain", "mailbox_domain"), ("mailbox_user", "mailbox_user"),
+               ("sender", "sender"), ("recipients", "recipients"), ("from", "from_"), ("to", "to"),
+               ("subject", "subject"), ("date", "date"), ("message_id", "message_id"), ("reason", "reason"),
+               ("error_code", "error_code"), ("reason_sender", "reason_sender"), ("notes", "notes"))
+
+
+class _Columns:
+    """The scanned files as one list per column, filled a row at a time.
+
+    Rows become column values at once, so no object per file outlives its scan. Badmail rows
+    are the exception: they are kept until `link_badmail` has copied each `.BDR` reason to its
+    `.BAD` and noted the orphans, because the files of one set can be far apart in the scan.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[object]] = {column: [] for column, _ in _ROW_FIELDS}
+        self.badmail: list[tuple[int, _Row]] = []
+        self.unreadable = 0
+
+    def __len__(self) -> int:
+        return len(self.values["path"])
+
+    def append(self, row: _Row) -> None:
         if row.role == mailroot.BADMAIL and row.kind.startswith("badmail_"):
+            self.badmail.append((len(self), row))
+        if row.unreadable:
+            self.unreadable += 1
+        for column, attribute in _ROW_FIELDS:
+            self.values[column].append(getattr(row, attribute))
+
+    def link_badmail(self) -> None:
+        """Give each .BAD row the reason of its .BDR, and note .BDR and .BDP files whose .BAD is gone."""
+        by_stem: dict[tuple[str, str], dict[str, tuple[int, _Row]]] = {}
+        for index, row in self.badmail:
             folder, _, name = row.path.rpartition("/")
             stem = name.rsplit(".", 1)[0].lower()
-            by_stem.setdefault((folder.lower(), stem), {})[row.kind] = row
-    for group in by_stem.values():
-        bad = group.get("badmail_message")
-        reason = group.get("badmail_reason")
-        if bad is not None and reason is not None:
-            bad.reason, bad.error_code, bad.reason_sender = reason.reason, reason.error_code, reason.reason_sender
-        if bad is None:
-            for kind in ("badmail_reason", "badmail_envelope"):
-                if kind in group:
-                    group[kind].note("orphan", suffix=group[kind].name.rsplit(".", 1)[-1].upper())
+            by_stem.setdefault((folder.lower(), stem), {})[row.kind] = (index, row)
+        for group in by_stem.values():
+            bad = group.get("badmail_message")
+            reason = group.get("badmail_reason")
+            if bad is not None and reason is not None:
+                for column in ("reason", "error_code", "reason_sender"):
+                    self.values[column][bad[0]] = getattr(reason[1], column)
+            if bad is None:
+                for kind in ("badmail_reason", "badmail_envelope"):
+                    if kind in group:
+                        index, row = group[kind]
+                        row.note("orphan", suffix=row.name.rsplit(".", 1)[-1].upper())
+                        self.values["notes"][index] = row.notes
+        self.badmail = []
 
 
-def _frame(rows: list[_Row], now: datetime) -> pd.DataFrame:
-    """Build the inventory from `rows`, which it empties."""
-    # Columns are built as lists and converted once, because per-row pandas work dominates
-    # the scan's time on large trees.
+def _frame(columns: _Columns, now: datetime) -> pd.DataFrame:
+    """Build the inventory from `columns`, emptying each list once the frame has its values."""
+    values = columns.values
     # Whole microseconds, as datetime.fromtimestamp gives them; NaN (no time) becomes NaT.
-    seconds = np.array([row.modified if row.modified is not None else np.nan for row in rows], dtype="float64")
+    seconds = np.array([np.nan if stamp is None else stamp for stamp in values.pop("modified")], dtype="float64")
     modified = pd.to_datetime(np.round(seconds * 1_000_000), unit="us", utc=True)
-    frame = pd.DataFrame({
-        "role": [row.role for row in rows], "path": [row.path for row in rows], "name": [row.name for row in rows],
-        "kind": [row.kind for row in rows], "size": pd.array([row.size for row in rows], dtype="int64"),
-        "modified": modified, "age": pd.Timestamp(now) - modified,
-        "mailbox_domain": [row.mailbox_domain for row in rows], "mailbox_user": [row.mailbox_user for row in rows],
-        "sender": [row.sender for row in rows], "recipients": [list(row.recipients) for row in rows],
-        "from": [row.from_ for row in rows], "to": [row.to for row in rows], "subject": [row.subject for row in rows],
-        "date": [row.date for row in rows], "message_id": [row.message_id for row in rows],
-        "reason": [row.reason for row in rows], "error_code": [row.error_code for row in rows],
-        "reason_sender": [row.reason_sender for row in rows], "notes": ["; ".join(row.notes or []) for row in rows],
-    }, columns=list(COLUMNS))
-    empty = not rows
-    # The frame now refers to every value it needs, so the row objects can go before the sort copies it.
-    rows.clear()
-    if empty:
-        # Empty lists give float columns, which the sort's string methods reject.
-        return frame.astype({column: object for column in COLUMNS if column not in ("size", "modified", "age")})
+    count = len(values["path"])
+    data: dict[str, object] = {}
+    for column in COLUMNS:
+        if column == "modified":
+            data[column] = modified
+        elif column == "age":
+            data[column] = pd.Timestamp(now) - modified
+        elif column == "size":
+            data[column] = np.array(values.pop(column), dtype="int64")
+        elif column == "recipients":
+            data[column] = _object_array([list(recipients) for recipients in values.pop(column)])
+        elif column == "notes":
+            data[column] = _object_array(["; ".join(notes) if notes else "" for notes in values.pop(column)])
+        else:
+            # Each list is converted and dropped in turn, so the lists and arrays never all coexist.
+            data[column] = _object_array(values.pop(column))
+    frame = pd.DataFrame(data, columns=list(COLUMNS), index=pd.RangeIndex(count))
+    if not count:
+        return frame
     order = {name: index for index, name in enumerate((*mailroot.FOLDER_NAMES, OTHER))}
     frame = frame.sort_values(by=["role", "path"], key=lambda column: column.map(order) if column.name == "role"
                               else column.str.lower(), kind="stable").reset_index(drop=True)
     return frame
+
+
+def _object_array(items: list[object]) -> np.ndarray:
+    """Return `items` as a one-dimensional object array, keeping list items whole.
+
+    np.array(items) would turn lists of equal length into a second dimension, so items are
+    stored one by one.
+    """
+    array = np.empty(len(items), dtype=object)
+    for index, item in enumerate(items):
+        array[index] = item
+    return array
 
 
 def _message_rows(inventory: pd.DataFrame) -> pd.DataFrame:
