@@ -453,3 +453,80 @@ def test_cli_dry_run_mentions_unfinished_journal(root, journals, monkeypatch, ca
     assert "interrupted operation" in captured.err
     assert "dry run" in captured.out
     assert [path.name for path in (root / "Pickup").iterdir() if "resubmit" in path.name] == []
+
+
+def test_archive_folder_and_zip_rejected(root, tmp_path):
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(root, 30, to=tmp_path / "a", zip_file=tmp_path / "b.zip", now=NOW)
+    assert raised.value.key == "mailroot_ops.folder_and_zip"
+
+
+def test_archive_destination_is_file(root, tmp_path):
+    blocker = tmp_path / "archive"
+    blocker.write_text("not a folder")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(root, 30, to=blocker, now=NOW)
+    assert raised.value.key == "mailroot_ops.destination_not_folder"
+
+
+def test_zip_folder_missing(root, tmp_path):
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(root, 30, zip_file=tmp_path / "absent" / "badmail.zip", now=NOW)
+    assert raised.value.key == "mailroot_ops.destination_missing"
+    assert "absent" in str(raised.value)
+
+
+def test_resubmit_without_files(root):
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_resubmit(root, [])
+    assert raised.value.key == "mailroot_ops.no_files"
+
+
+def test_resubmit_name_taken_after_plan(root, journals):
+    source = root / "Drop" / "NTFS_00d1b2c301dca9e200000004.EML"
+    plan = mailroot_ops.plan_resubmit(root, [source])
+    taken = root / "Pickup" / plan.steps[0].target
+    taken.write_bytes(b"another program's file")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.execute(plan, journals)
+    assert raised.value.key == "mailroot_ops.target_exists"
+    assert taken.read_bytes() == b"another program's file"
+    staged = [path.name for path in root.iterdir() if path.name.startswith(".adminkb-resubmit-")]
+    assert len(staged) == 1
+
+
+def test_resubmit_write_failure_is_reported(root, journals, monkeypatch):
+    source = root / "Drop" / "NTFS_00d1b2c301dca9e200000004.EML"
+    plan = mailroot_ops.plan_resubmit(root, [source])
+    real_rename = os.rename
+
+    def denied(source_path, target_path):
+        if "Pickup" in str(target_path):
+            raise PermissionError(errno.EACCES, "Access is denied", str(target_path))
+        return real_rename(source_path, target_path)
+    monkeypatch.setattr(mailroot_ops.os, "rename", denied)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.execute(plan, journals)
+    assert raised.value.key == "mailroot_ops.write_failed"
+    assert "Access is denied" in str(raised.value)
+    assert not (root / "Pickup" / plan.steps[0].target).exists()
+
+
+def test_zip_mismatch_keeps_original(root, tmp_path, journals):
+    target = tmp_path / "badmail.zip"
+    plan = mailroot_ops.plan_archive(root, 30, zip_file=target, now=NOW)
+    runner = mailroot_ops._Runner(plan, journals / "manual.jsonl")
+    journals.mkdir()
+    runner.append({"event": "plan", "version": mailroot_ops.JOURNAL_VERSION, "operation": plan.operation,
+                   "mailroot": str(plan.mailroot), "destination": str(plan.destination),
+                   "steps": [{"action": step.action, "source": step.source, "target": step.target, "size": step.size,
+                              "sender": "", "recipients": []} for step in plan.steps]})
+    runner._write_zip(target)
+    runner.append({"event": "zip_written"})
+    runner.append({"event": "zip_closed"})
+    changed = root / plan.steps[0].source
+    changed.write_bytes(changed.read_bytes() + b"changed after zipping\r\n")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.resume(journals / "manual.jsonl")
+    assert raised.value.key == "mailroot_ops.zip_mismatch"
+    assert changed.is_file()
