@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from adminkb.errors import InputError
@@ -26,7 +28,7 @@ from adminkb.w3c import (
     summarize,
 )
 from adminkb.w3c import reader as w3c_reader
-from adminkb.w3c.columns import decode_query_value
+from adminkb.w3c.columns import decode_query_value, encode_dictionary
 from adminkb.w3c.sources import expand_paths
 
 LOGS = Path(__file__).resolve().parent.parent / "data" / "logs"
@@ -359,6 +361,46 @@ def test_many_hashes_found_by_vector_search(tmp_path, monkeypatch):
     frame = read_w3c(write(tmp_path, data))
     assert len(frame) == 21
     assert [block["line"] for block in frame.attrs["blocks"]] == [1, 25]
+
+
+@pytest.mark.parametrize("values", [
+    ["SMTPSVC1"] * 5,
+    [None] * 3,
+    ["a", "aa", ""],
+    ["ab", "ab", "ac"],
+    ["", ""],
+    ["x"],
+    ["a", None, "a"],
+    ["郵件伺服器"] * 3,
+    ["ab", "ba"],
+])
+@pytest.mark.parametrize("sliced", [False, True])
+def test_encode_dictionary_matches_arrow(values, sliced):
+    column = pa.array(values, type=pa.string())
+    if sliced:
+        column = column.slice(1)
+    encoded = encode_dictionary(column)
+    expected = pc.dictionary_encode(column)
+    assert encoded.type == expected.type
+    assert encoded.dictionary.equals(expected.dictionary)
+    assert encoded.indices.equals(expected.indices)
+
+
+def test_encode_dictionary_copies_single_value():
+    column = pa.array(["SMTPSVC1"] * 1000, type=pa.string())
+    encoded = encode_dictionary(column)
+    assert encoded.dictionary.to_pylist() == ["SMTPSVC1"]
+    assert encoded.dictionary.buffers()[2].size == len("SMTPSVC1")
+
+
+def test_value_constant_in_one_stretch_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(w3c_reader, "_STRETCH_SIZE", 4096)
+    users = ["app01"] * 60 + ["app02", "-", "app01"] * 20 + ["-"] * 60
+    data = header() + b"".join(entry(user=user) for user in users)
+    frame = read_w3c(write(tmp_path, data))
+    read = [None if pd.isna(user) else user for user in frame["cs-username"].tolist()]
+    assert read == [None if user == "-" else user for user in users]
+    assert list(frame["cs-username"].cat.categories) == ["app01", "app02"]
 
 
 # Sources: folders and archives

@@ -137,9 +137,49 @@ def type_entries(table: pa.Table, fields: tuple[str, ...], typed: bool) -> Typed
         else:
             if arrow_type(name) == CATEGORY_TYPE and not pa.types.is_dictionary(column.type):
                 # Encode before decoding `+`, so that each distinct value is decoded once.
-                column = pc.dictionary_encode(column)
+                column = encode_dictionary(column)
             columns[name] = _decoded(name, column)
     return TypedEntries(columns, days, seconds, invalid, details)
+
+
+def encode_dictionary(column: pa.Array) -> pa.DictionaryArray:
+    """Dictionary-encode a text column as `pc.dictionary_encode` does, without hashing a column of one value.
+
+    Many fields of an SMTP log contain the same value in every row (s-sitename, s-ip, cs-version)
+    or `-` in every row (cs-uri-stem and the HTTP headers). Such a column is recognised from its
+    offsets and one byte comparison, which costs less than hashing every value.
+    """
+    size = len(column)
+    if not pa.types.is_string(column.type) or size == 0:
+        return pc.dictionary_encode(column)
+    if column.null_count == size:
+        return pa.DictionaryArray.from_arrays(pa.nulls(size, pa.int32()), pa.array([], type=pa.string()))
+    value = _single_value(column) if column.null_count == 0 else None
+    if value is None:
+        return pc.dictionary_encode(column)
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(size, dtype=np.int32)), value)
+
+
+def _single_value(column: pa.StringArray) -> pa.StringArray | None:
+    """Return the single value of a column without nulls whose rows all contain the same text, else None.
+
+    The value is copied, so that it does not keep the column's data buffer alive.
+    """
+    _, offsets_buffer, data_buffer = column.buffers()
+    size = len(column)
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[column.offset:column.offset + size + 1]
+    first = int(offsets[0])
+    width = int(offsets[1]) - first
+    if int(offsets[-1]) - first != size * width:
+        return None
+    if np.any(np.diff(offsets) != width):
+        return None
+    if width == 0:
+        return pa.array([""], type=pa.string())
+    text = data_buffer.slice(first, width).to_pybytes()
+    if not data_buffer.slice(first, size * width).equals(pa.py_buffer(text * size)):
+        return None
+    return pa.StringArray.from_buffers(1, pa.py_buffer(np.array([0, width], dtype=np.int32)), pa.py_buffer(text))
 
 
 def _decoded(name: str, column: pa.Array) -> pa.Array:
