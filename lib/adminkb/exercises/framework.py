@@ -128,7 +128,7 @@ def show_exercise(exercise_id: str) -> ExerciseTask:
 def start_exercise(exercise_id: str, target: Target) -> ExerciseTask:
     """Stage the exercise's starting situation in the lab behind `target` and return its task.
 
-    A real server is left alone: the task is shown, and the check then says that exercises run
+    A real server is left alone: the task is shown, and the check then reports that exercises run
     only in the lab.
     """
     exercise = get_exercise(exercise_id)

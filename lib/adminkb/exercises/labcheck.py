@@ -1,4 +1,4 @@
-"""What exercise checks look at in the lab: SMTP sessions from client addresses, files, arrivals.
+"""Lab inspections for exercise checks: SMTP sessions from client addresses, files, arrivals.
 
 Every helper acts as an admin would on the real service: it opens a session from a client's
 address and reads the reply, or reads the mailroot and what the remote servers received.
@@ -20,8 +20,8 @@ from adminkb.smtp.session import SessionError, SmtpSession
 # Seconds for each SMTP step of a check's probe. The lab replies on loopback within milliseconds.
 CHECK_TIMEOUT = 10.0
 
-# The smart host name the lab's remote receivers report, and the ways an admin may write the
-# company gateway in the Smart Host field.
+# The values an admin may enter in the Smart Host field for the company gateway: its address in
+# brackets, or its name in the lab DNS.
 GATEWAY_SETTINGS = (f"[{SMART_HOST_ADDRESS}]", "smarthost.lab.test")
 
 

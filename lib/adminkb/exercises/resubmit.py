@@ -21,8 +21,8 @@ ORDER_RECIPIENT = "user@blocked.lab.test"
 ORDER_BODY = "您的訂單已出貨。\n"
 # The Smart Host runbook 03 sets in step 6.
 RUNBOOK_SMART_HOST = "smarthost.lab.test"
-# An NDR's subject ends with "(Failure)"; a delay notice's ends with "(Delay)" and carries only
-# the original's headers, so it cannot be resubmitted.
+# The lab's NDR subjects contain "(Failure)". Delay notices contain "(Delay)" instead and carry
+# only the original's headers, so they cannot be resubmitted.
 FAILURE_MARK = "(Failure)"
 
 

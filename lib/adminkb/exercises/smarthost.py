@@ -1,7 +1,7 @@
 """Exercise of runbook 05 (DNS, Smart Host): get a queued message out through the gateway only.
 
 The exercise stages what runbook 05 warns about: the company firewall blocks outbound port 25
-for every host but the mail gateway, and nobody set the Smart Host, so a monthly report for an
+for every host but the mail gateway, and the Smart Host is not set, so a monthly report for an
 outside partner and for blocked.lab.test waits in Queue. The check looks at what the remote
 side received and through which host, and at the firewall setting, which must stay closed.
 """
@@ -62,7 +62,7 @@ def _check_gateway_only(target: SmtpTarget) -> list[str]:
 def _solve_gateway_only(target: SmtpTarget) -> None:
     lab = target.lab
     lab.set_smart_host(GATEWAY_SETTINGS[0])
-    # The first retry falls due 15 minutes after the failed attempt; an hour covers two more.
+    # The first retry falls due 15 minutes after the failed attempt, and an hour covers two more.
     lab.advance(minutes=60)
 
 
