@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from adminkb.errors import InputError
-from adminkb.eventlog import read_events
+from adminkb.eventlog import parse_eventquery_time, read_events
 from tests.clirun import run_area
 from tests.evtx_writer import Event, write_evtx
 
@@ -103,3 +104,182 @@ def test_cli_events_json_all_sources(evtx_file, capsys):
 def test_cli_events_empty_range(evtx_file, capsys):
     assert run_area("config", "events", str(evtx_file), "--since", "2026-03-02T05:00:00") == 0
     assert "0" in capsys.readouterr().out
+
+
+# --- eventquery.vbs CSV output ---------------------------------------------------------------
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "evtx"
+ENGLISH_CSV = SAMPLES / "smtpsvc_events_en-US.csv"
+CHINESE_CSV = SAMPLES / "smtpsvc_events_zh-TW.csv"
+SAMPLE_EVTX = SAMPLES / "System_smtpsvc_sample.evtx"
+HEADER = '"Type","Event","Date Time","Source","ComputerName","Category","User","Description"'
+WARNING_ROW = ('"warning","4000","3/2/2026 9:30:00 AM","SMTPSVC","MAIL01","None","N/A",'
+               '"Message delivery to the remote domain \'blocked.lab.test\' failed."')
+
+
+def _summary(frame):
+    return [(row.time.isoformat(), row.event_id, row.level, row.source) for row in frame.itertuples()]
+
+
+def _write_csv(tmp_path, lines, name="smtpsvc_events.csv", encoding="ascii"):
+    path = tmp_path / name
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize("sample", [ENGLISH_CSV, CHINESE_CSV], ids=["en-US", "zh-TW"])
+def test_csv_matches_evtx_table(sample):
+    expected = _summary(read_events(SAMPLE_EVTX, sources=None, levels=None))
+    assert _summary(read_events(sample, sources=None, levels=None)) == expected
+
+
+def test_csv_problems_explained():
+    frame = read_events(CHINESE_CSV)
+    assert list(frame["event_id"]) == [4000, 4006, 4006, 402]
+    assert list(frame["level"]) == ["warning", "warning", "warning", "error"]
+    assert frame["computer"].iloc[0] == "MAIL01"
+    assert "遠端主機中斷了連線" in frame["text"].iloc[0]
+    assert "遠端網域" in frame["explanation"].iloc[0]
+    assert "Smart Host" in frame["next_step"].iloc[1]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-8-sig", "utf-8"])
+def test_csv_unicode_encodings(tmp_path, encoding):
+    text = CHINESE_CSV.read_bytes().decode("cp950")
+    path = tmp_path / "events.csv"
+    path.write_bytes(text.encode(encoding))
+    assert _summary(read_events(path)) == _summary(read_events(CHINESE_CSV))
+    assert "遠端主機中斷了連線" in read_events(path)["text"].iloc[0]
+
+
+def test_csv_detected_by_content(tmp_path):
+    csv_named_evtx = tmp_path / "System.evtx"
+    csv_named_evtx.write_bytes(ENGLISH_CSV.read_bytes())
+    evtx_named_csv = tmp_path / "smtpsvc_events.csv"
+    evtx_named_csv.write_bytes(SAMPLE_EVTX.read_bytes())
+    assert _summary(read_events(csv_named_evtx)) == _summary(read_events(ENGLISH_CSV))
+    assert _summary(read_events(evtx_named_csv)) == _summary(read_events(SAMPLE_EVTX))
+
+
+def test_csv_without_header_or_verbose(tmp_path):
+    short_row = '"warning","4006","3/2/2026 10:00:00 AM","SMTPSVC","MAIL01"'
+    path = _write_csv(tmp_path, [short_row, WARNING_ROW])
+    frame = read_events(path)
+    assert list(frame["event_id"]) == [4000, 4006]
+    assert frame["text"].iloc[1] == ""
+    assert frame["explanation"].iloc[1] is not None
+
+
+def test_csv_no_records_line(tmp_path):
+    path = _write_csv(tmp_path, [" ", "INFO: No records available for the 'system' log with the specified criteria.",
+                                 " "])
+    frame = read_events(path)
+    assert frame.empty
+    assert list(frame.columns) == ["time", "level", "source", "event_id", "computer", "record_id", "text",
+                                   "explanation", "next_step"]
+
+
+def test_csv_header_only(tmp_path):
+    assert read_events(_write_csv(tmp_path, [HEADER])).empty
+
+
+def test_csv_quoted_quote_and_comma(tmp_path):
+    row = ('"error","4000","3/2/2026 9:30:00 PM","SMTPSVC","MAIL01","None","N/A",'
+           '"The remote server said ""550 5.7.1 relaying denied, go away""."')
+    frame = read_events(_write_csv(tmp_path, [HEADER, row]))
+    assert frame["text"].iloc[0] == 'The remote server said "550 5.7.1 relaying denied, go away".'
+    assert frame["time"].iloc[0] == datetime(2026, 3, 2, 13, 30, tzinfo=timezone.utc)
+
+
+def test_csv_server_timezone(tmp_path):
+    path = _write_csv(tmp_path, [HEADER, WARNING_ROW])
+    frame = read_events(path, server_timezone=timezone(-timedelta(hours=5)))
+    assert frame["time"].iloc[0] == datetime(2026, 3, 2, 14, 30, tzinfo=timezone.utc)
+
+
+def test_csv_time_range(tmp_path):
+    frame = read_events(ENGLISH_CSV, since="2026-03-02T10:00:00+08:00", until="2026-03-02T02:15:00")
+    assert list(frame["event_id"]) == [4006, 4006]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("3/2/2026 9:20:00 AM", datetime(2026, 3, 2, 1, 20)),
+    ("3/2/2026 12:05:00 AM", datetime(2026, 3, 1, 16, 5)),
+    ("3/2/2026 12:05:00 PM", datetime(2026, 3, 2, 4, 5)),
+    ("2026/3/2 上午 09:20:00", datetime(2026, 3, 2, 1, 20)),
+    ("2026/3/2 下午 02:05:09", datetime(2026, 3, 2, 6, 5, 9)),
+    ("2026/3/2 14:05:09", datetime(2026, 3, 2, 6, 5, 9)),
+    ("03/02/2026 09:20:00", datetime(2026, 3, 2, 1, 20)),
+    ("25/12/2026 08:00", datetime(2026, 12, 25, 0, 0)),
+])
+def test_parse_eventquery_time(text, expected):
+    assert parse_eventquery_time(text) == expected.replace(tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2026/13/2 09:20:00", "3/2/2026 13:20:00 PM", "3/2/2026", "N/A"])
+def test_parse_eventquery_time_rejects(text):
+    with pytest.raises(ValueError):
+        parse_eventquery_time(text)
+
+
+@pytest.mark.parametrize(("lines", "key", "shown"), [
+    ([HEADER, WARNING_ROW.replace('"warning"', '"Avertissement"')], "eventlog.csv_bad_type", "Avertissement"),
+    ([HEADER, WARNING_ROW.replace("3/2/2026 9:30:00 AM", "N/A")], "eventlog.csv_bad_time", "N/A"),
+    ([HEADER, WARNING_ROW, '"warning","4000","3/2/2026"'], "eventlog.csv_bad_row", "3/2/2026"),
+    ([HEADER, WARNING_ROW, '"warning","x4000","3/2/2026 9:30:00 AM","SMTPSVC","MAIL01"'], "eventlog.csv_bad_row",
+     "x4000"),
+])
+def test_csv_bad_rows_raise(tmp_path, lines, key, shown):
+    path = _write_csv(tmp_path, lines)
+    with pytest.raises(InputError) as caught:
+        read_events(path)
+    assert caught.value.key == key
+    assert shown in str(caught.value)
+    assert f"{path}:" in caught.value.where
+
+
+def test_csv_bad_row_names_line(tmp_path):
+    path = _write_csv(tmp_path, [" ", HEADER, WARNING_ROW, '"broken"', WARNING_ROW])
+    with pytest.raises(InputError) as caught:
+        read_events(path)
+    assert caught.value.where == f"{path}:4"
+
+
+def test_csv_undecodable_raises(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_bytes((HEADER + "\r\n").encode("ascii") + b'"error","4000","\x80\x80"\r\n')
+    with pytest.raises(InputError) as caught:
+        read_events(path)
+    assert caught.value.key == "eventlog.csv_encoding"
+    assert "cp950" in str(caught.value)
+
+
+def test_classic_evt_raises(tmp_path):
+    path = tmp_path / "System.evt"
+    path.write_bytes(b"\x30\x00\x00\x00LfLe" + bytes(40))
+    with pytest.raises(InputError) as caught:
+        read_events(path)
+    assert caught.value.key == "eventlog.classic_evt"
+    assert "wevtutil epl" in str(caught.value)
+
+
+def test_unrelated_csv_raises(tmp_path):
+    path = _write_csv(tmp_path, ['"name","address"', '"mail01","192.0.2.25"'])
+    with pytest.raises(InputError) as caught:
+        read_events(path)
+    assert caught.value.key == "eventlog.unreadable"
+    assert "eventquery.vbs" in str(caught.value)
+
+
+def test_cli_events_from_csv(capsys):
+    assert run_area("config", "events", str(CHINESE_CSV), "--format", "json", "--utc-offset", "+09:00") == 1
+    document = json.loads(capsys.readouterr().out)
+    assert [event["event_id"] for event in document["events"]] == [4000, 4006, 4006, 402]
+    assert document["events"][0]["time"] == "2026-03-02 00:30:00"
+
+
+@pytest.mark.parametrize("offset", ["8", "+25:00", "+08:61", "UTC+8"])
+def test_cli_bad_utc_offset(offset):
+    with pytest.raises(InputError) as caught:
+        run_area("config", "events", str(CHINESE_CSV), "--utc-offset", offset)
+    assert caught.value.key == "config.cli.bad_utc_offset"

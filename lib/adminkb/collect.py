@@ -9,7 +9,8 @@ The batch file only reads, with tools that ship with those systems:
   then `copy` takes MetaBase.xml. IIS 5.1 on XP keeps a binary MetaBase.bin instead, so on XP the
   batch file stores `adsutil.vbs enum` text of the SMTP service for a person to read.
 - `cscript eventquery.vbs` (XP Professional and Server 2003; there is no wevtutil before
-  Vista) writes the SMTPSVC events of the System log as CSV. `wmic nteventlog ... call
+  Vista) writes the SMTPSVC events of the System log as CSV, in the OEM code page because the
+  output is redirected without //U; `adminkb.eventlog` reads it. `wmic nteventlog ... call
   BackupEventlog` saves the whole System log as .evt, which Vista and later convert to .evtx
   with `wevtutil epl System.evt System.evtx /lf:true`.
 - A small VBScript run by `cscript` copies the log files changed in the last N days, because

@@ -3,22 +3,24 @@
 `read` lists each SMTP virtual server's settings from a MetaBase.xml copy. It exits 0 when every
 list could be decoded, 1 when a setting carries a note, 2 when the file cannot be used.
 `collect` writes the batch file that gathers these files on Windows Server 2003 or XP.
-`events` lists the SMTP service's errors and warnings from an exported .evtx file. It exits 0
-when there are none in the range, 1 when there are some, 2 when the file cannot be used.
+`events` lists the SMTP service's errors and warnings from an exported .evtx file or from the
+CSV that eventquery.vbs writes on Windows Server 2003 and XP. It exits 0 when there are none in
+the range, 1 when there are some, 2 when the file cannot be used.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-
+from datetime import timedelta, timezone
 from pathlib import Path
 
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb.collect import COPY_BACK, DEFAULT_DAYS, DEFAULT_LOG_FOLDER, DEFAULT_MAILROOT, FOLDER_PREFIX, collect_batch_bytes
 from adminkb.errors import InputError
 from adminkb.eventlog import COLUMNS as EVENT_COLUMNS
-from adminkb.eventlog import read_events
+from adminkb.eventlog import DEFAULT_SERVER_OFFSET, read_events
 from adminkb.i18n import message
 from adminkb.metabase import TABLE_COLUMNS, read_metabase, settings_table
 from adminkb.output import FORMATS, render_csv, render_json, render_table
@@ -47,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     events.add_argument("--since", metavar="TIME", default=None, help=message("config.cli.since_help"))
     events.add_argument("--until", metavar="TIME", default=None, help=message("config.cli.until_help"))
     events.add_argument("--all-sources", action="store_true", help=message("config.cli.all_sources_help"))
+    events.add_argument("--utc-offset", metavar="+HH:MM", default=None, help=message("config.cli.utc_offset_help"))
     events.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
     events.set_defaults(handler=run_events)
 
@@ -88,10 +91,27 @@ def run_read(arguments: argparse.Namespace) -> int:
 EVENT_TABLE_COLUMNS = ("time", "level", "source", "event_id", "text", "explanation", "next_step")
 
 
+_UTC_OFFSET = re.compile(r"\A([+-])(\d{1,2})(?::?(\d{2}))?\Z")
+
+
+def parse_utc_offset(text: str | None) -> timezone:
+    """Turn "+08:00", "+0800" or "-5" into a fixed time zone; None gives the default (UTC+8)."""
+    if text is None:
+        return DEFAULT_SERVER_OFFSET
+    match = _UTC_OFFSET.match(text.strip())
+    if match:
+        sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
+        offset = timedelta(hours=hours, minutes=minutes)
+        if minutes < 60 and offset <= timedelta(hours=14):
+            return timezone(-offset if sign == "-" else offset)
+    raise InputError("config.cli.bad_utc_offset", value=text, next_key="config.cli.bad_utc_offset_next")
+
+
 def run_events(arguments: argparse.Namespace) -> int:
     """Print the SMTP service's errors and warnings; return 1 when there are any."""
     sources = None if arguments.all_sources else ("SMTPSVC",)
-    frame = read_events(arguments.path, since=arguments.since, until=arguments.until, sources=sources)
+    frame = read_events(arguments.path, since=arguments.since, until=arguments.until, sources=sources,
+                        server_timezone=parse_utc_offset(arguments.utc_offset))
     records = []
     for row in frame.to_dict(orient="records"):
         row["time"] = row["time"].strftime("%Y-%m-%d %H:%M:%S")
