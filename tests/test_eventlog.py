@@ -1,4 +1,4 @@
-"""SMTP service events from .evtx files that the real `evtx` parser reads."""
+"""SMTP service events from .evtx files (read by the real `evtx` parser) and eventquery.vbs CSV."""
 
 from __future__ import annotations
 
