@@ -388,8 +388,10 @@ def test_auth_relay_fresh_security_lab(security_target):
     assert "STARTTLS" in problems[2]
 
 
-def test_auth_relay_after_runbook_names_app(security_target):
-    prepare_exercise("auth_only_relay", security_target)
+def test_auth_relay_runbook_fixes_name_app(security_target):
+    security_target.restrict_relay()
+    security_target.require_tls_for_auth()
+    security_target.deny_connection()
     problems = check_exercise("auth_only_relay", security_target).problems
     assert len(problems) == 1
     assert "127.0.0.10" in problems[0]

@@ -1,9 +1,11 @@
 """Exercise of runbook 06 (security): relay only for authenticated users, and AUTH only after TLS.
 
-The target is the security runbook's `SecurityTarget`. The check does what an auditor does
-from two client addresses: an unauthenticated relay attempt from the former application
-server, then an EHLO before TLS, STARTTLS, AUTH with the lab account and a relay attempt
-from the roaming computer. No session sends DATA.
+The exercise starts from the misconfigured security lab of the runbook's first step (open relay,
+AUTH before TLS), which runbook 06 opens again after closing its own. The target is the
+security runbook's `SecurityTarget`. The check does what an auditor does from two client
+addresses: an unauthenticated relay attempt from the former application server, then an EHLO
+before TLS, STARTTLS, AUTH with the lab account and a relay attempt from the roaming computer.
+No session sends DATA.
 """
 
 from __future__ import annotations
@@ -67,17 +69,9 @@ def _check_authenticated_session(target: SecurityTarget) -> list[str]:
     return problems
 
 
-def _prepare_auth_only_relay(target: SecurityTarget) -> None:
-    """Replay runbook 06's fixes: the relay list, AUTH only after TLS, connection control, the banner."""
-    target.restrict_relay()
-    target.require_tls_for_auth()
-    target.deny_connection()
-    target.hide_version()
-
-
 def _solve_auth_only_relay(target: SecurityTarget) -> None:
     target.restrict_relay([])
     target.require_tls_for_auth()
 
 
-register("auth_only_relay", "06", _check_auth_only_relay, _solve_auth_only_relay, prepare=_prepare_auth_only_relay)
+register("auth_only_relay", "06", _check_auth_only_relay, _solve_auth_only_relay)
