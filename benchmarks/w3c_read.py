@@ -12,8 +12,13 @@ Each measurement runs in a subprocess of its own, so that its peak memory (max R
 `resource.getrusage`) covers that reader only. The time is taken around the read call only.
 Results are medians of --runs runs, printed as Markdown.
 
+Two methods measure where the floor of adminkb's approach lies, on the clean file:
+`pyarrow_parse` is the pyarrow CSV parse that `read_w3c` runs, alone, in one thread, with the
+column types that `read_w3c` requests and nothing after it. `pandas_c_category` is pandas' C
+engine asked for what `read_w3c` returns (categoricals, no quoting, `-` as missing).
+
 Usage:
-    python benchmarks/w3c_read.py [--lines 1000000] [--runs 3] [--folder DIR] [--out FILE]
+    python benchmarks/w3c_read.py [--lines 1000000] [--runs 3] [--folder DIR] [--reuse] [--out FILE]
 """
 
 from __future__ import annotations
@@ -40,7 +45,10 @@ SHORT_FIELDS = [name for name in FULL_FIELDS
                 if name not in ("s-computername", "cs-host", "cs(User-Agent)", "cs(Cookie)", "cs(Referer)")]
 HEADER_EVERY = 100_000
 START = datetime(2026, 3, 2, 0, 0, 0, tzinfo=timezone.utc)
-METHODS = ("baseline", "adminkb", "adminkb_clean", "pandas_c", "pandas_pyarrow", "python_loop")
+METHODS = ("baseline", "adminkb", "adminkb_clean", "pandas_c", "pandas_pyarrow", "python_loop", "pyarrow_parse",
+           "pandas_c_category")
+# Written next to the logs: the entry line count of each, which --reuse compares with --lines.
+MANIFEST = "w3c_read_logs.json"
 
 
 class EntryGenerator:
@@ -102,8 +110,21 @@ def _directives(when: datetime, fields: list[str]) -> str:
             f"#Date: {when:%Y-%m-%d %H:%M:%S}\r\n#Fields: {' '.join(fields)} \r\n")
 
 
+def logs_written(folder: Path, lines: int) -> bool:
+    """Return whether an earlier run wrote the three logs in `folder` with `lines` entry lines each."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return False
+    expected = {"smtp_blocks.log": lines, "smtp_clean.log": lines, "smtp_clean_w3c.log": lines}
+    return json.loads(manifest.read_text(encoding="utf-8")) == expected and \
+        all((folder / name).is_file() for name in expected)
+
+
 def write_logs(folder: Path, lines: int) -> dict[str, int]:
     """Write the three logs and return the number of entry lines in each."""
+    expected = {"smtp_blocks.log": lines, "smtp_clean.log": lines, "smtp_clean_w3c.log": lines}
+    manifest = folder / MANIFEST
+    manifest.unlink(missing_ok=True)
     blocks_path = folder / "smtp_blocks.log"
     clean_path = folder / "smtp_clean.log"
     clean_w3c_path = folder / "smtp_clean_w3c.log"
@@ -125,7 +146,8 @@ def write_logs(folder: Path, lines: int) -> dict[str, int]:
         with open(clean_path, "rb") as clean:
             while block := clean.read(1 << 24):
                 handle.write(block)
-    return {"smtp_blocks.log": lines, "smtp_clean.log": lines, "smtp_clean_w3c.log": lines}
+    manifest.write_text(json.dumps(expected), encoding="utf-8")
+    return expected
 
 
 def _python_loop(path: Path):
@@ -149,6 +171,38 @@ def _python_loop(path: Path):
     if rows and fields:
         frames.append(pd.DataFrame(rows, columns=fields))
     return pd.concat(frames, ignore_index=True)
+
+
+def _pyarrow_parse(path: Path):
+    """Parse the clean log as `read_w3c` does in each stretch, in one thread, and stop there."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    from adminkb.w3c.columns import INTEGER_FIELDS
+
+    types = {name: pa.int64() if name in INTEGER_FIELDS else pa.string() for name in FULL_FIELDS}
+    types.update({"date": pa.date32(), "time": pa.time32("s")})
+    parse_options = pa_csv.ParseOptions(delimiter=" ", quote_char=False, double_quote=False, escape_char=False,
+                                        newlines_in_values=False, ignore_empty_lines=True)
+    convert_options = pa_csv.ConvertOptions(column_types=types, null_values=["-", ""], strings_can_be_null=True,
+                                            check_utf8=False)
+    read_options = pa_csv.ReadOptions(column_names=list(FULL_FIELDS), use_threads=False)
+    return pa_csv.read_csv(str(path), read_options=read_options, parse_options=parse_options,
+                           convert_options=convert_options)
+
+
+def _pandas_c_category(path: Path):
+    """Read the clean log with pandas' C engine into the dtypes that `read_w3c` returns."""
+    import csv
+
+    import pandas as pd
+
+    from adminkb.w3c.columns import INTEGER_FIELDS, TEXT_FIELDS
+
+    dtypes = {name: "category" for name in FULL_FIELDS if name not in INTEGER_FIELDS | TEXT_FIELDS}
+    dtypes.update({name: "Int64" for name in FULL_FIELDS if name in INTEGER_FIELDS})
+    return pd.read_csv(path, sep=" ", header=None, names=list(FULL_FIELDS), dtype=dtypes, quoting=csv.QUOTE_NONE,
+                       na_values=["-"], keep_default_na=False, engine="c")
 
 
 def measure(method: str, folder: Path) -> dict[str, object]:
@@ -175,6 +229,10 @@ def measure(method: str, folder: Path) -> dict[str, object]:
         rows = len(pd.read_csv(path, sep=" ", header=None, engine="pyarrow"))
     elif method == "python_loop":
         rows = len(_python_loop(path))
+    elif method == "pyarrow_parse":
+        rows = _pyarrow_parse(path).num_rows
+    elif method == "pandas_c_category":
+        rows = len(_pandas_c_category(path))
     else:
         raise ValueError(method)
     seconds = time.perf_counter() - began
@@ -194,9 +252,13 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def run(folder: Path, lines: int, runs: int) -> str:
+def run(folder: Path, lines: int, runs: int, reuse: bool = False) -> str:
     began = time.perf_counter()
-    expected = write_logs(folder, lines)
+    reused = reuse and logs_written(folder, lines)
+    if reused:
+        expected = {"smtp_blocks.log": lines, "smtp_clean.log": lines, "smtp_clean_w3c.log": lines}
+    else:
+        expected = write_logs(folder, lines)
     generated_in = time.perf_counter() - began
     results: dict[str, list[dict[str, object]]] = {method: [] for method in METHODS}
     load_before = os.getloadavg()
@@ -233,8 +295,10 @@ def run(folder: Path, lines: int, runs: int) -> str:
     header = [
         f"Machine: {os.cpu_count()} CPUs (`nproc`), {_cpu_model()}, Python {platform.python_version()}, "
         f"pandas {pandas.__version__}, pyarrow {pyarrow.__version__}, numpy {numpy.__version__}.",
-        f"Command: `python benchmarks/w3c_read.py --lines {lines} --runs {runs}`; logs generated in "
-        f"{generated_in:.0f} s; medians of {runs} runs; baseline (imports only) peak RSS {baseline:.0f} MiB; "
+        f"Command: `python benchmarks/w3c_read.py --lines {lines} --runs {runs}"
+        f"{' --folder DIR --reuse' if reuse else ''}`; "
+        f"logs {'reused from an earlier run' if reused else f'generated in {generated_in:.0f} s'}; "
+        f"medians of {runs} runs; baseline (imports only) peak RSS {baseline:.0f} MiB; "
         f"load average (1, 5, 15 min) {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} before the "
         f"runs, {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} after.",
         "",
@@ -247,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=1_000_000, help="entry lines per log (default 1,000,000)")
     parser.add_argument("--runs", type=int, default=5, help="runs per method; the median is reported")
     parser.add_argument("--folder", type=Path, help="where to write the logs (default: a new temporary folder)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep logs that an earlier run wrote in --folder with the same --lines")
     parser.add_argument("--out", type=Path, help="also write the Markdown results to this file")
     parser.add_argument("--measure", choices=METHODS, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
@@ -255,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if arguments.folder:
         arguments.folder.mkdir(parents=True, exist_ok=True)
-        report = run(arguments.folder, arguments.lines, arguments.runs)
+        report = run(arguments.folder, arguments.lines, arguments.runs, arguments.reuse)
     else:
         with tempfile.TemporaryDirectory(prefix="w3c_bench_") as folder:
             report = run(Path(folder), arguments.lines, arguments.runs)
