@@ -76,6 +76,9 @@ def test_failed_step_is_recorded(tmp_path, monkeypatch):
     assert record.status == FAILED
     assert [step.outcome for step in record.steps] == [OK, FAILED, NOT_RUN]
     assert "step two broke" in record.error
+    page = record.html_file.read_text(encoding="utf-8")
+    assert f"<strong>{message('recorder.outcome.failed')}</strong>" in page
+    assert f"<td>{message('recorder.outcome.not_run')}</td>" in page
 
 
 def test_html_loads_nothing_from_other_hosts(tmp_path, monkeypatch):

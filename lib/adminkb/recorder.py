@@ -307,13 +307,18 @@ def run_summary_cell(record: dict[str, Any]) -> Any:
             (message("recorder.html.status"), message(f"recorder.outcome.{record['status']}")),
             (message("recorder.html.parameters"), json.dumps(record["parameters"], ensure_ascii=False))]
     summary = "".join(f"<tr><th>{cell_text(name)}</th><td>{cell_text(value)}</td></tr>" for name, value in rows)
-    steps = "".join(f"<tr><td>{cell_text(step['title'])}</td>"
-                    f"<td>{cell_text(message('recorder.outcome.' + step['outcome']))}</td></tr>"
+    steps = "".join(f"<tr><td>{cell_text(step['title'])}</td><td>{_outcome_html(step['outcome'])}</td></tr>"
                     for step in record["steps"])
     title = message("recorder.html.title", notebook=Path(str(record["notebook"])).name)
     source = (f"# {title}\n\n<table class=\"adminkb-run-record\">{summary}</table>\n\n"
               f"## {message('recorder.html.steps')}\n\n<table class=\"adminkb-run-steps\">{steps}</table>\n\n---\n")
     return nbformat.v4.new_markdown_cell(source)
+
+
+def _outcome_html(outcome: str) -> str:
+    """Return a step's outcome in the user's language, in bold when the step failed."""
+    text = html.escape(message(f"recorder.outcome.{outcome}"))
+    return f"<strong>{text}</strong>" if outcome == FAILED else text
 
 
 def render_run_html(notebook: Any, record: dict[str, Any]) -> str:
