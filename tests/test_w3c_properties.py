@@ -13,11 +13,13 @@ from pathlib import Path
 from unittest import mock
 
 import pandas as pd
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adminkb.w3c import INTEGER_FIELDS, PLUS_DECODED_FIELDS, read_w3c
 from adminkb.w3c import reader as w3c_reader
+from adminkb.w3c.columns import decode_plus
 
 FULL_FIELDS = ("date", "time", "c-ip", "cs-username", "s-sitename", "s-computername", "s-ip", "s-port", "cs-method",
                "cs-uri-stem", "cs-uri-query", "sc-status", "sc-win32-status", "sc-bytes", "cs-bytes", "time-taken",
@@ -156,3 +158,25 @@ def test_small_stretches_read_back(blocks, stretch):
         path.write_bytes(data)
         frame = read_w3c(path)
     check_frame(frame, written)
+
+
+def decode_one_by_one(value: str) -> str:
+    """Decode a `cs-uri-query` value character by character: `+` is a space unless a `<` is open."""
+    decoded = []
+    inside = False
+    for character in value:
+        if character == "<":
+            inside = True
+        elif character == ">":
+            inside = False
+        decoded.append(" " if character == "+" and not inside else character)
+    return "".join(decoded)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.none() | st.text(alphabet="<>+a郵", max_size=8), max_size=12),
+       start=st.integers(0, 3))
+def test_query_decoding_matches_one_by_one(values, start):
+    column = pa.array(values, type=pa.string()).slice(min(start, len(values)))
+    decoded = decode_plus(column, keep_in_brackets=True).to_pylist()
+    assert decoded == [None if value is None else decode_one_by_one(value) for value in column.to_pylist()]

@@ -307,8 +307,8 @@ def _decode_outside_brackets(column: pa.StringArray) -> pa.StringArray:
     if data_buffer is None or first == last:
         return column
     text = np.frombuffer(data_buffer, dtype=np.uint8)[first:last].copy()
-    pluses = np.flatnonzero(text == 0x2B)
-    if not len(pluses):
+    is_event = text == 0x2B
+    if not is_event.any():
         return column
     starts = offsets[:-1] - first
     # One code per byte where the state changes: 1 = outside (a value starts, or `>`), 2 = inside (`<`).
@@ -317,11 +317,15 @@ def _decode_outside_brackets(column: pa.StringArray) -> pa.StringArray:
     codes[starts[starts < len(text)]] = 1
     codes[text == 0x3E] = 1
     codes[text == 0x3C] = 2
-    # `!= 0` first: numpy finds the nonzero entries of a boolean array far faster than of int8.
-    changes = np.flatnonzero(codes != 0)
-    last_change = changes[np.searchsorted(changes, pluses, side="right") - 1]
-    inside = codes[last_change] == 2
-    text[pluses[~inside]] = 0x20
+    # The events are the state changes and the `+` bytes, in byte order. For each event, a running
+    # maximum finds the last state change at or before it. Every value's start is a change, so
+    # the first event is one.
+    is_event |= codes != 0
+    events = np.flatnonzero(is_event)
+    kinds = codes[events]
+    last_change = np.maximum.accumulate(np.where(kinds != 0, np.arange(len(events)), 0))
+    outside_pluses = events[(text[events] == 0x2B) & (kinds[last_change] != 2)]
+    text[outside_pluses] = 0x20
     return pa.StringArray.from_buffers(len(column), pa.py_buffer((offsets - first).astype(np.int32)),
                                        pa.py_buffer(text), _sliced_validity(column, validity), column.null_count)
 
