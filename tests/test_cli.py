@@ -3,8 +3,10 @@
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +131,15 @@ def test_closed_pipe_ends_quietly(tmp_path):
     assert first.strip()
     assert b"Traceback" not in stderr, stderr.decode(errors="replace")
     assert status == 141
+
+
+def test_csv_reaches_a_cp950_console_as_utf8_with_bom():
+    # On Windows stdout is encoded in cp950 even when redirected to a file; CSV must still be the
+    # UTF-8 with byte-order mark that Excel reads, so it bypasses the console's encoding.
+    export = Path(__file__).resolve().parents[1] / "data" / "reg" / "version5_utf8_bom.reg"
+    result = run_cli("reg", "read", str(export), "--format", "csv", encoding="cp950")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"\xef\xbb\xbf")
+    text = result.stdout.decode("utf-8-sig")
+    assert text.splitlines()[0] == "line,key,name,type,value"
+    assert re.search(r"[\u4e00-\u9fff]", text), text

@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TextIO
 
 FORMATS = ("table", "json", "csv")
 
@@ -73,3 +75,20 @@ def render_csv(rows: Iterable[Mapping[str, object]], columns: Sequence[str]) -> 
     for row in rows:
         writer.writerow({column: "" if row.get(column) is None else row.get(column) for column in columns})
     return "\ufeff" + buffer.getvalue()
+
+
+def write_csv(text: str, stream: TextIO | None = None) -> None:
+    """Write CSV text from render_csv() as UTF-8 bytes, whatever the console's code page.
+
+    On Windows Python encodes stdout in the ANSI code page (cp950) even when it is redirected to
+    a file, which would turn the byte-order mark into "?" and leave Excel guessing. CSV is meant
+    for files and Excel, so it bypasses the text layer and goes out as UTF-8 with its BOM.
+    """
+    stream = stream if stream is not None else sys.stdout
+    binary = getattr(stream, "buffer", None)
+    if binary is None:  # a StringIO in tests, or a replaced stdout without bytes underneath
+        stream.write(text)
+        return
+    stream.flush()
+    binary.write(text.encode("utf-8"))
+    binary.flush()

@@ -13,7 +13,7 @@ from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.imaging.checklist import Checklist
-from adminkb.output import render_csv, render_json, render_table
+from adminkb.output import render_csv, render_json, render_table, write_csv
 
 FORMATS = ("table", "json", "csv", "markdown", "html")
 TABLE_COLUMNS = ("done", "step", "title", "who", "when", "note")
@@ -62,7 +62,7 @@ def run_checklist(arguments: argparse.Namespace) -> int:
         print(render_json({**checklist.to_document(), "file": str(checklist.path), "done": checklist.done,
                            "total": checklist.total}))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(rows, CSV_COLUMNS))
+        write_csv(render_csv(rows, CSV_COLUMNS))
     elif arguments.format == "markdown":
         print(checklist.to_markdown())
     elif arguments.format == "html":

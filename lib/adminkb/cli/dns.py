@@ -17,7 +17,7 @@ from adminkb.dnscheck.result import PROBLEM, UNKNOWN, VERDICTS
 from adminkb.dnscheck.table import verdict_text
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.output import FORMATS, render_csv, render_json, render_table
+from adminkb.output import FORMATS, render_csv, render_json, render_table, write_csv
 
 TABLE_COLUMNS = ("check", "subject", "verdict", "records")
 CSV_COLUMNS = ("check", "subject", "verdict", "outcome", "spf_result", "records", "explanation", "next_step")
@@ -63,7 +63,7 @@ def run_check(arguments: argparse.Namespace) -> int:
                            "verdict": verdict, "results": [result.to_dict() for result in results]}))
     elif arguments.format == "csv":
         rows = [{**result.to_dict(), "records": "\n".join(result.records)} for result in results]
-        sys.stdout.write(render_csv(rows, CSV_COLUMNS))
+        write_csv(render_csv(rows, CSV_COLUMNS))
     else:
         print(render_text(domain, nameserver, results))
     return EXIT_PROBLEMS if verdict in (PROBLEM, UNKNOWN) else EXIT_OK

@@ -23,7 +23,7 @@ from adminkb.i18n import message
 from adminkb.mailroot import BADMAIL, QUEUE
 from adminkb.mailroot_scan import (badmail_reasons, diff_inventories, folder_summary, format_age, load_inventory,
                                    save_inventory, scan_mailroot, stuck_domains)
-from adminkb.output import FORMATS, render_csv, render_json, render_table
+from adminkb.output import FORMATS, render_csv, render_json, render_table, write_csv
 
 TABLE_COLUMNS = ("role", "path", "size", "age", "sender", "recipients", "subject", "error_code", "notes")
 SUMMARY_FORMATS = ("table", "json")
@@ -119,7 +119,7 @@ def run_scan(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         print(render_json({"path": arguments.path, "files": records}))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(records, list(inventory.columns)))
+        write_csv(render_csv(records, list(inventory.columns)))
     else:
         print(message("mailroot.cli.scan_heading", path=arguments.path, count=len(records)))
         print(render_table(records, TABLE_COLUMNS, _headers(TABLE_COLUMNS)))
@@ -135,7 +135,7 @@ def run_diff(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         print(render_json({"path": arguments.path, "since": arguments.since, "changes": records}))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(records, list(changes.columns)))
+        write_csv(render_csv(records, list(changes.columns)))
     else:
         for record in records:
             record["change"] = message(f"mailroot.change.{record['change']}")

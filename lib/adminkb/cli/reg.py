@@ -14,7 +14,7 @@ import sys
 from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.output import FORMATS, render_csv, render_json, render_table
+from adminkb.output import FORMATS, render_csv, render_json, render_table, write_csv
 from adminkb.regfile import (
     REG_QWORD, Change, RegDiff, RegFile, RegValue, diff_regfiles, display_name, read_regfile,
 )
@@ -67,7 +67,7 @@ def run_read(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         print(render_json(read_document(regfile)))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(rows, READ_COLUMNS))
+        write_csv(render_csv(rows, READ_COLUMNS))
         # Problems go to stderr so that the CSV stays one clean table.
         _print_problems(regfile, sys.stderr)
     else:
@@ -93,7 +93,7 @@ def run_diff(arguments: argparse.Namespace) -> int:
         print(render_json({"first": first.source, "second": second.source, "equal": diff.equal,
                            "changes": [_change_document(change) for change in diff]}))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(rows, DIFF_COLUMNS))
+        write_csv(render_csv(rows, DIFF_COLUMNS))
     elif diff.equal:
         print(message("regfile.cli.diff_equal", first=first.source, second=second.source))
     else:

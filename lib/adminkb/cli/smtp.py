@@ -17,7 +17,7 @@ from adminkb.cli import add_help_option
 from adminkb import investigate
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.output import display_width, render_csv, render_json, render_table
+from adminkb.output import display_width, render_csv, render_json, render_table, write_csv
 from adminkb.smtp import DEFAULT_EHLO_NAME, EXIT_INPUT, STEPS, parse_host_port, probe
 from adminkb.smtp.audit import DEFAULT_VRFY_USER, MAX_CONNECTIONS, AuditReport, audit
 from adminkb.smtp.probe import ProbeResult
@@ -104,7 +104,7 @@ def run_audit(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         print(render_json(report.to_dict()))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(report.rows(), AUDIT_COLUMNS))
+        write_csv(render_csv(report.rows(), AUDIT_COLUMNS))
     else:
         print(render_audit(report, transcript=arguments.transcript))
     return report.exit_code
@@ -201,7 +201,7 @@ def run_investigate(arguments: argparse.Namespace) -> int:
     elif arguments.format == "csv":
         # One CSV document only: the first table of the view.
         _, table = tables[0]
-        sys.stdout.write(render_csv(_text_rows(table), list(table.columns)))
+        write_csv(render_csv(_text_rows(table), list(table.columns)))
     else:
         parts = []
         for name, table in tables:

@@ -18,7 +18,7 @@ from adminkb.imaging.intelppm import IntelppmCheck, check_intelppm, intelppm_row
 from adminkb.imaging.sysprep import LintResult, lint_sysprep
 from adminkb.imaging.unattend import UnattendForm, check_unattend_file, generate_unattend
 from adminkb.regfile import write_regfile
-from adminkb.output import FORMATS, render_csv, render_json, render_table
+from adminkb.output import FORMATS, render_csv, render_json, render_table, write_csv
 
 COLUMNS = ("line", "severity", "rule", "problem", "fix")
 INTELPPM_COLUMNS = ("control_set", "start", "verdict")
@@ -84,7 +84,7 @@ def run_lint(arguments: argparse.Namespace) -> int:
         print(render_json({"file": result.source, "encoding": result.encoding,
                            "findings": [finding.to_dict() for finding in result.findings]}))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(rows, COLUMNS))
+        write_csv(render_csv(rows, COLUMNS))
     elif result.clean:
         print(message("imaging_sysprep.cli.clean", file=result.source, encoding=result.encoding))
     else:
@@ -124,7 +124,7 @@ def run_intelppm(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         print(render_json(intelppm_document(check)))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(rows, INTELPPM_COLUMNS))
+        write_csv(render_csv(rows, INTELPPM_COLUMNS))
     else:
         headers = {column: message(f"imaging_intelppm.cli.column_{column}") for column in INTELPPM_COLUMNS}
         print(render_table(rows, INTELPPM_COLUMNS, headers))
@@ -183,7 +183,7 @@ def run_check_unattend(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         print(render_json({"file": arguments.file, "findings": [finding.to_dict() for finding in findings]}))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(rows, UNATTEND_COLUMNS))
+        write_csv(render_csv(rows, UNATTEND_COLUMNS))
     elif not findings:
         print(message("imaging_unattend.clean", file=arguments.file))
     else:

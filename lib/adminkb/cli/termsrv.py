@@ -16,7 +16,7 @@ from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb.cli.reg import diff_rows, display_value
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.output import FORMATS, render_csv, render_json, render_table
+from adminkb.output import FORMATS, render_csv, render_json, render_table, write_csv
 from adminkb.regfile import read_regfile, write_regfile
 from adminkb.termsrv import (
     APPLICABILITY_OTHER, COPY_BACK, PeCheck, RdpState, build_change_files, check_pe, collect_batch_bytes,
@@ -110,7 +110,7 @@ def run_check(arguments: argparse.Namespace) -> int:
                            "notes": notes}))
     elif arguments.format == "csv":
         row = {**check.to_dict(), "applicability": check.applicability}
-        sys.stdout.write(render_csv([row], CHECK_FIELDS))
+        write_csv(render_csv([row], CHECK_FIELDS))
     else:
         print(render_table(check_rows(check), ("item", "value"), _headers(("item", "value"))))
         for note in notes:
@@ -166,7 +166,7 @@ def run_state(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         print(render_json(state_document(state)))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(rows, STATE_COLUMNS))
+        write_csv(render_csv(rows, STATE_COLUMNS))
     else:
         print(render_table(rows, STATE_COLUMNS, _headers(STATE_COLUMNS)))
         print(state_summary(state))
@@ -298,7 +298,7 @@ def run_plan(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         print(render_json([step.to_dict() for step in steps]))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(rows, PLAN_COLUMNS))
+        write_csv(render_csv(rows, PLAN_COLUMNS))
     else:
         print(render_table(rows, PLAN_COLUMNS, _headers(PLAN_COLUMNS)))
     return EXIT_OK
