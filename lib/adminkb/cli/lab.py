@@ -102,6 +102,9 @@ def run_lab(arguments: argparse.Namespace) -> int:
         while not stop_requested.wait(POLL_INTERVAL):
             if arguments.deliver:
                 printed_events = _print_new_events(lab, printed_events)
+        if arguments.deliver:
+            # Events of the last poll interval before the stop request.
+            _print_new_events(lab, printed_events)
     except KeyboardInterrupt:
         pass
     finally:
