@@ -143,3 +143,25 @@ def test_csv_reaches_a_cp950_console_as_utf8_with_bom():
     text = result.stdout.decode("utf-8-sig")
     assert text.splitlines()[0] == "line,key,name,type,value"
     assert re.search(r"[\u4e00-\u9fff]", text), text
+
+
+def test_area_help_table_matches_registered_help():
+    registered = {choice.dest: choice.help for action in build_parser()._actions
+                  if isinstance(action, argparse._SubParsersAction) for choice in action._choices_actions}
+    from adminkb.cli import AREA_HELP_KEYS, AREA_MODULES
+    from adminkb.i18n import message
+    assert sorted(AREA_HELP_KEYS) == sorted(AREA_MODULES)
+    for area, key in AREA_HELP_KEYS.items():
+        assert registered[area] == message(key).replace("%", "%%"), area
+
+
+def test_a_command_imports_only_its_own_area():
+    # nbconvert (through nbformat and jsonschema) and matplotlib take seconds to import; a
+    # command of another area must not pay for them.
+    script = ("import sys\nfrom adminkb.cli import main\nmain(['reg', 'read', sys.argv[1]])\n"
+              "heavy = ('nbformat', 'nbconvert', 'matplotlib', 'adminkb.export')\n"
+              "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n")
+    export = Path(__file__).resolve().parents[1] / "data" / "reg" / "all_value_types.reg"
+    result = subprocess.run([sys.executable, "-c", script, str(export)], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode().strip().splitlines()[-1] == "[]"

@@ -23,6 +23,27 @@ from adminkb.i18n import message
 AREA_MODULES = ("lab", "smtp", "log", "mailroot", "dns", "reg", "termsrv", "sysprep", "checklist", "jupyter",
                 "config", "export", "diagnose", "run")
 
+# Each area's one-line help in `adminkb --help`. A command imports only its own area's module and
+# lists the others from here, because some areas pull in nbconvert, matplotlib or pandas, which
+# take seconds to import on a slow machine. tests/test_cli.py checks these against the help each
+# module registers.
+AREA_HELP_KEYS = {
+    "lab": "lab.cli.help",
+    "smtp": "smtp.cli.area_help",
+    "log": "w3c.cli.area_help",
+    "mailroot": "mailroot.cli.area_help",
+    "dns": "dnscheck.cli.area_help",
+    "reg": "regfile.cli.area_help",
+    "termsrv": "termsrv.cli.area_help",
+    "sysprep": "imaging_sysprep.cli.area_help",
+    "checklist": "imaging_checklist.cli.help",
+    "jupyter": "envsetup.area_help",
+    "config": "config.cli.area_help",
+    "export": "export.cli.help",
+    "diagnose": "diagnose.cli.help",
+    "run": "recorder.cli.help",
+}
+
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_BAD_INPUT = 2
@@ -76,8 +97,11 @@ def make_console_safe() -> None:
                 pass
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the full `adminkb` parser with every area's sub-commands.
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the `adminkb` parser with every area's sub-commands, or only those of area `only`.
+
+    With `only`, the other areas appear in the command list with their one-line help but
+    without their options, so that their modules are not imported.
 
     NOTE: argparse's own texts are translated by replacing its module-level gettext function.
     That affects every parser in this process, which is safe only because the `adminkb`
@@ -94,8 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
                                        parser_class=_Parser)
     subparsers.required = True
     for name in AREA_MODULES:
-        module = importlib.import_module(f"adminkb.cli.{name}")
-        module.register(subparsers)
+        if only is None or name == only:
+            module = importlib.import_module(f"adminkb.cli.{name}")
+            module.register(subparsers)
+        else:
+            subparsers.add_parser(name, add_help=False, help=message(AREA_HELP_KEYS[name]))
     _escape_help_percent(parser)
     return parser
 
@@ -129,8 +156,11 @@ def add_help_option(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     make_console_safe()
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # The area is the first word that is not an option (`adminkb -v mailroot scan ...`).
+    area = next((word for word in words if not word.startswith("-")), "")
+    parser = build_parser(only=area)
+    arguments = parser.parse_args(words)
     level = logging.WARNING - 10 * min(arguments.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
