@@ -170,6 +170,16 @@ def test_csv_without_header_or_verbose(tmp_path):
     assert frame["explanation"].iloc[1] is not None
 
 
+def test_csv_several_logs(tmp_path):
+    hyphens = "-" * 78
+    path = _write_csv(tmp_path, [
+        " ", hyphens, "Listing the events in 'application' log of host 'MAIL01'", hyphens, HEADER,
+        WARNING_ROW.replace("4000", "4006"), " ",
+        hyphens, "Listing the events in 'system' log of host 'MAIL01'", hyphens, HEADER, WARNING_ROW, " ",
+    ])
+    assert list(read_events(path)["event_id"]) == [4006, 4000]
+
+
 def test_csv_no_records_line(tmp_path):
     path = _write_csv(tmp_path, [" ", "INFO: No records available for the 'system' log with the specified criteria.",
                                  " "])
@@ -239,7 +249,7 @@ def test_csv_bad_rows_raise(tmp_path, lines, key, shown):
 
 
 def test_csv_bad_row_names_line(tmp_path):
-    path = _write_csv(tmp_path, [" ", HEADER, WARNING_ROW, '"broken"', WARNING_ROW])
+    path = _write_csv(tmp_path, [" ", HEADER, WARNING_ROW, '"broken","row"', WARNING_ROW])
     with pytest.raises(InputError) as caught:
         read_events(path)
     assert caught.value.where == f"{path}:4"

@@ -298,7 +298,8 @@ def read_eventquery_csv(path: str | os.PathLike[str],
                         server_timezone: tzinfo = DEFAULT_SERVER_OFFSET) -> list[dict[str, object]]:
     """Return every event in eventquery.vbs CSV output as rows of the events table, in file order.
 
-    Lines before the first CSV row (the XP version's banner) and blank lines are skipped.
+    Blank lines, the XP version's banner lines and the header row are skipped wherever they
+    appear, because eventquery.vbs writes them again for every log it lists.
     Raises InputError naming the file and line when the content is not eventquery.vbs CSV, a
     row is malformed, or a value cannot be read.
     """
@@ -321,18 +322,20 @@ def read_eventquery_csv(path: str | os.PathLike[str],
             line = reader.line_num
             if not any(field.strip() for field in fields):
                 continue
-            started = header_seen or bool(rows)
+            if len(fields) == 1:
+                # A banner line of the XP version or the INFO line. Both come again for every
+                # log when eventquery.vbs lists several (/l *).
+                no_records_line = no_records_line or bool(_NO_RECORDS.match(fields[0]))
+                continue
             if len(fields) in (SHORT_COLUMN_COUNT, len(EVENTQUERY_COLUMNS)):
                 if fields[1].strip().isdigit():
                     rows.append(_eventquery_row(fields, source, line, server_timezone))
                     continue
-                if not started:
+                if not _is_eventquery_time(fields[2]):
+                    # The header row, also repeated for every log.
                     header_seen = True
                     continue
-            if len(fields) == 1 and _NO_RECORDS.match(fields[0]):
-                no_records_line = True
-                continue
-            if started:
+            if header_seen or rows:
                 raise InputError("eventlog.csv_bad_row", value=",".join(fields)[:120], where=f"{source}:{line}",
                                  count=len(fields), known=_KNOWN_TYPES, next_key="eventlog.csv_next")
     except csv.Error as error:
@@ -342,6 +345,14 @@ def read_eventquery_csv(path: str | os.PathLike[str],
         raise InputError("eventlog.unreadable", value=str(source), detail=message("eventlog.not_eventquery"),
                          next_key="eventlog.unreadable_next")
     return rows
+
+
+def _is_eventquery_time(text: str) -> bool:
+    try:
+        parse_eventquery_time(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _eventquery_row(fields: list[str], source: Path, line: int, server_timezone: tzinfo) -> dict[str, object]:
