@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -293,3 +296,14 @@ def test_cli_bad_utc_offset(offset):
     with pytest.raises(InputError) as caught:
         run_area("config", "events", str(CHINESE_CSV), "--utc-offset", offset)
     assert caught.value.key == "config.cli.bad_utc_offset"
+
+
+def test_cli_events_csv_on_cp950_console():
+    environment = dict(os.environ, ADMINKB_LANG="zh-TW", PYTHONIOENCODING="cp950")
+    result = subprocess.run([sys.executable, "-m", "adminkb", "config", "events", str(CHINESE_CSV), "--format", "csv"],
+                            capture_output=True, timeout=60, env=environment)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith(b"\xef\xbb\xbf")
+    text = result.stdout.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("time,level,source,event_id")
+    assert "遠端主機中斷了連線" in text

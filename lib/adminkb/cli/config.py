@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from datetime import timedelta, timezone
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from adminkb.eventlog import COLUMNS as EVENT_COLUMNS
 from adminkb.eventlog import DEFAULT_SERVER_OFFSET, read_events
 from adminkb.i18n import message
 from adminkb.metabase import TABLE_COLUMNS, read_metabase, settings_table
-from adminkb.output import FORMATS, render_csv, render_json, render_table
+from adminkb.output import FORMATS, render_csv, render_json, render_table, write_csv
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,7 +79,7 @@ def run_read(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         print(render_json({"path": arguments.path, "settings": records}))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(records, list(TABLE_COLUMNS)))
+        write_csv(render_csv(records, list(TABLE_COLUMNS)))
     else:
         print(message("config.cli.read_heading", path=arguments.path, count=len(servers)))
         print(render_table(records, TABLE_COLUMNS, _headers(TABLE_COLUMNS)))
@@ -120,7 +119,7 @@ def run_events(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         print(render_json({"path": arguments.path, "events": records}))
     elif arguments.format == "csv":
-        sys.stdout.write(render_csv(records, list(EVENT_COLUMNS)))
+        write_csv(render_csv(records, list(EVENT_COLUMNS)))
     else:
         print(message("config.cli.events_heading", path=arguments.path, count=len(records)))
         if records:
