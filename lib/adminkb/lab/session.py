@@ -14,11 +14,13 @@ import base64
 import binascii
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from asyncio import sslproto
 
+from aiosmtpd import smtp as aiosmtpd_smtp
 from aiosmtpd.smtp import SMTP
 
 from adminkb.lab import replies
@@ -37,6 +39,10 @@ MAIL_PARAMETERS = {"SIZE", "BODY", "RET", "ENVID", "AUTH"}
 RCPT_PARAMETERS = {"NOTIFY", "ORCPT"}
 BODY_TYPES = {"7BIT", "8BITMIME", "BINARYMIME"}
 
+# asyncio runs a timer that is due within this many seconds, so an idle timer may fire that
+# much before its deadline. It counts as expired then, as aiosmtpd's own timer would.
+_CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
+
 _VERB = re.compile(r"\A[A-Za-z]+\Z")
 _HELO_NAME = re.compile(r"\A\S+\Z")
 
@@ -45,10 +51,17 @@ class IisSmtpSession(SMTP):
     """An SMTP server session with the replies, relay checks and W3C logging of IIS 6.0."""
 
     def __init__(self, server: VirtualServer, *, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        # hostname= keeps aiosmtpd from calling socket.getfqdn(), which can stall for seconds
-        # where DNS does not answer.
-        super().__init__(server, hostname=server.hostname, loop=loop, timeout=timeout,
-                         data_size_limit=None, decode_data=False, enable_SMTPUTF8=False)
+        # aiosmtpd's SMTP.__init__ is not called: at every connection it builds tables of
+        # smtp_*, auth_* and handle_* methods with inspect.getmembers() and dir(), which took
+        # about a quarter of the lab's CPU time per message. The lab's own command loop uses
+        # none of them, so they stay empty. The other attributes get the values that
+        # SMTP.__init__ of aiosmtpd 1.4.6 gives them for these arguments, and a test compares
+        # the two so that an aiosmtpd upgrade which adds one fails loudly.
+        asyncio.StreamReaderProtocol.__init__(
+            self, asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected, loop=loop)
+        self._init_aiosmtpd_state(server, loop, timeout)
+        self._idle_deadline = 0.0
         self.server = server
         self._commands: dict[str, Callable[[str], Awaitable[None]]] = {
             "HELO": self._helo, "EHLO": self._ehlo, "MAIL": self._mail, "RCPT": self._rcpt,
@@ -77,6 +90,44 @@ class IisSmtpSession(SMTP):
         # the client sees the final reply: a runbook can read the log right after a send.
         self._held_replies: list[bytes] | None = None
 
+    def _init_aiosmtpd_state(self, server: VirtualServer, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        """Set the attributes that aiosmtpd's SMTP methods read, as SMTP.__init__ would."""
+        self.__ident__ = aiosmtpd_smtp.__ident__
+        self.loop = loop
+        self.event_handler = server
+        self.data_size_limit = None
+        self.enable_SMTPUTF8 = False
+        self._decode_data = False
+        # The lab's host name, so that aiosmtpd never calls socket.getfqdn(), which can stall
+        # for seconds where DNS does not answer.
+        self.hostname = server.hostname
+
+        self._timeout_duration = timeout
+        self._timeout_handle: asyncio.TimerHandle | None = None
+        self._proxy_timeout = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+
+        # STARTTLS and AUTH are the lab's own commands, so aiosmtpd's TLS and AUTH settings stay off.
+        self.tls_context = None
+        self.require_starttls = None
+        self._tls_handshake_okay = True
+        self._tls_protocol: sslproto.SSLProtocol | None = None
+        self._original_transport: asyncio.BaseTransport | None = None
+        self._auth_require_tls = True
+        self._authenticator = None
+        self._auth_callback = aiosmtpd_smtp.login_always_fail
+        self._auth_required = False
+
+        # aiosmtpd's command dispatch tables, unused by the lab's command loop.
+        self._auth_methods = {}
+        self._handle_hooks = {}
+        self._ehlo_hook_ver = None
+        self._smtp_methods = {}
+        self._enforce_call_limit = False
+
     # Connection life cycle
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -101,6 +152,29 @@ class IisSmtpSession(SMTP):
             # NOTE: a session that ends without QUIT still gets a QUIT line in the service's
             # logs. The one public sample repeats the previous command's byte counts on it.
             self._write_quit_line(*self._last_sizes, time_taken=0)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """Move the idle deadline; the connection closes when no line arrives before it.
+
+        aiosmtpd cancels its timer and starts a new one at every line, which cost about a tenth
+        of the lab's CPU time. Here one timer runs per session: moving the deadline only stores
+        a number, and a timer that fires before the deadline is set again for it.
+        """
+        deadline = self.loop.time() + (duration or self._timeout_duration)
+        self._idle_deadline = deadline
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() > deadline:
+            if handle is not None:
+                handle.cancel()
+            self._timeout_handle = self.loop.call_at(deadline, self._idle_timer_fired)
+
+    def _idle_timer_fired(self) -> None:
+        if self.transport is None:
+            return
+        if self._idle_deadline - self.loop.time() > _CLOCK_RESOLUTION:
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_timer_fired)
+            return
+        self._timeout_cb()
 
     async def push(self, status: str | bytes) -> None:
         """Send one reply line, or hold it while a command runs, counting its bytes for the W3C log."""
