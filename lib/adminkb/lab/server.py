@@ -237,6 +237,9 @@ class MailLab(OutboundControls):
             self._loop = None
             self._server = None
             self._port = None
+            if self._log_writer is not None:
+                # Release the open log file; a later entry (a delivery run after stop) opens it again.
+                self._log_writer.close()
             self._remove_created_root()
             log.info("mail lab on %s stopped", address)
 

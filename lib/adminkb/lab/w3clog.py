@@ -7,18 +7,24 @@ each start of the lab, in a new daily file, and when the field list changes. Lik
 service, the writer puts a block's directive lines out together with its first entry, and
 `#Date` is that entry's time.
 
-Every line is encoded and written with one call and flushed, so a reader that opens the file
-while the lab runs does not get part of a line.
+Every line is encoded and handed to the operating system with one unbuffered write, so a reader
+that opens the file while the lab runs does not get part of a line, and the line is in the file
+when `write()` returns. The file stays open between lines; it is opened again when the date
+changes or when the file was removed or replaced, and `close()` releases it.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import codecs
-from collections.abc import Iterable, Sequence
+import io
+import logging
+import operator
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from adminkb.errors import InputError
@@ -39,6 +45,17 @@ SERVICE_DEFAULT_FIELDS = ("time", "c-ip", "cs-method", "cs-uri-stem", "sc-status
 # NOTE: a zh-TW Windows writes these logs in its ANSI code page, 950 (Big5). Values that come
 # from the client (HELO names, addresses) keep the bytes the client sent, as the service does.
 DEFAULT_ENCODING = "cp950"
+
+# The LogEntry attribute behind each field that varies from line to line.
+_ENTRY_ATTRIBUTES = {
+    "c-ip": "client_ip", "cs-username": "username", "s-ip": "server_ip", "s-port": "server_port",
+    "cs-method": "method", "cs-uri-query": "cs_uri_query", "sc-status": "status",
+    "sc-win32-status": "win32_status", "sc-bytes": "sc_bytes", "cs-bytes": "cs_bytes",
+    "time-taken": "time_taken",
+}
+# Fields with the same value on every line. The SMTP service has no URI stem, host, user
+# agent, cookie or referer, so those are written as `-`.
+_FIXED_VALUES = {"cs-version": "SMTP"}
 
 
 @dataclass
@@ -101,21 +118,43 @@ def validate_encoding(encoding: str) -> str:
 class W3CLogWriter:
     """Writes `LogEntry` lines to `exYYMMDD.log` files in one folder.
 
-    Calls may come from the lab's thread (entries) and the caller's thread (field changes and
-    new blocks), so the state is guarded by one lock.
+    Calls may come from the lab's thread (entries) and the caller's thread (field changes, new
+    blocks, delivery lines), so the state and the open file are guarded by one lock.
     """
 
     def __init__(self, folder: Path, site_name: str, computer_name: str,
                  fields: Sequence[str] = FULL_FIELDS, encoding: str = DEFAULT_ENCODING) -> None:
         self.folder = Path(folder)
-        self.site_name = site_name
-        self.computer_name = computer_name
+        # Read-only, because the compiled line format contains them.
+        self._site_name = site_name
+        self._computer_name = computer_name
         self._fields = validate_fields(fields)
         self.encoding = validate_encoding(encoding)
         self._lock = threading.Lock()
         # The file whose current block has its directive lines written; None means the next
         # entry starts a new block.
         self._block_file: Path | None = None
+        self._line_format, self._entry_values = self._compile_layout(self._fields)
+        # The UTC second of the last entry, with its date, time and file, because consecutive
+        # entries usually share them.
+        self._cached_second: datetime | None = None
+        self._cached_texts = ("", "")
+        self._cached_date: date | None = None
+        self._cached_path: Path | None = None
+        # The open log file: its path, its (device, inode) to notice a removed or replaced
+        # file, and a finalizer that closes it when the writer is dropped without close().
+        self._handle: io.FileIO | None = None
+        self._handle_path: Path | None = None
+        self._handle_identity = (0, 0)
+        self._handle_finalizer: weakref.finalize | None = None
+
+    @property
+    def site_name(self) -> str:
+        return self._site_name
+
+    @property
+    def computer_name(self) -> str:
+        return self._computer_name
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -127,6 +166,7 @@ class W3CLogWriter:
         with self._lock:
             if chosen != self._fields:
                 self._fields = chosen
+                self._line_format, self._entry_values = self._compile_layout(chosen)
                 self._block_file = None
         log.info("W3C log fields set to: %s", " ".join(chosen))
 
@@ -143,44 +183,102 @@ class W3CLogWriter:
         """Append one entry, preceded by directive lines when a block starts; return the file."""
         when = entry.when.astimezone(timezone.utc)
         with self._lock:
-            path = self.file_for(when)
-            text = ""
+            path, date_text, time_text = self._stamp(when)
+            values = [escape_value(value) for value in self._entry_values(entry)]
+            text = self._line_format.format(date_text, time_text, *values)
             if self._block_file != path:
-                text += self._directives(when)
-            values = self._values(entry, when)
-            text += " ".join(escape_value(values.get(name, "")) for name in self._fields) + "\r\n"
-            data = text.encode(self.encoding, errors="surrogateescape")
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with open(path, "ab") as handle:
-                handle.write(data)
-                handle.flush()
+                text = self._directives(when) + text
+            self._append(path, text.encode(self.encoding, errors="surrogateescape"))
             self._block_file = path
         return path
+
+    def close(self) -> None:
+        """Close the open log file; the next entry opens it again."""
+        with self._lock:
+            self._close_handle()
+
+    def _stamp(self, when: datetime) -> tuple[Path, str, str]:
+        """Return the file, the `date` text and the `time` text of a UTC instant."""
+        second = when.replace(microsecond=0)
+        if second != self._cached_second:
+            day = second.date()
+            if day != self._cached_date:
+                self._cached_path = self.file_for(second)
+                self._cached_date = day
+            self._cached_texts = (f"{second:%Y-%m-%d}", f"{second:%H:%M:%S}")
+            self._cached_second = second
+        assert self._cached_path is not None
+        return self._cached_path, *self._cached_texts
+
+    def _compile_layout(self, fields: Sequence[str]) -> tuple[str, Callable[[LogEntry], tuple]]:
+        """Return a format string for one line and a function that returns an entry's values for it.
+
+        The fixed values are escaped into the format string, with `{` and `}` doubled. Its
+        positional fields are the date, the time and then the entry's values in field order.
+        """
+        fixed = {"s-sitename": self.site_name, "s-computername": self.computer_name, **_FIXED_VALUES}
+        parts = []
+        attributes = []
+        position = 2
+        for name in fields:
+            if name == "date":
+                parts.append("{0}")
+            elif name == "time":
+                parts.append("{1}")
+            elif name in _ENTRY_ATTRIBUTES:
+                parts.append(f"{{{position}}}")
+                attributes.append(_ENTRY_ATTRIBUTES[name])
+                position += 1
+            else:
+                parts.append(escape_value(fixed.get(name, "")).replace("{", "{{").replace("}", "}}"))
+        if not attributes:
+            return " ".join(parts) + "\r\n", lambda entry: ()
+        getter = operator.attrgetter(*attributes)
+        if len(attributes) == 1:
+            return " ".join(parts) + "\r\n", lambda entry: (getter(entry),)
+        return " ".join(parts) + "\r\n", getter
+
+    def _append(self, path: Path, data: bytes) -> None:
+        """Write `data` to the end of `path` with unbuffered writes, opening the file when needed."""
+        handle = self._handle
+        if handle is None or path != self._handle_path or not self._still_open_file(path):
+            handle = self._open(path)
+        view = memoryview(data)
+        while view:
+            written = handle.write(view)
+            view = view[written:]
+
+    def _still_open_file(self, path: Path) -> bool:
+        """Return whether `path` is still the file that this writer has open (not removed or replaced)."""
+        try:
+            status = os.stat(path)
+        except FileNotFoundError:
+            return False
+        return (status.st_dev, status.st_ino) == self._handle_identity
+
+    def _open(self, path: Path) -> io.FileIO:
+        self._close_handle()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle = io.FileIO(path, "ab")
+        status = os.fstat(handle.fileno())
+        self._handle = handle
+        self._handle_path = path
+        self._handle_identity = (status.st_dev, status.st_ino)
+        self._handle_finalizer = weakref.finalize(self, handle.close)
+        return handle
+
+    def _close_handle(self) -> None:
+        if self._handle is None:
+            return
+        assert self._handle_finalizer is not None
+        self._handle_finalizer.detach()
+        self._handle.close()
+        self._handle = None
+        self._handle_path = None
+        self._handle_finalizer = None
 
     def _directives(self, when: datetime) -> str:
         return (f"#Software: {SOFTWARE}\r\n"
                 "#Version: 1.0\r\n"
                 f"#Date: {when:%Y-%m-%d %H:%M:%S}\r\n"
                 f"#Fields: {' '.join(self._fields)} \r\n")
-
-    def _values(self, entry: LogEntry, when: datetime) -> dict[str, object]:
-        """Return every field's value for one entry; fields missing here are written as `-`."""
-        return {
-            "date": f"{when:%Y-%m-%d}",
-            "time": f"{when:%H:%M:%S}",
-            "c-ip": entry.client_ip,
-            "cs-username": entry.username,
-            "s-sitename": self.site_name,
-            "s-computername": self.computer_name,
-            "s-ip": entry.server_ip,
-            "s-port": entry.server_port,
-            "cs-method": entry.method,
-            "cs-uri-stem": "",
-            "cs-uri-query": entry.cs_uri_query,
-            "sc-status": entry.status,
-            "sc-win32-status": entry.win32_status,
-            "sc-bytes": entry.sc_bytes,
-            "cs-bytes": entry.cs_bytes,
-            "time-taken": entry.time_taken,
-            "cs-version": "SMTP",
-        }
