@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import logging
+import os
 import ssl
 import re
 import threading
@@ -35,6 +37,13 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 # The first bytes of the lab's own `.BDP` files.
 BDP_MAGIC = b"ADMINKB-LAB-BDP\x00"
+
+# Flags for a new file that must not exist yet. O_BINARY exists on Windows only.
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+# Temporary names to try before giving up: each clash is a file left over from a crash.
+_TEMPORARY_NAME_ATTEMPTS = 100
+# Queue and Drop names to try when earlier runs on the same root left files with the next names.
+_FILE_NAME_ATTEMPTS = 10_000
 
 _MESSAGE_ID_HEADER = re.compile(rb"^message-id:", re.IGNORECASE)
 _ARRIVAL_TIME_HEADER = re.compile(rb"^x-originalarrivaltime:", re.IGNORECASE)
@@ -91,6 +100,7 @@ class VirtualServer:
         self._lock = threading.Lock()
         self._message_counter = 0
         self._file_counter = 0
+        self._temporary_counter = itertools.count(1)
         # Seed for the filler letters of message ids: stable for a fixed clock, new each run otherwise.
         self._id_seed = f"{computer_name}|{mailroot.filetime_from_datetime(clock.now())}"
 
@@ -247,10 +257,60 @@ class VirtualServer:
         for folder_name, group in ((mailroot.DROP, local), (mailroot.QUEUE, remote)):
             if not group:
                 continue
-            folder = self.mailroot / folder_name
-            name = self._next_file_name(folder, arrival)
-            files.append(mailroot.write_message_file(folder, name, sender, group, data))
+            content = mailroot.envelope_lines(sender, group) + data
+            files.append(self._write_message_file(self.mailroot / folder_name, content, arrival))
         return files
+
+    def _write_message_file(self, folder: Path, content: bytes, arrival: datetime) -> Path:
+        """Write `content` to a new `NTFS_*.EML` file in `folder` through a temporary file; return its path.
+
+        This keeps the contract of `mailroot.write_message_file` with fewer system calls,
+        because every accepted message passes here. The temporary file is linked under the
+        message name and then removed, so no reader sees part of a message, and an existing
+        file is never replaced. A taken name (left by an earlier run on the same root) moves
+        on to the next counter value, as `_next_file_name` does.
+        """
+        filetime = mailroot.filetime_from_datetime(arrival)
+        temporary = self._create_temporary_file(folder, content)
+        try:
+            for _ in range(_FILE_NAME_ATTEMPTS):
+                with self._lock:
+                    self._file_counter += 1
+                    counter = self._file_counter
+                target = os.path.join(folder, mailroot.ntfs_file_name(filetime, counter))
+                if _link_without_replacing(temporary, target):
+                    log.debug("wrote %s (%d bytes)", target, len(content))
+                    return Path(target)
+            raise FileExistsError(f"{folder} has no free message file name after {_FILE_NAME_ATTEMPTS} tries")
+        finally:
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
+
+    def _create_temporary_file(self, folder: Path, content: bytes) -> str:
+        """Write `content` to a new temporary file in `folder` and return its path.
+
+        The file is created exclusively, with the owner-only mode that `tempfile.mkstemp` gives.
+        On a write error it is removed again.
+        """
+        for _ in range(_TEMPORARY_NAME_ATTEMPTS):
+            temporary = os.path.join(folder, f".lab{os.getpid():x}-{next(self._temporary_counter):x}.EML.tmp")
+            try:
+                descriptor = os.open(temporary, _NEW_FILE_FLAGS, 0o600)
+            except FileExistsError:
+                continue
+            try:
+                view = memoryview(content)
+                while view:
+                    view = view[os.write(descriptor, view):]
+            except BaseException:
+                os.close(descriptor)
+                os.unlink(temporary)
+                raise
+            os.close(descriptor)
+            return temporary
+        raise FileExistsError(f"{folder} has no free temporary file name after {_TEMPORARY_NAME_ATTEMPTS} tries")
 
     def add_trace_headers(self, content: bytes, *, helo: str, client_ip: str, arrival: datetime,
                           message_id: str) -> bytes:
@@ -274,6 +334,32 @@ class VirtualServer:
         if not any(_ARRIVAL_TIME_HEADER.match(line) for line in header_lines):
             added += original_arrival_time(arrival).encode("ascii")
         return received + header_block + added + body
+
+
+def _link_without_replacing(source: str, target: str) -> bool:
+    """Give the file `source` the additional name `target`; return False when `target` exists.
+
+    A hard link never replaces an existing file, so there is no window in which two writers
+    could both take one name. Where the file system has no hard links, a check followed by a
+    rename leaves a small window between the two calls, and `source` is gone afterwards.
+    """
+    if os.name != "nt":
+        try:
+            os.link(source, target)
+            return True
+        except FileExistsError:
+            return False
+        except (NotImplementedError, PermissionError):
+            pass
+    # NOTE: the rename fallback (Windows, file systems without hard links) is not run by the
+    # tests on Linux. On Windows os.rename itself refuses to replace an existing file.
+    if os.path.exists(target):
+        return False
+    try:
+        os.rename(source, target)
+    except FileExistsError:
+        return False
+    return True
 
 
 def split_header_block(content: bytes) -> tuple[bytes, bytes]:
