@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from adminkb import mailroot
 from adminkb.lab import LAB_ADDRESS, FixedClock, MailLab
 from adminkb.lab import service as service_module
+from adminkb.lab import session as session_module
 from adminkb.lab.clock import TAIWAN_TIME
 from adminkb.lab.policy import GRANT, AccessList
 from adminkb.lab.service import VirtualServer
@@ -32,7 +33,7 @@ from adminkb.lab.w3clog import FULL_FIELDS, LogEntry, W3CLogWriter, escape_value
 START = datetime(2026, 3, 2, 1, 15, 7, tzinfo=timezone.utc)
 SOCKET_TIMEOUT = 10
 
-# Attributes that hold per-object values (a new reader, future or bound method each time).
+# Attributes whose values differ per object (a new reader, future or bound method each time).
 PER_OBJECT_ATTRIBUTES = {"_stream_reader_wr", "_strong_reader", "_closed", "_client_connected_cb", "loop"}
 # The dispatch tables that aiosmtpd builds by introspection and the lab's command loop never reads.
 UNUSED_TABLES = {"_auth_methods", "_smtp_methods"}
@@ -336,3 +337,13 @@ def test_queue_leftover_temporary_skipped(tmp_path):
                           helo="app01", client_ip="127.0.0.1", message_id="<m4@app.example.com>")
     assert leftover.read_bytes() == b"half a message"
     assert b"\r\nx\r\n" in stored.files[0].read_bytes()
+
+
+# Command parsing
+
+
+def test_mailbox_check_matches_isspace():
+    # The regular expression replaced a per-character str.isspace() test; both must reject the same characters.
+    rejected = [chr(code) for code in range(0x110000) if not session_module._plausible_mailbox(f"a{chr(code)}b@example.com")]
+    expected = [chr(code) for code in range(0x110000) if chr(code).isspace() or chr(code) in "<>"]
+    assert rejected == expected

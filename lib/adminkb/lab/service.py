@@ -191,8 +191,9 @@ class VirtualServer:
         data = self.add_trace_headers(content, helo=helo, client_ip=client_ip, arrival=arrival,
                                       message_id=message_id)
         files = self._write_by_destination(sender, recipients, data, arrival)
-        log.info("accepted %s from %s (%s) for %d recipients: %s", message_id.strip(), sender or "<>",
-                 client_ip, len(recipients), ", ".join(path.name for path in files))
+        if log.isEnabledFor(logging.INFO):
+            log.info("accepted %s from %s (%s) for %d recipients: %s", message_id.strip(), sender or "<>",
+                     client_ip, len(recipients), ", ".join(path.name for path in files))
         return StoredMessage(message_id=message_id, files=tuple(files))
 
     def store_picked_up(self, *, sender: str, recipients: Sequence[str], content: bytes) -> StoredMessage:

@@ -44,6 +44,8 @@ BODY_TYPES = {"7BIT", "8BITMIME", "BINARYMIME"}
 _CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
 
 _VERB = re.compile(r"\A[A-Za-z]+\Z")
+# A character that no mailbox may contain: white space (as str.isspace() defines it) or an angle bracket.
+_NOT_IN_MAILBOX = re.compile(r"[\s<>]")
 _HELO_NAME = re.compile(r"\A\S+\Z")
 
 
@@ -297,14 +299,15 @@ class IisSmtpSession(SMTP):
         keeps_name = handler is not None and verb.upper() in ("AUTH", "STARTTLS")
         username = username_before if keeps_name else self._log_username()
         self._last_sizes = (self._reply_bytes, cs_bytes)
+        finished = self.server.clock.now()
         self._write_log(LogEntry(
-            when=self.server.clock.now(), client_ip=self.client_ip, server_ip=self.server_ip,
+            when=finished, client_ip=self.client_ip, server_ip=self.server_ip,
             # The service logs the commands it recognizes in capitals and anything else in lower case.
             method="-" if hide_line else verb.upper() if handler is not None else verb.lower(),
             cs_uri_query="" if hide_line else query if self._query_override is None else self._query_override,
             username=username, status=self._last_status,
             sc_bytes=self._reply_bytes, cs_bytes=cs_bytes,
-            time_taken=milliseconds_between(started, self.server.clock.now())))
+            time_taken=milliseconds_between(started, finished)))
         await self._send_held_replies()
         self._held_replies = None
 
@@ -770,7 +773,7 @@ def _parse_path_argument(argument: str, keyword: str) -> tuple[str | None, str] 
 
 def _plausible_mailbox(address: str) -> bool:
     local, at, domain = address.rpartition("@")
-    return bool(at and local and domain) and not any(character.isspace() or character in "<>" for character in address)
+    return bool(at and local and domain) and _NOT_IN_MAILBOX.search(address) is None
 
 
 def _parse_parameters(text: str, allowed: set[str]) -> dict[str, str] | None:

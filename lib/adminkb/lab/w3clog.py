@@ -186,7 +186,7 @@ class W3CLogWriter:
             path, date_text, time_text = self._stamp(when)
             values = [escape_value(value) for value in self._entry_values(entry)]
             text = self._line_format.format(date_text, time_text, *values)
-            if self._block_file != path:
+            if path is not self._block_file and path != self._block_file:
                 text = self._directives(when) + text
             self._append(path, text.encode(self.encoding, errors="surrogateescape"))
             self._block_file = path
@@ -241,7 +241,9 @@ class W3CLogWriter:
     def _append(self, path: Path, data: bytes) -> None:
         """Write `data` to the end of `path` with unbuffered writes, opening the file when needed."""
         handle = self._handle
-        if handle is None or path != self._handle_path or not self._still_open_file(path):
+        # The cached path object is usually the very one open, so `is` saves a Path comparison.
+        same_path = path is self._handle_path or path == self._handle_path
+        if handle is None or not same_path or not self._still_open_file(path):
             handle = self._open(path)
         view = memoryview(data)
         while view:
