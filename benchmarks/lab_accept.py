@@ -8,23 +8,30 @@ the last message got its reply to DATA.
 Losses are counted by Message-ID: smtp-source gives each message its own. For the lab, the
 Message-IDs in Queue are compared with the number sent. For Postfix (every transport is
 `discard`), the distinct Message-IDs that its cleanup daemon logged are counted once the log
-stops growing. CPU per message is the lab process's CPU time, or the CPU time of Postfix's
-master process tree (Linux /proc), divided by the messages.
+stops growing. CPU per message is the CPU time of this process, where the lab (or the bare
+aiosmtpd server) runs, or of Postfix's master process tree (Linux /proc), divided by the
+messages.
 
 Postfix needs root to start (its master drops privileges to the postfix user). Without
 Postfix the script measures the lab alone and prints why. Runs alternate between the servers,
 and the table gives each run and the median.
 
+With --bare-aiosmtpd a third server takes part: aiosmtpd's own SMTP class with a handler that
+writes each message to a file of its own and fsyncs it, with no IIS behaviour, log or queue
+layout. It is the floor that the lab's own work adds to.
+
 Usage (from the repository root):
     python benchmarks/lab_accept.py [--messages 2000] [--sessions 20] [--size 1024] [--runs 3]
-                                    [--reuse] [--profile FILE]
+                                    [--reuse] [--bare-aiosmtpd] [--profile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import email.parser
+import itertools
 import os
 import platform
 import re
@@ -32,11 +39,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
+
+from aiosmtpd.smtp import SMTP  # noqa: E402
 
 from adminkb.lab import MailLab  # noqa: E402
 from tests.integration.postfix import PrivatePostfix, postfix_available  # noqa: E402
@@ -110,6 +120,46 @@ def measure_lab(options: argparse.Namespace, profiler: cProfile.Profile | None) 
             elapsed = run_smtp_source(lab.port, options)
             cpu_seconds = time.process_time() - cpu_before
             ids = queued_message_ids(lab.queue_files())
+    return elapsed, options.messages - len(set(ids)), cpu_seconds
+
+
+class FsyncHandler:
+    """An aiosmtpd handler that writes each message to a new file in `folder` and fsyncs it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._numbers = itertools.count(1)
+
+    async def handle_DATA(self, server: SMTP, session: object, envelope: object) -> str:
+        path = self.folder / f"{next(self._numbers):08d}.eml"
+        with path.open("xb") as handle:
+            handle.write(envelope.content)  # type: ignore[attr-defined]
+            handle.flush()
+            os.fsync(handle.fileno())
+        return "250 OK"
+
+
+def measure_bare_aiosmtpd(options: argparse.Namespace) -> tuple[float, int, float]:
+    """Return the seconds, the lost message count and the CPU seconds of one run against a bare aiosmtpd server."""
+    with tempfile.TemporaryDirectory(prefix="adminkb-bench-aiosmtpd-") as folder:
+        handler = FsyncHandler(Path(folder))
+        loop = asyncio.new_event_loop()
+        server = loop.run_until_complete(loop.create_server(
+            lambda: SMTP(handler, hostname="bench.example.test", loop=loop), host="127.0.0.1", port=0))
+        port = server.sockets[0].getsockname()[1]
+        thread = threading.Thread(target=loop.run_forever, name="bare-aiosmtpd", daemon=True)
+        thread.start()
+        try:
+            cpu_before = time.process_time()
+            elapsed = run_smtp_source(port, options)
+            cpu_seconds = time.process_time() - cpu_before
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(RUN_TIMEOUT)
+            server.close()
+            loop.run_until_complete(server.wait_closed())
+            loop.close()
+        ids = queued_message_ids(sorted(Path(folder).glob("*.eml")))
     return elapsed, options.messages - len(set(ids)), cpu_seconds
 
 
@@ -204,6 +254,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per server")
     parser.add_argument("--reuse", action="store_true",
                         help="send every message of a session over one connection (smtp-source -d)")
+    parser.add_argument("--bare-aiosmtpd", action="store_true",
+                        help="also measure a bare aiosmtpd server that writes and fsyncs each message")
     parser.add_argument("--profile", type=Path,
                         help="write a cProfile of the lab's event-loop thread (CPU time) to this file")
     options = parser.parse_args()
@@ -220,10 +272,14 @@ def main() -> int:
     results: dict[str, list[tuple[float, int, float | None]]] = {"mail lab": []}
     if with_postfix:
         results["Postfix"] = []
+    if options.bare_aiosmtpd:
+        results["bare aiosmtpd (write + fsync)"] = []
     for run in range(options.runs):
         results["mail lab"].append(measure_lab(options, profiler))
         if with_postfix:
             results["Postfix"].append(measure_postfix(options))
+        if options.bare_aiosmtpd:
+            results["bare aiosmtpd (write + fsync)"].append(measure_bare_aiosmtpd(options))
         print(f"run {run + 1} of {options.runs} done", file=sys.stderr)
     print_table(options, results)
     if profiler is not None:
