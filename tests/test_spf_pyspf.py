@@ -137,4 +137,12 @@ def test_suite_case_agrees_with_pyspf(suite_servers, index, name):
     finally:
         dns.resolver.default_resolver = previous
 
-    assert ours.result == PYSPF_OLD_NAMES.get(theirs, theirs)
+    theirs = PYSPF_OLD_NAMES.get(theirs, theirs)
+    allowed = case["result"] if isinstance(case["result"], list) else [case["result"]]
+    if len(allowed) > 1:
+        # The suite accepts several results where the outcome depends on the order in which the
+        # DNS server returns records (ptr-limit: which 10 of the PTR names get checked), so the
+        # two evaluators may each take a different permitted path.
+        assert ours.result in allowed and theirs in allowed, (ours.result, theirs, allowed)
+    else:
+        assert ours.result == theirs
