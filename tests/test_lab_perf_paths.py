@@ -24,7 +24,7 @@ from adminkb import mailroot
 from adminkb.lab import LAB_ADDRESS, FixedClock, MailLab
 from adminkb.lab import service as service_module
 from adminkb.lab import session as session_module
-from adminkb.lab.clock import TAIWAN_TIME
+from adminkb.lab.clock import TAIWAN_TIME, rfc2822_date
 from adminkb.lab.policy import GRANT, AccessList
 from adminkb.lab.service import VirtualServer
 from adminkb.lab.session import IisSmtpSession
@@ -347,3 +347,12 @@ def test_mailbox_check_matches_isspace():
     rejected = [chr(code) for code in range(0x110000) if not session_module._plausible_mailbox(f"a{chr(code)}b@example.com")]
     expected = [chr(code) for code in range(0x110000) if chr(code).isspace() or chr(code) in "<>"]
     assert rejected == expected
+
+
+def test_date_text_follows_clock(tmp_path):
+    server = make_server(tmp_path)
+    instants = [START, START + timedelta(microseconds=999_999), START + timedelta(seconds=1), START]
+    for instant in instants:
+        assert server._date_text(instant) == rfc2822_date(instant, TAIWAN_TIME)
+    server.zone = timezone.utc
+    assert server._date_text(START) == "Mon, 2 Mar 2026 01:15:07 +0000"

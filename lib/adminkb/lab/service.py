@@ -101,6 +101,7 @@ class VirtualServer:
         self._message_counter = 0
         self._file_counter = 0
         self._temporary_counter = itertools.count(1)
+        self._last_date: tuple[tuple[datetime, tzinfo] | None, str] = (None, "")
         # Seed for the filler letters of message ids: stable for a fixed clock, new each run otherwise.
         self._id_seed = f"{computer_name}|{mailroot.filetime_from_datetime(clock.now())}"
 
@@ -127,7 +128,18 @@ class VirtualServer:
         if self.connect_response is not None:
             return replies.CUSTOM_BANNER.format(host=self.hostname, text=self.connect_response)
         return replies.BANNER.format(host=self.hostname, version=self.version,
-                                     date=rfc2822_date(self.clock.now(), self.zone))
+                                     date=self._date_text(self.clock.now()))
+
+    def _date_text(self, instant: datetime) -> str:
+        """Return `rfc2822_date(instant, self.zone)`, reusing the text while the second and zone stay the same."""
+        second = instant.replace(microsecond=0)
+        # One tuple, replaced whole, so a thread that reads it never pairs a key with another text.
+        key, text = self._last_date
+        if key != (second, self.zone):
+            key = (second, self.zone)
+            text = rfc2822_date(second, self.zone)
+            self._last_date = (key, text)
+        return text
 
     def set_accounts(self, accounts: Iterable[tuple[str, str]]) -> None:
         """Replace the lab's account list with (user name, password) pairs."""
@@ -322,7 +334,7 @@ class VirtualServer:
         server already added one. The body is not touched.
         """
         received = (f"Received: from {helo} ([{client_ip}]) by {self.hostname} with Microsoft "
-                    f"SMTPSVC({self.version});\r\n\t {rfc2822_date(arrival, self.zone)}\r\n").encode(
+                    f"SMTPSVC({self.version});\r\n\t {self._date_text(arrival)}\r\n").encode(
                         "ascii", "surrogateescape")
         header_block, body = split_header_block(content)
         header_lines = header_block.split(b"\r\n")[:-1] if header_block else []
