@@ -13,7 +13,8 @@ At each count, with the page cache warm (one untimed pass of the bare loop first
 - bare loop: in this process, walk the tree with os.scandir, open each file, read 4096 bytes;
 - `adminkb mailroot summary ROOT --format json --no-progress` as a subprocess, timed from
   start to exit, so start-up and imports count. Its peak memory is the child's max RSS;
-- `python -c "import adminkb.cli; adminkb.cli.build_parser()"`, the start-up alone.
+- `python -m adminkb mailroot summary --help`, the same command's start-up alone (its imports
+  and parser, no scan).
 Each figure is the median of --runs runs. Results print as Markdown.
 
 Usage:
@@ -155,7 +156,7 @@ def measure(root: Path, runs: int) -> dict[str, float]:
                                    "--format", "json", "--no-progress"])
         scan.append(seconds)
         memory.append(peak)
-        startup.append(run_child([sys.executable, "-c", "import adminkb.cli; adminkb.cli.build_parser()"])[0])
+        startup.append(run_child([sys.executable, "-m", "adminkb", "mailroot", "summary", "--help"])[0])
     return {"files": files, "bare_s": statistics.median(bare), "scan_s": statistics.median(scan),
             "startup_s": statistics.median(startup), "peak_mib": max(memory) / 1024}
 
