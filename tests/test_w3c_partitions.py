@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from adminkb.w3c import read_w3c
 from adminkb.w3c.partitions import SMTP_FIELDS, conform, partition_columns, read_w3c_dask, read_w3c_partition
