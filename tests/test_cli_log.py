@@ -299,3 +299,41 @@ def test_replaced_output_keeps_mode(tmp_path):
     out.chmod(0o640)
     assert run("read", str(LOGS / "w3c_fields_change_midfile.log"), "--out", str(out), "--force") == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
+
+
+# A log whose file name is Big5 bytes, as copied from a Windows share onto a Linux disk.
+
+
+@pytest.fixture
+def big5_named_log(tmp_path):
+    name = os.fsdecode(b"\xb4\xfa\xb8\xd5.log")
+    path = tmp_path / name
+    shutil.copyfile(LOGS / "smtp_busy_morning.log", path)
+    return path
+
+
+@pytest.mark.parametrize("verb", [["read"], ["summary"], ["report", "--format", "json"],
+                                  ["trace", "--from", "nobody@example.com"]])
+def test_big5_file_name_is_read(big5_named_log, verb, capsys):
+    status = run(*verb, str(big5_named_log))
+    captured = capsys.readouterr()
+    assert status in (0, 1)
+    assert "Traceback" not in captured.err
+    assert "UnicodeEncodeError" not in captured.err
+
+
+def test_big5_file_name_shown_replaced(big5_named_log, capsysbinary):
+    status = run("read", str(big5_named_log))
+    rows = csv_rows(capsysbinary.readouterr().out)
+    assert status == 0
+    assert rows
+    assert rows[0]["source_file"].endswith("\ufffd\ufffd\ufffd\ufffd.log")
+
+
+def test_big5_file_name_to_parquet(big5_named_log, tmp_path):
+    out = tmp_path / "rows.parquet"
+    status = run("read", str(big5_named_log), "--format", "parquet", "--out", str(out))
+    frame = pd.read_parquet(out)
+    assert status == 0
+    assert len(frame) > 0
+    assert frame["source_file"].iloc[0].endswith("\ufffd\ufffd\ufffd\ufffd.log")

@@ -88,10 +88,10 @@ def _file_sources(path: Path) -> list[LogSource]:
         raise InputError("w3c.unreadable_file", value=str(path), detail=error.strerror or str(error),
                          next_key="w3c.unreadable_file_next") from None
     if magic.startswith(GZIP_MAGIC):
-        return [LogSource(str(path), path, lambda: _GzipStream(path))]
+        return [LogSource(displayable_name(path), path, lambda: _GzipStream(path))]
     if magic in (ZIP_MAGIC, EMPTY_ZIP_MAGIC):
         return _zip_sources(path)
-    return [LogSource(str(path), path, lambda: open(path, "rb"))]
+    return [LogSource(displayable_name(path), path, lambda: open(path, "rb"))]
 
 
 def _zip_sources(path: Path) -> list[LogSource]:
@@ -105,7 +105,19 @@ def _zip_sources(path: Path) -> list[LogSource]:
         raise InputError("w3c.no_logs_in_archive", value=str(path), next_key="w3c.no_logs_in_archive_next")
     members.sort(key=str.lower)
     # zipfile.Path writes a member as `archive.zip/member`; rows use the same form.
-    return [LogSource(f"{path}/{member}", path, _zip_opener(path, member)) for member in members]
+    return [LogSource(f"{displayable_name(path)}/{member}", path, _zip_opener(path, member)) for member in members]
+
+
+def displayable_name(path: Path) -> str:
+    """Return `path` as text, with bytes of the name that are not UTF-8 replaced by U+FFFD.
+
+    Python keeps such bytes (a Big5 file name on Linux, say) as surrogate escapes, which pyarrow
+    and most output encoders reject.
+    """
+    text = str(path)
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _zip_opener(path: Path, member: str) -> Callable[[], BinaryIO]:
