@@ -530,3 +530,89 @@ def test_zip_mismatch_keeps_original(root, tmp_path, journals):
         mailroot_ops.resume(journals / "manual.jsonl")
     assert raised.value.key == "mailroot_ops.zip_mismatch"
     assert changed.is_file()
+
+
+# A second resubmission of the same source.
+
+DROP_SOURCE = "Drop/NTFS_00d1b2c301dca9e200000004.EML"
+
+
+def pickup_names(root):
+    return sorted(path.name for path in (root / "Pickup").iterdir() if path.name.startswith("resubmit-"))
+
+
+def test_cli_resubmit_twice_rejected(root, journals):
+    source = str(root / DROP_SOURCE)
+    assert run_area("mailroot", "resubmit", str(root), source, "--confirm", "--state-dir", str(journals)) == 0
+    before = tree(root)
+    with pytest.raises(InputError) as caught:
+        run_area("mailroot", "resubmit", str(root), source, "--confirm", "--state-dir", str(journals))
+    assert caught.value.key == "mailroot_ops.already_resubmitted"
+    assert DROP_SOURCE in str(caught.value)
+    assert " UTC, " in str(caught.value)
+    assert "--again" in str(caught.value)
+    assert tree(root) == before
+    assert pickup_names(root) == ["resubmit-NTFS_00d1b2c301dca9e200000004.eml"]
+    assert len(list(journals.glob("resubmit-*.jsonl"))) == 1
+
+
+def test_cli_resubmit_again_sends(root, journals):
+    source = str(root / DROP_SOURCE)
+    run_area("mailroot", "resubmit", str(root), source, "--confirm", "--state-dir", str(journals))
+    assert run_area("mailroot", "resubmit", str(root), source, "--confirm", "--again",
+                    "--state-dir", str(journals)) == 0
+    assert pickup_names(root) == ["resubmit-NTFS_00d1b2c301dca9e200000004-2.eml",
+                                  "resubmit-NTFS_00d1b2c301dca9e200000004.eml"]
+
+
+def test_cli_resubmit_dry_run_warns(root, journals, capsys):
+    source = str(root / DROP_SOURCE)
+    run_area("mailroot", "resubmit", str(root), source, "--confirm", "--state-dir", str(journals))
+    capsys.readouterr()
+    before = tree(root)
+    assert run_area("mailroot", "resubmit", str(root), source, "--state-dir", str(journals)) == 0
+    output = capsys.readouterr().out
+    assert "already resubmitted" in output
+    assert DROP_SOURCE in output
+    assert "dry run" in output
+    assert tree(root) == before
+
+
+def test_cli_resubmit_dry_run_json_lists_earlier(root, journals, capsys):
+    source = str(root / DROP_SOURCE)
+    run_area("mailroot", "resubmit", str(root), source, "--confirm", "--state-dir", str(journals))
+    capsys.readouterr()
+    run_area("mailroot", "resubmit", str(root), source, "--state-dir", str(journals), "--format", "json")
+    document = json.loads(capsys.readouterr().out)
+    [earlier] = document["already_resubmitted"]
+    assert earlier["source"] == DROP_SOURCE
+    assert earlier["journal"].startswith(str(journals))
+
+
+def test_resubmit_same_message_id_rejected(root, journals):
+    source = root / DROP_SOURCE
+    mailroot_ops.execute(mailroot_ops.plan_resubmit(root, [source]), journals)
+    later = datetime(2026, 3, 21, tzinfo=timezone.utc).timestamp()
+    os.utime(source, (later, later))
+    plan = mailroot_ops.plan_resubmit(root, [source])
+    assert plan.steps[0].message_id != ""
+    [earlier] = mailroot_ops.earlier_resubmits(plan, journals)
+    assert earlier.source == DROP_SOURCE
+    with pytest.raises(InputError):
+        mailroot_ops.execute(plan, journals)
+
+
+def test_resubmit_changed_file_accepted(root, journals):
+    source = root / "Badmail" / "NTFS_01a1b2c301dca9e200000006.BAD"
+    mailroot_ops.execute(mailroot_ops.plan_resubmit(root, [source]), journals)
+    source.write_bytes(source.read_bytes().replace(b"Message-ID:", b"X-Old-Message-ID:") + b"\r\n")
+    plan = mailroot_ops.plan_resubmit(root, [source])
+    assert mailroot_ops.earlier_resubmits(plan, journals) == []
+
+
+def test_unfinished_journal_not_counted(root, journals, monkeypatch):
+    source = root / DROP_SOURCE
+    plan = mailroot_ops.plan_resubmit(root, [source])
+    monkeypatch.setattr(mailroot_ops._Runner, "run", lambda self: None)
+    mailroot_ops.execute(plan, journals)
+    assert mailroot_ops.earlier_resubmits(plan, journals) == []

@@ -17,6 +17,9 @@ file either where it was or where it went, and `resume` finishes the job from th
   service does not watch it, and it is on Pickup's volume), journals that, and renames the
   staging file into Pickup. A staging file that is gone after a crash was renamed, so the rerun
   never puts a message into Pickup twice, even after the service has already picked it up.
+  A file that a finished journal already resubmitted (same source path, size and modification
+  time, or same Message-ID) is rejected unless the caller passes `again=True`. So running the
+  same command twice does not send the message twice either.
 
 Queue files are never touched: the service keeps them open while it works on them.
 """
@@ -72,7 +75,9 @@ class Step:
     """One file an operation handles: where it is (relative to the mailroot) and where it goes.
 
     `target` is a path relative to the archive folder, a zip member name, or a Pickup file name.
-    `sender` and `recipients` are the envelope a resubmitted message gets.
+    `sender` and `recipients` are the envelope a resubmitted message gets. `mtime_ns` (the
+    source's modification time in nanoseconds) and `message_id` identify a resubmitted source
+    in later runs. Journals written before these fields existed read them as 0 and "".
     """
 
     action: str
@@ -81,6 +86,21 @@ class Step:
     size: int
     sender: str = ""
     recipients: tuple[str, ...] = ()
+    mtime_ns: int = 0
+    message_id: str = ""
+
+
+@dataclass(frozen=True)
+class EarlierResubmit:
+    """A source of a resubmit plan that a finished journal records as already copied into Pickup."""
+
+    source: str
+    journal: Path
+    finished_at: datetime
+
+    def describe(self) -> str:
+        """Return the source, the UTC time its journal finished and the journal path, on one line."""
+        return f"{self.source} ({self.finished_at:%Y-%m-%d %H:%M:%S} UTC, {self.journal})"
 
 
 @dataclass
@@ -188,11 +208,12 @@ def plan_resubmit(root: str | os.PathLike[str], files: Sequence[str | os.PathLik
     taken: set[str] = set()
     for file in files:
         source = _resubmit_source(root_path, Path(file))
-        sender, recipients, _ = resubmit_content(root_path / source)
+        sender, recipients, data = resubmit_content(root_path / source)
         target = _pickup_name(pickup_folder, source, taken)
         taken.add(target.lower())
-        steps.append(Step(COPY_TO_PICKUP, source, target, (root_path / source).stat().st_size, sender,
-                          tuple(recipients)))
+        status = (root_path / source).stat()
+        steps.append(Step(COPY_TO_PICKUP, source, target, status.st_size, sender, tuple(recipients),
+                          status.st_mtime_ns, _message_id(data)))
     return Plan(RESUBMIT, root_path, pickup_folder, steps)
 
 
@@ -338,6 +359,12 @@ def _failed_recipients(status: Message) -> list[str]:
     return recipients
 
 
+def _message_id(data: bytes) -> str:
+    """Return the Message-ID header of a Pickup file's bytes, or "" when it has none."""
+    headers = BytesParser(policy=email.policy.compat32).parsebytes(data, headersonly=True)
+    return str(headers.get("Message-ID", "")).strip()
+
+
 def _first_address(header: str) -> str:
     addresses = [address for _, address in getaddresses([str(header)]) if address]
     return addresses[0] if addresses else ""
@@ -345,14 +372,21 @@ def _first_address(header: str) -> str:
 
 # Execution and the journal.
 
-def execute(plan: Plan, state_dir: str | os.PathLike[str] | None = None) -> Outcome:
+def execute(plan: Plan, state_dir: str | os.PathLike[str] | None = None, *, again: bool = False) -> Outcome:
     """Carry out `plan`, journalling each step, and return what was done.
 
     The journal is `<state_dir>/<operation>-<UTC time>-<pid>.jsonl` (default folder:
     `default_journal_dir()`), and its first line is the whole plan, so `resume` can finish the
     job after an interruption. Errors while writing (a full disk, say) raise InputError and
-    leave the journal unfinished.
+    leave the journal unfinished. A resubmit plan with a source that `earlier_resubmits` finds
+    raises InputError before anything changes, unless `again` is true.
     """
+    if plan.operation == RESUBMIT and not again:
+        earlier = earlier_resubmits(plan, state_dir)
+        if earlier:
+            raise InputError("mailroot_ops.already_resubmitted",
+                             value="; ".join(item.describe() for item in earlier),
+                             next_key="mailroot_ops.already_resubmitted_next")
     folder = Path(state_dir) if state_dir is not None else default_journal_dir()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     journal = folder / f"{plan.operation}-{stamp}-{os.getpid()}.jsonl"
@@ -408,6 +442,46 @@ def unfinished_journals(root: str | os.PathLike[str], operation: str,
             continue
         if str(plan.mailroot) == root_text and not any(event.get("event") == "finished" for event in events):
             found.append(path)
+    return found
+
+
+def earlier_resubmits(plan: Plan, state_dir: str | os.PathLike[str] | None = None) -> list[EarlierResubmit]:
+    """Return the sources of `plan` that a finished resubmit journal on the same mailroot already copied.
+
+    A source matches an earlier step marked done when it has the same path, size and
+    modification time, or the same non-empty Message-ID. The time reported is the journal's
+    last modification, which is when its run finished.
+    """
+    folder = Path(state_dir) if state_dir is not None else default_journal_dir()
+    if plan.operation != RESUBMIT or not folder.is_dir():
+        return []
+    by_file: dict[tuple[str, int, int], EarlierResubmit] = {}
+    by_message_id: dict[str, EarlierResubmit] = {}
+    for path in sorted(folder.glob(f"{RESUBMIT}-*.jsonl")):
+        try:
+            earlier_plan, events = _read_journal(path)
+            finished_at = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        except (InputError, OSError) as error:
+            log.warning("skipping journal %s: %s", path, error)
+            continue
+        if earlier_plan.mailroot != plan.mailroot or not any(event.get("event") == "finished" for event in events):
+            continue
+        done = {event.get("step") for event in events if event.get("event") == "done"}
+        for index, step in enumerate(earlier_plan.steps):
+            if index not in done:
+                continue
+            record = EarlierResubmit(step.source, path, finished_at)
+            if step.mtime_ns:
+                by_file[(step.source, step.size, step.mtime_ns)] = record
+            if step.message_id:
+                by_message_id[step.message_id] = record
+    found = []
+    for step in plan.steps:
+        record = by_file.get((step.source, step.size, step.mtime_ns))
+        if record is None and step.message_id:
+            record = by_message_id.get(step.message_id)
+        if record is not None:
+            found.append(EarlierResubmit(step.source, record.journal, record.finished_at))
     return found
 
 

@@ -79,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     resubmit.add_argument("path", metavar="PATH", help=message("mailroot.cli.path_help"))
     resubmit.add_argument("files", metavar="FILE", nargs="+", help=message("mailroot_ops.cli.files_help"))
     _add_operation_options(resubmit)
+    resubmit.add_argument("--again", action="store_true", help=message("mailroot_ops.cli.again_help"))
     resubmit.set_defaults(handler=run_resubmit)
 
     summary = verbs.add_parser("summary", add_help=False, help=message("mailroot.cli.summary_help"),
@@ -153,10 +154,10 @@ def run_archive(arguments: argparse.Namespace) -> int:
 def run_resubmit(arguments: argparse.Namespace) -> int:
     """Copy messages from Badmail or Drop into Pickup, or list the plan when --confirm is missing."""
     return _run_operation(arguments, mailroot_ops.RESUBMIT,
-                          lambda: mailroot_ops.plan_resubmit(arguments.path, arguments.files))
+                          lambda: mailroot_ops.plan_resubmit(arguments.path, arguments.files), again=arguments.again)
 
 
-def _run_operation(arguments: argparse.Namespace, operation: str, make_plan) -> int:
+def _run_operation(arguments: argparse.Namespace, operation: str, make_plan, again: bool = False) -> int:
     # An interrupted run of the same operation on this mailroot is finished first, and alone:
     # planning anew on top of it could resubmit its messages a second time.
     unfinished = mailroot_ops.unfinished_journals(arguments.path, operation, arguments.state_dir)
@@ -171,10 +172,15 @@ def _run_operation(arguments: argparse.Namespace, operation: str, make_plan) -> 
     plan = make_plan()
     table = plan.table()
     records = plain_records(table)
+    earlier = [] if again else mailroot_ops.earlier_resubmits(plan, arguments.state_dir)
     if arguments.format == "json":
         document: dict[str, object] = {"operation": operation, "path": arguments.path,
                                        "destination": str(plan.destination), "confirmed": arguments.confirm,
                                        "steps": records}
+        if operation == mailroot_ops.RESUBMIT:
+            document["already_resubmitted"] = [
+                {"source": item.source, "finished_at": item.finished_at.isoformat(), "journal": str(item.journal)}
+                for item in earlier]
     else:
         for record in records:
             record["action"] = message(f"mailroot_ops.action.{record['action']}")
@@ -190,9 +196,12 @@ def _run_operation(arguments: argparse.Namespace, operation: str, make_plan) -> 
         if arguments.format == "json":
             print(render_json(document))
         else:
+            if earlier:
+                print(message("mailroot_ops.cli.would_reject",
+                              files="; ".join(item.describe() for item in earlier)))
             print(message("mailroot_ops.cli.dry_run"))
         return EXIT_OK
-    outcome = mailroot_ops.execute(plan, arguments.state_dir)
+    outcome = mailroot_ops.execute(plan, arguments.state_dir, again=again)
     if arguments.format == "json":
         document.update({"journal": str(outcome.journal), "done": outcome.done, "missing": outcome.missing})
         print(render_json(document))
