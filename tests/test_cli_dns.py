@@ -133,7 +133,6 @@ def test_help_says_queries_stay_on_nameserver(capsys):
     (["example.com", "--nameserver", "127.0.0.1:70000"], "70000"),
     (["exa mple.com", "--nameserver", "127.0.0.1"], "exa mple.com"),
     (["example.com", "--nameserver", "127.0.0.1", "--ip", "192.0.2"], "192.0.2"),
-    (["example.com", "--nameserver", "127.0.0.1", "--timeout", "0"], "--timeout"),
     (["example.com", "--nameserver", "127.0.0.1", "--dnsbl", "dnsbl.test"], "--ip"),
     (["example.com", "--nameserver", "127.0.0.1", "--ip", "192.0.2.1", "--dnsbl", "dnsbl.test=1.2.3.4"],
      "127.0.0.0/8"),
@@ -144,6 +143,15 @@ def test_bad_input_exit_two(arguments, expected, capsys):
     assert status == 2
     assert output.out == ""
     assert expected in output.err
+
+
+def test_timeout_zero_usage_error(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        run("example.com", "--nameserver", "127.0.0.1", "--timeout", "0")
+    output = capsys.readouterr()
+    assert stopped.value.code == 2
+    assert output.out == ""
+    assert "--timeout" in output.err
 
 
 def test_bad_input_sends_no_query(server, capsys):

@@ -156,8 +156,8 @@ def test_compression_out_of_range_rejected(tmp_path, value):
     result = run_lab_command("--root", str(tmp_path), "--deliver", "--compression", value)
     assert result.returncode == 2
     errors = result.stderr.decode("utf-8")
-    assert "background delivery settings are invalid" in errors
-    assert "between 1 and 100000" in errors
+    assert "--compression" in errors
+    assert "from 1 to 100000" in errors
     assert b"started" not in result.stdout
 
 

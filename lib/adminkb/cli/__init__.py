@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import os
 import re
 import sys
@@ -47,6 +48,14 @@ AREA_HELP_KEYS = {
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_BAD_INPUT = 2
+
+# Range of every network --timeout, in seconds. Below 0.1 s no reply can arrive, and above an
+# hour a hung step would look like a hang of adminkb itself.
+MIN_TIMEOUT_SECONDS = 0.1
+MAX_TIMEOUT_SECONDS = 3600.0
+
+# Largest IIS site or SMTP virtual server number: the metabase stores it as an unsigned 32-bit DWORD.
+MAX_SITE_ID = 4_294_967_295
 
 
 # argparse's own texts (section titles, usage errors), translated through the catalog. argparse
@@ -146,6 +155,33 @@ def _escape_help_percent(parser: argparse.ArgumentParser) -> None:
             for choice in action._choices_actions:
                 if choice.help:
                     choice.help = _escape_percent(choice.help)
+
+
+def bounded_number(kind: type[int] | type[float], minimum: float, maximum: float):
+    """Return an argparse `type=` that parses `kind` and accepts only `minimum <= value <= maximum`.
+
+    NaN, infinities and numbers too large for the code that uses them (a timeout of 1e308 seconds
+    overflows time_t) are rejected with a catalog message that shows the value as typed and the
+    allowed range, so argparse ends with exit status 2 and names the option.
+    """
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            value = None
+        if value is None or (isinstance(value, float) and not math.isfinite(value)) or not minimum <= value <= maximum:
+            key = "cli.number_out_of_range_integer" if kind is int else "cli.number_out_of_range"
+            raise argparse.ArgumentTypeError(message(key, value=text, minimum=_bound_text(kind, minimum),
+                                                     maximum=_bound_text(kind, maximum)))
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _bound_text(kind: type[int] | type[float], bound: float) -> str:
+    return str(int(bound)) if kind is int else f"{bound:g}"
 
 
 def add_help_option(parser: argparse.ArgumentParser) -> None:

@@ -15,8 +15,8 @@ import re
 from datetime import timedelta, timezone
 from pathlib import Path
 
-from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option
-from adminkb.collect import COPY_BACK, DEFAULT_DAYS, DEFAULT_LOG_FOLDER, DEFAULT_MAILROOT, FOLDER_PREFIX, collect_batch_bytes
+from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, MAX_SITE_ID, add_help_option, bounded_number
+from adminkb.collect import COPY_BACK, DEFAULT_DAYS, MAX_DAYS, DEFAULT_LOG_FOLDER, DEFAULT_MAILROOT, FOLDER_PREFIX, collect_batch_bytes
 from adminkb.errors import InputError
 from adminkb.eventlog import COLUMNS as EVENT_COLUMNS
 from adminkb.eventlog import DEFAULT_SERVER_OFFSET, read_events
@@ -59,8 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     collect.add_argument("--out", metavar="FILE", required=True, help=message("config.cli.collect_out_help"))
     collect.add_argument("--mailroot", metavar="PATH", default=DEFAULT_MAILROOT,
                          help=message("config.cli.collect_mailroot_help"))
-    collect.add_argument("--site", metavar="N", type=int, default=1, help=message("config.cli.collect_site_help"))
-    collect.add_argument("--days", metavar="DAYS", type=int, default=DEFAULT_DAYS,
+    collect.add_argument("--site", metavar="N", type=bounded_number(int, 1, MAX_SITE_ID), default=1, help=message("config.cli.collect_site_help"))
+    collect.add_argument("--days", metavar="DAYS", type=bounded_number(int, 1, MAX_DAYS), default=DEFAULT_DAYS,
                          help=message("config.cli.collect_days_help"))
     collect.add_argument("--log-folder", metavar="PATH", default=DEFAULT_LOG_FOLDER,
                          help=message("config.cli.collect_log_folder_help"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from adminkb.cli import add_help_option
+from adminkb.cli import MAX_SITE_ID, add_help_option, bounded_number
 from adminkb.diagnose import DiagnoseRequest, diagnose, select_virtual_server
 from adminkb.diagnose.checks import checked_folder
 from adminkb.errors import InputError
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mailroot", metavar="PATH", help=message("diagnose.cli.mailroot_help"))
     parser.add_argument("--logs", metavar="PATH", help=message("diagnose.cli.logs_help"))
     parser.add_argument("--metabase", metavar="FILE", help=message("diagnose.cli.metabase_help"))
-    parser.add_argument("--virtual-server", metavar="N", type=int, help=message("diagnose.cli.virtual_server_help"))
+    parser.add_argument("--virtual-server", metavar="N", type=bounded_number(int, 1, MAX_SITE_ID), help=message("diagnose.cli.virtual_server_help"))
     parser.add_argument("--smart-host", metavar="HOST[:PORT]", help=message("diagnose.cli.smart_host_help"))
     parser.add_argument("--check-outbound", action="store_true", help=message("diagnose.cli.check_outbound_help"))
     parser.add_argument("--dns", metavar="SERVER[:PORT]", help=message("diagnose.cli.dns_help"))

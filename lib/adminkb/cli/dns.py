@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
+from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, add_help_option, bounded_number
 from adminkb.dnscheck import DEFAULT_TIMEOUT, CheckResult, check_domain, worst_verdict
 from adminkb.dnscheck.resolver import checked_domain, checked_timeout, parse_nameserver
 from adminkb.dnscheck.result import PROBLEM, UNKNOWN, VERDICTS
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--ip", metavar="SENDING_IP", help=message("dnscheck.cli.ip_help"))
     check.add_argument("--dnsbl", action="append", default=[], metavar="ZONE",
                        help=message("dnscheck.cli.dnsbl_help"))
-    check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    check.add_argument("--timeout", type=bounded_number(float, MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS), default=DEFAULT_TIMEOUT, metavar="SECONDS",
                        help=message("dnscheck.cli.timeout_help", default=f"{DEFAULT_TIMEOUT:g}"))
     check.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
     check.set_defaults(handler=run_check)

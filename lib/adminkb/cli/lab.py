@@ -26,7 +26,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.zone
 
-from adminkb.cli import EXIT_OK, add_help_option
+from adminkb.cli import EXIT_OK, add_help_option, bounded_number
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.lab import LAB_ADDRESS, MailLab
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_help_option(parser)
     parser.add_argument("--listen", default=LAB_ADDRESS, metavar="IP", help=message("lab.cli.listen_option"))
-    parser.add_argument("--port", type=int, default=0, metavar="N", help=message("lab.cli.port_option"))
+    parser.add_argument("--port", type=bounded_number(int, 0, 65535), default=0, metavar="N", help=message("lab.cli.port_option"))
     parser.add_argument("--root", metavar="DIR", help=message("lab.cli.root_option"))
     parser.add_argument("--relay", nargs="+", action="extend", default=[], metavar="IP_OR_NET",
                         help=message("lab.cli.relay_option"))
@@ -63,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--allow-non-loopback", action="store_true",
                         help=message("lab.cli.allow_non_loopback_option"))
     parser.add_argument("--deliver", action="store_true", help=message("lab.cli.deliver_option"))
-    parser.add_argument("--compression", type=float, default=None, metavar="N",
+    # MailLab.start_delivery_runner accepts a compression from 1 to 100000.
+    parser.add_argument("--compression", type=bounded_number(float, 1, 100_000), default=None, metavar="N",
                         help=message("lab.cli.compression_option", default=f"{DEFAULT_COMPRESSION:g}"))
     parser.set_defaults(handler=run_lab)
 

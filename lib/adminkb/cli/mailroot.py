@@ -19,6 +19,7 @@ import pandas as pd
 
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb import mailroot_ops
+from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.mailroot import BADMAIL, QUEUE
 from adminkb.mailroot_scan import (badmail_reasons, diff_inventories, folder_summary, format_age, load_inventory,
@@ -27,6 +28,11 @@ from adminkb.output import FORMATS, render_csv, render_json, render_table, write
 
 TABLE_COLUMNS = ("role", "path", "size", "age", "sender", "recipients", "subject", "error_code", "notes")
 SUMMARY_FORMATS = ("table", "json")
+
+
+# Largest --older-than, in days (100 years). Larger ages overflow the date arithmetic, and
+# plan_archive itself rejects negative ages and NaN.
+MAX_AGE_DAYS = 36500
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -147,6 +153,9 @@ def run_diff(arguments: argparse.Namespace) -> int:
 
 def run_archive(arguments: argparse.Namespace) -> int:
     """Archive old Badmail files, or list the plan when --confirm is missing."""
+    if arguments.older_than > MAX_AGE_DAYS:
+        raise InputError("mailroot_ops.age_too_large", value=f"{arguments.older_than:.15g}", maximum=MAX_AGE_DAYS,
+                         next_key="mailroot_ops.bad_age_next")
     return _run_operation(arguments, mailroot_ops.ARCHIVE, lambda: mailroot_ops.plan_archive(
         arguments.path, arguments.older_than, to=arguments.to, zip_file=arguments.zip))
 

@@ -13,7 +13,7 @@ import os
 import sys
 import types
 
-from adminkb.cli import add_help_option
+from adminkb.cli import MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, add_help_option, bounded_number
 from adminkb import investigate
 from adminkb.errors import InputError
 from adminkb.i18n import message
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-verify", action="store_true", help=message("smtp.cli.no_verify_help"))
     parser.add_argument("--auth-user", metavar="USER", help=message("smtp.cli.auth_user_help"))
     parser.add_argument("--source-ip", metavar="IP", help=message("smtp.cli.source_ip_help"))
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    parser.add_argument("--timeout", type=bounded_number(float, MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS), default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=message("smtp.cli.timeout_help", default=f"{DEFAULT_TIMEOUT:g}"))
     parser.add_argument("--ehlo", default=DEFAULT_EHLO_NAME, metavar="NAME",
                         help=message("smtp.cli.ehlo_help", default=DEFAULT_EHLO_NAME))
@@ -81,7 +81,7 @@ def _register_audit(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--vrfy-user", default=DEFAULT_VRFY_USER, metavar="USER",
                         help=message("smtp_audit.cli.vrfy_user_help", default=DEFAULT_VRFY_USER))
     parser.add_argument("--source-ip", metavar="IP", help=message("smtp.cli.source_ip_help"))
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    parser.add_argument("--timeout", type=bounded_number(float, MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS), default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=message("smtp.cli.timeout_help", default=f"{DEFAULT_TIMEOUT:g}"))
     parser.add_argument("--ehlo", default=DEFAULT_EHLO_NAME, metavar="NAME",
                         help=message("smtp.cli.ehlo_help", default=DEFAULT_EHLO_NAME))
@@ -175,7 +175,7 @@ def _register_investigate(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--account", metavar="USER", help=message("investigate.cli.account_help"))
     parser.add_argument("--window", default=investigate.DEFAULT_WINDOW, metavar="LENGTH",
                         help=message("investigate.cli.window_help", default=investigate.DEFAULT_WINDOW))
-    parser.add_argument("--threshold", type=int, default=investigate.DEFAULT_BURST_THRESHOLD, metavar="COUNT",
+    parser.add_argument("--threshold", type=bounded_number(int, 1, 1_000_000), default=investigate.DEFAULT_BURST_THRESHOLD, metavar="COUNT",
                         help=message("investigate.cli.threshold_help", default=investigate.DEFAULT_BURST_THRESHOLD))
     parser.add_argument("--frequency", default=investigate.DEFAULT_FREQUENCY, metavar="LENGTH",
                         help=message("investigate.cli.frequency_help", default=investigate.DEFAULT_FREQUENCY))
