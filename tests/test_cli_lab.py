@@ -202,3 +202,16 @@ def test_receivers_table_english(monkeypatch):
     assert implicit.split()[:3] == ["127.0.0.24", "implicit.lab.test", "implicit.lab.test"]
     greylist = next(line for line in lines if line.startswith("127.0.0.35"))
     assert message("lab.cli.receiver_kind.greylist") in greylist
+
+
+@pytest.mark.parametrize(("arguments", "option", "parameter"), [
+    (["--hostname", "bad host name"], "--hostname", "錯誤：hostname"),
+    (["--local-domain", "bad domain"], "--local-domain", "錯誤：local_domains"),
+])
+def test_bad_name_names_cli_option(tmp_path, arguments, option, parameter):
+    result = run_lab_command("--root", str(tmp_path), *arguments, language="zh-TW")
+    errors = result.stderr.decode("utf-8")
+    assert result.returncode == 2
+    assert f"{option} 的值" in errors
+    assert parameter not in errors
+    assert b"started" not in result.stdout

@@ -223,3 +223,15 @@ def test_subprocess_exit_code_and_json():
     assert completed.returncode == 24
     document = json.loads(completed.stdout)
     assert document["verdict"]["explanation"]["known"] == "exchange_nonaccepted_domain"
+
+
+@pytest.mark.parametrize(("arguments", "option", "parameter"), [
+    (["--from", "notanaddress", "--to", "b@example.com"], "--from", "mail_from"),
+    (["--from", "a@example.com", "--to", "notanaddress"], "--to", "rcpt_to"),
+])
+def test_bad_address_names_cli_option(capsys, arguments, option, parameter):
+    status, out, err = run(capsys, "127.0.0.1", *arguments)
+    assert status == 1
+    assert f"{option} " in err
+    assert parameter not in err
+    assert "notanaddress" in err

@@ -2,9 +2,8 @@
 
 It prints where the lab listens and where its mailroot and W3C logs are, then waits. Bad
 options (a non-loopback address without --allow-non-loopback, an invalid address or subnet,
-a root that is a file, --compression without --deliver) end with exit status 2 before anything
-starts. An out-of-range --compression is rejected by the delivery runner right after the lab
-starts, and the lab stops again before the command exits with status 2.
+a root that is a file, a --compression outside 1 to 100000 or without --deliver) end with exit
+status 2 before anything starts.
 
 With --deliver the lab also runs its background delivery runner: it prints the remote
 receivers that stand for other companies' mail servers, then one line for each delivery event
@@ -69,6 +68,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_lab)
 
 
+def _with_cli_option(error: InputError, options: dict[str, str]) -> InputError:
+    """Return `error` with the Python parameter in its `option` value replaced by the CLI option name."""
+    option = error.values.get("option")
+    if option not in options:
+        return error
+    values = {name: value for name, value in error.values.items() if name not in ("value", "where")}
+    values["option"] = options[option]
+    return InputError(error.key, value=error.value, where=error.where, next_key=error.next_key, **values)
+
+
+# MailLab parameters that InputError names, and the `adminkb lab` options that set them.
+LAB_OPTIONS = {"hostname": "--hostname", "local_domains": "--local-domain"}
+
+
 def run_lab(arguments: argparse.Namespace) -> int:
     """Start the lab with the options given, print where it is, and wait until interrupted."""
     if arguments.compression is not None and not arguments.deliver:
@@ -80,7 +93,10 @@ def run_lab(arguments: argparse.Namespace) -> int:
         options["local_domains"] = arguments.local_domains
     if arguments.hostname:
         options["hostname"] = arguments.hostname
-    lab = MailLab(**options)
+    try:
+        lab = MailLab(**options)
+    except InputError as error:
+        raise _with_cli_option(error, LAB_OPTIONS) from None
 
     stop_requested = threading.Event()
     previous_handlers = _stop_on_signals(stop_requested)
