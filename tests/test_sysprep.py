@@ -333,3 +333,25 @@ def test_cli_csv_has_bom(capsys):
     text = capsys.readouterr().out
     assert text.startswith("\ufeffline,severity,rule,problem,fix")
     assert "unknown-key" in text
+
+
+# `adminkb sysprep check-unattend`: input that is not XML cannot be checked.
+
+
+@pytest.mark.parametrize("data", [bytes(range(256)) * 4, "這不是 XML\n只是文字\n".encode("utf-8")],
+                         ids=["binary", "text"])
+def test_check_unattend_not_xml_exits_2(tmp_path, capsys, data):
+    path = tmp_path / "unattend.xml"
+    path.write_bytes(data)
+    status = run("check-unattend", str(path))
+    output = capsys.readouterr()
+    assert status == 2
+    assert "not_well_formed" in output.out
+
+
+def test_check_unattend_help_names_unattend(capsys):
+    with pytest.raises(SystemExit):
+        run("check-unattend", "--help")
+    text = capsys.readouterr().out
+    assert "unattend.xml" in text
+    assert "sysprep.inf" not in text

@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              description=message("imaging_unattend.cli.check_description"),
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     add_help_option(check)
-    check.add_argument("file", metavar="FILE", help=message("imaging_sysprep.cli.file_help"))
+    check.add_argument("file", metavar="FILE", help=message("imaging_unattend.cli.file_help"))
     check.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
     check.set_defaults(handler=run_check_unattend)
 
@@ -172,7 +172,7 @@ def run_unattend(arguments: argparse.Namespace) -> int:
 
 
 def run_check_unattend(arguments: argparse.Namespace) -> int:
-    """Print the problems of an unattend.xml and return 0 (none), 1 (problems) or 2 (unreadable)."""
+    """Print the problems of an unattend.xml and return 0 (none), 1 (problems) or 2 (unreadable or not XML)."""
     try:
         findings = check_unattend_file(arguments.file)
     except InputError as error:
@@ -190,4 +190,7 @@ def run_check_unattend(arguments: argparse.Namespace) -> int:
         print(message("imaging_unattend.summary", file=arguments.file, count=len(findings)))
         headers = {column: message(f"imaging_unattend.cli.column_{column}") for column in UNATTEND_COLUMNS}
         print(render_table(rows, UNATTEND_COLUMNS, headers))
+    # A file that is not well-formed XML cannot be checked at all, so it is bad input, not a finding.
+    if any(finding.rule == "not_well_formed" for finding in findings):
+        return EXIT_BAD_INPUT
     return EXIT_PROBLEMS if findings else EXIT_OK
