@@ -55,11 +55,50 @@ def test_non_object_overrides_rejected(tmp_path):
 
 
 def test_cli_setup_prefix(tmp_path):
+    (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\n", encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "adminkb", "jupyter", "setup", "--prefix", str(tmp_path)],
                             capture_output=True, text=True, timeout=60, env=dict(os.environ, ADMINKB_LANG="en"))
     assert result.returncode == 0, result.stderr
     assert "zh_TW" in result.stdout
     assert envsetup.read_lab_locale(tmp_path) == "zh_TW"
+
+
+def run_setup(prefix) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "adminkb", "jupyter", "setup", "--prefix", str(prefix)],
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ, ADMINKB_LANG="en"))
+
+
+def test_cli_prefix_is_file(tmp_path):
+    prefix = tmp_path / "notes.txt"
+    prefix.write_text("not an environment\n", encoding="utf-8")
+    result = run_setup(prefix)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "--prefix" in result.stderr
+    assert str(prefix) in result.stderr
+    assert prefix.read_text(encoding="utf-8") == "not an environment\n"
+
+
+def test_cli_prefix_missing_not_created(tmp_path):
+    prefix = tmp_path / "absent"
+    result = run_setup(prefix)
+    assert result.returncode == 2
+    assert str(prefix) in result.stderr
+    assert not prefix.exists()
+
+
+def test_cli_prefix_not_environment(tmp_path):
+    result = run_setup(tmp_path)
+    assert result.returncode == 2
+    assert "not a Python environment" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("marker", ["pyvenv.cfg", "conda-meta/history", "bin/python", "Scripts/python.exe"])
+def test_environment_markers_accepted(tmp_path, marker):
+    (tmp_path / marker).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / marker).write_text("", encoding="utf-8")
+    assert envsetup.checked_environment_prefix(tmp_path) == tmp_path
 
 
 def free_port() -> int:

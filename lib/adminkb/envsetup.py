@@ -23,6 +23,21 @@ TRANSLATION_PLUGIN = "@jupyterlab/translation-extension:plugin"
 LAB_LOCALE = "zh_TW"
 
 
+# Entries of which at least one exists at the top of a Python environment: venv and virtualenv
+# write pyvenv.cfg, conda keeps conda-meta/, and other installations have the interpreter itself.
+ENVIRONMENT_MARKERS = ("pyvenv.cfg", "conda-meta", "bin/python", "bin/python3", "python.exe", "Scripts/python.exe")
+
+
+def checked_environment_prefix(prefix: str | os.PathLike[str]) -> Path:
+    """Return `prefix` as a Path, or raise InputError unless it is the top folder of a Python environment."""
+    path = Path(prefix)
+    if not path.is_dir():
+        raise InputError("envsetup.prefix_not_folder", value=str(path), next_key="envsetup.prefix_next")
+    if not any((path / marker).exists() for marker in ENVIRONMENT_MARKERS):
+        raise InputError("envsetup.prefix_not_environment", value=str(path), next_key="envsetup.prefix_next")
+    return path
+
+
 def lab_settings_dir(prefix: str | os.PathLike[str] | None = None) -> Path:
     """Return JupyterLab's application settings folder inside an environment prefix."""
     return Path(prefix or sys.prefix) / "share" / "jupyter" / "lab" / "settings"

@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_setup(arguments: argparse.Namespace) -> int:
-    path = envsetup.write_lab_overrides(arguments.prefix)
+    prefix = envsetup.checked_environment_prefix(arguments.prefix)
+    path = envsetup.write_lab_overrides(prefix)
     print(message("envsetup.written", path=path, locale=envsetup.LAB_LOCALE))
     return 0
