@@ -121,3 +121,15 @@ def test_report_rejects_iis_format(capsys):
     status = run_area("log", "report", str(LOGS / "iis_format_sample.log"))
     assert status == 2
     assert message("smtplog.not_w3c_next") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rows", [[], ["01:00:01 192.0.2.10 EHLO 250", "01:00:02 192.0.2.10 QUIT 240"]],
+                         ids=["header only", "no mail transaction"])
+def test_report_on_a_log_without_transactions(capsys, tmp_path: Path, rows):
+    # A log cut right after its header, or one whose sessions never reached MAIL, still reports.
+    lines = ["#Software: Microsoft Internet Information Services 6.0", "#Version: 1.0",
+             "#Date: 2026-03-02 01:00:00", "#Fields: time c-ip cs-method sc-status", *rows]
+    log = tmp_path / "ex260302.log"
+    log.write_bytes(("\r\n".join(lines) + "\r\n").encode("ascii"))
+    assert run_area("log", "report", str(log)) == 0
+    assert table_title("hourly") in capsys.readouterr().out

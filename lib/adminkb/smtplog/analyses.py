@@ -109,7 +109,9 @@ class SmtpLogAnalysis:
             "outbound_connections": sessions_table[sessions_table["direction"] == OUTBOUND]["start"],
             "messages_sent": done[done["result"] == DELIVERED]["start"],
         }
-        columns = {name: times.dt.floor("h").value_counts() for name, times in counts.items()}
+        # An empty selection keeps the object dtype of an empty table, which has no .dt accessor.
+        columns = {name: pd.to_datetime(times, utc=True).dt.floor("h").value_counts()
+                   for name, times in counts.items()}
         table = pd.DataFrame(columns)
         if table.empty:
             return pd.DataFrame(columns=["hour", *counts])
