@@ -82,6 +82,8 @@ def test_null_sender_reads_as_brackets():
 def test_hourly_counts_local_hours():
     hourly = analysis("smtp_busy_morning.log").hourly_data()
     assert hourly["hour"].tolist() == [taipei(f"2026-03-02 {hour:02d}:00") for hour in (8, 9, 10, 11)]
+    # Timestamps compare by instant, so check the zone too: the hours must read as Taipei's.
+    assert str(hourly["hour"].dt.tz) == TAIPEI
     assert hourly["connections"].tolist() == [3, 3, 0, 6]
     assert hourly["messages_received"].tolist() == [3, 3, 0, 5]
     assert hourly["messages_sent"].tolist() == [0, 0, 0, 0]

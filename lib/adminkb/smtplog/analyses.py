@@ -109,8 +109,10 @@ class SmtpLogAnalysis:
             "outbound_connections": sessions_table[sessions_table["direction"] == OUTBOUND]["start"],
             "messages_sent": done[done["result"] == DELIVERED]["start"],
         }
-        # An empty selection keeps the object dtype of an empty table, which has no .dt accessor.
-        columns = {name: pd.to_datetime(times, utc=True).dt.floor("h").value_counts()
+        # An empty table's column keeps the object dtype, which has no .dt accessor; a filled one
+        # is already timestamped (in the analysis' zone, which a conversion to UTC would lose).
+        columns = {name: (times if pd.api.types.is_datetime64_any_dtype(times)
+                          else pd.to_datetime(times, utc=True)).dt.floor("h").value_counts()
                    for name, times in counts.items()}
         table = pd.DataFrame(columns)
         if table.empty:
