@@ -214,3 +214,23 @@ def test_cli_bad_input_raises(arguments, key):
     with pytest.raises(InputError) as caught:
         run_area("diagnose", *flat)
     assert caught.value.key.startswith(key)
+
+
+def test_stopping_a_lab_lifts_the_staged_pickup_fault():
+    # A runbook stopped between staging and repair must not leave an undeletable folder behind
+    # (as root the fault also makes Pickup immutable, which rmtree cannot undo).
+    lab_target = SmtpTarget("lab", source_address=APP)
+    root = lab_target.lab.root
+    stage_fault(lab_target.lab, PICKUP_NOT_WRITABLE)
+    lab_target.close()
+    assert not root.exists()
+
+
+def test_lab_stop_callbacks_run_once_in_order():
+    lab_target = SmtpTarget("lab")
+    calls = []
+    lab_target.lab.add_stop_callback(lambda: calls.append("first"))
+    lab_target.lab.add_stop_callback(lambda: calls.append("second"))
+    lab_target.close()
+    lab_target.close()
+    assert calls == ["first", "second"]

@@ -82,6 +82,9 @@ def stage_fault(lab: MailLab, fault: str, *, client: str = "127.0.0.1") -> str:
     lab.set_relay_grant([client])
     if fault == PICKUP_NOT_WRITABLE:
         _make_read_only(lab.pickup_dir)
+        # An immutable Pickup would keep the lab from removing its temporary folder when a run
+        # stops before restore_fault(), so the lab lifts it on stop.
+        lab.add_stop_callback(lambda folder=lab.pickup_dir: _make_writable(folder))
         return "example.net"
     if fault == REMOTE_MX_UNREACHABLE:
         return UNREACHABLE_DOMAIN

@@ -25,7 +25,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
 
@@ -156,6 +156,9 @@ class MailLab(OutboundControls):
         self._lock = threading.RLock()
         self._root: Path | None = None
         self._created_root = False
+        # Undo steps that a caller registered for stop(), such as lifting a staged fault that
+        # would keep the temporary root from being removed (see add_stop_callback).
+        self._stop_callbacks: list[Callable[[], None]] = []
         self._service: VirtualServer | None = None
         self._log_writer: W3CLogWriter | None = None
         self._thread: threading.Thread | None = None
@@ -240,8 +243,22 @@ class MailLab(OutboundControls):
             if self._log_writer is not None:
                 # Release the open log file; a later entry (a delivery run after stop) opens it again.
                 self._log_writer.close()
+            self._run_stop_callbacks()
             self._remove_created_root()
             log.info("mail lab on %s stopped", address)
+
+    def add_stop_callback(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when the lab stops, before its temporary root is removed (once, in order)."""
+        with self._lock:
+            self._stop_callbacks.append(callback)
+
+    def _run_stop_callbacks(self) -> None:
+        callbacks, self._stop_callbacks = self._stop_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a stop callback of the mail lab failed")
 
     def _remove_created_root(self) -> None:
         """Delete the temporary root this lab made; a root the caller gave is never touched."""
