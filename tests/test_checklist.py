@@ -511,3 +511,13 @@ def test_cli_html_report(tmp_path, capsys):
     assert "王小明" in page
     assert "SP3 &lt;IE8&gt;" in page
     assert "<script" not in page
+
+
+def test_cli_refuses_tick_and_untick_of_one_step(tmp_path, capsys):
+    step = STEPS[0].id
+    assert run_area("checklist", "build", "--state-dir", str(tmp_path), "--tick", step) in (0, 1)
+    status = run_area("checklist", "build", "--state-dir", str(tmp_path), "--untick", step, "--tick", step)
+    assert status == 2
+    assert step in capsys.readouterr().err
+    # Nothing changed: the step ticked by the first command is still done.
+    assert Checklist("build", tmp_path).is_done(step)

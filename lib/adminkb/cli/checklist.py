@@ -48,6 +48,11 @@ def _account_name() -> str:
 def run_checklist(arguments: argparse.Namespace) -> int:
     """Apply --tick/--untick, print the checklist, and return 0 (all done), 1 (steps open) or 2."""
     try:
+        both = sorted(set(arguments.tick) & set(arguments.untick))
+        if both:
+            # Ticking and unticking one step in the same command cannot both be meant.
+            raise InputError("imaging_checklist.cli.tick_and_untick", value=", ".join(both),
+                             next_key="imaging_checklist.cli.tick_and_untick_next")
         checklist = Checklist(arguments.name, arguments.state_dir)
         who = arguments.who if arguments.who is not None else _account_name()
         for step_id in arguments.tick:
