@@ -73,7 +73,7 @@ def test_cli_writes_and_lists_copy_back(tmp_path, capsys):
     assert target.read_bytes() == collect_batch_bytes(days=3)
     output = capsys.readouterr().out
     for item in COPY_BACK:
-        assert item.name in output
+        assert item.file in output
 
 
 def test_cli_keeps_existing_file(tmp_path):

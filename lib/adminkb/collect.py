@@ -21,31 +21,17 @@ The batch file only reads, with tools that ship with those systems:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import PureWindowsPath
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.termsrv.collect import BATCH_CODE_PAGE, CRLF, escape_echo
+from adminkb.termsrv.collect import BATCH_CODE_PAGE, CRLF, CopyBackItem, escape_echo
 
 FOLDER_PREFIX = "smtp-collect-"
 DEFAULT_MAILROOT = r"C:\Inetpub\mailroot"
 DEFAULT_LOG_FOLDER = r"%SystemRoot%\System32\LogFiles"
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
-
-
-@dataclass(frozen=True)
-class CopyBackItem:
-    """One file or folder that the batch file writes, which the admin copies back."""
-
-    name: str
-    description_key: str
-    always_present: bool
-
-    @property
-    def description(self) -> str:
-        return message(self.description_key)
 
 
 COPY_BACK = (
@@ -72,7 +58,7 @@ _RECENT_COPY_VBS = (
 
 def copy_back_table() -> list[dict[str, str]]:
     """Return the files to copy back, with their descriptions, as rows for a table."""
-    return [{message("collect.column.name"): item.name, message("collect.column.description"): item.description}
+    return [{message("collect.column.name"): item.file, message("collect.column.description"): item.description}
             for item in COPY_BACK]
 
 

@@ -142,7 +142,7 @@ def run_collect(arguments: argparse.Namespace) -> int:
                          next_key="collect.write_failed_next") from None
     print(message("collect.wrote", path=path))
     print(message("collect.copy_back_heading", folder=FOLDER_PREFIX + "<COMPUTERNAME>"))
-    rows = [{"name": item.name, "description": item.description} for item in COPY_BACK]
+    rows = [{"name": item.file, "description": item.description} for item in COPY_BACK]
     headers = {column: message(f"collect.column.{column}") for column in ("name", "description")}
     print(render_table(rows, ("name", "description"), headers))
     return EXIT_OK

@@ -37,7 +37,7 @@ DLL_COPIES = (
 
 @dataclass(frozen=True)
 class CopyBackItem:
-    """One file that the batch file writes, which the admin copies back to the workstation."""
+    """A file or folder that a collection batch file writes, which the admin copies back to the workstation."""
 
     file: str
     description_key: str
