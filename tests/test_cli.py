@@ -133,7 +133,7 @@ def test_closed_pipe_ends_quietly(tmp_path):
     assert status == 141
 
 
-def test_csv_reaches_a_cp950_console_as_utf8_with_bom():
+def test_csv_on_cp950_console():
     # On Windows stdout is encoded in cp950 even when redirected to a file; CSV must still be the
     # UTF-8 with byte-order mark that Excel reads, so it bypasses the console's encoding.
     export = Path(__file__).resolve().parents[1] / "data" / "reg" / "version5_utf8_bom.reg"
@@ -145,7 +145,7 @@ def test_csv_reaches_a_cp950_console_as_utf8_with_bom():
     assert re.search(r"[\u4e00-\u9fff]", text), text
 
 
-def test_area_help_table_matches_registered_help():
+def test_area_help_keys_match_modules():
     registered = {choice.dest: choice.help for action in build_parser()._actions
                   if isinstance(action, argparse._SubParsersAction) for choice in action._choices_actions}
     from adminkb.cli import AREA_HELP_KEYS, AREA_MODULES
@@ -155,7 +155,7 @@ def test_area_help_table_matches_registered_help():
         assert registered[area] == message(key).replace("%", "%%"), area
 
 
-def test_a_command_imports_only_its_own_area():
+def test_command_imports_own_area_only():
     # nbconvert (through nbformat and jsonschema) and matplotlib take seconds to import; a
     # command of another area must not pay for them.
     script = ("import sys\nfrom adminkb.cli import main\nmain(['reg', 'read', sys.argv[1]])\n"

@@ -160,9 +160,9 @@ def _escape_help_percent(parser: argparse.ArgumentParser) -> None:
 def bounded_number(kind: type[int] | type[float], minimum: float, maximum: float):
     """Return an argparse `type=` that parses `kind` and accepts only `minimum <= value <= maximum`.
 
-    NaN, infinities and numbers too large for the code that uses them (a timeout of 1e308 seconds
-    overflows time_t) are rejected with a catalog message that shows the value as typed and the
-    allowed range, so argparse ends with exit status 2 and names the option.
+    NaN, infinities and numbers too large for the code that uses them are rejected (a timeout of
+    1e308 seconds overflows time_t). The catalog message shows the value as typed and the allowed
+    range, and argparse then names the option and ends with exit status 2.
     """
 
     def parse(text: str) -> int | float:

@@ -397,7 +397,7 @@ def dns_step(request: DiagnoseRequest) -> Step:
 
 
 def outbound_step(request: DiagnoseRequest, dns: Step) -> Step:
-    """Connect to port 25 of the recipient's MX hosts, in preference order, until one answers."""
+    """Connect to port 25 of the recipient's MX hosts, in preference order, until one replies."""
     if not request.check_outbound:
         return Step("outbound", NOT_RUN, message("diagnose.evidence.outbound_not_run"))
     if dns.verdict not in (OK, WARNING):
@@ -419,7 +419,7 @@ def outbound_step(request: DiagnoseRequest, dns: Step) -> Step:
 
 
 def smart_host_step(request: DiagnoseRequest) -> Step:
-    """Check that the Smart Host (from --smart-host or the configuration) answers with a banner and EHLO."""
+    """Check that the Smart Host (from --smart-host or the configuration) replies with a banner and to EHLO."""
     configured = request.smart_host
     if configured is None and request.configuration is not None:
         if request.configuration.smart_host and request.configuration.smart_host_type != 0:

@@ -300,11 +300,15 @@ class IisSmtpSession(SMTP):
         username = username_before if keeps_name else self._log_username()
         self._last_sizes = (self._reply_bytes, cs_bytes)
         finished = self.server.clock.now()
+        # The service logs the commands it recognizes in capitals and anything else in lower case.
+        if hide_line:
+            method, logged_query = "-", ""
+        else:
+            method = verb.upper() if handler is not None else verb.lower()
+            logged_query = query if self._query_override is None else self._query_override
         self._write_log(LogEntry(
             when=finished, client_ip=self.client_ip, server_ip=self.server_ip,
-            # The service logs the commands it recognizes in capitals and anything else in lower case.
-            method="-" if hide_line else verb.upper() if handler is not None else verb.lower(),
-            cs_uri_query="" if hide_line else query if self._query_override is None else self._query_override,
+            method=method, cs_uri_query=logged_query,
             username=username, status=self._last_status,
             sc_bytes=self._reply_bytes, cs_bytes=cs_bytes,
             time_taken=milliseconds_between(started, finished)))

@@ -1,10 +1,10 @@
 """Send many messages politely: in batches, one SMTP session per batch, under a rate limit.
 
 A server that gets hundreds of messages at once falls behind, and a receiving server may
-answer a flood with `421` and close the connection. `send_batches()` spaces the messages at
+reply to a flood with `421` and close the connection. `send_batches()` spaces the messages at
 most `rate` per second, opens one session per batch of `batch_size` messages, and pauses
 `pause` seconds between batches. It stops at the first connection failure or `421` reply, so
-the rest is reported as not sent instead of being pushed at a server that is refusing.
+the rest is reported as not sent instead of being pushed at a server that rejects it.
 Every message is counted by its Message-ID, so the result can be matched with the server's
 Queue and log.
 

@@ -109,11 +109,13 @@ class SmtpLogAnalysis:
             "outbound_connections": sessions_table[sessions_table["direction"] == OUTBOUND]["start"],
             "messages_sent": done[done["result"] == DELIVERED]["start"],
         }
-        # An empty table's column keeps the object dtype, which has no .dt accessor; a filled one
-        # is already timestamped (in the analysis' zone, which a conversion to UTC would lose).
-        columns = {name: (times if pd.api.types.is_datetime64_any_dtype(times)
-                          else pd.to_datetime(times, utc=True)).dt.floor("h").value_counts()
-                   for name, times in counts.items()}
+        columns = {}
+        for name, times in counts.items():
+            # An empty table's column has the object dtype, which has no .dt accessor. A filled one
+            # is already timestamped in the analysis' zone, so it is not converted to UTC.
+            if not pd.api.types.is_datetime64_any_dtype(times):
+                times = pd.to_datetime(times, utc=True)
+            columns[name] = times.dt.floor("h").value_counts()
         table = pd.DataFrame(columns)
         if table.empty:
             return pd.DataFrame(columns=["hour", *counts])
