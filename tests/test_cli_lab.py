@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from adminkb.cli.lab import mail_domains_by_address, receivers_table
+from adminkb.cli.lab import StopRequest, _stop_on_signals, mail_domains_by_address, receivers_table
 from adminkb.i18n import message
 from adminkb.lab.dns import lab_zone_files
 from adminkb.lab.remote import RECEIVERS, UNREACHABLE
@@ -66,10 +66,11 @@ class LabProcess:
         self.process.send_signal(signal.CTRL_BREAK_EVENT if os.name == "nt" else signal.SIGTERM)
         try:
             self.process.wait(30)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+            errors = self.process.stderr.read().decode("utf-8", "replace")
+            pytest.fail(f"the lab did not stop within 30 s of the signal; stderr: {errors!r}")
         self._reader.join(10)
         while True:
             try:
@@ -139,6 +140,20 @@ def test_receiver_lines_absent_without_deliver(tmp_path):
     text = "".join(lab.lines)
     assert "Background delivery" not in text
     assert "127.0.0.23" not in text
+
+
+@pytest.mark.skipif(os.name == "nt", reason="raise_signal(SIGTERM) ends the process on Windows")
+def test_sigterm_sets_the_stop_flag_and_handlers_come_back():
+    request = StopRequest()
+    before = signal.getsignal(signal.SIGTERM)
+    previous = _stop_on_signals(request)
+    try:
+        signal.raise_signal(signal.SIGTERM)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    assert request.requested
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_compression_without_deliver_rejected(tmp_path):

@@ -16,6 +16,7 @@ import argparse
 import logging
 import signal
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -98,8 +99,8 @@ def run_lab(arguments: argparse.Namespace) -> int:
     except InputError as error:
         raise _with_cli_option(error, LAB_OPTIONS) from None
 
-    stop_requested = threading.Event()
-    previous_handlers = _stop_on_signals(stop_requested)
+    stop_request = StopRequest()
+    previous_handlers = _stop_on_signals(stop_request)
     lab.start()
     try:
         compression = DEFAULT_COMPRESSION if arguments.compression is None else arguments.compression
@@ -115,8 +116,9 @@ def run_lab(arguments: argparse.Namespace) -> int:
             print(receivers_table(), flush=True)
         print(message("lab.cli.stop_hint"), flush=True)
         printed_events = 0
-        # wait() with a timeout, because CPython on Windows does not interrupt an untimed wait for Ctrl+C.
-        while not stop_requested.wait(POLL_INTERVAL):
+        # Short sleeps, because CPython on Windows does not interrupt an untimed wait for Ctrl+C.
+        while not stop_request.requested:
+            time.sleep(POLL_INTERVAL)
             if arguments.deliver:
                 printed_events = _print_new_events(lab, printed_events)
         if arguments.deliver:
@@ -213,11 +215,26 @@ def _host_names_by_address(zone_files: Iterable[Path]) -> dict[str, list[str]]:
     return {address: sorted(found) for address, found in names.items()}
 
 
-def _stop_on_signals(stop_requested: threading.Event) -> dict:
+class StopRequest:
+    """A flag that the signal handlers set and the lab's main loop reads.
+
+    It is a plain attribute and not a threading.Event. A handler runs in the main thread
+    between two bytecodes, possibly while Event.wait() there holds the Event's lock; Event.set()
+    in the handler then waits for that lock forever and the lab never stops.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def set(self, signal_number: int | None = None, frame: object = None) -> None:
+        self.requested = True
+
+
+def _stop_on_signals(stop_request: StopRequest) -> dict:
     """Make SIGTERM (and Ctrl+Break on Windows) stop the lab cleanly like Ctrl+C; return the old handlers."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     numbers = [signal.SIGTERM]
     if hasattr(signal, "SIGBREAK"):
         numbers.append(signal.SIGBREAK)
-    return {number: signal.signal(number, lambda signal_number, frame: stop_requested.set()) for number in numbers}
+    return {number: signal.signal(number, stop_request.set) for number in numbers}
