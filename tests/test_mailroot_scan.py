@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import adminkb.cli
-from adminkb import mailroot, mailroot_scan, pickup
+from adminkb import mailroot, mailroot_read, mailroot_scan, pickup
 from adminkb.errors import InputError
 from adminkb.lab import FixedClock, MailLab
 from adminkb.mailroot_scan import badmail_reasons, folder_summary, scan_mailroot, stuck_domains
@@ -178,15 +178,14 @@ def test_ansi_encoding_option(tmp_path, monkeypatch):
 
 
 def test_unreadable_file_is_noted(sample, monkeypatch):
-    real_open = open
+    real_open = mailroot_read._open_read_only
 
-    def denied_open(path, *args, **kwargs):
+    def denied_open(path):
         if Path(path).name == "NTFS_00b1b2c301dca9e200000002.EML":
             raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, *args, **kwargs)
+        return real_open(path)
 
-    # The scan calls the built-in open(); a module global of that name shadows it for this test.
-    monkeypatch.setattr(mailroot_scan, "open", denied_open, raising=False)
+    monkeypatch.setattr(mailroot_read, "_open_read_only", denied_open)
     inventory = scan_mailroot(sample, now=NOW)
     row = row_of(inventory, "NTFS_00b1b2c301dca9e200000002.EML")
     assert row["notes"] == "cannot be read: Permission denied"

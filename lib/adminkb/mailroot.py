@@ -17,11 +17,13 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path, PureWindowsPath
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("adminkb.mailroot")
 
@@ -58,6 +60,8 @@ def folder_role(name: str) -> str:
 
 def roles_table() -> pd.DataFrame:
     """Return each mailroot folder with what it is for, headed in the user's language."""
+    import pandas as pd  # imported here so that scan workers, which need only the names above, start fast
+
     return pd.DataFrame({message("mailroot.column.role"): list(FOLDER_NAMES),
                          message("mailroot.column.purpose"): [folder_role(folder) for folder in FOLDER_NAMES]})
 
@@ -250,6 +254,7 @@ def read_envelope(path: str | os.PathLike[str]) -> tuple[str | None, list[str], 
 
 def message_table(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
     """Return one row per message file: name, size, envelope sender and recipients, and subject."""
+    import pandas as pd
     columns = [message(f"mailroot.column.{name}") for name in ("file", "size", "sender", "recipients", "subject")]
     rows = []
     for path in paths:

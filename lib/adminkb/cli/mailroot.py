@@ -17,12 +17,12 @@ import sys
 
 import pandas as pd
 
-from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option
+from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option, bounded_number
 from adminkb import mailroot_ops
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.mailroot import BADMAIL, QUEUE
-from adminkb.mailroot_scan import (badmail_reasons, diff_inventories, folder_summary, format_age, load_inventory,
+from adminkb.mailroot_scan import (MAX_WORKERS, PARALLEL_THRESHOLD, badmail_reasons, diff_inventories, folder_summary, format_age, load_inventory,
                                    save_inventory, scan_mailroot, stuck_domains)
 from adminkb.output import FORMATS, render_csv, render_json, render_table, write_csv
 
@@ -114,6 +114,9 @@ def _add_scan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ansi-encoding", metavar="CODEPAGE", default="cp950",
                         help=message("mailroot.cli.ansi_encoding_help"))
     parser.add_argument("--no-progress", action="store_true", help=message("mailroot.cli.no_progress_help"))
+    parser.add_argument("--workers", type=bounded_number(int, 1, MAX_WORKERS), metavar="N",
+                        help=message("mailroot.cli.workers_help", threshold=f"{PARALLEL_THRESHOLD:,}",
+                                     maximum=MAX_WORKERS))
 
 
 def run_scan(arguments: argparse.Namespace) -> int:
@@ -252,7 +255,8 @@ def _table_or_none(frame: pd.DataFrame) -> str:
 def _scan(arguments: argparse.Namespace) -> pd.DataFrame:
     # None lets the scan decide by tree size; --no-progress turns the bar off.
     progress = False if arguments.no_progress else None
-    return scan_mailroot(arguments.path, progress=progress, ansi_encoding=arguments.ansi_encoding)
+    return scan_mailroot(arguments.path, progress=progress, ansi_encoding=arguments.ansi_encoding,
+                         workers=arguments.workers)
 
 
 def plain_records(frame: pd.DataFrame) -> list[dict[str, object]]:
