@@ -15,10 +15,12 @@ At each count, with the page cache warm (one untimed pass of the bare loop first
   start to exit, so start-up and imports count. Its peak memory is the child's max RSS;
 - `python -m adminkb mailroot summary --help`, the same command's start-up alone (its imports
   and parser, no scan).
-Each figure is the median of --runs runs. Results print as Markdown.
+Each figure is the median of --runs runs. Results print as Markdown. With --drop-caches (Linux,
+as root) the page cache is emptied before every timed run instead, so both readers start cold.
 
 Usage:
     python benchmarks/mailroot_scan.py [--counts 25000 50000 100000] [--runs 3] [--folder DIR] [--keep]
+                                       [--drop-caches]
 """
 
 from __future__ import annotations
@@ -145,17 +147,31 @@ def run_child(command: list[str]) -> tuple[float, int]:
     return elapsed, usage.ru_maxrss
 
 
-def measure(root: Path, runs: int) -> dict[str, float]:
+def drop_caches() -> None:
+    """Write dirty pages out and empty the page cache, dentries and inodes (Linux, root only)."""
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as control:
+        control.write("3\n")
+
+
+def measure(root: Path, runs: int, cold: bool) -> dict[str, float]:
     files = bare_loop(root)
     bare, scan, startup, memory = [], [], [], []
     for _ in range(runs):
+        if cold:
+            drop_caches()
         began = time.perf_counter()
         bare_loop(root)
         bare.append(time.perf_counter() - began)
+        if cold:
+            drop_caches()
         seconds, peak = run_child([sys.executable, "-m", "adminkb", "mailroot", "summary", str(root),
                                    "--format", "json", "--no-progress"])
         scan.append(seconds)
         memory.append(peak)
+        if cold:
+            # The command's own start-up then reads the interpreter and packages from disk too.
+            drop_caches()
         startup.append(run_child([sys.executable, "-m", "adminkb", "mailroot", "summary", "--help"])[0])
     return {"files": files, "bare_s": statistics.median(bare), "scan_s": statistics.median(scan),
             "startup_s": statistics.median(startup), "peak_mib": max(memory) / 1024}
@@ -167,6 +183,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--folder", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the generated mailroot")
+    parser.add_argument("--drop-caches", action="store_true",
+                        help="empty the page cache before every timed run (Linux, as root)")
     options = parser.parse_args()
 
     base = options.folder or Path(tempfile.mkdtemp(prefix="adminkb-mailroot-bench-"))
@@ -181,7 +199,7 @@ def main() -> None:
         for count in sorted(options.counts):
             build(root, built, count)
             built = count
-            result = measure(root, options.runs)
+            result = measure(root, options.runs, options.drop_caches)
             bare_rate = result["files"] / result["bare_s"]
             scan_rate = result["files"] / result["scan_s"]
             # On a loaded machine the separate start-up run can take longer than the whole command.
