@@ -14,6 +14,7 @@ import pytest
 
 from adminkb.errors import InputError
 from adminkb.export import export_site, external_resources, is_local_url
+from adminkb.export.render import render_saved_widget
 from adminkb.runbooks import NOTEBOOKS_DIR, RUNBOOKS
 from tests.clirun import run_area
 
@@ -107,10 +108,22 @@ def _widget_notebook() -> nbformat.NotebookNode:
             WIDGET_VIEW: {"model_id": "c3", "version_major": 2, "version_minor": 0},
             "text/plain": "IntSlider(value=7)",
         })])
+    # A tqdm bar as the widget state saves it: a row of a label, the bar and the counts.
+    progress = nbformat.v4.new_code_cell("tqdm", outputs=[nbformat.v4.new_output(
+        "display_data", data={
+            WIDGET_VIEW: {"model_id": "d4", "version_major": 2, "version_minor": 0},
+            "text/plain": "分批寄送:   0%|          | 0/60 [00:00<?, ?封/s]",
+        })])
     notebook = _notebook(nbformat.v4.new_markdown_cell("# 90 互動元件測試\n\n## 檢查清單"),
-                         own_fallback, separate_fallback, no_fallback)
+                         own_fallback, separate_fallback, no_fallback, progress)
     notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
-        "state": {}, "version_major": 2, "version_minor": 0}}
+        "state": {
+            "d4": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_d5", "IPY_MODEL_d6", "IPY_MODEL_d7"]}},
+            "d5": {"model_name": "HTMLModel", "state": {"value": "分批寄送:\u2007100%"}},
+            "d6": {"model_name": "FloatProgressModel", "state": {"value": 60.0, "min": 0.0, "max": 60.0}},
+            "d7": {"model_name": "HTMLModel", "state": {"value": "\u200760/60\u2007[00:02&lt;00:00]"}},
+            "c3": {"model_name": "IntSliderModel", "state": {"value": 7}},
+        }, "version_major": 2, "version_minor": 0}}
     return notebook
 
 
@@ -315,6 +328,51 @@ def test_widgets_show_static_fallback(tmp_path):
     assert "widget-state+json" not in text
     assert len(result.warnings) == 1
     assert "90_widgets.ipynb" in result.warnings[0]
+
+
+def test_progress_widget_drawn_from_saved_state(tmp_path):
+    folder = tmp_path / "notebooks"
+    _write(folder, "90_widgets.ipynb", _widget_notebook())
+    export_site(tmp_path / "out", notebooks_dir=folder, use_stored_outputs=True, progress=False)
+    text = (tmp_path / "out" / "90_widgets.html").read_text(encoding="utf-8")
+    bar = re.search(r"<progress([^>]*)>([^<]*)</progress>", text)
+    assert bar is not None
+    assert 'value="60"' in bar.group(1)
+    assert 'max="60"' in bar.group(1)
+    assert bar.group(2) == "100%"
+    assert "分批寄送:\u2007100%" in text
+    assert "60/60\u2007[00:02&lt;00:00]" in text
+    assert "0/60 [00:00" not in text
+
+
+def test_saved_widget_with_unknown_child_not_drawn():
+    models = {"box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_text", "IPY_MODEL_slider"]}},
+              "text": {"model_name": "LabelModel", "state": {"value": "a < b"}},
+              "slider": {"model_name": "IntSliderModel", "state": {"value": 3}}}
+    assert render_saved_widget("box", models) is None
+    assert render_saved_widget("missing", models) is None
+    assert render_saved_widget("text", models) == '<span class="widget-static-text">a &lt; b</span>'
+
+
+# A 1x1 transparent PNG.
+TINY_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+
+
+def test_figure_alt_text_from_title(tmp_path):
+    folder = tmp_path / "notebooks"
+    figure = nbformat.v4.new_code_cell("figure", execution_count=1, outputs=[nbformat.v4.new_output(
+        "display_data", data={"image/png": TINY_PNG, "text/plain": "〔圖表：每小時郵件數〕"})])
+    untitled = nbformat.v4.new_code_cell("image", execution_count=2, outputs=[nbformat.v4.new_output(
+        "display_data", data={"image/png": TINY_PNG})])
+    _write(folder, "94_figure.ipynb", _notebook(nbformat.v4.new_markdown_cell("# 94 圖表"), figure, untitled))
+    export_site(tmp_path / "out", notebooks_dir=folder, use_stored_outputs=True, progress=False)
+    text = (tmp_path / "out" / "94_figure.html").read_text(encoding="utf-8")
+    images = re.findall(r"<img [^>]*>", _main(text))
+    assert len(images) == 2
+    assert 'alt="〔圖表：每小時郵件數〕"' in images[0]
+    assert f"data:image/png;base64,{TINY_PNG}" in images[0]
+    # Without text/plain there is nothing to describe it with, so nbconvert's own default stays.
+    assert "No description has been provided" in images[1]
 
 
 # --- the output folder ------------------------------------------------------------------------

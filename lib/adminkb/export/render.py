@@ -75,16 +75,19 @@ class Page:
 
 
 def use_widget_fallbacks(notebook: Any, name: str) -> list[str]:
-    """Replace widget views with the static HTML their cell carries, in place; return warnings.
+    """Replace widget views with static HTML in place and return the warnings.
 
     A widget output whose own bundle has text/html keeps that HTML. Otherwise, when the same
     cell has another output with text/html (the fallback a widget helper displays next to its
-    view), the widget output is dropped and that HTML remains. A widget with neither keeps its
-    text/plain, and a warning names the cell. The saved widget state is removed from the notebook
-    metadata, because only a widget manager script could read it.
+    view), the widget output is dropped and that HTML remains. Otherwise the widget is drawn
+    from the state saved with the notebook, where its model and its children's models are of
+    the kinds `render_saved_widget` knows (a tqdm progress bar is). A widget with none of these
+    keeps its text/plain, and a warning names the cell. The saved widget state is then removed
+    from the notebook metadata, because only a widget manager script could read it.
     """
     warnings: list[str] = []
-    notebook.get("metadata", {}).pop("widgets", None)
+    saved = notebook.get("metadata", {}).pop("widgets", None) or {}
+    models = saved.get(WIDGET_STATE, {}).get("state", {})
     for index, cell in enumerate(notebook.get("cells", [])):
         outputs = cell.get("outputs", [])
         widget_outputs = [output for output in outputs if WIDGET_VIEW in output.get("data", {})]
@@ -98,17 +101,95 @@ def use_widget_fallbacks(notebook: Any, name: str) -> list[str]:
             if WIDGET_VIEW not in data:
                 remaining.append(output)
                 continue
-            del data[WIDGET_VIEW]
+            view = data.pop(WIDGET_VIEW)
             if "text/html" in data:
                 remaining.append(output)
-            elif cell_has_html:
                 continue
+            if cell_has_html:
+                continue
+            drawn = render_saved_widget(str(view.get("model_id", "")), models)
+            if drawn is not None:
+                data["text/html"] = drawn
             else:
                 warnings.append(message("export.widget_without_fallback", name=name, cell=index + 1))
                 logger.warning("%s cell %d: widget output has no text/html fallback; showing its text", name, index + 1)
-                remaining.append(output)
+            remaining.append(output)
         cell["outputs"] = remaining
     return warnings
+
+
+# Image outputs that describe_images turns into <img> elements with alternative text.
+_IMAGE_TYPES = ("image/png", "image/jpeg")
+
+
+def describe_images(notebook: Any) -> None:
+    """Give every PNG or JPEG output alternative text from its own text/plain, in place.
+
+    nbconvert otherwise adds alt="No description has been provided for this image" in English.
+    An adminkb figure's text/plain is its title in the user's language, so the page carries
+    that. The image becomes an <img> element with a data: URL, which stays inside the page. An
+    output that already has text/html, or has no text/plain, is left as it is.
+    """
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            description = str(data.get("text/plain") or "").strip()
+            if "text/html" in data or not description:
+                continue
+            for image_type in _IMAGE_TYPES:
+                if image_type in data:
+                    payload = "".join(str(data.pop(image_type)).split())
+                    data["text/html"] = (f'<img alt="{html.escape(description, quote=True)}" '
+                                         f'src="data:{image_type};base64,{payload}"/>')
+                    break
+
+
+# Widget models that a page can draw from their saved state without a widget manager.
+_TEXT_MODELS = {"HTMLModel": True, "HTMLMathModel": True, "LabelModel": False}
+_PROGRESS_MODELS = {"FloatProgressModel", "IntProgressModel"}
+_BOX_MODELS = {"HBoxModel": "hbox", "VBoxModel": "vbox", "BoxModel": "vbox"}
+_MODEL_REFERENCE = "IPY_MODEL_"
+# Boxes nested deeper than this are not drawn, so a saved state whose boxes contain each other
+# cannot recurse without end.
+_MAX_BOX_DEPTH = 8
+
+
+def render_saved_widget(model_id: str, models: dict[str, Any], depth: int = 0) -> str | None:
+    """Draw one widget and its children as static HTML from the notebook's saved widget state.
+
+    Text widgets become their text (HTML widgets keep their markup, which the kernel wrote),
+    progress widgets a <progress> element at their final value, and boxes a row or column of
+    their children. Return None when the model is missing or of any other kind, so that the
+    caller can fall back to the output's text.
+    """
+    model = models.get(model_id)
+    if model is None or depth > _MAX_BOX_DEPTH:
+        return None
+    kind = model.get("model_name", "")
+    state = model.get("state", {})
+    description = html.escape(str(state.get("description") or ""))
+    label = f'<span class="widget-static-label">{description}</span>' if description else ""
+    if kind in _TEXT_MODELS:
+        value = str(state.get("value", ""))
+        text = value if _TEXT_MODELS[kind] else html.escape(value)
+        return f'<span class="widget-static-text">{label}{text}</span>'
+    if kind in _PROGRESS_MODELS:
+        minimum = float(state.get("min", 0) or 0)
+        maximum = float(state.get("max", 100) or 100)
+        value = min(max(float(state.get("value", 0) or 0), minimum), maximum)
+        share = 100 * (value - minimum) / (maximum - minimum) if maximum > minimum else 0
+        return (f'{label}<progress class="widget-static-progress" value="{value - minimum:g}" '
+                f'max="{maximum - minimum:g}">{share:.0f}%</progress>')
+    if kind in _BOX_MODELS:
+        parts = []
+        for child in state.get("children", []):
+            reference = str(child)
+            drawn = render_saved_widget(reference.removeprefix(_MODEL_REFERENCE), models, depth + 1)
+            if drawn is None:
+                return None
+            parts.append(drawn)
+        return f'<div class="widget-static widget-static-{_BOX_MODELS[kind]}">{"".join(parts)}</div>'
+    return None
 
 
 # Relative links to another notebook ("01_smtp_session.ipynb#step"), as runbook prose writes them.
@@ -158,6 +239,7 @@ def render_page(exporter: HTMLExporter, notebook: Any, page: Page, nav_html: str
     """Render `notebook` into page.html and fill page.sections for the search index."""
     notebook = copy.deepcopy(notebook)
     page.warnings.extend(use_widget_fallbacks(notebook, page.filename))
+    describe_images(notebook)
     extra = {"adminkb": {"title": page.title, "css": css, "nav_html": nav_html}}
     body, _ = exporter.from_notebook_node(notebook, resources=extra)
     page.html = rewrite_notebook_links(body, exported)
