@@ -85,6 +85,22 @@ def test_table_multiline_cell():
     assert text.splitlines()[2:] == ["one  x", "two"]
 
 
+def test_blocks_align_values(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    rows = [{"step": "1", "command": "copy a b\ncopy c d", "check": None}, {"step": "2", "command": "", "check": "ok"}]
+    text = output.render_blocks(rows, ["step", "command", "check"], {"step": "步驟", "command": "命令", "check": "檢查結果"})
+    first, second = text.split("\n\n")
+    # The widest title, 檢查結果, takes 8 columns and its colon 2, so values start at column 10.
+    assert first.splitlines() == ["步驟：    1", "命令：    copy a b", "          copy c d", "檢查結果：-"]
+    assert second.splitlines() == ["步驟：    2", "命令：", "檢查結果：ok"]
+
+
+def test_blocks_english_colon(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert output.render_blocks([{"a": "x"}], ["a"], {"a": "Reply"}) == "Reply: x"
+    assert output.render_blocks([], ["a"]) == ""
+
+
 def test_json_keeps_chinese():
     assert json.loads(output.render_json({"結果": "轉送被拒"})) == {"結果": "轉送被拒"}
     assert "轉送被拒" in output.render_json({"結果": "轉送被拒"})

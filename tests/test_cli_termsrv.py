@@ -255,13 +255,22 @@ def test_files_missing_key_exits_2(tmp_path, capsys):
 
 # plan
 
-def test_plan_table(capsys):
+def test_plan_blocks(capsys):
     status = run("plan")
     text = capsys.readouterr().out
     assert status == 0
-    assert text.splitlines()[0].split() == ["步驟", "階段", "動作", "命令", "檢查"]
+    blocks = text.strip().split("\n\n")
+    run("plan", "--format", "json")
+    assert len(blocks) == len(json.loads(capsys.readouterr().out))
+    first = blocks[0].splitlines()
+    assert [line.split("：", 1)[0] for line in first] == ["步驟", "階段", "動作", "命令", "檢查"]
+    assert first[0] == "步驟：1"
     assert "regedit /s termsrv-apply.reg" in text
     assert "regedit /s termsrv-rollback.reg" in text
+    # A step's second command lines up under its first.
+    second = blocks[1].splitlines()
+    assert second[3] == "命令：adminkb termsrv check servicepackfiles_termsrv.dll"
+    assert second[4] == "      adminkb termsrv check dllcache_termsrv.dll"
 
 
 def test_plan_with_collected_and_replacement(tmp_path, capsys):

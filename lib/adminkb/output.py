@@ -14,6 +14,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TextIO
 
+from adminkb.i18n import message
+
 FORMATS = ("table", "json", "csv")
 
 
@@ -60,6 +62,28 @@ def render_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str],
                      for i, lines in enumerate(row)]
             out.append("  ".join(parts).rstrip())
     return "\n".join(out)
+
+
+def render_blocks(rows: Sequence[Mapping[str, object]], columns: Sequence[str],
+                  headers: Mapping[str, str] | None = None) -> str:
+    """Render `rows` as one block per row, a "title: value" line per column, for rows too wide for a table.
+
+    Long explanations and multi-line commands stay readable in an 80-column console and in a
+    file sent to a colleague. Continuation lines of a value are indented under its first line,
+    and a blank line separates the blocks.
+    """
+    headers = headers or {}
+    labels = [message("cli.block_label", title=headers.get(column, column)) for column in columns]
+    width = max((display_width(label) for label in labels), default=0)
+    blocks = []
+    for row in rows:
+        lines = []
+        for column, label in zip(columns, labels):
+            value_lines = _cell(row.get(column)).splitlines() or [""]
+            lines.append((_pad(label, width) + value_lines[0]).rstrip())
+            lines.extend((" " * width + line).rstrip() for line in value_lines[1:])
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def render_json(document: object) -> str:

@@ -17,7 +17,7 @@ from adminkb.cli import MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, add_help_optio
 from adminkb import investigate
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.output import display_width, render_csv, render_json, render_table, write_csv
+from adminkb.output import display_width, render_blocks, render_csv, render_json, render_table, write_csv
 from adminkb.smtp import DEFAULT_EHLO_NAME, EXIT_INPUT, STEPS, parse_host_port, probe
 from adminkb.smtp.audit import DEFAULT_VRFY_USER, MAX_CONNECTIONS, AuditReport, audit
 from adminkb.smtp.probe import ProbeResult
@@ -302,6 +302,6 @@ def render_text(result: ProbeResult, *, markers: str = "telnet") -> str:
              result.transcript.to_text(markers=markers), ""]
     if rows:
         parts += [message("smtp.render.explanations_heading"),
-                  render_table(rows, ["step", "reply", "meaning"], headers), ""]
+                  render_blocks(rows, ["step", "reply", "meaning"], headers), ""]
     parts += result.verdict.lines()
     return "\n".join(parts)

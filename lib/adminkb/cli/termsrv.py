@@ -16,7 +16,7 @@ from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb.cli.reg import diff_rows, display_value
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.output import FORMATS, render_csv, render_json, render_table, write_csv
+from adminkb.output import FORMATS, render_blocks, render_csv, render_json, render_table, write_csv
 from adminkb.regfile import read_regfile, write_regfile
 from adminkb.termsrv import (
     APPLICABILITY_OTHER, COPY_BACK, PeCheck, RdpState, build_change_files, check_pe, collect_batch_bytes,
@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plan.add_argument("--replacement", metavar="FILE", default=None, help=message("termsrv.cli.replacement_help"))
     plan.add_argument("--backup-folder", metavar="FOLDER", default=None,
                       help=message("termsrv.cli.backup_folder_help"))
-    _add_format(plan)
+    _add_format(plan, "termsrv.cli.plan_format_option")
     plan.set_defaults(handler=run_plan)
 
 
@@ -83,8 +83,8 @@ def _verb(verbs: argparse._SubParsersAction, name: str, key: str) -> argparse.Ar
     return parser
 
 
-def _add_format(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
+def _add_format(parser: argparse.ArgumentParser, help_key: str = "cli.format_option") -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table", help=message(help_key))
 
 
 def _headers(columns: tuple[str, ...]) -> dict[str, str]:
@@ -300,5 +300,6 @@ def run_plan(arguments: argparse.Namespace) -> int:
     elif arguments.format == "csv":
         write_csv(render_csv(rows, PLAN_COLUMNS))
     else:
-        print(render_table(rows, PLAN_COLUMNS, _headers(PLAN_COLUMNS)))
+        # One block per step: the commands and checks are too long for columns side by side.
+        print(render_blocks(rows, PLAN_COLUMNS, _headers(PLAN_COLUMNS)))
     return EXIT_OK
