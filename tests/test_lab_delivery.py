@@ -470,6 +470,23 @@ def test_runner_compresses_schedule_on_real_clock():
         assert len(real_time_lab.queue_files()) == 1
 
 
+def test_runner_compresses_greylisting_on_real_clock():
+    with MailLab(pickup_interval=None, relay_grant=["127.0.0.1"]) as real_time_lab:
+        send(real_time_lab, "user@grey.lab.test")
+        # The 5-minute greylisting delay becomes 0.5 s and the 15-minute retry 1.5 s at 600.
+        real_time_lab.start_delivery_runner(compression=600, interval=0.05)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and real_time_lab.queue_files():
+                time.sleep(0.05)
+        finally:
+            real_time_lab.stop_delivery_runner()
+        outcomes_seen = [record.outcome for record in real_time_lab.delivery_records]
+        assert outcomes_seen[0] == "deferred"
+        assert outcomes_seen[-1] == "delivered"
+        assert real_time_lab.queue_files() == []
+
+
 def test_helo_only_client_never_reaches_esmtp_provider(lab):
     lab.set_outbound_esmtp(False)
     send(lab, "user@bigmail.lab.test")

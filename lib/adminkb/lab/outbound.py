@@ -206,8 +206,8 @@ class OutboundControls:
     def start_delivery_runner(self, *, compression: float = 60.0, interval: float = 1.0) -> None:
         """Deliver in the background: every `interval` real seconds, `interval * compression` lab seconds pass.
 
-        On a fixed clock the runner moves the clock; on the real clock it divides the retry
-        schedule by `compression` instead.
+        On a fixed clock the runner moves the clock. On the real clock it divides the retry
+        schedule and the greylisting delay of the remote receivers by `compression` instead.
         """
         if not 1 <= compression <= 100_000 or not 0.05 <= interval <= 60:
             raise InputError("lab.delivery.invalid_runner", value=f"{compression}, {interval}",
@@ -216,6 +216,7 @@ class OutboundControls:
         agent = self.start_outbound()
         if not isinstance(self._clock, FixedClock):
             agent.time_compression = float(compression)
+            self.remote.time_compression = float(compression)
         self._runner = DeliveryRunner(self, compression, interval)
         self._runner.start()
 

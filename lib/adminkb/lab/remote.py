@@ -135,6 +135,9 @@ class RemoteLab:
         self.folder = Path(folder)
         self.receivers = {spec.address: spec for spec in receivers}
         self.greylist_delay = greylist_delay
+        # Lab seconds per real second when the lab runs on the real clock and a delivery runner
+        # compresses the retry schedule, so that greylisting waits in the same compressed time.
+        self.time_compression = 1.0
         # Smart host settings, read by each new connection.
         self.smart_host_requires_auth = False
         self.smart_host_accounts: dict[str, str] = {SMART_HOST_USER: SMART_HOST_PASSWORD}
@@ -346,7 +349,7 @@ class RemoteLab:
         now = self.clock.now()
         with self._lock:
             first_seen = self._greylist.setdefault(key, now)
-        return now - first_seen >= self.greylist_delay
+        return (now - first_seen) * self.time_compression >= self.greylist_delay
 
     def fcrdns_verdict(self, client_ip: str) -> tuple[str, str]:
         """Check the client's reverse DNS through the lab DNS; return ("ok"|"temporary"|"rejected", detail)."""
