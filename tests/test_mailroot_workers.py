@@ -65,6 +65,31 @@ def test_workers_give_the_same_inventory(tree, caplog):
     assert badmail.loc["NTFS_01c1b2c301dca9e200000008.BDR", "notes"] == "orphan .BDR: its .BAD is gone (common after a clean-up script deleted .BAD files)"
 
 
+def test_orphan_note_joins_other_notes(tree):
+    (tree / "Badmail" / "NTFS_01e1b2c301dca9e20000000a.BDR").write_bytes(b"")
+    (tree / "Badmail" / "NTFS_01e1b2c301dca9e20000000a.BDP").write_bytes(b"\x00" * 8)
+    inventory = scan_mailroot(tree, now=NOW, workers=2).set_index("name")
+    orphan = "orphan .{}: its .BAD is gone (common after a clean-up script deleted .BAD files)"
+    assert inventory.loc["NTFS_01e1b2c301dca9e20000000a.BDR", "notes"] == "empty file (0 bytes); " + orphan.format("BDR")
+    assert inventory.loc["NTFS_01e1b2c301dca9e20000000a.BDP", "notes"] == orphan.format("BDP")
+    assert inventory.loc["NTFS_01a1b2c301dca9e200000006.BDP", "notes"] == ""
+
+
+def test_unlistable_folder_logged_once(tree, monkeypatch, caplog):
+    real_scandir = os.scandir
+
+    def denied_scandir(path):
+        if str(path).endswith("Drop"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(mailroot_scan.os, "scandir", denied_scandir)
+    with caplog.at_level(logging.WARNING, logger="adminkb.mailroot_scan"):
+        inventory = scan_mailroot(tree, now=NOW, workers=1)
+    assert caplog.text.count("cannot list folder") == 1
+    assert "Drop" not in set(inventory["role"])
+
+
 def _die_in_worker(files, ansi_encoding):
     """scan_chunk that ends any worker process abruptly, as a crash or an unimportable script would."""
     if multiprocessing.current_process().name != "MainProcess":

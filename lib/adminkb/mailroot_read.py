@@ -342,20 +342,14 @@ _ROW_FIELDS = (("role", "role"), ("path", "path"), ("name", "name"), ("kind", "k
                ("subject", "subject"), ("date", "date"), ("message_id", "message_id"), ("reason", "reason"),
                ("error_code", "error_code"), ("reason_sender", "reason_sender"), ("notes", "notes"))
 _ROW_VALUES = operator.attrgetter(*(attribute for _, attribute in _ROW_FIELDS))
+ROW_COLUMNS = tuple(column for column, _ in _ROW_FIELDS)
 
 
 class ScanColumns:
-    """The scanned files as one list per column.
-
-    A chunk's rows become column values when the chunk is done, so no object per file outlives
-    its chunk. Badmail rows are the exception: they are kept until `link_badmail` has copied
-    each `.BDR` reason to its `.BAD` and noted the orphans, because the files of one set can be
-    in different chunks.
-    """
+    """The rows of one chunk of files as one list per column, in ROW_COLUMNS order."""
 
     def __init__(self) -> None:
-        self.values: dict[str, list[object]] = {column: [] for column, _ in _ROW_FIELDS}
-        self.badmail: list[tuple[int, FileRow]] = []
+        self.values: dict[str, list[object]] = {column: [] for column in ROW_COLUMNS}
         self.unreadable = 0
 
     def __len__(self) -> int:
@@ -365,45 +359,12 @@ class ScanColumns:
     def from_rows(cls, rows: list[FileRow]) -> ScanColumns:
         """Return the columns of `rows`, in their order."""
         columns = cls()
-        for index, row in enumerate(rows):
-            if row.role == mailroot.BADMAIL and row.kind.startswith("badmail_"):
-                columns.badmail.append((index, row))
-            if row.unreadable:
-                columns.unreadable += 1
+        columns.unreadable = sum(row.unreadable for row in rows)
         # One attrgetter call a row and one transposition, both in C, instead of a list append
         # per column and row.
-        for (column, _), values in zip(_ROW_FIELDS, zip(*map(_ROW_VALUES, rows))):
+        for column, values in zip(ROW_COLUMNS, zip(*map(_ROW_VALUES, rows))):
             columns.values[column] = list(values)
         return columns
-
-    def extend(self, other: ScanColumns) -> None:
-        """Append the rows of `other`, which scanned the files after this one's."""
-        offset = len(self)
-        self.badmail.extend((offset + index, row) for index, row in other.badmail)
-        self.unreadable += other.unreadable
-        for column, values in other.values.items():
-            self.values[column].extend(values)
-
-    def link_badmail(self) -> None:
-        """Give each .BAD row the reason of its .BDR, and note .BDR and .BDP files whose .BAD is gone."""
-        by_stem: dict[tuple[str, str], dict[str, tuple[int, FileRow]]] = {}
-        for index, row in self.badmail:
-            folder, _, name = row.path.rpartition("/")
-            stem = name.rsplit(".", 1)[0].lower()
-            by_stem.setdefault((folder.lower(), stem), {})[row.kind] = (index, row)
-        for group in by_stem.values():
-            bad = group.get("badmail_message")
-            reason = group.get("badmail_reason")
-            if bad is not None and reason is not None:
-                for column in ("reason", "error_code", "reason_sender"):
-                    self.values[column][bad[0]] = getattr(reason[1], column)
-            if bad is None:
-                for kind in ("badmail_reason", "badmail_envelope"):
-                    if kind in group:
-                        index, row = group[kind]
-                        row.note("orphan", suffix=row.name.rsplit(".", 1)[-1].upper())
-                        self.values["notes"][index] = row.notes
-        self.badmail = []
 
 
 def scan_chunk(files: list[tuple[str, str]], ansi_encoding: str) -> ScanColumns:

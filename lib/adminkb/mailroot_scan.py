@@ -6,14 +6,16 @@ the header section of messages, or the reason text of Badmail `.BDR` files. It n
 the tree. A file that cannot be read, is empty or is not mail gets a note in its row, and the
 scan goes on.
 
-Reading a file is in `adminkb.mailroot_read`. This module walks the tree, hands the files to
-that module in chunks (to worker processes, one per CPU, for large trees), joins the rows and
-builds the frame.
+Reading a file is in `adminkb.mailroot_read`. This module walks the tree, streams the files to
+that module in chunks (to worker processes, one per CPU, for large trees), keeps the rows as
+Arrow arrays, and sorts them, links each Badmail set and builds the frame at the end.
 """
 
 from __future__ import annotations
 
 import codecs
+import collections
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -21,19 +23,21 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from adminkb import mailroot
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.mailroot_read import OTHER, ScanColumns, scan_chunk
+from adminkb.mailroot_read import OTHER, ROW_COLUMNS, ScanColumns, scan_chunk
 
 log = logging.getLogger("adminkb.mailroot_scan")
 
@@ -48,6 +52,10 @@ PARALLEL_THRESHOLD = 20_000
 MAX_WORKERS = 8
 # Files per piece of work: a worker's unit, and the step of the progress bar.
 CHUNK_FILES = 1024
+
+# Folder roles in the inventory's order.
+_ROLE_ORDER = (*mailroot.FOLDER_NAMES, OTHER)
+_BADMAIL_KINDS = ("badmail_message", "badmail_reason", "badmail_envelope")
 
 COLUMNS = ("role", "path", "name", "kind", "size", "modified", "age", "mailbox_domain", "mailbox_user",
            "sender", "recipients", "from", "to", "subject", "date", "message_id", "reason", "error_code",
@@ -82,28 +90,26 @@ def scan_mailroot(root: str | os.PathLike[str], *, now: datetime | None = None, 
 
     if workers is not None and workers < 1:
         raise ValueError(f"invalid workers value {workers}: give 1 or more, or None to choose by tree size")
-    files = sorted(_walk(str(root_path)), key=lambda item: item[1].lower())
-    count = len(files)
-    # Only the chunks keep the path list, so it is freed before the frame is built.
-    chunks = [files[start:start + CHUNK_FILES] for start in range(0, count, CHUNK_FILES)]
-    del files
+    root_text = str(root_path)
+    # A first walk only counts, so that the bar has a total and the worker count a basis. The
+    # second walk streams paths to the readers chunk by chunk, so no list of every path is kept.
+    count = _count_files(root_text)
     show = count > PROGRESS_THRESHOLD if progress is None else progress
     processes = _worker_count(workers, count)
+    chunks = functools.partial(_chunked_walk, root_text)
     if show:
         with tqdm(total=count, file=sys.stderr, unit=message("mailroot.progress_unit"),
                   desc=message("mailroot.progress_label")) as bar:
-            columns = _scan_chunks(chunks, ansi_encoding, processes, bar.update)
+            collected = _scan_chunks(chunks, ansi_encoding, processes, bar.update)
     else:
         # Without a bar no tqdm object is made, because making one costs about 0.1 s (a lock).
-        columns = _scan_chunks(chunks, ansi_encoding, processes, None)
-    del chunks
-    columns.link_badmail()
-    if columns.unreadable:
+        collected = _scan_chunks(chunks, ansi_encoding, processes, None)
+    if collected.unreadable:
         # One line for the whole scan, so that a tree of locked files does not flood the log.
-        log.warning("%d of %d files under %s could not be read (run with -vv for each one)", columns.unreadable,
-                    count, root_path)
-    log.info("scanned %d files under %s", count, root_path)
-    return _frame(columns, instant)
+        log.warning("%d of %d files under %s could not be read (run with -vv for each one)", collected.unreadable,
+                    collected.rows, root_path)
+    log.info("scanned %d files under %s", collected.rows, root_path)
+    return _frame(collected, instant)
 
 
 def _worker_count(requested: int | None, files: int) -> int:
@@ -121,46 +127,95 @@ def _worker_count(requested: int | None, files: int) -> int:
     return max(1, min(available, MAX_WORKERS))
 
 
-def _scan_chunks(chunks: list[list[tuple[str, str]]], ansi_encoding: str, processes: int,
-                 advance: Callable[[int], object] | None) -> ScanColumns:
-    """Scan every chunk, in `processes` worker processes or in this one, and join the rows in order.
+class _Collected:
+    """The scanned rows as Arrow arrays, one list of chunks per column.
+
+    Each chunk's Python strings become one Arrow array per column as soon as the chunk arrives,
+    so the rows wait for the frame in Arrow buffers rather than as Python objects per file.
+    """
+
+    def __init__(self) -> None:
+        self.chunks: dict[str, list[pa.Array]] = {column: [] for column in ROW_COLUMNS}
+        self.rows = 0
+        self.unreadable = 0
+
+    def add(self, part: ScanColumns) -> int:
+        """Append the rows of `part` and return how many there were."""
+        for column, values in part.values.items():
+            self.chunks[column].append(_arrow_column(column, values))
+        self.rows += len(part)
+        self.unreadable += part.unreadable
+        return len(part)
+
+
+def _arrow_column(column: str, values: list[object]) -> pa.Array:
+    if column == "size":
+        return pa.array(values, pa.int64())
+    if column == "modified":
+        return pa.array(values, pa.float64())
+    if column == "recipients":
+        return pa.array(values, pa.list_(pa.string()))
+    if column == "notes":
+        return pa.array(["; ".join(notes) if notes else "" for notes in values], pa.string())
+    return pa.array(values, pa.string())
+
+
+def _scan_chunks(chunks: Callable[[], Iterator[list[tuple[str, str]]]], ansi_encoding: str, processes: int,
+                 advance: Callable[[int], object] | None) -> _Collected:
+    """Scan every chunk that `chunks()` yields, in `processes` worker processes or in this one.
 
     Workers are spawned, not forked, on every platform: a fork copies the locks that other
     threads (a Jupyter kernel's, for one) hold at that moment, and a spawned worker imports only
     `adminkb.mailroot_read`. When the workers cannot run (a broken interpreter, a script that
     spawning cannot import again), the scan starts over in this process and logs why.
     """
-    if processes > 1 and len(chunks) > 1:
-        columns = ScanColumns()
-        processes = min(processes, len(chunks))
-        log.info("scanning %d files in %d worker processes", sum(map(len, chunks)), processes)
-        pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+    if processes > 1:
+        collected = _Collected()
         try:
-            for part in pool.map(scan_chunk, chunks, itertools.repeat(ansi_encoding)):
-                columns.extend(part)
-                if advance is not None:
-                    advance(len(part))
-            return columns
+            _scan_in_pool(chunks(), ansi_encoding, processes, collected, advance)
+            return collected
         except BrokenProcessPool as error:
             log.warning("mailroot scan workers failed (%s), so the scan starts over in this process", error)
             if advance is not None:
-                advance(-len(columns))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    columns = ScanColumns()
-    for chunk in chunks:
-        part = scan_chunk(chunk, ansi_encoding)
-        columns.extend(part)
+                advance(-collected.rows)
+    collected = _Collected()
+    for chunk in chunks():
+        done = collected.add(scan_chunk(chunk, ansi_encoding))
         if advance is not None:
-            advance(len(part))
-    return columns
+            advance(done)
+    return collected
 
 
-def _walk(root: str) -> Iterator[tuple[str, str]]:
+def _scan_in_pool(chunks: Iterator[list[tuple[str, str]]], ansi_encoding: str, processes: int,
+                  collected: _Collected, advance: Callable[[int], object] | None) -> None:
+    """Scan `chunks` in worker processes, adding the results to `collected` in order.
+
+    At most two chunks per worker wait in the pool, so the walk stays only a little ahead of
+    the readers and the paths waiting in between stay few.
+    """
+    log.info("scanning in %d worker processes", processes)
+    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+    pending: collections.deque[Future[ScanColumns]] = collections.deque()
+    try:
+        for chunk in chunks:
+            pending.append(pool.submit(scan_chunk, chunk, ansi_encoding))
+            if len(pending) > 2 * processes:
+                done = collected.add(pending.popleft().result())
+                if advance is not None:
+                    advance(done)
+        while pending:
+            done = collected.add(pending.popleft().result())
+            if advance is not None:
+                advance(done)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _walk(root: str, *, report: bool = True) -> Iterator[tuple[str, str]]:
     """Yield (full path, path relative to `root` with / separators) for every file under `root`.
 
-    Links to folders are not followed. A folder that cannot be listed is logged and skipped.
-    Plain strings keep this fast on trees of 100,000 files.
+    Links to folders are not followed. A folder that cannot be listed is skipped, and logged
+    when `report` is true. Plain strings keep this fast on trees of 100,000 files.
     """
     stack = [(root, "")]
     while stack:
@@ -174,23 +229,37 @@ def _walk(root: str) -> Iterator[tuple[str, str]]:
                     elif entry.is_file():
                         yield entry.path, relative
         except OSError as error:
-            log.warning("cannot list folder %s: %s", folder, error)
+            if report:
+                log.warning("cannot list folder %s: %s", folder, error)
 
 
-def _frame(columns: ScanColumns, now: datetime) -> pd.DataFrame:
-    """Build the inventory from `columns`, emptying each list once the frame has its values.
+def _count_files(root: str) -> int:
+    """Return the number of files `_walk` yields under `root`."""
+    return sum(1 for _ in _walk(root, report=False))
 
-    The rows come in the walk's order, by path without case. Sorting that by role alone, which
-    keeps the order within a role (a stable sort of small integers), gives the inventory's
-    order: by role, then by path without case.
-    """
-    values = columns.values
-    count = len(values["path"])
-    rank = {name: index for index, name in enumerate((*mailroot.FOLDER_NAMES, OTHER))}
-    order = np.argsort(np.fromiter((rank[role] for role in values["role"]), dtype=np.int8, count=count), kind="stable")
+
+def _chunked_walk(root: str) -> Iterator[list[tuple[str, str]]]:
+    """Yield the files under `root` in lists of CHUNK_FILES, in the walk's order."""
+    files = _walk(root)
+    while chunk := list(itertools.islice(files, CHUNK_FILES)):
+        yield chunk
+
+
+def _frame(collected: _Collected, now: datetime) -> pd.DataFrame:
+    """Build the inventory from the collected Arrow chunks: sorted by role, then path without case."""
+    table = pa.table({column: pa.chunked_array(chunks, type=_arrow_column(column, []).type)
+                      for column, chunks in collected.chunks.items()})
+    collected.chunks = {}
+    keys = pa.table({"rank": pc.index_in(table["role"], value_set=pa.array(_ROLE_ORDER)),
+                     "folded": pc.utf8_lower(table["path"]), "path": table["path"]})
+    table = table.take(pc.sort_indices(keys, sort_keys=[("rank", "ascending"), ("folded", "ascending"),
+                                                        ("path", "ascending")]))
+    del keys
+    table = _link_badmail(table)
+    pa.default_memory_pool().release_unused()
     # Whole microseconds, as datetime.fromtimestamp gives them; NaN (no time) becomes NaT.
-    seconds = np.array([np.nan if stamp is None else stamp for stamp in values.pop("modified")], dtype="float64")
-    modified = pd.to_datetime(np.round(seconds[order] * 1_000_000), unit="us", utc=True)
+    seconds = table["modified"].to_numpy(zero_copy_only=False)
+    modified = pd.to_datetime(np.round(seconds * 1_000_000), unit="us", utc=True)
     data: dict[str, object] = {}
     for column in COLUMNS:
         if column == "modified":
@@ -198,17 +267,58 @@ def _frame(columns: ScanColumns, now: datetime) -> pd.DataFrame:
         elif column == "age":
             data[column] = pd.Timestamp(now) - modified
         elif column == "size":
-            data[column] = np.array(values.pop(column), dtype="int64")[order]
+            data[column] = table[column].to_numpy()
         elif column == "recipients":
-            data[column] = _object_array([list(recipients) for recipients in values.pop(column)])[order]
-        elif column == "notes":
-            data[column] = np.array(["; ".join(notes) if notes else "" for notes in values.pop(column)],
-                                    dtype=object)[order]
+            data[column] = _object_array(table[column].to_pylist())
         else:
-            # Each list is converted and dropped in turn, so the lists and arrays never all coexist.
-            # Every value here is a string, so np.array makes a one-dimensional array.
-            data[column] = np.array(values.pop(column), dtype=object)[order]
-    return pd.DataFrame(data, columns=list(COLUMNS), index=pd.RangeIndex(count))
+            data[column] = table[column].to_pandas()
+        if column not in ("modified", "age"):
+            # Each column leaves the table once the frame has it, so the two are never both whole.
+            table = table.drop_columns(column)
+    # copy=False: a frame built from a dict copies every column by default.
+    return pd.DataFrame(data, columns=list(COLUMNS), index=pd.RangeIndex(len(modified)), copy=False)
+
+
+def _link_badmail(table: pa.Table) -> pa.Table:
+    """Give each .BAD row the reason of its .BDR, and note .BDR and .BDP files whose .BAD is gone.
+
+    The files of one set share their folder and file stem, compared without case. The work is
+    done with Arrow compute functions, because a flooded Badmail folder can hold hundreds of
+    thousands of sets and Python objects for each would stay in memory after the scan.
+    """
+    in_badmail = pc.equal(table["role"], mailroot.BADMAIL)
+    kinds = table["kind"]
+    folders = pc.utf8_lower(pc.replace_substring_regex(table["path"], pattern="/[^/]*$", replacement=""))
+    stems = pc.utf8_lower(pc.replace_substring_regex(table["name"], pattern=r"\.[^.]*$", replacement=""))
+    sets = pc.binary_join_element_wise(folders, stems, "/")
+    is_message = pc.and_(in_badmail, pc.equal(kinds, "badmail_message"))
+    is_reason = pc.and_(in_badmail, pc.equal(kinds, "badmail_reason"))
+
+    # Row of the last .BDR of each set, found for every row by its set key.
+    reason_rows = pc.indices_nonzero(is_reason)
+    reason_sets = pc.take(sets, reason_rows)
+    last = pa.table({"set": reason_sets, "row": reason_rows}).group_by("set").aggregate([("row", "max")])
+    found = pc.index_in(sets, value_set=last["set"])
+    source = pc.take(last["row_max"], found)
+    linked = pc.and_(is_message, pc.is_valid(found))
+    for column in ("reason", "error_code", "reason_sender"):
+        values = pc.if_else(linked, pc.take(table[column], pc.fill_null(source, 0)), table[column])
+        table = table.set_column(table.schema.get_field_index(column), column, values)
+
+    message_sets = pc.filter(sets, is_message)
+    orphan = pc.and_(pc.and_(in_badmail, pc.invert(is_message)), pc.is_in(kinds, value_set=pa.array(_BADMAIL_KINDS)))
+    orphan = pc.and_(orphan, pc.invert(pc.is_in(sets, value_set=pc.unique(message_sets))))
+    if not pc.any(orphan).as_py():
+        return table
+    # The note is built once per suffix (BDR, BDP) and joined to any note the row has.
+    suffixes = pc.utf8_upper(pc.replace_substring_regex(table["name"], pattern=r"^.*\.", replacement=""))
+    texts = {suffix: message("mailroot.note.orphan", suffix=suffix)
+             for suffix in pc.unique(pc.filter(suffixes, orphan)).to_pylist()}
+    orphan_notes = pc.take(pa.array(list(texts.values()), pa.string()),
+                           pc.index_in(suffixes, value_set=pa.array(list(texts), pa.string())))
+    notes = table["notes"]
+    joined = pc.if_else(pc.equal(notes, ""), orphan_notes, pc.binary_join_element_wise(notes, orphan_notes, "; "))
+    return table.set_column(table.schema.get_field_index("notes"), "notes", pc.if_else(orphan, joined, notes))
 
 
 def _object_array(items: list[object]) -> np.ndarray:
