@@ -333,12 +333,17 @@ def _object_array(items: list[object]) -> np.ndarray:
     return array
 
 
-def _message_rows(inventory: pd.DataFrame) -> pd.DataFrame:
-    """Return the rows that stand for one message each: .EML-like files, and .BAD files in Badmail."""
+def _message_rows(inventory: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """Return the rows that stand for one message each: .EML-like files, and .BAD files in Badmail.
+
+    With `columns`, only those columns are copied, which keeps a summary of a large tree from
+    copying every text column of the inventory.
+    """
     is_message = inventory["kind"].isin(["message", "badmail_message"])
     in_message_folder = inventory["role"].isin([mailroot.QUEUE, mailroot.DROP, mailroot.PICKUP])
     is_other_file = inventory["kind"].isin(["other"]) & in_message_folder
-    return inventory[is_message | is_other_file]
+    selected = is_message | is_other_file
+    return inventory.loc[selected, columns] if columns is not None else inventory[selected]
 
 
 def folder_summary(inventory: pd.DataFrame) -> pd.DataFrame:
@@ -346,12 +351,17 @@ def folder_summary(inventory: pd.DataFrame) -> pd.DataFrame:
 
     Every mailroot folder gets a row, with 0 messages when it is empty or missing.
     """
-    messages = _message_rows(inventory)
+    messages = _message_rows(inventory, ["role", "size", "age"])
+    grouped = messages.groupby("role", sort=False).agg(count=("size", "size"), size=("size", "sum"),
+                                                        oldest_age=("age", "max"))
     rows = []
     for folder in mailroot.FOLDER_NAMES:
-        selected = messages[messages["role"] == folder]
-        rows.append({"role": folder, "messages": len(selected), "size": int(selected["size"].sum()),
-                     "oldest_age": selected["age"].max() if len(selected) else pd.NaT})
+        if folder in grouped.index:
+            found = grouped.loc[folder]
+            rows.append({"role": folder, "messages": int(found["count"]), "size": int(found["size"]),
+                         "oldest_age": found["oldest_age"]})
+        else:
+            rows.append({"role": folder, "messages": 0, "size": 0, "oldest_age": pd.NaT})
     return pd.DataFrame(rows, columns=["role", "messages", "size", "oldest_age"])
 
 
@@ -361,7 +371,7 @@ def stuck_domains(inventory: pd.DataFrame) -> pd.DataFrame:
     Sorted by the oldest age first, because the domain that has waited longest is the one to check.
     """
     columns = ["domain", "messages", "recipients", "oldest_age"]
-    queued = _message_rows(inventory)
+    queued = _message_rows(inventory, ["role", "recipients", "age"])
     queued = queued[queued["role"] == mailroot.QUEUE]
     addresses = queued[["recipients", "age"]].explode("recipients").dropna(subset=["recipients"])
     if addresses.empty:
@@ -568,7 +578,7 @@ def age_figure(inventory: pd.DataFrame):
     """Draw the messages in each folder as bars split by age, with the CJK font; return a RenderedFigure."""
     from adminkb import plotting  # matplotlib is slow to import, and the scan command does not need it
 
-    messages = _message_rows(inventory)
+    messages = _message_rows(inventory, ["role", "age"])
     folders = [folder for folder in mailroot.FOLDER_NAMES if folder not in (mailroot.ROUTE, mailroot.SORTTEMP)]
     figure = plotting.new_figure(8.0, 3.6)
     axes = figure.add_subplot()
