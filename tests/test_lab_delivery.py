@@ -487,6 +487,20 @@ def test_runner_compresses_greylisting_on_real_clock():
         assert real_time_lab.queue_files() == []
 
 
+@pytest.mark.parametrize("content", [b"", b"Subject: no envelope\r\n\r\nbody\r\n",
+                                     b"X-Sender: app@example.com\r\n\r\nbody\r\n"])
+def test_queue_file_without_recipient_goes_to_badmail_once(lab, content):
+    queue = lab.mailroot / "Queue"
+    (queue / "NTFS_0000000000000000000000a1.EML").write_bytes(content)
+    records = lab.deliver_queue()
+    assert [record.outcome for record in records] == ["badmail"]
+    assert list(queue.iterdir()) == []
+    badmail = sorted(path.suffix for path in (lab.mailroot / "Badmail").iterdir())
+    assert badmail == [".BAD", ".BDR"]
+    assert lab.deliver_queue() == []
+    assert len(list((lab.mailroot / "Badmail").iterdir())) == 2
+
+
 def test_helo_only_client_never_reaches_esmtp_provider(lab):
     lab.set_outbound_esmtp(False)
     send(lab, "user@bigmail.lab.test")

@@ -237,17 +237,21 @@ class VirtualServer:
         lines in UTF-16LE. Readers should treat `.BDP` files as opaque.
         """
         folder = self.mailroot / mailroot.BADMAIL
+        # The .BDP bytes are built before any file is written, so a bad envelope cannot leave a
+        # lone .BAD behind. A message without recipients gets no .BDP, as there is no envelope to keep.
+        envelope_data = None
+        if envelope is not None and envelope[1]:
+            sender, recipients = envelope
+            envelope_data = BDP_MAGIC + mailroot.envelope_lines(sender, recipients).decode(
+                "utf-8", "surrogateescape").encode("utf-16-le", "surrogatepass")
         while True:
             stem = self._next_file_name(folder, self.clock.now())[: -len(".EML")]
             if not any((folder / f"{stem}{suffix}").exists() for suffix in (".BAD", ".BDP", ".BDR")):
                 break
         bad = mailroot.write_file_atomically(folder, f"{stem}.BAD", content)
         files = [bad]
-        if envelope is not None:
-            sender, recipients = envelope
-            data = BDP_MAGIC + mailroot.envelope_lines(sender, recipients).decode(
-                "utf-8", "surrogateescape").encode("utf-16-le", "surrogatepass")
-            files.append(mailroot.write_file_atomically(folder, f"{stem}.BDP", data))
+        if envelope_data is not None:
+            files.append(mailroot.write_file_atomically(folder, f"{stem}.BDP", envelope_data))
         files.append(mailroot.write_file_atomically(folder, f"{stem}.BDR", reason))
         return tuple(files)
 
