@@ -101,6 +101,20 @@ def test_blocks_english_colon(monkeypatch):
     assert output.render_blocks([], ["a"]) == ""
 
 
+def test_non_utf8_argument_rejected(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    # The Big5 bytes of 許功 as Linux hands them to Python: undecodable bytes become lone surrogates.
+    big5 = b"\xb3\x5c\xa5\x5c".decode("utf-8", "surrogateescape")
+    state = tmp_path / "checklists"
+    status = main(["checklist", "pc01", "--state-dir", str(state), "--tick", "updates", "--note", big5])
+    errors = capsys.readouterr().err
+    assert status == 2
+    assert "\\xb3\\\\xa5\\ contains bytes that are not UTF-8" in errors
+    assert "Next step: Switch the terminal" in errors
+    assert "Traceback" not in errors
+    assert not state.exists()
+
+
 def test_json_keeps_chinese():
     assert json.loads(output.render_json({"結果": "轉送被拒"})) == {"結果": "轉送被拒"}
     assert "轉送被拒" in output.render_json({"結果": "轉送被拒"})

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from adminkb import __version__
-from adminkb.errors import AdminKbError
+from adminkb.errors import AdminKbError, InputError
 from adminkb.i18n import message
 
 # Modules under adminkb.cli that add sub-commands, in the order `--help` lists them.
@@ -193,6 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     make_console_safe()
     words = list(sys.argv[1:] if argv is None else argv)
+    undecodable = next((word for word in words if _has_undecodable_bytes(word)), None)
+    if undecodable is not None:
+        error = InputError("cli.argument_not_utf8", value=_escaped_bytes(undecodable),
+                           next_key="cli.argument_not_utf8_next")
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return error.exit_status
     # The area is the first word that is not an option (`adminkb -v mailroot scan ...`).
     area = next((word for word in words if not word.startswith("-")), "")
     parser = build_parser(only=area)
@@ -213,6 +219,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+
+
+def _has_undecodable_bytes(word: str) -> bool:
+    """Return whether `word` holds bytes that were not UTF-8, which Python keeps as lone surrogates.
+
+    A Big5 console or batch file passes such bytes on Linux and macOS. Passed on, they make any
+    later encoding to UTF-8 (a file, a log, a notebook parameter) fail with UnicodeEncodeError.
+    """
+    return any(0xDC80 <= ord(character) <= 0xDCFF for character in word)
+
+
+def _escaped_bytes(word: str) -> str:
+    """Return `word` with its undecodable bytes written as \\xNN, for an error message."""
+    return word.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m adminkb.cli`
