@@ -190,10 +190,20 @@ def test_ipv6_target(capsys):
     ("192.0.2.25:2525", ("192.0.2.25", 2525)),
     ("[::1]:2525", ("::1", 2525)),
     ("[2001:db8::25]", ("2001:db8::25", 25)),
-    ("2001:db8::25", ("2001:db8::25", 25)),
+    ("2001:db8::a", ("2001:db8::a", 25)),
+    ("::1", ("::1", 25)),
+    ("1:2:3:4:5:6:7:8", ("1:2:3:4:5:6:7:8", 25)),
 ])
 def test_parse_host_port(text, expected):
     assert parse_host_port(text) == expected
+
+
+@pytest.mark.parametrize("text, head, port", [("::1:2525", "::1", "2525"), ("2001:db8::25", "2001:db8::", "25")])
+def test_parse_host_port_ambiguous_ipv6(text, head, port):
+    with pytest.raises(InputError) as caught:
+        parse_host_port(text)
+    assert caught.value.key == "smtp.input.ipv6_ambiguous"
+    assert f"[{head}]:{port}" in str(caught.value)
 
 
 @pytest.mark.parametrize("text", ["", ":25", "host:", "host:0", "[::1]:", "[not-ip]:25x"])

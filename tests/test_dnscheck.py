@@ -516,6 +516,13 @@ def test_parse_nameserver(text, expected):
     assert parse_nameserver(text) == expected
 
 
+def test_parse_nameserver_ambiguous_ipv6():
+    with pytest.raises(InputError) as caught:
+        parse_nameserver("::1:5353")
+    assert caught.value.key == "smtp.input.ipv6_ambiguous"
+    assert "[::1]:5353" in str(caught.value)
+
+
 @pytest.mark.parametrize("text", ["ns1.example.com", "127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:dns",
                                   "[::1", "[::1]5353", "", "300.1.1.1"])
 def test_parse_nameserver_rejects(text):

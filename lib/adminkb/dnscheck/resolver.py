@@ -18,6 +18,7 @@ import dns.rdatatype
 import dns.resolver
 
 from adminkb.errors import InputError
+from adminkb.smtp.addresses import reject_ambiguous_ipv6
 
 log = logging.getLogger("adminkb.dnscheck.resolver")
 
@@ -51,6 +52,8 @@ def parse_nameserver(text: str) -> tuple[str, int]:
         port_text = rest[1:] if rest else None
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
+    else:
+        reject_ambiguous_ipv6(text, DNS_PORT)
     try:
         address = ipaddress.ip_address(host)
     except ValueError as error:

@@ -155,10 +155,36 @@ def validate_source_address(source: str | None) -> str | None:
     raise InputError("smtp.input.invalid_source", value=source, next_key="smtp.input.source_next")
 
 
+def reject_ambiguous_ipv6(text: str, default_port: int) -> None:
+    """Raise InputError for an IPv6 address without brackets whose last group could be a port.
+
+    `::1:2525` is a valid address (0:0:0:0:0:0:1:2525), so it would be taken as a host on the
+    default port, although the user most likely meant port 2525 on ::1, a different host. Only
+    `::1` itself and addresses whose last group has a hex letter (`2001:db8::a`) are accepted.
+    """
+    if text == "::1":
+        return
+    head, _, last = text.rpartition(":")
+    if head.endswith(":"):
+        # "2001:db8::25" without its last group is "2001:db8::", not "2001:db8:".
+        head += ":"
+    if not last.isdigit() or not 1 <= int(last) <= 65535:
+        return
+    try:
+        ipaddress.IPv6Address(text)
+        ipaddress.IPv6Address(head)
+    except ValueError:
+        # Only one reading is an address, so there is nothing to ask.
+        return
+    raise InputError("smtp.input.ipv6_ambiguous", value=text, default_port=default_port, head=head,
+                     port=last, next_key="smtp.input.ipv6_ambiguous_next")
+
+
 def parse_host_port(text: str, default_port: int = 25) -> tuple[str, int]:
     """Split `HOST[:PORT]` into host and port; IPv6 takes brackets: `[::1]:2525`.
 
-    A bare IPv6 address without brackets (`::1`) is taken as a host with the default port.
+    A bare IPv6 address without brackets is taken as a host with the default port, except where
+    its last group could be a port (reject_ambiguous_ipv6).
     """
     if not isinstance(text, str) or not text.strip():
         raise InputError("smtp.input.invalid_host", value=text, next_key="smtp.input.host_next")
@@ -174,6 +200,7 @@ def parse_host_port(text: str, default_port: int = 25) -> tuple[str, int]:
             raise InputError("smtp.input.invalid_host", value=text, next_key="smtp.input.host_next")
         return validate_host(host), validate_port(rest[1:])
     if text.count(":") > 1:
+        reject_ambiguous_ipv6(text, default_port)
         return validate_host(text), default_port
     host, separator, port = text.partition(":")
     if separator:
