@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -128,6 +129,24 @@ def test_deliver_prints_receivers_table(tmp_path):
         assert spec.hostname in table
     assert "127.0.0.36  mx.blocked.lab.test" in table
     assert "沒有伺服器接聽" in table
+
+
+def test_deliver_prints_lab_dns_that_answers(tmp_path):
+    lab = LabProcess("--root", str(tmp_path), "--deliver")
+    try:
+        line = lab.wait_for(r"^Lab DNS: ")
+        lab.wait_for(r"Press Ctrl\+C to stop")
+        address = re.search(r"Lab DNS: (127\.0\.0\.1:\d+) ", line).group(1)
+        result = subprocess.run([sys.executable, "-m", "adminkb", "dns", "check", "example.net", "--nameserver",
+                                 address, "--format", "json"], capture_output=True, timeout=60,
+                                env=dict(os.environ, ADMINKB_LANG="en"))
+    finally:
+        status, errors = lab.stop()
+    assert status == 0, errors
+    assert f"--nameserver {address}" in line
+    checks = json.loads(result.stdout)
+    mx = next(check for check in checks["results"] if check["check"] == "mx")
+    assert mx["verdict"] == "ok"
 
 
 def test_receiver_lines_absent_without_deliver(tmp_path):

@@ -579,6 +579,26 @@ def test_root_turned_file_before_start(tmp_path):
     assert not lab.running
 
 
+@pytest.mark.parametrize("name, next_key", [("mailroot", "lab.root_is_mailroot_parent_next"),
+                                            ("copy", "lab.root_is_mailroot_next")])
+def test_copied_mailroot_as_root_rejected(tmp_path, name, next_key):
+    copied = tmp_path / name
+    (copied / "Queue").mkdir(parents=True)
+    (copied / "Badmail").mkdir()
+    with pytest.raises(InputError) as caught:
+        MailLab(root=copied).start()
+    assert caught.value.key == "lab.root_is_mailroot"
+    assert caught.value.next_key == next_key
+    assert "Badmail, Queue" in str(caught.value)
+    assert sorted(path.name for path in copied.iterdir()) == ["Badmail", "Queue"]
+
+
+def test_root_with_lab_mailroot_accepted(tmp_path):
+    (tmp_path / "mailroot" / "Queue").mkdir(parents=True)
+    with MailLab(root=tmp_path) as lab:
+        assert lab.mailroot == tmp_path / "mailroot"
+
+
 def test_root_that_cannot_be_created(tmp_path):
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")

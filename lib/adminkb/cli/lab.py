@@ -112,6 +112,7 @@ def run_lab(arguments: argparse.Namespace) -> int:
         print(message("lab.cli.relay", entries=", ".join(lab.relay_grant) or message("lab.cli.relay_nobody"),
                       domains=", ".join(lab.local_domains)), flush=True)
         if arguments.deliver:
+            print(message("lab.cli.lab_dns", address=lab.lab_dns.nameserver), flush=True)
             print(message("lab.cli.delivering", compression=f"{compression:g}", port=lab.remote.port), flush=True)
             print(receivers_table(), flush=True)
         print(message("lab.cli.stop_hint"), flush=True)

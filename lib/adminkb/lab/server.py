@@ -677,6 +677,16 @@ def _checked_root(root: str | os.PathLike[str] | None) -> Path | None:
     path = Path(root)
     if path.exists() and not path.is_dir():
         raise InputError("lab.root_is_file", value=str(path), next_key="lab.root_is_file_next")
+    if path.is_dir() and not (path / "mailroot").exists():
+        # The lab keeps its mailroot in ROOT/mailroot. A copied mailroot given as the root
+        # would get an empty mailroot nested inside it while its own Queue was ignored.
+        folders = {entry.name.lower() for entry in path.iterdir() if entry.is_dir()}
+        found = [name for name in mailroot.FOLDER_NAMES if name.lower() in folders]
+        if found:
+            raise InputError("lab.root_is_mailroot", value=str(path), folders=", ".join(found),
+                             parent=str(path.parent) if path.name.lower() == "mailroot" else "",
+                             next_key="lab.root_is_mailroot_next" if path.name.lower() != "mailroot"
+                             else "lab.root_is_mailroot_parent_next")
     return path
 
 
