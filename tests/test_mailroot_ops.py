@@ -372,6 +372,28 @@ def test_resubmit_bad_file(root, relative, key):
     assert Path(relative).name in str(raised.value)
 
 
+@pytest.mark.parametrize("relative, key", [
+    ("Queue/NTFS_00a1b2c301dca9e200000001.EML", "mailroot_ops.queue_refused"),
+    ("Badmail/NTFS_01a1b2c301dca9e200000006.BDR", "mailroot_ops.reason_file"),
+    ("Badmail/NTFS_ffffffffffffffffffffffff.BAD", "mailroot_ops.file_missing"),
+])
+def test_resubmit_path_relative_to_mailroot_checked(root, relative, key, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_resubmit(root, [relative])
+    assert raised.value.key == key
+
+
+def test_resubmit_path_relative_to_mailroot(root, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    plan = mailroot_ops.plan_resubmit(root, ["Badmail/NTFS_01a1b2c301dca9e200000006.BAD"])
+    assert [step.source for step in plan.steps] == ["Badmail/NTFS_01a1b2c301dca9e200000006.BAD"]
+
+
 def test_resubmit_unreadable_file(root, monkeypatch):
     source = root / "Badmail" / "NTFS_01a1b2c301dca9e200000006.BAD"
     real_read = Path.read_bytes

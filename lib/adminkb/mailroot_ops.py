@@ -250,15 +250,17 @@ def _resubmit_source(root: Path, file: Path) -> str:
     """Return `file` as a path relative to `root` (with / separators), checking that it may be resubmitted."""
     candidate = file if file.is_absolute() else (Path.cwd() / file)
     if not candidate.exists() and not file.is_absolute():
-        # A bare name such as NTFS_....BAD is looked up in Badmail, then in Drop.
-        for folder in (mailroot.BADMAIL, mailroot.DROP):
-            if (root / folder / file).exists():
-                candidate = root / folder / file
+        # A path relative to the mailroot (Badmail/NTFS_....BAD) is found there, and a bare name
+        # such as NTFS_....BAD is looked up in Badmail, then in Drop.
+        for folder in (root, root / mailroot.BADMAIL, root / mailroot.DROP):
+            if (folder / file).exists():
+                candidate = folder / file
                 break
     if _is_within(candidate, root / mailroot.QUEUE):
         raise InputError("mailroot_ops.queue_refused", value=str(file), next_key="mailroot_ops.queue_refused_next")
     if not candidate.is_file():
-        raise InputError("mailroot_ops.file_missing", value=str(file), next_key="mailroot_ops.file_missing_next")
+        raise InputError("mailroot_ops.file_missing", value=str(file), root=str(root),
+                         next_key="mailroot_ops.file_missing_next")
     folder = next((name for name in (mailroot.BADMAIL, mailroot.DROP) if _is_within(candidate, root / name)), None)
     if folder is None:
         raise InputError("mailroot_ops.not_resubmittable", value=str(file),
