@@ -240,6 +240,38 @@ def test_folder_summary(sample):
     assert pd.isna(summary.loc["Route", "oldest_age"])
 
 
+def test_folder_summary_skips_files_that_are_not_mail(sample):
+    (sample / "Queue" / "desktop.ini").write_bytes(b"[.ShellClassInfo]\r\nIconResource=x\r\n")
+    (sample / "Queue" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0" + bytes(60))
+    (sample / "Drop" / "empty").write_bytes(b"")
+    (sample / "Pickup" / "from-app.txt").write_bytes(b"X-Receiver: user@example.net\r\nSubject: x\r\n\r\nbody\r\n")
+    summary = folder_summary(scan_mailroot(sample, now=NOW)).set_index("role")
+    assert summary.loc["Queue", "messages"] == 3
+    assert summary.loc["Drop", "messages"] == 2
+    # A file without the .eml suffix still counts when it has an envelope.
+    assert summary.loc["Pickup", "messages"] == 2
+
+
+def test_same_note_written_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    (tmp_path / "Queue").mkdir()
+    raw = "From: 王小明 <a@example.com>\r\nSubject: 會議通知\r\n\r\nbody\r\n".encode("cp950")
+    (tmp_path / "Queue" / "raw.EML").write_bytes(b"X-Receiver: b@example.net\r\n" + raw)
+    row = row_of(scan_mailroot(tmp_path, now=NOW), "raw.EML")
+    assert row["subject"] == "會議通知"
+    assert row["notes"] == "a header contains unencoded Big5 (cp950) text"
+
+
+def test_unreadable_bdr_reason_labelled(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    (tmp_path / "Badmail").mkdir()
+    (tmp_path / "Badmail" / "a.BDR").write_bytes(b"")
+    (tmp_path / "Badmail" / "b.BDR").write_bytes(b"garbage")
+    reasons = badmail_reasons(scan_mailroot(tmp_path, now=NOW))
+    assert reasons.to_dict("records") == [
+        {"reason": "(the .BDR is empty or in a layout that was not recognised)", "error_code": "", "count": 2}]
+
+
 def test_stuck_domains(sample):
     domains = stuck_domains(scan_mailroot(sample, now=NOW))
     assert domains["domain"].tolist() == ["example.net", "partner.example.net"]

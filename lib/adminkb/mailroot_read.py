@@ -93,7 +93,10 @@ class FileRow:
     def note(self, key: str, **values: object) -> None:
         if self.notes is None:
             self.notes = []
-        self.notes.append(message(f"mailroot.note.{key}", **values))
+        text = message(f"mailroot.note.{key}", **values)
+        # Two headers in raw Big5 (From and Subject, say) earn one note, not the same note twice.
+        if text not in self.notes:
+            self.notes.append(text)
 
 
 

@@ -341,7 +341,11 @@ def _message_rows(inventory: pd.DataFrame, columns: list[str] | None = None) -> 
     """
     is_message = inventory["kind"].isin(["message", "badmail_message"])
     in_message_folder = inventory["role"].isin([mailroot.QUEUE, mailroot.DROP, mailroot.PICKUP])
-    is_other_file = inventory["kind"].isin(["other"]) & in_message_folder
+    # A file without the .EML suffix counts only when it has an envelope or mail headers, so
+    # desktop.ini, Thumbs.db or an empty file copied along with a mailroot is not a message.
+    looks_like_mail = ((inventory["sender"] != "") | (inventory["recipients"].map(len) > 0)
+                       | (inventory["from"] != "") | (inventory["subject"] != "") | (inventory["message_id"] != ""))
+    is_other_file = inventory["kind"].isin(["other"]) & in_message_folder & looks_like_mail
     selected = is_message | is_other_file
     return inventory.loc[selected, columns] if columns is not None else inventory[selected]
 
@@ -389,9 +393,13 @@ def stuck_domains(inventory: pd.DataFrame) -> pd.DataFrame:
 
 def badmail_reasons(inventory: pd.DataFrame) -> pd.DataFrame:
     """Return each Badmail reason and error code with the number of .BDR files that give it, most frequent first."""
-    reasons = inventory[(inventory["role"] == mailroot.BADMAIL) & (inventory["kind"] == "badmail_reason")]
+    selected = (inventory["role"] == mailroot.BADMAIL) & (inventory["kind"] == "badmail_reason")
+    reasons = inventory.loc[selected, ["reason", "error_code"]]
     if reasons.empty:
         return pd.DataFrame(columns=["reason", "error_code", "count"])
+    # An empty or unrecognised .BDR has neither, which a table would show as a blank row.
+    unread = (reasons["reason"] == "") & (reasons["error_code"] == "")
+    reasons.loc[unread, "reason"] = message("mailroot.reason_unreadable")
     counted = (reasons.groupby(["reason", "error_code"], dropna=False).size().reset_index(name="count"))
     return counted.sort_values(by=["count", "reason"], ascending=[False, True]).reset_index(drop=True)
 
