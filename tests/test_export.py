@@ -6,6 +6,10 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -373,6 +377,34 @@ def test_figure_alt_text_from_title(tmp_path):
     assert f"data:image/png;base64,{TINY_PNG}" in images[0]
     # Without text/plain there is nothing to describe it with, so nbconvert's own default stays.
     assert "No description has been provided" in images[1]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT to a child process is POSIX only")
+def test_interrupted_export_exits_130(tmp_path):
+    folder = tmp_path / "notebooks"
+    marker = tmp_path / "cell-started"
+    # The cell creates the marker, then sleeps long enough for the signal to arrive while it runs.
+    _write(folder, "95_slow.ipynb", _plain_notebook(
+        "95 慢", f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(60)"))
+    out_dir = tmp_path / "out"
+    child = subprocess.Popen([sys.executable, "-m", "adminkb", "export", "--out", str(out_dir), "--notebooks",
+                              str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, ADMINKB_LANG="en"))
+    try:
+        deadline = time.monotonic() + 90
+        while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), "the notebook's cell never started"
+        child.send_signal(signal.SIGINT)
+        _, errors = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    text = errors.decode("utf-8", "replace")
+    assert child.returncode == 130, text
+    assert "Interrupted." in text
+    assert "Traceback" not in text
+    assert not out_dir.exists()
 
 
 # --- the output folder ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ thread, so the lab keeps serving between cells while the kernel runs its own eve
 from __future__ import annotations
 
 import asyncio
+import atexit
 import ipaddress
 import logging
 import os
@@ -298,6 +299,9 @@ class MailLab(OutboundControls):
         else:
             root = Path(tempfile.mkdtemp(prefix="adminkb-lab-"))
             self._created_root = True
+            # A kernel shut down while a runbook's lab runs (an interrupted export, say) exits
+            # without stop(), so the interpreter's exit removes the temporary root too.
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
         self._root = root
         mailroot.create_mailroot(root / "mailroot")
         log_dir = root / "LogFiles" / self._settings["site_name"]
