@@ -45,14 +45,23 @@ SESSION_COLUMNS = (
 )
 
 
-def _sorted_unique(values: pd.Series) -> tuple[str, ...]:
-    return tuple(sorted(set(values.dropna())))
-
-
 def _address_sets(rows: pd.DataFrame, key: list[str]) -> pd.Series:
+    """Return, per group of `key`, the group's distinct addresses as a sorted tuple.
+
+    Groups without an address are left out, and the caller fills them with (). The rows are
+    deduplicated and sorted as whole columns and then collected in one loop, because a pandas
+    aggregation with a Python function per group took most of `log report`'s time on a
+    log of 100,000 sessions.
+    """
+    present = rows.loc[rows["address"].notna(), [*key, "address"]].drop_duplicates()
+    present = present.sort_values([*key, "address"], kind="stable")
+    collected: dict[tuple[object, ...], list[str]] = {}
+    for *group, address in zip(*(present[name].tolist() for name in key), present["address"].tolist()):
+        collected.setdefault(tuple(group), []).append(address)
     # As object values: on a string column pandas would turn the tuples into Arrow lists.
-    addresses = rows["address"].astype(object)
-    return addresses.groupby([rows[name] for name in key], sort=False).agg(_sorted_unique)
+    index = pd.MultiIndex.from_tuples(list(collected), names=key) if collected else \
+        pd.MultiIndex.from_arrays([[] for _ in key], names=key)
+    return pd.Series([tuple(addresses) for addresses in collected.values()], index=index, dtype=object)
 
 
 def _reply_class(code: object) -> int | None:
