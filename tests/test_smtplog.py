@@ -14,7 +14,7 @@ from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.lab import MailLab, can_bind_source_address
 from adminkb.smtplog import REPORT_TABLES, analyze, smtp_events, table_title
-from adminkb.smtplog import sessions
+from adminkb.smtplog.sessions import _address_sets
 from adminkb.w3c import read_w3c
 
 LOGS = Path(__file__).resolve().parent.parent / "data" / "logs"
@@ -446,13 +446,13 @@ def test_source_keeps_file_name_only():
 def test_address_sets_sorted_distinct_per_transaction():
     rows = pd.DataFrame({"session": [1, 1, 1, 1, 2, 3], "transaction": [1, 1, 1, 2, 1, 1],
                          "address": ["b@example.net", "a@example.net", "b@example.net", None, "c@example.net", None]})
-    sets = sessions._address_sets(rows, ["session", "transaction"])
+    sets = _address_sets(rows, ["session", "transaction"])
     assert sets.to_dict() == {(1, 1): ("a@example.net", "b@example.net"), (2, 1): ("c@example.net",)}
     assert list(sets.index.names) == ["session", "transaction"]
 
 
 def test_address_sets_without_addresses():
     rows = pd.DataFrame({"session": [1], "transaction": [1], "address": [None]})
-    sets = sessions._address_sets(rows, ["session", "transaction"])
+    sets = _address_sets(rows, ["session", "transaction"])
     assert sets.empty
     assert list(sets.index.names) == ["session", "transaction"]
