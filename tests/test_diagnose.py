@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from adminkb.i18n import message
 from adminkb.diagnose import (CONFIGURATION, EXIT_CODES, FAULTS, OK, PICKUP_NOT_WRITABLE, PROBLEM, QUEUE, RELAY,
                               RELAY_DENIED, REMOTE_MX_UNREACHABLE, SKIPPED, WRONG_SMART_HOST, DiagnoseRequest,
                               diagnose, diagnose_target, lab_configuration, restore_fault, stage_fault, stage_target_fault)
@@ -197,6 +199,15 @@ def test_cli_table_with_mailroot_and_logs(target, capsys):
     output = capsys.readouterr().out
     assert "Queue" in output
     assert "127.0.0.10" in output
+    # One block per step, each starting with the step's title line.
+    blocks = output.split("\n\n")[1:]
+    titles = [message("diagnose.column.step"), message("diagnose.column.verdict"),
+              message("diagnose.column.evidence"), message("diagnose.column.next_step")]
+    assert len(blocks) >= 8
+    for block in blocks:
+        labels = [re.split("[：:]", line, maxsplit=1)[0].strip() for line in block.splitlines()
+                  if not line.startswith(" ")]
+        assert labels == titles
 
 
 @pytest.mark.parametrize(("arguments", "key"), [

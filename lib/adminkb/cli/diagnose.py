@@ -15,7 +15,7 @@ from adminkb.diagnose.checks import checked_folder
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.metabase import read_metabase
-from adminkb.output import render_json, render_table
+from adminkb.output import render_blocks, render_json
 from adminkb.smtp import parse_host_port
 from adminkb.smtp.addresses import validate_address, validate_source_address, validate_timeout
 
@@ -74,6 +74,8 @@ def run_diagnose(arguments: argparse.Namespace) -> int:
         print(render_json(result.to_dict()))
     else:
         print(result.summary())
+        print()
         headers = {column: message(f"diagnose.column.{column}") for column in COLUMNS}
-        print(render_table(result.rows(), COLUMNS, headers))
+        # One block per step: the evidence and the next step are sentences, too long for columns.
+        print(render_blocks(result.rows(), COLUMNS, headers))
     return result.exit_status
