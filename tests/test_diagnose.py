@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from adminkb.i18n import message
 from adminkb.diagnose import (CONFIGURATION, EXIT_CODES, FAULTS, OK, PICKUP_NOT_WRITABLE, PROBLEM, QUEUE, RELAY,
                               RELAY_DENIED, REMOTE_MX_UNREACHABLE, SKIPPED, WRONG_SMART_HOST, DiagnoseRequest,
                               diagnose, diagnose_target, lab_configuration, restore_fault, stage_fault, stage_target_fault)
 from adminkb.errors import InputError
+from adminkb.i18n import message
 from adminkb.lab import can_bind_source_address
 from adminkb.metabase import GRANT
 from adminkb.target import SmtpTarget
