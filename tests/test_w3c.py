@@ -693,4 +693,6 @@ def test_read_log_empty_file(tmp_path):
 def test_read_log_unrecognised_file(tmp_path):
     with pytest.raises(InputError) as caught:
         read_log(write(tmp_path, b"hello\r\nworld\r\n", "notes.log"))
-    assert caught.value.key == "w3c.not_w3c"
+    assert caught.value.key == "w3c.unrecognised_format"
+    assert caught.value.next_key == "w3c.unrecognised_format_next"
+    assert "--log-format auto" not in str(caught.value)

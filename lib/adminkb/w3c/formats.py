@@ -67,7 +67,7 @@ def _common_format(sources: list[LogSource]) -> str:
         if found is None:
             if _is_empty(source):
                 continue
-            raise InputError("w3c.not_w3c", value=source.name, next_key="w3c.not_format_next")
+            raise InputError("w3c.unrecognised_format", value=source.name, next_key="w3c.unrecognised_format_next")
         if chosen is None:
             chosen, first_name = found, source.name
         elif found != chosen:
