@@ -630,6 +630,16 @@ def test_port_in_use_is_lab_error(lab):
     other = MailLab(port=lab.port)
     with pytest.raises(LabError) as caught:
         other.start()
+    assert caught.value.key == "lab.port_in_use"
+    assert f"findstr :{lab.port}" in str(caught.value)
+    assert not other.running
+
+
+def test_address_not_on_machine_is_bind_error():
+    # 192.0.2.1 is a documentation address that this machine does not have.
+    other = MailLab(listen="192.0.2.1", allow_non_loopback=True)
+    with pytest.raises(LabError) as caught:
+        other.start()
     assert caught.value.key == "lab.bind_failed"
     assert not other.running
 
@@ -939,6 +949,7 @@ def test_cli_invalid_network():
     assert result.returncode == 2
     assert "127.0.0.1/24" in result.stderr.decode("utf-8")
     assert "不是有效的 IP 位址或子網路" in result.stderr.decode("utf-8")
+    assert "does not appear" not in result.stderr.decode("utf-8")
 
 
 def test_cli_root_is_file(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import errno
 import ipaddress
 import logging
 import os
@@ -198,6 +199,10 @@ class MailLab(OutboundControls):
                 error = self._thread_error
                 self._abandon_loop()
                 self._remove_created_root()
+                if getattr(error, "errno", None) == errno.EADDRINUSE:
+                    # The operating system's own text for this is English on every system.
+                    raise LabError("lab.port_in_use", value=self._listen_text(self._requested_port),
+                                   port=self._requested_port, next_key="lab.port_in_use_next") from error
                 raise LabError("lab.bind_failed", value=self._listen_text(self._requested_port), detail=str(error),
                                next_key="lab.bind_failed_next") from error
             assert self._log_writer is not None and self._service is not None
