@@ -27,6 +27,17 @@ def test_report_prints_every_section(capsys):
     assert "a@example.org, b@example.org, c@example.org, d@example.net" in output
 
 
+def test_report_status_line_only_on_terminal(capsys, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    run_area("log", "report", RELAY_LOG)
+    assert "now analysing" not in capsys.readouterr().err
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    run_area("log", "report", RELAY_LOG)
+    errors = capsys.readouterr().err
+    assert "Read " in errors
+    assert "now analysing" in errors
+
+
 def test_report_json_by_table(capsys):
     status = run_area("log", "report", RELAY_LOG, "--format", "json", "--top", "1")
     document = json.loads(capsys.readouterr().out)

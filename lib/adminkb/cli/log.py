@@ -275,7 +275,11 @@ def run_report(arguments: argparse.Namespace) -> int:
     try:
         top = checked_top(arguments.top)
         plot_dir = _checked_plot_dir(arguments.plot_dir, force=arguments.force)
-        analysis = _analysis(arguments)
+        frame = _read(arguments)
+        if sys.stderr.isatty():
+            # The analyses of a large log take many seconds; a line on the terminal says why it waits.
+            print(message("w3c.cli.analysing", rows=f"{len(frame):,}"), file=sys.stderr, flush=True)
+        analysis = analyze(frame, tz=arguments.tz)
         tables = analysis.report(top)
         figures = _write_plots(analysis, top, plot_dir) if plot_dir is not None else []
     except InputError as error:
