@@ -137,6 +137,19 @@ def test_cli_workers_option_scans(tree, capsys):
     assert len(records) == 1 + len(scan_mailroot(tree, workers=1))
 
 
+def test_cli_no_bar_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    queue = tmp_path / "Queue"
+    queue.mkdir()
+    for number in range(mailroot_scan.PROGRESS_THRESHOLD + 10):
+        (queue / f"NTFS_{number:024x}.EML").write_bytes(b"X-Receiver: user@example.net\r\n\r\nbody\r\n")
+    adminkb.cli.main(["mailroot", "summary", str(tmp_path), "--workers", "1"])
+    assert "%|" not in capsys.readouterr().err
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    adminkb.cli.main(["mailroot", "summary", str(tmp_path), "--workers", "1"])
+    assert "%|" in capsys.readouterr().err
+
+
 def _reference_header_end(data: bytes) -> int | None:
     """Where the header section ends, by the plain definition: the first CRLF CRLF or LF LF."""
     if data.startswith((b"\r\n", b"\n")):

@@ -36,7 +36,8 @@ def run_export(arguments: argparse.Namespace) -> int:
     """Export the site and print where it is; InputError propagates to main() (exit status 2)."""
     result = export_site(arguments.out, notebooks_dir=arguments.notebooks,
                          use_stored_outputs=arguments.use_stored_outputs, no_input=arguments.no_input,
-                         mask=arguments.mask, cell_timeout=arguments.cell_timeout)
+                         mask=arguments.mask, cell_timeout=arguments.cell_timeout,
+                         progress=sys.stderr.isatty())
     for warning in result.warnings:
         print(message("export.cli.warning", text=warning), file=sys.stderr)
     print(message("export.cli.done", count=len(result.pages), path=result.out_dir,

@@ -253,8 +253,9 @@ def _table_or_none(frame: pd.DataFrame) -> str:
 
 
 def _scan(arguments: argparse.Namespace) -> pd.DataFrame:
-    # None lets the scan decide by tree size; --no-progress turns the bar off.
-    progress = False if arguments.no_progress else None
+    # None lets the scan decide by tree size. --no-progress turns the bar off, and so does
+    # output to a file or pipe, where the bar's redrawn lines would only clutter the log.
+    progress = False if arguments.no_progress or not sys.stderr.isatty() else None
     return scan_mailroot(arguments.path, progress=progress, ansi_encoding=arguments.ansi_encoding,
                          workers=arguments.workers)
 

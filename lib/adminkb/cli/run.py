@@ -6,6 +6,7 @@ Exit status: 0 every step done, 1 a step failed, 2 unusable input (unknown runbo
 from __future__ import annotations
 
 import argparse
+import sys
 
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option, bounded_number
 from adminkb.i18n import message
@@ -39,7 +40,7 @@ def run_notebook(arguments: argparse.Namespace) -> int:
         return EXIT_OK
     parameters = {name: parse_value(value) for name, value in arguments.parameter}
     record = record_run(arguments.notebook, parameters, out=arguments.out, mask=arguments.mask,
-                        cell_timeout=arguments.timeout)
+                        cell_timeout=arguments.timeout, progress=sys.stderr.isatty())
     print(message("recorder.cli.wrote", folder=record.folder, status=message(f"recorder.outcome.{record.status}")))
     rows = [{"title": step.title, "outcome": message(f"recorder.outcome.{step.outcome}")} for step in record.steps]
     if rows:
