@@ -245,6 +245,21 @@ def test_trace_relay_denied():
     assert trace.timeline["stage"].tolist() == ["refused", "refused"]
 
 
+def test_trace_several_messages_says_so(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    trace = analysis("smtp_busy_morning.log").trace(sender="report1@example.com")
+    received = trace.timeline[trace.timeline["stage"] == "received"]
+    assert len(received) == 4
+    assert trace.summary.endswith("4 messages match; the sentence above is about the latest one, "
+                                  "and the timeline lists each of them.")
+
+
+def test_trace_single_message_has_no_count(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    trace = analysis("smtp_relay_denials.log").trace(sender="web@example.com", recipient="user@example.com")
+    assert "messages match" not in trace.summary
+
+
 def test_trace_not_found():
     trace = analysis("smtp_relay_denials.log").trace(sender="nobody@example.com")
     assert trace.verdict == "not_found"

@@ -140,6 +140,15 @@ def _timeline(inbound: pd.DataFrame, outbound: pd.DataFrame) -> pd.DataFrame:
 
 
 def _verdict(inbound: pd.DataFrame, outbound: pd.DataFrame) -> tuple[str, str]:
+    verdict, summary = _last_verdict(inbound, outbound)
+    received = int((inbound["result"] == ACCEPTED).sum())
+    if received > 1:
+        # The verdict is about the latest message; say so, because the criteria match several.
+        summary = f"{summary} {message('smtplog.verdict_several', count=received)}"
+    return verdict, summary
+
+
+def _last_verdict(inbound: pd.DataFrame, outbound: pd.DataFrame) -> tuple[str, str]:
     if not outbound.empty:
         delivered = outbound[outbound["result"] == DELIVERED]
         chosen = delivered.iloc[-1] if not delivered.empty else outbound.iloc[-1]
