@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _has_undecodable_bytes(word: str) -> bool:
-    """Return whether `word` holds bytes that were not UTF-8, which Python keeps as lone surrogates.
+    """Return whether `word` contains bytes that were not UTF-8, which Python keeps as lone surrogates.
 
     A Big5 console or batch file passes such bytes on Linux and macOS. Passed on, they make any
     later encoding to UTF-8 (a file, a log, a notebook parameter) fail with UnicodeEncodeError.

@@ -220,8 +220,8 @@ class StopRequest:
     """A flag that the signal handlers set and the lab's main loop reads.
 
     It is a plain attribute and not a threading.Event. A handler runs in the main thread
-    between two bytecodes, possibly while Event.wait() there holds the Event's lock; Event.set()
-    in the handler then waits for that lock forever and the lab never stops.
+    between two bytecodes, possibly while Event.wait() there has the Event's lock. Event.set()
+    in the handler would then wait for that lock forever, and the lab would never stop.
     """
 
     def __init__(self) -> None:

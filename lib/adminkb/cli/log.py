@@ -277,7 +277,7 @@ def run_report(arguments: argparse.Namespace) -> int:
         plot_dir = _checked_plot_dir(arguments.plot_dir, force=arguments.force)
         frame = _read(arguments)
         if sys.stderr.isatty():
-            # The analyses of a large log take many seconds; a line on the terminal says why it waits.
+            # The analyses of a large log take many seconds, so a line on the terminal explains the wait.
             print(message("w3c.cli.analysing", rows=f"{len(frame):,}"), file=sys.stderr, flush=True)
         analysis = analyze(frame, tz=arguments.tz)
         tables = analysis.report(top)

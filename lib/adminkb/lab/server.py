@@ -200,7 +200,7 @@ class MailLab(OutboundControls):
                 self._abandon_loop()
                 self._remove_created_root()
                 if getattr(error, "errno", None) == errno.EADDRINUSE:
-                    # The operating system's own text for this is English on every system.
+                    # The operating system's text for this error is often English, so the catalog words it.
                     raise LabError("lab.port_in_use", value=self._listen_text(self._requested_port),
                                    port=self._requested_port, next_key="lab.port_in_use_next") from error
                 raise LabError("lab.bind_failed", value=self._listen_text(self._requested_port), detail=str(error),

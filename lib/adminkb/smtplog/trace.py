@@ -143,7 +143,7 @@ def _verdict(inbound: pd.DataFrame, outbound: pd.DataFrame) -> tuple[str, str]:
     verdict, summary = _last_verdict(inbound, outbound)
     received = int((inbound["result"] == ACCEPTED).sum())
     if received > 1:
-        # The verdict is about the latest message; say so, because the criteria match several.
+        # The verdict is about the latest message, so the summary adds that several match.
         summary = f"{summary} {message('smtplog.verdict_several', count=received)}"
     return verdict, summary
 
