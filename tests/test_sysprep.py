@@ -91,6 +91,16 @@ def test_unreadable_file_raises(name):
     assert "下一步" in str(raised.value)
 
 
+@pytest.mark.parametrize("name, header", [("regedit4_cp950.reg", "REGEDIT4"),
+                                          ("all_value_types.reg", "Windows Registry Editor Version 5.00")])
+def test_registry_export_rejected(name, header):
+    with pytest.raises(InputError) as raised:
+        lint_sysprep(DATA.parent / "reg" / name)
+    assert raised.value.key == "imaging_sysprep.file.is_reg"
+    assert header in str(raised.value)
+    assert "adminkb reg read" in str(raised.value)
+
+
 def test_timezone_hex_names_decimal():
     result = lint_sysprep(DATA / "bad_timezone_hex.inf")
     finding = result.findings[0]

@@ -264,7 +264,16 @@ def lint_sysprep(path: str | Path) -> LintResult:
         raise InputError("imaging_sysprep.file.unreadable", value=source, reason=error.strerror or str(error),
                          next_key="imaging_sysprep.file.next") from None
     text, encoding, findings = decode_sysprep(data, source)
+    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if first_line in _REG_HEADERS:
+        # A registry export linted as an answer file would only list every line as out of place.
+        raise InputError("imaging_sysprep.file.is_reg", value=source, header=first_line,
+                         next_key="imaging_sysprep.file.is_reg_next")
     return lint_text(text, source, encoding, findings)
+
+
+# The first line of a .reg export, in both of regedit's formats.
+_REG_HEADERS = ("Windows Registry Editor Version 5.00", "REGEDIT4")
 
 
 def _check_sections(sections: list[tuple[int, str]]) -> list[Finding]:
