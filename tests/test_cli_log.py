@@ -186,7 +186,7 @@ def test_failed_write_leaves_old_file(tmp_path):
     with pytest.raises(InputError) as caught:
         log_cli.write_atomically(out, fail_halfway)
     assert caught.value.key == "w3c.cli.output_failed"
-    assert "No space left on device" in str(caught.value)
+    assert "磁碟空間不足" in str(caught.value)
     assert out.read_text() == "old content"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["rows.csv"]
 

@@ -1,6 +1,10 @@
 """The exception tree carries the value, the place and the next step in the user's language."""
 
-from adminkb.errors import AdminKbError, InputError, LabError
+import errno
+
+import pytest
+
+from adminkb.errors import AdminKbError, InputError, LabError, os_error_text
 
 
 def test_input_error_names_value_and_place(monkeypatch):
@@ -26,3 +30,21 @@ def test_exit_statuses():
 def test_subclasses_share_base():
     assert issubclass(InputError, AdminKbError)
     assert issubclass(LabError, AdminKbError)
+
+
+@pytest.mark.parametrize("number, chinese, english", [
+    (errno.ENOENT, "找不到這個檔案或資料夾", "No such file or directory"),
+    (errno.EACCES, "權限不足（拒絕存取）", "Permission denied"),
+    (errno.ENOSPC, "磁碟空間不足", "No space left on device"),
+])
+def test_os_error_text_in_both_languages(monkeypatch, number, chinese, english):
+    error = OSError(number, "system text")
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    assert os_error_text(error) == chinese
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert os_error_text(error) == english
+
+
+def test_os_error_text_falls_back_to_system_text():
+    assert os_error_text(OSError(errno.EIO, "Input/output error")) == "Input/output error"
+    assert os_error_text(ValueError("not an OSError")) == "not an OSError"

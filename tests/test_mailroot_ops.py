@@ -530,7 +530,7 @@ def test_resubmit_write_failure_is_reported(root, journals, monkeypatch):
     with pytest.raises(InputError) as raised:
         mailroot_ops.execute(plan, journals)
     assert raised.value.key == "mailroot_ops.write_failed"
-    assert "Access is denied" in str(raised.value)
+    assert "Permission denied" in str(raised.value)
     assert not (root / "Pickup" / plan.steps[0].target).exists()
 
 

@@ -115,7 +115,7 @@ def test_failed_save_shows_error_and_old_state(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", failing_replace)
     widget.rows["workgroup"].checkbox.value = True
     assert widget.rows["workgroup"].checkbox.value is False
-    assert "No space left on device" in widget.message.value
+    assert "磁碟空間不足" in widget.message.value
     assert list(saved(tmp_path / "build.json")["ticks"]) == ["updates"]
 
 

@@ -7,6 +7,8 @@ CLI and the runbooks can show it as it is.
 
 from __future__ import annotations
 
+import errno
+
 from adminkb.i18n import message
 
 
@@ -61,3 +63,19 @@ class PeerError(AdminKbError):
 
     exit_status = 1
     key = "errors.peer"
+
+
+# errno values whose reason the catalog words, so that the user reads it in their language.
+_OS_ERROR_KEYS = {
+    errno.ENOENT: "no_such_file", errno.EACCES: "permission_denied", errno.EPERM: "not_permitted",
+    errno.EISDIR: "is_a_directory", errno.ENOTDIR: "not_a_directory", errno.ENOSPC: "no_space",
+    errno.EEXIST: "exists", errno.EROFS: "read_only",
+}
+
+
+def os_error_text(error: BaseException) -> str:
+    """Return the reason of an OSError in the user's language, or the system's own text for rarer ones."""
+    key = _OS_ERROR_KEYS.get(getattr(error, "errno", None))
+    if key is not None:
+        return message(f"errors.os.{key}")
+    return getattr(error, "strerror", None) or str(error)

@@ -53,7 +53,7 @@ from pathlib import Path
 import pandas as pd
 from evtx import PyEvtxParser
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 
 log = logging.getLogger("adminkb.eventlog")
@@ -115,7 +115,7 @@ def read_events(path: str | os.PathLike[str], *, since: object = None, until: ob
         with source.open("rb") as handle:
             head = handle.read(len(EVTX_MAGIC))
     except OSError as error:
-        raise InputError("eventlog.unreadable", value=str(source), detail=error.strerror or str(error),
+        raise InputError("eventlog.unreadable", value=str(source), detail=os_error_text(error),
                          next_key="eventlog.unreadable_next") from None
 
     if head.startswith(EVTX_MAGIC):
@@ -310,7 +310,7 @@ def read_eventquery_csv(path: str | os.PathLike[str],
         raise InputError("eventlog.csv_encoding", value=str(source), offset=error.start,
                          next_key="eventlog.csv_encoding_next") from None
     except OSError as error:
-        raise InputError("eventlog.unreadable", value=str(source), detail=error.strerror or str(error),
+        raise InputError("eventlog.unreadable", value=str(source), detail=os_error_text(error),
                          next_key="eventlog.unreadable_next") from None
 
     rows: list[dict[str, object]] = []

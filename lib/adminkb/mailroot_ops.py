@@ -47,7 +47,7 @@ from pathlib import Path
 import pandas as pd
 
 from adminkb import mailroot, pickup
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 
 log = logging.getLogger("adminkb.mailroot_ops")
@@ -292,7 +292,7 @@ def resubmit_content(path: Path) -> tuple[str, list[str], bytes]:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise InputError("mailroot_ops.unreadable", value=str(path), detail=error.strerror or str(error),
+        raise InputError("mailroot_ops.unreadable", value=str(path), detail=os_error_text(error),
                          next_key="mailroot_ops.unreadable_next") from error
     sender, recipients, content = _split_envelope(data)
     parsed = BytesParser(policy=email.policy.compat32).parsebytes(content)
@@ -397,7 +397,7 @@ def execute(plan: Plan, state_dir: str | os.PathLike[str] | None = None, *, agai
         with open(journal, "x", encoding="utf-8"):
             pass
     except OSError as error:
-        raise InputError("mailroot_ops.journal_failed", value=str(journal), detail=error.strerror or str(error),
+        raise InputError("mailroot_ops.journal_failed", value=str(journal), detail=os_error_text(error),
                          next_key="mailroot_ops.journal_failed_next") from error
     runner = _Runner(plan, journal)
     runner.append({"event": "plan", "version": JOURNAL_VERSION, "operation": plan.operation,
@@ -536,7 +536,7 @@ class _Runner:
                 os.fsync(handle.fileno())
         except OSError as error:
             raise InputError("mailroot_ops.journal_failed", value=str(self.journal),
-                             detail=error.strerror or str(error), next_key="mailroot_ops.journal_failed_next") from error
+                             detail=os_error_text(error), next_key="mailroot_ops.journal_failed_next") from error
         _crash_point("journal")
 
     def run(self) -> Outcome:
@@ -666,7 +666,7 @@ class _Runner:
         except PermissionError as error:
             partial.unlink(missing_ok=True)
             raise InputError("mailroot_ops.unreadable", value=error.filename or str(partial),
-                             detail=error.strerror or str(error), next_key="mailroot_ops.unreadable_next") from error
+                             detail=os_error_text(error), next_key="mailroot_ops.unreadable_next") from error
         except OSError as error:
             partial.unlink(missing_ok=True)
             raise _write_error(partial, error) from error
@@ -716,7 +716,7 @@ def _write_synced(path: Path, data: bytes) -> None:
 def _write_error(path: Path, error: OSError) -> InputError:
     key = "mailroot_ops.disk_full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "mailroot_ops.write_failed"
     log.error("writing %s failed: %s", path, error)
-    return InputError(key, value=str(path), detail=error.strerror or str(error), next_key=f"{key}_next")
+    return InputError(key, value=str(path), detail=os_error_text(error), next_key=f"{key}_next")
 
 
 def _remove(path: Path) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from adminkb import mailroot
+from adminkb.errors import os_error_text
 from adminkb.i18n import message
 
 log = logging.getLogger("adminkb.mailroot_scan")
@@ -148,7 +149,7 @@ def scan_file(full_path: str, relative: str, ansi_encoding: str) -> FileRow:
                 _set_status(row, os.stat(full_path))
             except OSError:
                 pass  # The row keeps size 0 and no time, and its note says why.
-        row.note("unreadable", detail=error.strerror or str(error))
+        row.note("unreadable", detail=os_error_text(error))
     return row
 
 

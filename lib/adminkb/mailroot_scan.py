@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from adminkb import mailroot
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.mailroot_read import OTHER, ROW_COLUMNS, ScanColumns, scan_chunk
 
@@ -447,7 +447,7 @@ def save_inventory(inventory: pd.DataFrame, name: str, state_dir: str | os.PathL
         finally:
             temporary.unlink(missing_ok=True)
     except OSError as error:
-        raise InputError("mailroot.inventory_write_failed", value=str(target), detail=error.strerror or str(error),
+        raise InputError("mailroot.inventory_write_failed", value=str(target), detail=os_error_text(error),
                          next_key="mailroot.inventory_write_failed_next") from error
     log.info("saved inventory %s (%d rows) to %s", name, len(inventory), target)
     return target

@@ -29,7 +29,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from adminkb import mailroot
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 
 log = logging.getLogger("adminkb.pickup")
 
@@ -64,7 +64,7 @@ class Attachment:
         try:
             data = source.read_bytes()
         except OSError as error:
-            raise InputError("pickup.attachment_unreadable", value=str(source), detail=error.strerror or str(error),
+            raise InputError("pickup.attachment_unreadable", value=str(source), detail=os_error_text(error),
                              next_key="pickup.attachment_unreadable_next") from error
         return cls(source.name, data, content_type)
 
@@ -180,7 +180,7 @@ def write_pickup_file(folder: str | os.PathLike[str], message: EmailMessage | by
     except OSError as error:
         key = "pickup.disk_full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "pickup.write_failed"
         log.error("writing to Pickup folder %s failed: %s", folder_path, error)
-        raise InputError(key, value=str(folder_path), detail=error.strerror or str(error),
+        raise InputError(key, value=str(folder_path), detail=os_error_text(error),
                          next_key=f"{key}_next") from error
     log.info("wrote %s to Pickup (%d bytes, sender %s, %d recipients)", path.name, path.stat().st_size, sender or "<>",
              len(recipients))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, MAX_SITE_ID, add_help_option, bounded_number
 from adminkb.collect import COPY_BACK, DEFAULT_DAYS, MAX_DAYS, DEFAULT_LOG_FOLDER, DEFAULT_MAILROOT, FOLDER_PREFIX, collect_batch_bytes
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.eventlog import COLUMNS as EVENT_COLUMNS
 from adminkb.eventlog import DEFAULT_SERVER_OFFSET, read_events
 from adminkb.i18n import message
@@ -138,7 +138,7 @@ def run_collect(arguments: argparse.Namespace) -> int:
     try:
         path.write_bytes(data)
     except OSError as error:
-        raise InputError("collect.write_failed", value=str(path), reason=error.strerror or str(error),
+        raise InputError("collect.write_failed", value=str(path), reason=os_error_text(error),
                          next_key="collect.write_failed_next") from None
     print(message("collect.wrote", path=path))
     print(message("collect.copy_back_heading", folder=FOLDER_PREFIX + "<COMPUTERNAME>"))

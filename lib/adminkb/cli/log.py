@@ -27,7 +27,7 @@ from typing import BinaryIO
 import pandas as pd
 
 from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.output import render_json, render_table
 from adminkb.plotting import RenderedFigure
@@ -203,7 +203,7 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     except OSError as error:
         with suppress(FileNotFoundError):
             os.unlink(temporary)
-        raise InputError("w3c.cli.output_failed", value=str(path), detail=error.strerror or str(error),
+        raise InputError("w3c.cli.output_failed", value=str(path), detail=os_error_text(error),
                          next_key="w3c.cli.out_next") from None
     except BaseException:
         with suppress(FileNotFoundError):

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.imaging.intelppm import IntelppmCheck, check_intelppm, intelppm_rows, intelppm_summary
 from adminkb.imaging.sysprep import LintResult, lint_sysprep
@@ -115,7 +115,7 @@ def run_intelppm(arguments: argparse.Namespace) -> int:
                 write_regfile(fix_path, check.fix_regfile())
             except OSError as error:
                 raise InputError("imaging_intelppm.fix_write_failed", value=str(fix_path),
-                                 reason=error.strerror or str(error),
+                                 reason=os_error_text(error),
                                  next_key="imaging_intelppm.fix_write_failed_next") from None
     except InputError as error:
         print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
@@ -162,7 +162,7 @@ def run_unattend(arguments: argparse.Namespace) -> int:
         try:
             path.write_bytes(text.encode("utf-8"))
         except OSError as error:
-            raise InputError("imaging_unattend.write_failed", value=str(path), reason=error.strerror or str(error),
+            raise InputError("imaging_unattend.write_failed", value=str(path), reason=os_error_text(error),
                              next_key="imaging_unattend.write_failed_next") from None
     except InputError as error:
         print(message("cli.error_prefix", text=str(error)), file=sys.stderr)

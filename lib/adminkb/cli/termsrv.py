@@ -14,7 +14,7 @@ from pathlib import Path
 
 from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb.cli.reg import diff_rows, display_value
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.output import FORMATS, render_blocks, render_csv, render_json, render_table, write_csv
 from adminkb.regfile import read_regfile, write_regfile
@@ -223,7 +223,7 @@ def run_collect_script(arguments: argparse.Namespace) -> int:
     try:
         path.write_bytes(collect_batch_bytes())
     except OSError as error:
-        return _fail(InputError("termsrv.pe.unreadable", value=str(path), reason=error.strerror or str(error),
+        return _fail(InputError("termsrv.pe.unreadable", value=str(path), reason=os_error_text(error),
                                 next_key="termsrv.pe.unreadable_next"))
     print(message("termsrv.change.wrote", path=path))
     print(message("termsrv.collect.copy_back_heading", folder=FOLDER_PREFIX + "<COMPUTERNAME>"))
@@ -267,7 +267,7 @@ def run_files(arguments: argparse.Namespace) -> int:
             write_regfile(folder / name, regfile)
             print(message("termsrv.change.wrote", path=folder / name))
     except OSError as error:
-        return _fail(InputError("termsrv.pe.unreadable", value=str(folder), reason=error.strerror or str(error),
+        return _fail(InputError("termsrv.pe.unreadable", value=str(folder), reason=os_error_text(error),
                                 next_key="termsrv.pe.unreadable_next"))
     diff = files.before.diff(files.after)
     print(message("termsrv.change.summary", count=len(diff)))

@@ -23,7 +23,7 @@ from adminkb import mailroot
 from adminkb.diagnose.model import NOT_RUN, OK, PROBLEM, SKIPPED, WARNING, Step
 from adminkb.dnscheck.mx import check_mx, lookup_addresses
 from adminkb.dnscheck.resolver import DnsClient
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.mailroot_scan import badmail_reasons, folder_summary, scan_mailroot, stuck_domains
 from adminkb.metabase import GRANT, SMART_HOST_TYPES, SmtpVirtualServer
@@ -248,7 +248,7 @@ def pickup_step(request: DiagnoseRequest) -> Step:
     except OSError as error:
         log.info("Pickup folder %s is not writable: %s", folder, error)
         return Step("pickup", PROBLEM, message("diagnose.evidence.pickup_not_writable", path=folder,
-                                               error=error.strerror or str(error)),
+                                               error=os_error_text(error)),
                     message("diagnose.next.pickup_not_writable", path=folder), cause="pickup_not_writable",
                     values={"path": str(folder)})
     try:

@@ -22,7 +22,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from tqdm.auto import tqdm
 from traitlets.config import Config
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.export.check import external_resources
 from adminkb.export.render import (
     Page, PageLink, make_exporter, navigation_html, read_asset, render_page, site_css, templates_folder,
@@ -296,7 +296,7 @@ def _write_site(out_dir: Path, files: dict[str, str]) -> None:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".adminkb-export-", dir=out_dir.parent))
     except OSError as error:
-        raise InputError("export.error.out_unwritable", value=str(out_dir.parent), reason=error.strerror or str(error),
+        raise InputError("export.error.out_unwritable", value=str(out_dir.parent), reason=os_error_text(error),
                          next_key="export.error.out_next") from error
     try:
         for name, text in files.items():
@@ -306,7 +306,7 @@ def _write_site(out_dir: Path, files: dict[str, str]) -> None:
         _swap_into_place(staging, out_dir)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise InputError("export.error.out_unwritable", value=str(out_dir), reason=error.strerror or str(error),
+        raise InputError("export.error.out_unwritable", value=str(out_dir), reason=os_error_text(error),
                          next_key="export.error.out_next") from error
 
 

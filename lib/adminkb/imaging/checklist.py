@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.imaging.steps import STEPS, Step, phases_of
 
@@ -290,7 +290,7 @@ class Checklist:
             raise InputError("imaging_checklist.corrupt", value=where, reason=message("imaging_checklist.not_utf8"),
                              next_key="imaging_checklist.corrupt_next") from None
         except OSError as error:
-            raise InputError("imaging_checklist.unreadable", value=where, reason=error.strerror or str(error)) from None
+            raise InputError("imaging_checklist.unreadable", value=where, reason=os_error_text(error)) from None
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pefile
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.imaging.hal import HALS, Machine
 
 log = logging.getLogger("adminkb.imaging.haldll")
@@ -56,7 +56,7 @@ def read_hal_dll(path: str | Path) -> HalFile:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise InputError("imaging.haldll.unreadable", value=source, reason=error.strerror or str(error),
+        raise InputError("imaging.haldll.unreadable", value=source, reason=os_error_text(error),
                          next_key="imaging.haldll.copy_next") from None
     return read_hal_bytes(data, source=source)
 

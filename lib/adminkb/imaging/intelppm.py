@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.regfile import REG_DWORD, RegFile, RegistryModel, RegValue, read_regfile
 
@@ -120,7 +120,7 @@ def _starts_with_magic(path: Path) -> bool:
         with path.open("rb") as stream:
             return stream.read(4) == HIVE_MAGIC
     except OSError as error:
-        raise InputError("imaging_intelppm.unreadable", value=str(path), reason=error.strerror or str(error),
+        raise InputError("imaging_intelppm.unreadable", value=str(path), reason=os_error_text(error),
                          next_key="imaging_intelppm.unreadable_next") from None
 
 
@@ -209,7 +209,7 @@ def check_hive(path: str | Path) -> IntelppmCheck:
         raise InputError("imaging_intelppm.bad_hive", value=str(path), reason=str(error) or type(error).__name__,
                          next_key="imaging_intelppm.bad_hive_next") from None
     except OSError as error:
-        raise InputError("imaging_intelppm.unreadable", value=str(path), reason=error.strerror or str(error),
+        raise InputError("imaging_intelppm.unreadable", value=str(path), reason=os_error_text(error),
                          next_key="imaging_intelppm.unreadable_next") from None
     log.info("intelppm from hive %s: %d control sets, %d at risk", path, len(check.control_sets), len(check.at_risk))
     return check

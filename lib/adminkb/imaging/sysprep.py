@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.imaging.sysprep_reference import (
     KEY_HOME, MULTIPROCESSOR_HAL_IDS, TIME_ZONES, UNATTEND_ONLY_LOWER, UNIPROCESSOR_HAL_IDS,
@@ -261,7 +261,7 @@ def lint_sysprep(path: str | Path) -> LintResult:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise InputError("imaging_sysprep.file.unreadable", value=source, reason=error.strerror or str(error),
+        raise InputError("imaging_sysprep.file.unreadable", value=source, reason=os_error_text(error),
                          next_key="imaging_sysprep.file.next") from None
     text, encoding, findings = decode_sysprep(data, source)
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 
 NAMESPACE = "urn:schemas-microsoft-com:unattend"
@@ -182,7 +182,7 @@ def check_unattend_file(path: str | Path) -> list[UnattendFinding]:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise InputError("imaging_unattend.unreadable", value=str(path), reason=error.strerror or str(error),
+        raise InputError("imaging_unattend.unreadable", value=str(path), reason=os_error_text(error),
                          next_key="imaging_unattend.unreadable_next") from None
     return check_unattend(data)
 

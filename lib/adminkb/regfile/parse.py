@@ -17,7 +17,7 @@ import logging
 import re
 from pathlib import Path
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.regfile.decode import Line, check_header, decode_file, resolve_code_page, snippet, split_text
 from adminkb.regfile.document import KeySection, Problem, RegFile, ValueEntry, display_name
 from adminkb.regfile.values import (
@@ -52,7 +52,7 @@ def read_regfile(path: str | Path, *, encoding: str | None = None, strict: bool 
         raw = path.read_bytes()
     except OSError as error:
         log.info("cannot read %s: %s", path, error)
-        raise InputError("regfile.file.unreadable", value=str(path), reason=error.strerror or str(error),
+        raise InputError("regfile.file.unreadable", value=str(path), reason=os_error_text(error),
                          next_key="regfile.file.unreadable_next") from error
     return parse_regfile_bytes(raw, source=str(path), encoding=encoding, strict=strict)
 

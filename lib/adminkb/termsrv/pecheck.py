@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pefile
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 
 log = logging.getLogger("adminkb.termsrv")
 
@@ -87,7 +87,7 @@ def check_pe(path: str | Path) -> PeCheck:
         data = path.read_bytes()
     except OSError as error:
         log.info("cannot read %s: %s", path, error)
-        raise InputError("termsrv.pe.unreadable", value=str(path), reason=error.strerror or str(error),
+        raise InputError("termsrv.pe.unreadable", value=str(path), reason=os_error_text(error),
                          next_key="termsrv.pe.unreadable_next") from error
     return check_pe_bytes(data, source=str(path))
 

@@ -26,7 +26,7 @@ import ipywidgets as widgets
 from ipywidgets.widgets.widget_bool import CheckboxStyle
 from ipywidgets.widgets.widget_string import HTMLStyle, TextStyle
 
-from adminkb.errors import AdminKbError, InputError
+from adminkb.errors import AdminKbError, InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.imaging.checklist import Checklist
 from adminkb.imaging.steps import STEPS, SUPPORTED, Step
@@ -197,7 +197,7 @@ class ChecklistWidget(widgets.VBox):
         except OSError as error:
             log.warning("checklist %s: saving %s failed: %s", self.checklist.name, self.checklist.path, error)
             self._show_error(message("ui.checklist.save_failed", path=self.checklist.path,
-                                     reason=error.strerror or str(error)))
+                                     reason=os_error_text(error)))
         else:
             self.message.value = ""
         self.refresh()
@@ -254,7 +254,7 @@ class ChecklistWidget(widgets.VBox):
             path = write()
         except OSError as error:
             log.warning("checklist %s: export failed: %s", self.checklist.name, error)
-            self._show_error(message("ui.checklist.export_failed", reason=error.strerror or str(error)))
+            self._show_error(message("ui.checklist.export_failed", reason=os_error_text(error)))
             return
         log.info("checklist %s: report written to %s", self.checklist.name, path)
         self.message.value = escape(message("ui.checklist.exported", path=path))

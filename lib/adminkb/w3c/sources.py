@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 
 log = logging.getLogger("adminkb.w3c")
 
@@ -85,7 +85,7 @@ def _file_sources(path: Path) -> list[LogSource]:
         with open(path, "rb") as handle:
             magic = handle.read(4)
     except OSError as error:
-        raise InputError("w3c.unreadable_file", value=str(path), detail=error.strerror or str(error),
+        raise InputError("w3c.unreadable_file", value=str(path), detail=os_error_text(error),
                          next_key="w3c.unreadable_file_next") from None
     if magic.startswith(GZIP_MAGIC):
         return [LogSource(displayable_name(path), path, lambda: _GzipStream(path))]
@@ -253,7 +253,7 @@ def iter_line_chunks(source: LogSource, size: int = CHUNK_SIZE) -> Iterator[tupl
     try:
         stream = source.open()
     except OSError as error:
-        raise InputError("w3c.unreadable_file", value=source.name, detail=error.strerror or str(error),
+        raise InputError("w3c.unreadable_file", value=source.name, detail=os_error_text(error),
                          next_key="w3c.unreadable_file_next") from None
     with stream:
         while True:
@@ -263,7 +263,7 @@ def iter_line_chunks(source: LogSource, size: int = CHUNK_SIZE) -> Iterator[tupl
                     # Completing the line costs one copy of the piece, no more.
                     block += stream.readline()
             except OSError as error:
-                raise InputError("w3c.unreadable_file", value=source.name, detail=error.strerror or str(error),
+                raise InputError("w3c.unreadable_file", value=source.name, detail=os_error_text(error),
                                  next_key="w3c.unreadable_file_next") from None
             if not block:
                 return
