@@ -157,6 +157,16 @@ def _escape_help_percent(parser: argparse.ArgumentParser) -> None:
                     choice.help = _escape_percent(choice.help)
 
 
+def with_cli_option(error: InputError, options: dict[str, str]) -> InputError:
+    """Return `error` with the Python parameter in its `option` value replaced by the CLI option name."""
+    option = error.values.get("option")
+    if option not in options:
+        return error
+    values = {name: value for name, value in error.values.items() if name not in ("value", "where")}
+    values["option"] = options[option]
+    return InputError(error.key, value=error.value, where=error.where, next_key=error.next_key, **values)
+
+
 def bounded_number(kind: type[int] | type[float], minimum: float, maximum: float):
     """Return an argparse `type=` that parses `kind` and accepts only `minimum <= value <= maximum`.
 

@@ -26,7 +26,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.zone
 
-from adminkb.cli import EXIT_OK, add_help_option, bounded_number
+from adminkb.cli import EXIT_OK, add_help_option, bounded_number, with_cli_option
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.lab import LAB_ADDRESS, MailLab
@@ -69,16 +69,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_lab)
 
 
-def _with_cli_option(error: InputError, options: dict[str, str]) -> InputError:
-    """Return `error` with the Python parameter in its `option` value replaced by the CLI option name."""
-    option = error.values.get("option")
-    if option not in options:
-        return error
-    values = {name: value for name, value in error.values.items() if name not in ("value", "where")}
-    values["option"] = options[option]
-    return InputError(error.key, value=error.value, where=error.where, next_key=error.next_key, **values)
-
-
 # MailLab parameters that InputError names, and the `adminkb lab` options that set them.
 LAB_OPTIONS = {"hostname": "--hostname", "local_domains": "--local-domain"}
 
@@ -97,7 +87,7 @@ def run_lab(arguments: argparse.Namespace) -> int:
     try:
         lab = MailLab(**options)
     except InputError as error:
-        raise _with_cli_option(error, LAB_OPTIONS) from None
+        raise with_cli_option(error, LAB_OPTIONS) from None
 
     stop_request = StopRequest()
     previous_handlers = _stop_on_signals(stop_request)

@@ -13,7 +13,7 @@ import os
 import sys
 import types
 
-from adminkb.cli import MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, add_help_option, bounded_number
+from adminkb.cli import MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, add_help_option, bounded_number, with_cli_option
 from adminkb import investigate
 from adminkb.errors import InputError
 from adminkb.i18n import message
@@ -253,16 +253,6 @@ def _render_frame(table) -> str:
     return render_table(_text_rows(table), columns)
 
 
-def _with_cli_option(error: InputError, options: dict[str, str]) -> InputError:
-    """Return `error` with the Python parameter in its `option` value replaced by the CLI option name."""
-    option = error.values.get("option")
-    if option not in options:
-        return error
-    values = {name: value for name, value in error.values.items() if name not in ("value", "where")}
-    values["option"] = options[option]
-    return InputError(error.key, value=error.value, where=error.where, next_key=error.next_key, **values)
-
-
 # probe() parameters that InputError names, and the `smtp probe` options that set them.
 PROBE_OPTIONS = {"mail_from": "--from", "rcpt_to": "--to"}
 
@@ -282,7 +272,7 @@ def run_probe(arguments: argparse.Namespace) -> int:
                        tls_verify=not arguments.no_verify, auth_user=arguments.auth_user, auth_password=password,
                        source_address=arguments.source_ip, timeout=arguments.timeout, ehlo_name=arguments.ehlo)
     except InputError as error:
-        print(message("cli.error_prefix", text=str(_with_cli_option(error, PROBE_OPTIONS))), file=sys.stderr)
+        print(message("cli.error_prefix", text=str(with_cli_option(error, PROBE_OPTIONS))), file=sys.stderr)
         return EXIT_INPUT
     if arguments.format == "json":
         print(render_json(result.to_dict()))
