@@ -162,7 +162,7 @@ def test_receiver_lines_absent_without_deliver(tmp_path):
 
 
 @pytest.mark.skipif(os.name == "nt", reason="raise_signal(SIGTERM) ends the process on Windows")
-def test_sigterm_sets_the_stop_flag_and_handlers_come_back():
+def test_sigterm_sets_stop_flag():
     request = StopRequest()
     before = signal.getsignal(signal.SIGTERM)
     previous = _stop_on_signals(request)

@@ -137,7 +137,7 @@ def test_cli_workers_option_scans(tree, capsys):
     assert len(records) == 1 + len(scan_mailroot(tree, workers=1))
 
 
-def test_cli_no_bar_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypatch):
+def test_cli_bar_only_on_terminal(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "en")
     queue = tmp_path / "Queue"
     queue.mkdir()

@@ -81,7 +81,7 @@ def use_widget_fallbacks(notebook: Any, name: str) -> list[str]:
     cell has another output with text/html (the fallback a widget helper displays next to its
     view), the widget output is dropped and that HTML remains. Otherwise the widget is drawn
     from the state saved with the notebook, where its model and its children's models are of
-    the kinds `render_saved_widget` knows (a tqdm progress bar is). A widget with none of these
+    the kinds `render_saved_widget` can draw (a tqdm progress bar is). A widget with none of these
     keeps its text/plain, and a warning names the cell. The saved widget state is then removed
     from the notebook metadata, because only a widget manager script could read it.
     """
