@@ -226,6 +226,20 @@ def test_summary_lists_skipped_lines(capsys):
     assert listed[0].split()[-1] == "0x80"
 
 
+def test_summary_and_read_name_an_empty_file(tmp_path, capsys):
+    empty = tmp_path / "ex260303.log"
+    empty.write_bytes(b"")
+    assert run("summary", str(empty)) == 0
+    assert f"有 1 個檔案是空的，沒有任何記錄或指示詞：{empty}。" in capsys.readouterr().out
+    assert run("read", str(empty), str(LOGS / "w3c_line_before_fields.log")) == 0
+    assert f"有 1 個檔案是空的，沒有任何記錄或指示詞：{empty}。" in capsys.readouterr().err
+
+
+def test_summary_names_no_empty_file_for_a_real_log(capsys):
+    run("summary", str(LOGS / "w3c_truncated_last_line.log"))
+    assert "檔案是空的" not in capsys.readouterr().out
+
+
 def test_summary_english(capsys, monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "en")
     run("summary", str(LOGS / "w3c_truncated_last_line.log"))

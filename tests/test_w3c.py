@@ -531,9 +531,20 @@ def test_summary_counts():
 
 
 def test_summary_of_empty_frame(tmp_path):
-    document = summarize(read_w3c(write(tmp_path, b"")))
+    path = write(tmp_path, b"")
+    document = summarize(read_w3c(path))
     assert document["rows"] == 0
     assert document["first"] is None
+    assert document["empty_files"] == [str(path)]
+
+
+def test_summary_names_only_the_empty_file(tmp_path):
+    empty = tmp_path / "ex260303.log"
+    empty.write_bytes(b"")
+    logs = [LOGS / "w3c_binary_garbage.log", empty, LOGS / "w3c_fields_change_midfile.log"]
+    document = summarize(read_w3c(logs))
+    assert document["empty_files"] == [str(empty)]
+    assert document["rows"] == 10
 
 
 # The mail lab's logs

@@ -131,6 +131,9 @@ def run_read(arguments: argparse.Namespace) -> int:
                   blocks=document["blocks"], skipped=document["skipped"]), file=sys.stderr)
     if document["skipped"]:
         print(message("w3c.cli.read_skipped_next"), file=sys.stderr)
+    if document["empty_files"]:
+        print(message("w3c.cli.empty_files", count=len(document["empty_files"]),
+                      names=", ".join(document["empty_files"])), file=sys.stderr)
     return EXIT_OK
 
 
@@ -244,6 +247,9 @@ def render_summary(document: dict) -> str:
         else message("w3c.cli.summary_no_times"),
         "",
     ]
+    if document["empty_files"]:
+        lines += [message("w3c.cli.empty_files", count=len(document["empty_files"]),
+                          names=", ".join(document["empty_files"])), ""]
     field_rows = [{"blocks": entry["blocks"], "rows": entry["rows"], "fields": " ".join(entry["fields"])}
                   for entry in document["field_sets"]]
     if field_rows:

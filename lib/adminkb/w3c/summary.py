@@ -15,7 +15,9 @@ def summarize(frame: pd.DataFrame) -> dict[str, object]:
     Keys: `format`, `files` (the sources read), `blocks`, `rows`, `skipped` (a count),
     `skipped_by_reason`, `first` and `last` (ISO 8601 times, None without timestamps) and `tz`.
     `field_sets` lists each distinct field list with its number of blocks and rows, and
-    `skipped_lines` each skipped line (file, line, reason, detail).
+    `skipped_lines` each skipped line (file, line, reason, detail). `empty_files` lists the
+    files that gave neither a block nor a skipped line, such as a 0-byte file, so that a
+    summary of nothing is never mistaken for a log with no traffic.
     """
     attrs = frame.attrs
     blocks = attrs.get("blocks", [])
@@ -27,6 +29,8 @@ def summarize(frame: pd.DataFrame) -> dict[str, object]:
         entry["blocks"] += 1
         entry["rows"] += block["rows"]
     by_reason = Counter(line["reason"] for line in skipped)
+    named = {block["file"] for block in blocks} | {line["file"] for line in skipped}
+    empty_files = [name for name in attrs.get("files", []) if name not in named]
     first = last = None
     if TIMESTAMP in frame.columns and frame[TIMESTAMP].notna().any():
         first = frame[TIMESTAMP].min().isoformat()
@@ -43,4 +47,5 @@ def summarize(frame: pd.DataFrame) -> dict[str, object]:
         "tz": attrs.get("tz"),
         "field_sets": list(field_sets.values()),
         "skipped_lines": list(skipped),
+        "empty_files": empty_files,
     }
