@@ -16,8 +16,8 @@ def summarize(frame: pd.DataFrame) -> dict[str, object]:
     `skipped_by_reason`, `first` and `last` (ISO 8601 times, None without timestamps) and `tz`.
     `field_sets` lists each distinct field list with its number of blocks and rows, and
     `skipped_lines` each skipped line (file, line, reason, detail). `empty_files` lists the
-    files that gave neither a block nor a skipped line, such as a 0-byte file, so that a
-    summary of nothing is never mistaken for a log with no traffic.
+    files with neither a block nor a skipped line, such as a 0-byte file. Callers show them so
+    that an empty file does not pass for a log of a quiet day.
     """
     attrs = frame.attrs
     blocks = attrs.get("blocks", [])
@@ -29,8 +29,8 @@ def summarize(frame: pd.DataFrame) -> dict[str, object]:
         entry["blocks"] += 1
         entry["rows"] += block["rows"]
     by_reason = Counter(line["reason"] for line in skipped)
-    named = {block["file"] for block in blocks} | {line["file"] for line in skipped}
-    empty_files = [name for name in attrs.get("files", []) if name not in named]
+    files_with_content = {block["file"] for block in blocks} | {line["file"] for line in skipped}
+    empty_files = [name for name in attrs.get("files", []) if name not in files_with_content]
     first = last = None
     if TIMESTAMP in frame.columns and frame[TIMESTAMP].notna().any():
         first = frame[TIMESTAMP].min().isoformat()
