@@ -103,8 +103,6 @@ def ensure_installed(extras: str, command: str, wheelhouse: "str | None") -> Non
     extras = ",".join(sorted(needed))
     pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check"]
     if wheelhouse:
-        if not Path(wheelhouse).is_dir():
-            fail("bootstrap.wheelhouse_missing", path=wheelhouse)
         pip += ["--no-index", "--find-links", str(Path(wheelhouse).resolve())]
     pip += ["-e", f"{ROOT}[{extras}]" if extras else str(ROOT)]
     say("bootstrap.installing", extras=message("bootstrap.extras_" + ("test" if extras else "none")))
@@ -160,6 +158,10 @@ def main(argv: "list[str]") -> int:
             wheelhouse = argument.split("=", 1)[1]
             del rest[index]
             break
+    # Check the folder before anything else, so a wrong path is reported even when the
+    # environment is already up to date and pip would not run.
+    if wheelhouse and not Path(wheelhouse).is_dir():
+        fail("bootstrap.wheelhouse_missing", path=wheelhouse)
 
     ensure_venv()
     ensure_installed("test" if command == "test" else "", command, wheelhouse)

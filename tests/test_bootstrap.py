@@ -52,6 +52,15 @@ def test_missing_wheelhouse(tmp_path):
                            env={"ADMINKB_VENV": str(tmp_path / "venv")})
     assert result.returncode == 2
     assert f"The wheelhouse folder was not found: {tmp_path / 'nowhere'}" in result.stderr
+    assert not (tmp_path / "venv").exists()
+
+
+def test_missing_wheelhouse_with_current_venv(tmp_path):
+    # The working checkout's environment is up to date, so pip would not run at all.
+    result = run_bootstrap("lab", "--wheelhouse", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert f"The wheelhouse folder was not found: {tmp_path / 'nowhere'}" in result.stderr
+    assert "JupyterLab" not in result.stdout
 
 
 @pytest.mark.timeout(300)
