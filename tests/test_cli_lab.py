@@ -149,6 +149,32 @@ def test_deliver_prints_lab_dns_that_answers(tmp_path):
     assert mx["verdict"] == "ok"
 
 
+def _outbound_step(command: list[str]) -> dict:
+    result = subprocess.run([sys.executable, "-m", "adminkb", *command, "--format", "json"], capture_output=True,
+                            timeout=60, env=dict(os.environ, ADMINKB_LANG="en"))
+    steps = json.loads(result.stdout)["steps"]
+    return next(step for step in steps if step["name"] == "outbound")
+
+
+def test_deliver_hint_diagnoses_outbound(tmp_path):
+    lab = LabProcess("--root", str(tmp_path), "--deliver")
+    try:
+        line = lab.wait_for(r"^To diagnose outbound delivery")
+        lab.wait_for(r"Press Ctrl\+C to stop")
+        command = line.split("for example: adminkb ", 1)[1].split()
+        with_port = _outbound_step(command)
+        port_at = command.index("--mx-port")
+        without_port = _outbound_step(command[:port_at] + command[port_at + 2:])
+    finally:
+        status, errors = lab.stop()
+    assert status == 0, errors
+    assert with_port["verdict"] == "ok"
+    assert "mx.example.net [127.0.0.23]" in with_port["evidence"]
+    # Nothing listens on port 25 in the lab, so the hint's --mx-port is what makes the check work.
+    assert without_port["verdict"] == "problem"
+    assert ":25 " in without_port["evidence"]
+
+
 def test_receiver_lines_absent_without_deliver(tmp_path):
     lab = LabProcess("--root", str(tmp_path))
     try:

@@ -214,6 +214,7 @@ def test_cli_table_with_mailroot_and_logs(target, capsys):
     (["--from", "not an address"], "smtp"),
     (["--mailroot", "/nonexistent/mailroot"], "diagnose.path_missing"),
     (["--dns", "127.0.0.1:53"], "diagnose.dns_without_outbound"),
+    (["--mx-port", "2525"], "diagnose.mx_port_without_outbound"),
     (["--metabase", str(METABASE), "--virtual-server", "9"], "diagnose.no_virtual_server"),
     (["--timeout", "-1"], "smtp"),
 ])

@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--smart-host", metavar="HOST[:PORT]", help=message("diagnose.cli.smart_host_help"))
     parser.add_argument("--check-outbound", action="store_true", help=message("diagnose.cli.check_outbound_help"))
     parser.add_argument("--dns", metavar="SERVER[:PORT]", help=message("diagnose.cli.dns_help"))
+    parser.add_argument("--mx-port", metavar="PORT", type=bounded_number(int, 1, 65535),
+                        help=message("diagnose.cli.mx_port_help"))
     parser.add_argument("--send-test", action="store_true", help=message("diagnose.cli.send_test_help"))
     parser.add_argument("--source", metavar="ADDR", help=message("diagnose.cli.source_help"))
     parser.add_argument("--timeout", metavar="SECONDS", default="10", help=message("diagnose.cli.timeout_help"))
@@ -54,6 +56,9 @@ def build_request(arguments: argparse.Namespace) -> DiagnoseRequest:
     if arguments.dns and not arguments.check_outbound:
         raise InputError("diagnose.dns_without_outbound", value=arguments.dns,
                          next_key="diagnose.dns_without_outbound_next")
+    if arguments.mx_port is not None and not arguments.check_outbound:
+        raise InputError("diagnose.mx_port_without_outbound", value=arguments.mx_port,
+                         next_key="diagnose.mx_port_without_outbound_next")
     configuration = None
     if arguments.metabase:
         servers = read_metabase(arguments.metabase)
@@ -62,7 +67,7 @@ def build_request(arguments: argparse.Namespace) -> DiagnoseRequest:
                            mailroot=checked_folder(arguments.mailroot, "--mailroot"),
                            logs=checked_folder(arguments.logs, "--logs"), configuration=configuration,
                            smart_host=arguments.smart_host, check_outbound=arguments.check_outbound,
-                           send_test=arguments.send_test, dns=arguments.dns,
+                           send_test=arguments.send_test, dns=arguments.dns, mx_port=arguments.mx_port or 25,
                            timeout=validate_timeout(arguments.timeout),
                            source_address=validate_source_address(arguments.source))
 

@@ -105,6 +105,8 @@ def run_lab(arguments: argparse.Namespace) -> int:
             print(message("lab.cli.lab_dns", address=lab.lab_dns.nameserver), flush=True)
             print(message("lab.cli.delivering", compression=f"{compression:g}", port=lab.remote.port), flush=True)
             print(receivers_table(), flush=True)
+            print(message("lab.cli.diagnose_hint", address=lab.address, dns=lab.lab_dns.nameserver,
+                          port=lab.remote.port), flush=True)
         print(message("lab.cli.stop_hint"), flush=True)
         printed_events = 0
         # Short sleeps, because CPython on Windows does not interrupt an untimed wait for Ctrl+C.

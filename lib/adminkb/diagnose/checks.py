@@ -50,7 +50,9 @@ class DiagnoseRequest:
 
     `configuration` is a virtual server's settings (from MetaBase.xml, or from the lab).
     `port_map` maps (address, port) to the port to connect to; the lab uses it for the
-    remote hosts that stand for port 25. `now` is the instant Queue ages are measured from.
+    remote hosts that stand for port 25. `mx_port` is the port tried on the MX hosts: 25 on
+    the Internet, or the local port that a standalone lab prints for its remote receivers.
+    `now` is the instant Queue ages are measured from.
     """
 
     host: str
@@ -68,6 +70,7 @@ class DiagnoseRequest:
     source_address: str | None = None
     now: datetime | None = None
     port_map: PortMap | None = None
+    mx_port: int = 25
     test_message: object = None
     # The lab names queue files after its own clock (NTFS_<FILETIME><counter>.EML) while their
     # modification times are real, so for the lab the ages come from the names.
@@ -409,8 +412,8 @@ def outbound_step(request: DiagnoseRequest, dns: Step) -> Step:
             addresses.extend((host, text) for text in lookup.texts())
     tried = []
     for host, address in addresses[:MAX_OUTBOUND_ADDRESSES]:
-        result = _banner_probe(request, address, 25)
-        tried.append(f"{host} [{address}]:25 → {result.verdict.summary}")
+        result = _banner_probe(request, address, request.mx_port)
+        tried.append(f"{host} [{address}]:{request.mx_port} → {result.verdict.summary}")
         if result.verdict.step not in ("connect", "banner"):
             return Step("outbound", OK, "\n".join(tried))
     values = {"domain": _recipient_domain(request), "hosts": ", ".join(host for host, _ in addresses) or "-"}
