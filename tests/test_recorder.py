@@ -12,8 +12,8 @@ from adminkb.errors import InputError
 from adminkb.export import external_resources
 from adminkb.export.render import WIDGET_VIEW, site_css
 from adminkb.i18n import message
-from adminkb.recorder import (FAILED, NOT_RUN, OK, REDACTED, _new_run_folder, list_parameters, parse_value,
-                              record_run, resolve_notebook, secret_values)
+from adminkb.recorder import (FAILED, NOT_RUN, OK, REDACTED, _new_run_folder, list_parameters, parameter_values,
+                              parse_value, record_run, resolve_notebook, secret_values)
 from tests.clirun import run_area
 
 pytestmark = pytest.mark.timeout(300)
@@ -233,6 +233,36 @@ def test_run_folders_never_collide(tmp_path):
                                             ("2.5", 2.5), ("192.0.2.25:25", "192.0.2.25:25"), ("lab", "lab")])
 def test_parse_value(text, value):
     assert parse_value(text) == value
+
+
+def test_parameter_values_follow_defaults(tmp_path):
+    notebook = _write_notebook(tmp_path)
+    values = parameter_values(notebook, [("SERVER", "007"), ("TIMEOUT", "2.5")])
+    assert values == {"SERVER": "007", "TIMEOUT": 2.5}
+
+
+@pytest.mark.parametrize("text", ["abc", "true", "None"])
+def test_parameter_values_reject_kind(tmp_path, text):
+    notebook = _write_notebook(tmp_path)
+    with pytest.raises(InputError) as caught:
+        parameter_values(notebook, [("TIMEOUT", text)])
+    assert caught.value.key == "recorder.parameter_kind"
+    assert f"參數 TIMEOUT 需要數字，但收到 {text}。" in str(caught.value)
+
+
+def test_parameter_values_bool_default():
+    # Runbook 01's SEND defaults to False.
+    assert parameter_values("01", [("SEND", "true")]) == {"SEND": True}
+    with pytest.raises(InputError) as caught:
+        parameter_values("01", [("SEND", "yes")])
+    assert "需要 true 或 false" in str(caught.value)
+
+
+def test_cli_bad_parameter_kind_runs_nothing(tmp_path, capsys):
+    notebook = _write_notebook(tmp_path)
+    with pytest.raises(InputError):
+        run_area("run", str(notebook), "--out", str(tmp_path / "runs"), "-p", "TIMEOUT", "abc")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_secret_values_by_name():

@@ -20,6 +20,7 @@ check fails, the notebook and `record.json` are kept and `run.html` is not writt
 
 from __future__ import annotations
 
+import ast
 import copy
 import html
 import json
@@ -117,6 +118,44 @@ def parse_value(text: str) -> object:
         except ValueError:
             pass
     return text
+
+
+def parameter_values(notebook: str | os.PathLike[str], pairs: list[tuple[str, str]]) -> dict[str, object]:
+    """Convert `-p NAME VALUE` texts to values of the type of each parameter's default.
+
+    A string default keeps the text as typed, so `-p SERVER 007` stays "007". A number default
+    needs a number, and a True/False default needs true or false. Other defaults (None, lists)
+    take what `parse_value` makes of the text. Raises InputError for a value of the wrong type,
+    before anything runs. Unknown names pass through to `check_parameters`, which rejects them.
+    """
+    defaults = {item.name: _default_value(item.default) for item in list_parameters(notebook)}
+    values: dict[str, object] = {}
+    for name, text in pairs:
+        if name not in defaults:
+            values[name] = parse_value(text)
+            continue
+        default = defaults[name]
+        value = parse_value(text)
+        if isinstance(default, str):
+            value = text
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise InputError("recorder.parameter_kind", value=text, name=name,
+                                 kind=message("recorder.kind.bool"), next_key="recorder.parameter_kind_next")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputError("recorder.parameter_kind", value=text, name=name,
+                                 kind=message("recorder.kind.number"), next_key="recorder.parameter_kind_next")
+        values[name] = value
+    return values
+
+
+def _default_value(written: str) -> object:
+    """Return the Python value of a default as written in the parameters cell, or None."""
+    try:
+        return ast.literal_eval(written)
+    except (ValueError, SyntaxError):
+        return None
 
 
 def check_parameters(notebook: Path, parameters: dict[str, object]) -> dict[str, object]:

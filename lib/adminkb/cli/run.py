@@ -11,7 +11,7 @@ import sys
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option, bounded_number
 from adminkb.i18n import message
 from adminkb.output import render_table
-from adminkb.recorder import DEFAULT_CELL_TIMEOUT, OK, list_parameters, parse_value, record_run
+from adminkb.recorder import DEFAULT_CELL_TIMEOUT, OK, list_parameters, parameter_values, record_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def run_notebook(arguments: argparse.Namespace) -> int:
         columns = ("name", "default", "help")
         print(render_table(rows, columns, {column: message(f"recorder.column.{column}") for column in columns}))
         return EXIT_OK
-    parameters = {name: parse_value(value) for name, value in arguments.parameter}
+    parameters = parameter_values(arguments.notebook, arguments.parameter)
     record = record_run(arguments.notebook, parameters, out=arguments.out, mask=arguments.mask,
                         cell_timeout=arguments.timeout, progress=sys.stderr.isatty())
     print(message("recorder.cli.wrote", folder=record.folder, status=message(f"recorder.outcome.{record.status}")))
