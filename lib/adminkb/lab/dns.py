@@ -37,6 +37,7 @@ import dns.rrset
 import dns.zone
 
 from adminkb.errors import InputError, LabError
+from adminkb.lab.loop_thread import LoopThread
 
 log = logging.getLogger("adminkb.lab.dns")
 
@@ -89,12 +90,10 @@ class LabDns:
         self.silent_all = bool(silent_all)
         self.query_count = 0
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop_thread = LoopThread("adminkb-lab-dns")
         self._transport: asyncio.DatagramTransport | None = None
         self._tcp_server: asyncio.base_events.Server | None = None
         self._port: int | None = None
-        self._start_error: BaseException | None = None
 
     @classmethod
     def from_files(cls, paths: Iterable[str | Path], **options: object) -> LabDns:
@@ -163,24 +162,18 @@ class LabDns:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._loop_thread.alive
 
     def start(self) -> LabDns:
         """Bind the UDP and TCP sockets, start answering and return the server."""
         if self.running:
             return self
-        ready = threading.Event()
-        self._start_error = None
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="adminkb-lab-dns", daemon=True)
-        self._thread.start()
-        if not ready.wait(START_TIMEOUT):
+        try:
+            self._loop_thread.start(self._open, START_TIMEOUT)
+        except TimeoutError:
             self.stop()
-            raise LabError("dnscheck.lab.start_timeout", value=START_TIMEOUT)
-        if self._start_error is not None:
-            error = self._start_error
-            self._thread.join(START_TIMEOUT)
-            self._thread = None
+            raise LabError("dnscheck.lab.start_timeout", value=START_TIMEOUT) from None
+        except OSError as error:
             raise LabError("dnscheck.lab.bind_failed", value=f"{self._address}:{self._requested_port}",
                            reason=error) from error
         log.info("lab DNS server listening on %s port %s with zones %s", self._address, self._port, self.origins)
@@ -188,15 +181,9 @@ class LabDns:
 
     def stop(self) -> None:
         """Close both sockets and end the server's thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
+        if self._loop_thread.loop is None:
             return
-        if thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self._close(), loop).result(START_TIMEOUT)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(START_TIMEOUT)
-        self._thread = None
-        self._loop = None
+        self._loop_thread.stop(self._close, START_TIMEOUT)
         log.info("lab DNS server on %s port %s stopped after %d queries", self._address, self._port,
                  self.query_count)
         self._port = None
@@ -206,23 +193,6 @@ class LabDns:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._open())
-        except OSError as error:
-            self._start_error = error
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.close()
 
     async def _open(self) -> None:
         # An ephemeral UDP port may be taken on TCP by another program, so try a few ports.

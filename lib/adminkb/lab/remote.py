@@ -45,6 +45,7 @@ from adminkb.dnscheck.resolver import FAILED_STATUSES, DnsClient
 from adminkb.dnscheck.result import OK
 from adminkb.errors import InputError, LabError
 from adminkb.lab.clock import Clock
+from adminkb.lab.loop_thread import LoopThread
 from adminkb.lab.service import find_message_id
 from adminkb.lab.tls import LabCertificate, server_context, write_certificate
 
@@ -148,17 +149,15 @@ class RemoteLab:
         # Port 25 of these addresses maps to the given port instead of the shared one.
         self._port_table: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop_thread = LoopThread("adminkb-lab-remote")
         self._servers: list[asyncio.base_events.Server] = []
         self._port: int | None = None
-        self._start_error: BaseException | None = None
 
     # Life cycle
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and self._port is not None
+        return self._loop_thread.alive and self._port is not None
 
     @property
     def port(self) -> int:
@@ -202,19 +201,13 @@ class RemoteLab:
             return self
         self._certificate = write_certificate(self.folder, [SMART_HOST_NAME, SMART_HOST_ADDRESS])
         self._tls_context = server_context(self._certificate)
-        ready = threading.Event()
-        self._start_error = None
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="adminkb-lab-remote", daemon=True)
-        self._thread.start()
-        if not ready.wait(START_TIMEOUT):
+        try:
+            self._loop_thread.start(self._open, START_TIMEOUT)
+        except TimeoutError:
             self.stop()
-            raise LabError("lab.remote.start_timed_out", value=START_TIMEOUT, next_key="lab.start_timed_out_next")
-        if self._start_error is not None:
-            error = self._start_error
-            self._thread.join(START_TIMEOUT)
-            self._thread = None
-            self._loop = None
+            raise LabError("lab.remote.start_timed_out", value=START_TIMEOUT,
+                           next_key="lab.start_timed_out_next") from None
+        except OSError as error:
             raise LabError("lab.remote.bind_failed", value=", ".join(self.receivers), detail=str(error),
                            next_key="lab.bind_failed_next") from error
         log.info("remote lab receivers listening on port %s for port 25 of %s", self._port,
@@ -223,42 +216,14 @@ class RemoteLab:
 
     def stop(self) -> None:
         """Close every receiver and end the thread; stopping a stopped RemoteLab does nothing."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
+        if self._loop_thread.loop is None:
             return
-        if thread.is_alive():
-            try:
-                asyncio.run_coroutine_threadsafe(self._close(), loop).result(STOP_TIMEOUT)
-            except Exception:
-                log.exception("the remote lab receivers did not close cleanly")
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(STOP_TIMEOUT)
-        self._thread = None
-        self._loop = None
+        try:
+            self._loop_thread.stop(self._close, STOP_TIMEOUT)
+        except Exception:
+            log.exception("the remote lab receivers did not close cleanly")
         self._port = None
         log.info("remote lab receivers stopped after %d messages", len(self._received))
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._open())
-        except OSError as error:
-            self._start_error = error
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
 
     async def _open(self) -> None:
         # The first receiver picks an ephemeral port and the others take the same number on
@@ -312,7 +277,7 @@ class RemoteLab:
             warnings.simplefilter("ignore", UserWarning)
             # hostname= keeps aiosmtpd from calling socket.getfqdn(), which stalls without DNS.
             return SMTP(handler, hostname=spec.hostname, ident="ESMTP lab receiver", timeout=SESSION_TIMEOUT,
-                        decode_data=False, loop=self._loop, **options)
+                        decode_data=False, loop=self._loop_thread.loop, **options)
 
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
                       auth_data: object) -> AuthResult:
