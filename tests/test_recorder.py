@@ -241,6 +241,11 @@ def test_parameter_values_follow_defaults(tmp_path):
     assert values == {"SERVER": "007", "TIMEOUT": 2.5}
 
 
+def test_parameter_values_none_for_text_default():
+    # Runbooks 01, 02 and 07 tell admins to switch APP_IP off with -p APP_IP None.
+    assert parameter_values("07", [("APP_IP", "None")]) == {"APP_IP": None}
+
+
 @pytest.mark.parametrize("text", ["abc", "true", "None"])
 def test_parameter_values_reject_kind(tmp_path, text):
     notebook = _write_notebook(tmp_path)

@@ -123,7 +123,8 @@ def parse_value(text: str) -> object:
 def parameter_values(notebook: str | os.PathLike[str], pairs: list[tuple[str, str]]) -> dict[str, object]:
     """Convert `-p NAME VALUE` texts to values of the type of each parameter's default.
 
-    A string default keeps the text as typed, so `-p SERVER 007` stays "007". A number default
+    A string default keeps the text as typed, so `-p SERVER 007` stays "007", except None,
+    which the runbooks use to switch a setting off (`-p APP_IP None`). A number default
     needs a number, and a True/False default needs true or false. Other defaults (None, lists)
     take what `parse_value` makes of the text. Raises InputError for a value of the wrong type,
     before anything runs. Unknown names pass through to `check_parameters`, which rejects them.
@@ -136,7 +137,7 @@ def parameter_values(notebook: str | os.PathLike[str], pairs: list[tuple[str, st
             continue
         default = defaults[name]
         value = parse_value(text)
-        if isinstance(default, str):
+        if isinstance(default, str) and value is not None:
             value = text
         elif isinstance(default, bool):
             if not isinstance(value, bool):
