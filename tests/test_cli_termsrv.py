@@ -14,7 +14,7 @@ import pefile
 import pytest
 
 from adminkb.regfile import RegistryModel, RegValue, read_regfile
-from adminkb.termsrv import LICENSING_CORE
+from adminkb.termsrv import LICENSING_CORE, WINLOGON
 from clirun import run_area
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "termsrv"
@@ -235,6 +235,50 @@ def test_files_partly_applied_exits_1(tmp_path, capsys):
     assert "EnableConcurrentSessions = 1" in errors
     assert "AllowMultipleTSSessions" not in errors
     assert list(tmp_path.iterdir()) == []
+
+
+def test_files_fast_user_switching_on_exits_0(tmp_path, capsys):
+    # A stock XP export: Fast User Switching is on, so AllowMultipleTSSessions is already 1.
+    exports = [DATA / "xp_terminal_server.reg", DATA / "xp_winlogon.reg"]
+    status = run("files", *map(str, exports), "--allow-multiple-sessions", "--output-dir", str(tmp_path))
+    output = capsys.readouterr()
+    assert status == 0
+    assert output.err == ""
+    assert "匯出檔中已經是 AllowMultipleTSSessions = 1" in output.out
+    assert "沒有先前套用過的跡象" in output.out
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["termsrv-apply.reg", "termsrv-rollback.reg"]
+
+    apply_file = read_regfile(tmp_path / "termsrv-apply.reg")
+    rollback_file = read_regfile(tmp_path / "termsrv-rollback.reg")
+    assert [section.path for section in apply_file.keys] == [LICENSING_CORE]
+    assert [section.path for section in rollback_file.keys] == [LICENSING_CORE]
+    original = RegistryModel()
+    for export in exports:
+        original.apply(read_regfile(export))
+    applied = original.copy().apply(apply_file)
+    assert applied.get(LICENSING_CORE, "EnableConcurrentSessions") == RegValue.dword(1)
+    assert applied.get(WINLOGON, "AllowMultipleTSSessions") == RegValue.dword(1)
+    restored = applied.copy().apply(rollback_file)
+    assert restored == original
+    # The rollback leaves the 1 that was there before the change.
+    assert restored.get(WINLOGON, "AllowMultipleTSSessions") == RegValue.dword(1)
+
+
+def test_files_sets_allow_multiple_when_0(tmp_path, capsys):
+    exports = [DATA / "xp_terminal_server.reg", DATA / "xp_winlogon_autologon_password.reg"]
+    status = run("files", *map(str, exports), "--allow-multiple-sessions", "--output-dir", str(tmp_path))
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "匯出檔中已經是" not in output
+    rollback_file = read_regfile(tmp_path / "termsrv-rollback.reg")
+    original = RegistryModel()
+    for export in exports:
+        original.apply(read_regfile(export))
+    applied = original.copy().apply(read_regfile(tmp_path / "termsrv-apply.reg"))
+    assert applied.get(WINLOGON, "AllowMultipleTSSessions") == RegValue.dword(1)
+    restored = applied.copy().apply(rollback_file)
+    assert restored.get(WINLOGON, "AllowMultipleTSSessions") == RegValue.dword(0)
+    assert restored == original
 
 
 def test_files_bad_value_in_changed_key_exits_2(tmp_path, capsys):

@@ -392,9 +392,28 @@ def test_already_applied_export():
     assert files.preset == ("EnableConcurrentSessions",)
 
 
+def test_fast_user_switching_is_not_preset():
+    files = build_change_files(export_model("xp_terminal_server.reg", "xp_winlogon.reg"),
+                               allow_multiple_sessions=True)
+    assert files.preset == ()
+    assert files.already_set == ("AllowMultipleTSSessions",)
+    assert files.already_applied is False
+    changed = [(section.path, [entry.name for entry in section.values]) for section in files.apply.keys]
+    assert changed == [(LICENSING_CORE, ["EnableConcurrentSessions"])]
+
+
+def test_applied_export_with_fast_user_switching():
+    files = build_change_files(export_model("xp_terminal_server_applied.reg", "xp_winlogon.reg"),
+                               allow_multiple_sessions=True)
+    assert files.preset == ("EnableConcurrentSessions",)
+    assert files.already_set == ("AllowMultipleTSSessions",)
+    assert files.already_applied is True
+
+
 def test_fresh_export_has_no_preset_values():
     files = build_change_files(export_model("xp_terminal_server_rdp_off.reg"))
     assert files.preset == ()
+    assert files.already_set == ()
 
 
 def test_change_needs_terminal_server_export():

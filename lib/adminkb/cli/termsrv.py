@@ -1,9 +1,10 @@
 """`adminkb termsrv`: termsrv.dll checks, Remote Desktop state, the XP batch file, .reg files, step plan.
 
 `check` exits 0 for an XP termsrv.dll build whose string-table version agrees, 1 otherwise, and 2
-when the file cannot be used. `files` exits 1 without writing when the export already contains
-the change, because a rollback file built from it could not restore the earlier state. The other
-verbs exit 0 on success, and every verb exits 2 when an input cannot be used.
+when the file cannot be used. `files` exits 1 without writing when the export already has
+EnableConcurrentSessions = 1, because a rollback file built from it could not restore the state
+before that earlier change. The other verbs exit 0 on success, and every verb exits 2 when an input
+cannot be used.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from adminkb.i18n import message
 from adminkb.output import FORMATS, render_blocks, render_csv, render_json, render_table, write_csv
 from adminkb.regfile import read_regfile, write_regfile
 from adminkb.termsrv import (
-    APPLICABILITY_OTHER, COPY_BACK, PeCheck, RdpState, build_change_files, check_pe, collect_batch_bytes,
-    collect_batch_text, model_from_regfiles, plan_rows, read_live_state, read_state, step_plan,
+    APPLICABILITY_OTHER, COPY_BACK, ChangeFiles, PeCheck, RdpState, build_change_files, check_pe,
+    collect_batch_bytes, collect_batch_text, model_from_regfiles, plan_rows, read_live_state, read_state, step_plan,
 )
 from adminkb.termsrv.collect import FOLDER_PREFIX
 from adminkb.termsrv.plan import APPLY_FILE, REPLACE_ORDER, ROLLBACK_FILE
@@ -250,7 +251,7 @@ def run_files(arguments: argparse.Namespace) -> int:
     except InputError as error:
         return _fail(error)
     if files.preset:
-        text = message("termsrv.change.already_applied", names=", ".join(f"{name} = 1" for name in files.preset))
+        text = message("termsrv.change.already_applied", names=_value_list(files.preset))
         print(message("cli.error_prefix", text=text), file=sys.stderr)
         print(message("errors.next_step", step=message("termsrv.change.already_applied_next")), file=sys.stderr)
         return EXIT_PROBLEMS
@@ -269,10 +270,28 @@ def run_files(arguments: argparse.Namespace) -> int:
     except OSError as error:
         return _fail(InputError("termsrv.pe.unreadable", value=str(folder), reason=os_error_text(error),
                                 next_key="termsrv.pe.unreadable_next"))
+    for note in change_notes(files):
+        print(note)
     diff = files.before.diff(files.after)
     print(message("termsrv.change.summary", count=len(diff)))
     print(render_table(diff_rows(diff), CHANGE_COLUMNS, _headers(CHANGE_COLUMNS)))
     return EXIT_OK
+
+
+def change_notes(files: ChangeFiles) -> list[str]:
+    """Return sentences on what the export shows: an earlier apply, and values already at the target."""
+    if files.preset:
+        notes = [message("termsrv.change.export_shows_apply", names=_value_list(files.preset))]
+    else:
+        notes = [message("termsrv.change.export_before_change")]
+    if files.already_set:
+        notes.append(message("termsrv.change.already_set", names=_value_list(files.already_set)))
+    return notes
+
+
+def _value_list(names: tuple[str, ...]) -> str:
+    # Every value the change sets is the DWORD 1.
+    return ", ".join(f"{name} = 1" for name in names)
 
 
 # plan
