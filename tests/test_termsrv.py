@@ -18,7 +18,8 @@ from adminkb.regfile import RegistryModel, RegValue, encode_regfile, parse_regfi
 from adminkb.termsrv import (
     APPLICABILITY_METHOD_BUILD, APPLICABILITY_OTHER, APPLICABILITY_XP_BUILD, COPY_BACK, LICENSING_CORE, POLICY,
     TERMINAL_SERVER, WINLOGON, build_change_files, check_pe, check_pe_bytes, classify_build, collect_batch_bytes,
-    collect_batch_text, model_from_regfiles, plan_rows, read_live_state, read_state, step_plan,
+    collect_batch_text, model_from_regfiles, plan_rows, read_live_state, read_state, replay_registry, state_from_model,
+    step_plan,
 )
 from adminkb.termsrv.collect import escape_echo
 from adminkb.termsrv.pecheck import _leading_version
@@ -586,6 +587,52 @@ def test_plan_marks_system_changes():
     steps = {step.action_key.rsplit(".", 1)[1]: step for step in step_plan()}
     assert steps["replace"].changes_system is True
     assert steps["check_originals"].changes_system is False
+
+
+def test_plan_restores_rdp_before_final_check():
+    actions = [step.action_key.rsplit(".", 1)[1] for step in step_plan()]
+    rollback_start = actions.index("rollback_safe_mode")
+    restore = actions.index("rdp_restore")
+    assert rollback_start < actions.index("import_rollback") < restore
+    assert restore == actions.index("rollback_verify") - 1
+
+
+@pytest.mark.parametrize("names", [
+    ("xp_terminal_server.reg", "xp_winlogon.reg"),
+    ("xp_terminal_server_rdp_off.reg",),
+    ("xp_terminal_server_no_licensing_core.reg",),
+])
+def test_plan_replay_restores_export(names):
+    export = export_model(*names)
+    files = build_change_files(export, allow_multiple_sessions="xp_winlogon.reg" in names)
+    steps = step_plan()
+
+    changed = replay_registry([step for step in steps if step.phase != "rollback"], files)
+    state = state_from_model(changed, source="replay")
+    assert state.concurrent_sessions_enabled is True
+    assert state.rdp_enabled is True
+
+    restored = replay_registry(steps, files)
+    assert restored.diff(export).changes == []
+    assert restored == export
+
+
+def test_plan_replay_without_rdp_restore_differs():
+    # Without the last Remote Desktop step the rollback phase ends with Remote Desktop off.
+    files = build_change_files(export_model("xp_terminal_server.reg"))
+    steps = [step for step in step_plan() if not step.action_key.endswith(".rdp_restore")]
+    changes = list(files.before.diff(replay_registry(steps, files)))
+    assert [(change.kind, change.name) for change in changes] == [("value_changed", "fDenyTSConnections")]
+    assert changes[0].old == RegValue.dword(0)
+    assert changes[0].new == RegValue.dword(1)
+
+
+def test_plan_replay_deletes_missing_deny_value():
+    export = RegistryModel()
+    export.create_key(TERMINAL_SERVER)
+    export.create_key(LICENSING_CORE)
+    files = build_change_files(export)
+    assert replay_registry(step_plan(), files) == export
 
 
 def test_exported_key_constants():

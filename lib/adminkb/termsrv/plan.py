@@ -5,18 +5,26 @@ Windows File Protection restores a protected file in system32 from `system32\\dl
 therefore replaces the copies in those folders first and the one in system32 last, so that a
 restore brings back the new file. It works in Safe Mode, where Terminal Services does not hold
 termsrv.dll open, with Remote Desktop off, and every copy is backed up with its hash first.
+
+The steps that change the registry carry their edits as data (`PlanStep.registry`), so that
+`replay_registry` can run the whole plan on a model of the export. The rollback phase turns Remote
+Desktop off and the rollback file does not contain fDenyTSConnections, so the phase ends by
+setting that value back to the export's before the final comparison.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.imaging.steps import Step
+from adminkb.regfile import RegistryModel, RegValue
+from adminkb.termsrv.changes import ChangeFiles
 from adminkb.termsrv.collect import DLL_COPIES
 from adminkb.termsrv.pecheck import APPLICABILITY_METHOD_BUILD, APPLICABILITY_OTHER, METHOD_BUILD, PeCheck
+from adminkb.termsrv.state import TERMINAL_SERVER
 
 PHASES = ("prepare", "change", "verify", "rollback")
 DEFAULT_BACKUP_FOLDER = r"%SystemDrive%\termsrv-backup"
@@ -29,13 +37,45 @@ REPLACEMENT_FILE = "termsrv.dll"
 REPLACE_ORDER = ("servicepackfiles_termsrv.dll", "dllcache_termsrv.dll", "system32_termsrv.dll")
 _LOCATIONS = {file_name: location for location, file_name in DLL_COPIES}
 
+EDIT_SET = "set"
+EDIT_IMPORT = "import"
+EDIT_RESTORE = "restore"
+
+
+@dataclass(frozen=True)
+class RegistryEdit:
+    """A registry change that a step makes.
+
+    `kind` is EDIT_SET (set the DWORD `number`), EDIT_IMPORT (import the generated file named
+    `file`) or EDIT_RESTORE (put back the value that the export taken before the change has, or
+    delete it when the export has none).
+    """
+
+    kind: str
+    key: str = ""
+    name: str = ""
+    number: int | None = None
+    file: str = ""
+
+
+# Remote Desktop is off when fDenyTSConnections is 1. System Properties' Remote tab sets it.
+_DENY = (TERMINAL_SERVER, "fDenyTSConnections")
+_REGISTRY_EDITS = {
+    "rdp_off": (RegistryEdit(EDIT_SET, *_DENY, number=1),),
+    "import_apply": (RegistryEdit(EDIT_IMPORT, file=APPLY_FILE),),
+    "rdp_on": (RegistryEdit(EDIT_SET, *_DENY, number=0),),
+    "rollback_safe_mode": (RegistryEdit(EDIT_SET, *_DENY, number=1),),
+    "import_rollback": (RegistryEdit(EDIT_IMPORT, file=ROLLBACK_FILE),),
+    "rdp_restore": (RegistryEdit(EDIT_RESTORE, *_DENY),),
+}
+
 
 @dataclass(frozen=True)
 class PlanStep:
     """One step: its phase, what to do (a catalog key and values), the commands and what to check.
 
     `commands` are typed on the XP machine unless the action names the workstation. `changes_system` marks
-    the steps that change the machine.
+    the steps that change the machine, and `registry` lists the registry edits a step makes.
     """
 
     number: int
@@ -45,6 +85,7 @@ class PlanStep:
     expected_key: str | None = None
     values: Mapping[str, object] = field(default_factory=dict)
     changes_system: bool = False
+    registry: tuple[RegistryEdit, ...] = ()
 
     @property
     def action(self) -> str:
@@ -117,12 +158,38 @@ def step_plan(originals: Mapping[str, PeCheck] | None = None, replacement: PeChe
         ("rollback", "restore", restores, "restore_expected", True),
         ("rollback", "import_rollback", (f"regedit /s {ROLLBACK_FILE}",), "import_rollback_expected", True),
         ("rollback", "restart", (), "restart_expected", True),
+        ("rollback", "rdp_restore", ("control sysdm.cpl",), "rdp_restore_expected", True),
         ("rollback", "rollback_verify", (COLLECT_FILE, "adminkb termsrv check system32_termsrv.dll"),
          "rollback_verify_expected", False),
     ]
     return [PlanStep(number, phase, f"termsrv.plan.step.{action}", tuple(commands),
-                     f"termsrv.plan.step.{expected}", values, changes)
+                     f"termsrv.plan.step.{expected}", values, changes, _REGISTRY_EDITS.get(action, ()))
             for number, (phase, action, commands, expected, changes) in enumerate(raw_steps, start=1)]
+
+
+def replay_registry(steps: Iterable[PlanStep], files: ChangeFiles) -> RegistryModel:
+    """Apply the registry edits of `steps` in order to a copy of the export and return the result.
+
+    `files` are the apply and rollback files built from that export (`files.before`). Replaying
+    the whole plan must give back the export, because the last step compares the registry with it.
+    """
+    generated = {APPLY_FILE: files.apply, ROLLBACK_FILE: files.rollback}
+    model = files.before.copy()
+    for step in steps:
+        for edit in step.registry:
+            if edit.kind == EDIT_IMPORT:
+                model.apply(generated[edit.file])
+            elif edit.kind == EDIT_SET:
+                model.set_value(edit.key, edit.name, RegValue.dword(edit.number))
+            elif edit.kind == EDIT_RESTORE:
+                original = files.before.get(edit.key, edit.name)
+                if original is None:
+                    model.delete_value(edit.key, edit.name)
+                else:
+                    model.set_value(edit.key, edit.name, original)
+            else:
+                raise ValueError(f"unknown registry edit kind {edit.kind!r} in step {step.number}")
+    return model
 
 
 def plan_rows(steps: list[PlanStep]) -> list[dict[str, object]]:
