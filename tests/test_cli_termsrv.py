@@ -14,7 +14,8 @@ import pefile
 import pytest
 
 from adminkb.regfile import RegistryModel, RegValue, read_regfile
-from adminkb.termsrv import LICENSING_CORE, WINLOGON
+from adminkb.termsrv import LICENSING_CORE, TERMINAL_SERVER, WINLOGON
+import fake_winreg
 from clirun import run_area
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "termsrv"
@@ -151,6 +152,21 @@ def test_state_live_off_windows(capsys):
     status = run("state", "--live")
     assert status == 2
     assert "只有在 Windows 上" in capsys.readouterr().err
+
+
+def test_state_live_with_stand_in_winreg(monkeypatch, capsys):
+    below_hklm = TERMINAL_SERVER[len("HKEY_LOCAL_MACHINE\\"):]
+    module = fake_winreg.build_winreg({below_hklm: [("fDenyTSConnections", 1, fake_winreg.REG_DWORD)]})
+    monkeypatch.setitem(sys.modules, "winreg", module)
+    monkeypatch.setattr(sys, "platform", "win32")
+    status = run("state", "--live")
+    output = capsys.readouterr()
+    assert status == 0
+    assert output.err == ""
+    assert "遠端桌面：已關閉" in output.out
+    # Licensing Core, RDP-Tcp, Winlogon and the policy key do not exist on this machine.
+    assert "此機碼不存在" in output.out
+    assert "未匯出此機碼" not in output.out
 
 
 # collect-script

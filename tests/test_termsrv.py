@@ -17,13 +17,14 @@ from adminkb.errors import InputError
 from adminkb.regfile import RegistryModel, RegValue, encode_regfile, parse_regfile_bytes, read_regfile
 from adminkb.termsrv import (
     APPLICABILITY_METHOD_BUILD, APPLICABILITY_OTHER, APPLICABILITY_XP_BUILD, COPY_BACK, LICENSING_CORE, POLICY,
-    TERMINAL_SERVER, WINLOGON, build_change_files, check_pe, check_pe_bytes, classify_build, collect_batch_bytes,
-    collect_batch_text, model_from_regfiles, plan_rows, read_live_state, read_state, replay_registry, state_from_model,
-    step_plan,
+    RDP_TCP, SETTINGS, TERMINAL_SERVER, WINLOGON, build_change_files, check_pe, check_pe_bytes, classify_build,
+    collect_batch_bytes, collect_batch_text, model_from_regfiles, plan_rows, read_live_state, read_state,
+    replay_registry, state_from_model, step_plan,
 )
 from adminkb.termsrv.collect import escape_echo
 from adminkb.termsrv.pecheck import _leading_version
 from adminkb.termsrv.plan import REPLACE_ORDER
+import fake_winreg
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "termsrv"
 # Launchers that pip vendors from distlib: real Windows PE files with a version resource.
@@ -325,6 +326,102 @@ def test_live_state_reads_windows():
     state = read_live_state()
     assert state.source == "winreg"
     assert state.covers(TERMINAL_SERVER)
+
+
+# The live read, with a stand-in winreg module on every platform.
+
+HKLM_PREFIX = "HKEY_LOCAL_MACHINE\\"
+
+
+def below_hklm(path: str) -> str:
+    return path[len(HKLM_PREFIX):]
+
+
+@pytest.fixture
+def windows_registry(monkeypatch):
+    """Install a stand-in winreg holding an XP machine's keys, and make the platform read as Windows."""
+    module = fake_winreg.build_winreg({
+        below_hklm(TERMINAL_SERVER): [
+            ("fDenyTSConnections", 0, fake_winreg.REG_DWORD),
+            ("fSingleSessionPerUser", 1, fake_winreg.REG_DWORD),
+            ("ProductVersion", "5.1", fake_winreg.REG_SZ),
+        ],
+        below_hklm(LICENSING_CORE): [("EnableConcurrentSessions", 1, fake_winreg.REG_DWORD)],
+        below_hklm(RDP_TCP): [("MaxInstanceCount", 0xFFFFFFFF, fake_winreg.REG_DWORD)],
+        below_hklm(WINLOGON): [
+            ("AllowMultipleTSSessions", 1, fake_winreg.REG_DWORD),
+            ("DefaultUserName", "操作員", fake_winreg.REG_SZ),
+            ("LegalNoticeText", ["第一行", "second line"], fake_winreg.REG_MULTI_SZ),
+        ],
+        # The policy key is missing, as on a machine without Remote Desktop policies.
+    })
+    monkeypatch.setitem(sys.modules, "winreg", module)
+    monkeypatch.setattr(sys, "platform", "win32")
+    return module
+
+
+def test_live_state_with_stand_in_winreg(windows_registry):
+    state = read_live_state()
+    assert state.source == "winreg"
+    assert state.rdp_enabled is True
+    assert state.concurrent_sessions_enabled is True
+    assert state.get("allow_multiple_sessions").number == 1
+    assert state.get("single_session_per_user").number == 1
+    assert state.get("max_instance_count").number == 0xFFFFFFFF
+    assert state.covers(TERMINAL_SERVER)
+
+
+def test_live_state_missing_policy_key(windows_registry):
+    state = read_live_state()
+    policy = state.get("deny_connections_policy")
+    assert policy.key_known is False
+    assert policy.value is None
+    assert state.covers(POLICY) is False
+    assert state.effective("max_instance_count") == 0xFFFFFFFF
+
+
+def test_live_state_text_values(windows_registry):
+    model = read_live_state().model
+    assert model.get(WINLOGON, "DefaultUserName") == RegValue.string("操作員")
+    assert model.get(TERMINAL_SERVER, "ProductVersion") == RegValue.string("5.1")
+    assert model.get(WINLOGON, "LegalNoticeText") == RegValue.multi_string(["第一行", "second line"])
+    assert model.get(LICENSING_CORE, "EnableConcurrentSessions") == RegValue.dword(1)
+
+
+def test_live_state_opens_keys_read_only(windows_registry):
+    read_live_state()
+    opened = [sub_key for _root, sub_key, _access in windows_registry.opened]
+    # Terminal Server appears in several settings but is opened once.
+    assert sorted(opened) == sorted({below_hklm(setting.key) for setting in SETTINGS})
+    for root, sub_key, access in windows_registry.opened:
+        assert root == fake_winreg.HKEY_LOCAL_MACHINE, sub_key
+        assert access == fake_winreg.KEY_READ | fake_winreg.KEY_WOW64_64KEY, sub_key
+    assert [handle.closed for handle in windows_registry.handles] == [True] * 4
+
+
+@pytest.mark.parametrize(("data", "type_number", "expected"), [
+    (7, fake_winreg.REG_DWORD, RegValue.dword(7)),
+    (2**40, fake_winreg.REG_QWORD, RegValue.qword(2**40)),
+    ("%SystemRoot%", fake_winreg.REG_EXPAND_SZ, RegValue.expand_string("%SystemRoot%")),
+    ([], fake_winreg.REG_MULTI_SZ, RegValue.multi_string([])),
+    (b"\x01\x02", fake_winreg.REG_BINARY, RegValue.binary(b"\x01\x02")),
+    (None, fake_winreg.REG_NONE, RegValue(fake_winreg.REG_NONE, b"")),
+])
+def test_live_read_value_types(monkeypatch, data, type_number, expected):
+    from adminkb.termsrv.live import read_keys
+
+    module = fake_winreg.build_winreg({"SOFTWARE\\Example": [("Value", data, type_number)]})
+    monkeypatch.setitem(sys.modules, "winreg", module)
+    model = read_keys([HKLM_PREFIX + "SOFTWARE\\Example"])
+    assert model.get(HKLM_PREFIX + "SOFTWARE\\Example", "Value") == expected
+
+
+def test_live_read_only_hklm(monkeypatch):
+    from adminkb.termsrv.live import read_keys
+
+    monkeypatch.setitem(sys.modules, "winreg", fake_winreg.build_winreg({}))
+    with pytest.raises(ValueError, match="HKEY_CURRENT_USER"):
+        read_keys(["HKEY_CURRENT_USER\\Software"])
 
 
 # Apply and rollback files.

@@ -24,6 +24,7 @@ from adminkb.termsrv import (
     collect_batch_bytes, collect_batch_text, model_from_regfiles, plan_rows, read_live_state, read_state, step_plan,
 )
 from adminkb.termsrv.collect import FOLDER_PREFIX
+from adminkb.termsrv.state import LIVE_SOURCE
 from adminkb.termsrv.plan import APPLY_FILE, REPLACE_ORDER, ROLLBACK_FILE
 
 CHECK_FIELDS = ("path", "size", "sha256", "machine", "file_version", "product_version", "string_file_version",
@@ -176,9 +177,11 @@ def run_state(arguments: argparse.Namespace) -> int:
 
 def state_rows(state: RdpState) -> list[dict[str, object]]:
     rows = []
+    # A key missing from a live read does not exist, but one missing from exports may not have been exported.
+    missing_key = "termsrv.state.key_missing" if state.source == LIVE_SOURCE else "termsrv.state.key_not_exported"
     for found in state.values:
         if not found.key_known:
-            shown = message("termsrv.state.key_not_exported")
+            shown = message(missing_key)
         elif found.value is None:
             shown = message("termsrv.state.not_set")
         elif found.wrong_type:

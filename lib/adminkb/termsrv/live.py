@@ -1,7 +1,8 @@
 """Read registry keys of this Windows machine into a RegistryModel with winreg, read-only.
 
-Only values are read, never written: each key opens with KEY_READ and closes at once.
-NOTE: only the Windows-only test runs this module, and CI on Linux skips that test.
+Only values are read, never written: each key opens with KEY_READ and closes once its values are read.
+NOTE: CI on Linux runs this module against a stand-in `winreg` module. Only a test run on Windows
+reads a real registry with it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,12 @@ def read_keys(paths: list[str]) -> RegistryModel:
 
 
 def _raw_value(name: str, data: object, type_number: int) -> RegValue:
-    """Convert winreg's decoded data back to the bytes the registry stores."""
+    """Convert winreg's decoded data back to the bytes the registry stores.
+
+    NOTE: winreg returns text values as str, so the rebuilt bytes always end with the usual
+    terminators. A string stored without its terminator or with an embedded NUL does not come back
+    byte for byte. The Remote Desktop state reads only DWORDs.
+    """
     import winreg
 
     if isinstance(data, bytes) or data is None:

@@ -34,6 +34,9 @@ RDP_TCP = TERMINAL_SERVER + r"\WinStations\RDP-Tcp"
 WINLOGON = HKLM + r"\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon"
 POLICY = HKLM + r"\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services"
 
+# `RdpState.source` of a state read from this machine's registry instead of from exports.
+LIVE_SOURCE = "winreg"
+
 # The keys that the collection batch file exports, one .reg file each; subkeys come with them.
 EXPORTED_KEYS = (TERMINAL_SERVER, WINLOGON, POLICY)
 
@@ -175,4 +178,4 @@ def read_live_state() -> RdpState:
         raise InputError("termsrv.state.not_windows", value=sys.platform, next_key="termsrv.state.not_windows_next")
     from adminkb.termsrv.live import read_keys
 
-    return state_from_model(read_keys([setting.key for setting in SETTINGS]), source="winreg")
+    return state_from_model(read_keys([setting.key for setting in SETTINGS]), source=LIVE_SOURCE)
