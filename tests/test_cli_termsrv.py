@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.resources
 import io
 import json
 import sys
@@ -17,6 +16,7 @@ from adminkb.regfile import RegistryModel, RegValue, read_regfile
 from adminkb.termsrv import LICENSING_CORE, TERMINAL_SERVER, WINLOGON
 import fake_winreg
 from clirun import run_area
+from pe_launchers import launcher
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "termsrv"
 
@@ -28,13 +28,6 @@ def chinese_messages(monkeypatch):
 
 def run(*arguments: str) -> int:
     return run_area("termsrv", *arguments)
-
-
-def launcher(name: str) -> Path:
-    path = Path(str(importlib.resources.files("pip._vendor.distlib") / name))
-    if not path.exists():
-        pytest.skip(f"this pip has no {name}")
-    return path
 
 
 def xp_build_copy(tmp_path: Path, name: str, revision: int, source: str = "t32.exe") -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ from adminkb.termsrv.collect import escape_echo
 from adminkb.termsrv.pecheck import _leading_version
 from adminkb.termsrv.plan import REPLACE_ORDER
 import fake_winreg
+from pe_launchers import launcher
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "termsrv"
 # Launchers that pip vendors from distlib: real Windows PE files with a version resource.
@@ -35,13 +35,6 @@ LAUNCHERS = {"t32.exe": 0x014C, "w32.exe": 0x014C, "t64.exe": 0x8664, "w64.exe":
 @pytest.fixture(autouse=True)
 def chinese_messages(monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
-
-
-def launcher(name: str) -> Path:
-    path = Path(str(importlib.resources.files("pip._vendor.distlib") / name))
-    if not path.exists():
-        pytest.skip(f"this pip has no {name}")
-    return path
 
 
 def launcher_bytes(name: str = "t32.exe") -> bytes:
@@ -88,6 +81,19 @@ def test_launcher_versions_and_machine(name):
     assert check.size == path.stat().st_size
     assert check.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert check.applicability == APPLICABILITY_OTHER
+
+
+def test_missing_launcher_skips(monkeypatch):
+    monkeypatch.delenv("ADMINKB_REQUIRE_PEERS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no-such-launcher.exe"):
+        launcher("no-such-launcher.exe")
+
+
+def test_missing_launcher_fails_when_required(monkeypatch):
+    monkeypatch.setenv("ADMINKB_REQUIRE_PEERS", "1")
+    with pytest.raises(pytest.fail.Exception, match="ADMINKB_REQUIRE_PEERS=1 is set") as caught:
+        launcher("no-such-launcher.exe")
+    assert "no-such-launcher.exe" in str(caught.value)
 
 
 def test_launcher_machine_names():
