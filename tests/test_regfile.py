@@ -698,7 +698,14 @@ def test_round_trip_across_versions(tmp_path):
     assert _entries(back) == _entries(original)
 
 
-def test_writer_matches_export_bytes():
+def test_writer_reproduces_layout_fixture():
+    """Parse a file written in regedit's export layout and write it back byte for byte.
+
+    The fixture was written for this project in that layout, not exported by regedit: UTF-16LE
+    with a byte-order mark, CRLF, a blank line after each key, hex data wrapped at 80 characters
+    with a two-space indent. The test checks that the writer keeps this layout, not that regedit
+    imports its output.
+    """
     raw = (DATA / "version5_utf16le_bom.reg").read_bytes()
     assert encode_regfile(read_regfile(DATA / "version5_utf16le_bom.reg")) == raw
 

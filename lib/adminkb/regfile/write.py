@@ -1,10 +1,14 @@
-"""Write .reg files in regedit's export layout, so that regedit imports them unchanged.
+"""Write .reg files in the layout that regedit uses for its exports.
 
-Layout (as `regedit /e` and `reg export` write it): the header, a blank line, then for each key a
-`[KEY]` line, its `"name"=data` lines and a blank line; CRLF line ends. Version 5 files are
-UTF-16LE with a byte-order mark; REGEDIT4 files are ANSI in the given code page (cp950 by default).
-Hex data wraps with `,\\` and continues on lines indented by two spaces, at most 80 characters a
-line, which gives regedit's 25 bytes a continuation line.
+Layout: the header, a blank line, then for each key a `[KEY]` line, its `"name"=data` lines and a
+blank line; CRLF line ends. Version 5 files are UTF-16LE with a byte-order mark; REGEDIT4 files
+are ANSI in the given code page (cp950 by default). Hex data wraps with `,\\` and continues on
+lines indented by two spaces, at most 80 characters a line, which gives 25 bytes a continuation
+line. The headers, the blank line before each key and the value syntax are those that Microsoft
+KB 310516 describes.
+NOTE: that article does not give the 80-character wrap or the indent, and no test imports a written
+file with regedit or compares it with a file regedit exported. So the wrap, and whether regedit
+reads back every file written here unchanged, are unconfirmed.
 
 Where regedit's own export would lose bytes, this writer keeps them. A REG_SZ whose data is not
 plain text with one terminator (embedded NUL, no terminator, a line break, odd length) is written
