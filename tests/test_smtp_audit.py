@@ -387,6 +387,36 @@ def test_cafile_not_pem_rejected(tmp_path):
     assert str(not_pem) in str(raised.value)
 
 
+@pytest.mark.parametrize("language, expected, english_text", [
+    ("zh-TW", "找不到這個檔案或資料夾", "No such file"),
+    ("en", "No such file or directory", None),
+])
+def test_missing_cafile_reason_in_language(monkeypatch, tmp_path, language, expected, english_text):
+    monkeypatch.setenv("ADMINKB_LANG", language)
+    missing = tmp_path / "internal-ca.pem"
+    with pytest.raises(InputError) as raised:
+        audit("127.0.0.1", 25, cafile=missing)
+    text = str(raised.value)
+    assert str(missing) in text
+    assert expected in text
+    if english_text is not None:
+        assert english_text not in text
+
+
+def test_cafile_folder_reason_in_chinese(tmp_path):
+    with pytest.raises(InputError) as raised:
+        audit("127.0.0.1", 25, cafile=tmp_path)
+    assert "這是資料夾，不是檔案" in str(raised.value)
+
+
+def test_cafile_not_pem_reason_in_chinese(tmp_path):
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("no certificate here\n", encoding="ascii")
+    with pytest.raises(InputError) as raised:
+        audit("127.0.0.1", 25, cafile=not_pem)
+    assert "檔案中沒有 PEM 格式的憑證" in str(raised.value)
+
+
 # The command line --------------------------------------------------------------------------
 
 def test_cli_exit_zero_when_clean():

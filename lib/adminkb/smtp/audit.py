@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.smtp.addresses import (is_domain, validate_ehlo_name, validate_host, validate_port,
                                     validate_source_address, validate_timeout)
@@ -572,9 +572,13 @@ def _checked_cafile(cafile: str | Path | None) -> Path | None:
     path = Path(cafile)
     try:
         ssl.create_default_context(cafile=str(path))
-    except (OSError, ssl.SSLError) as error:
-        raise InputError("smtp_audit.input.invalid_cafile", value=str(path),
-                         detail=getattr(error, "strerror", None) or str(error),
-                         next_key="smtp_audit.input.invalid_cafile_next") from None
-    return path
+    except ssl.SSLError as error:
+        # Checked before OSError, its base class, because an SSLError's errno is OpenSSL's code.
+        detail = message("smtp_audit.input.cafile_no_certificate", reason=error.reason or error)
+    except OSError as error:
+        detail = os_error_text(error)
+    else:
+        return path
+    raise InputError("smtp_audit.input.invalid_cafile", value=str(path), detail=detail,
+                     next_key="smtp_audit.input.invalid_cafile_next")
 
