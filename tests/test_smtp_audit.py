@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 import ssl
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,11 +14,12 @@ import pytest
 from adminkb.cli import build_parser
 from adminkb.cli import smtp as smtp_cli
 from adminkb.errors import InputError
+from adminkb.i18n import message
 from adminkb.lab import STRANGER_ADDRESS, TRUSTED_CLIENT_ADDRESS, MailLab, can_bind_source_address
 from adminkb.output import display_width
 from adminkb.smtp.audit import ITEMS, MAX_CONNECTIONS, WEAK_CIPHERS, Outcome, audit
 
-from fakeservers import FakeServer, ScriptedSmtp
+from fakeservers import IIS_EHLO, Connection, FakeServer, ScriptedSmtp, self_signed_context
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,6 +46,54 @@ def assert_nothing_delivered(lab: MailLab) -> None:
     logged = "".join(path.read_text(encoding="cp950") for path in lab.log_files())
     assert " DATA " not in logged
     assert " BDAT " not in logged
+
+
+# EHLO of a server that offers STARTTLS and no AUTH.
+TLS_EHLO = ["250-mail01.example.com Hello [{client}]", "250-STARTTLS", "250 OK"]
+RELAY_DENIED = "550 5.7.1 Unable to relay for {address}"
+
+
+@dataclass
+class TroubledSmtp(ScriptedSmtp):
+    """A scripted server whose STARTTLS goes wrong in one way, chosen by `starttls`.
+
+    "reject" replies 454, "stall" replies 220 and then never completes the handshake, "close"
+    replies 220 and closes the connection. `good_handshakes` STARTTLS commands are served with
+    `tls_context` first. `busy_connection` (1-based) gets a 421 banner instead of 220.
+    """
+
+    starttls: str = "reject"
+    good_handshakes: int = 0
+    busy_connection: int | None = None
+    starttls_count: int = 0
+    connection_count: int = 0
+
+    def __call__(self, connection: Connection) -> None:
+        self.connection_count += 1
+        if self.connection_count == self.busy_connection:
+            connection.send("421 4.3.2 The maximum number of concurrent connections has been exceeded")
+            return
+        super().__call__(connection)
+
+    def respond(self, connection: Connection, verb: str, line: str) -> bool:
+        if verb != "STARTTLS":
+            return super().respond(connection, verb, line)
+        self.starttls_count += 1
+        if self.starttls_count <= self.good_handshakes:
+            return super().respond(connection, verb, line)
+        if self.starttls == "reject":
+            connection.send("454 4.7.0 TLS not available due to temporary reason")
+            return True
+        connection.send("220 2.0.0 SMTP server ready")
+        if self.starttls == "stall":
+            # Read the ClientHello and whatever follows until the client gives up and closes.
+            while connection.sock.recv(4096):
+                pass
+        return False
+
+
+def data_sent(script: ScriptedSmtp) -> bool:
+    return any(command.upper().startswith(("DATA", "BDAT")) for command in script.commands)
 
 
 def run_cli(*arguments: str) -> tuple[int, str, str]:
@@ -318,6 +368,224 @@ def test_vrfy_user_option():
         named_user = audit_lab(lab, vrfy_user="webapp")
     assert default_user.item("vrfy").outcome is Outcome.PASS
     assert named_user.item("vrfy").outcome is Outcome.PROBLEM
+
+
+def test_auth_listed_but_refused_before_tls_note():
+    class EncryptionRequired(ScriptedSmtp):
+        def respond(self, connection, verb, line):
+            if verb == "AUTH":
+                connection.send("538 5.7.11 Encryption required for requested authentication mechanism")
+                return True
+            return super().respond(connection, verb, line)
+
+    script = EncryptionRequired(recipient_reply=RELAY_DENIED)
+    with FakeServer(script) as server:
+        report = audit("127.0.0.1", server.port, timeout=TIMEOUT)
+    item = report.item("auth_before_tls")
+    assert item.outcome is Outcome.INFO
+    assert item.finding == "offered_but_refused"
+    assert item.values["mechanism"] == "LOGIN"
+    assert item.values["reply"].startswith("538 5.7.11")
+    assert "538 5.7.11" in item.explanation
+    assert item.fix != "-"
+    assert "*" not in script.commands
+
+
+def test_auth_without_clear_text_passes():
+    ehlo = [line for line in IIS_EHLO if "AUTH" not in line]
+    ehlo.insert(1, "250-AUTH GSSAPI NTLM")
+    script = ScriptedSmtp(ehlo=ehlo, recipient_reply=RELAY_DENIED)
+    with FakeServer(script) as server:
+        report = audit("127.0.0.1", server.port, timeout=TIMEOUT)
+    item = report.item("auth_before_tls")
+    assert item.outcome is Outcome.PASS
+    assert item.finding == "no_clear_text"
+    assert item.values["mechanisms"] == "GSSAPI NTLM"
+    assert not any(command.upper().startswith("AUTH") for command in script.commands)
+
+
+def test_vrfy_same_reply_for_everyone_note():
+    class VrfyAnswersAll(ScriptedSmtp):
+        def respond(self, connection, verb, line):
+            if verb == "VRFY":
+                connection.send(f"250 2.1.5 <{line.split(' ', 1)[1]}@example.com>")
+                return True
+            return super().respond(connection, verb, line)
+
+    script = VrfyAnswersAll(ehlo=TLS_EHLO[:1] + ["250 OK"], recipient_reply=RELAY_DENIED)
+    with FakeServer(script) as server:
+        report = audit("127.0.0.1", server.port, timeout=TIMEOUT)
+    item = report.item("vrfy")
+    assert item.outcome is Outcome.INFO
+    assert item.finding == "accepts_all"
+    assert item.values["known_reply"].startswith("250")
+    assert item.values["unknown_reply"].startswith("250")
+
+
+def test_tls_refusing_every_handshake(tmp_path):
+    # An EC certificate with RSA-only suites and no TLS 1.3: every handshake ends in a TLS alert.
+    context = self_signed_context(tmp_path)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")
+    script = ScriptedSmtp(ehlo=TLS_EHLO, recipient_reply=RELAY_DENIED, tls_context=context)
+    with FakeServer(script, connections=MAX_CONNECTIONS) as server:
+        report = audit("127.0.0.1", server.port, cafile=tmp_path / "server.pem", timeout=TIMEOUT)
+    versions = report.item("tls_versions")
+    assert versions.outcome is Outcome.PROBLEM
+    assert versions.finding == "no_current"
+    assert versions.values["accepted"] == "-"
+    assert versions.values["untested"] == "-"
+    for name in ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"):
+        assert name in versions.values["refused"]
+    trust = report.item("certificate_trust")
+    assert trust.outcome is Outcome.PROBLEM
+    assert trust.finding == "handshake_failed"
+    assert report.item("certificate_expiry").outcome is Outcome.NOT_CHECKED
+    assert report.item("weak_ciphers").outcome is Outcome.PASS
+    # Plain, certificate, four versions, weak suites; no second certificate session after an alert.
+    assert report.connections == 7
+
+
+# TLS probes without a result ---------------------------------------------------------------
+
+def test_starttls_rejected_stops_tls_probes():
+    script = TroubledSmtp(ehlo=TLS_EHLO, recipient_reply=RELAY_DENIED, starttls="reject")
+    with FakeServer(script, connections=MAX_CONNECTIONS) as server:
+        report = audit("127.0.0.1", server.port, timeout=TIMEOUT)
+    starttls = report.item("starttls")
+    assert starttls.outcome is Outcome.PROBLEM
+    assert starttls.finding == "rejected"
+    assert starttls.values["reply"].startswith("454 4.7.0")
+    assert starttls.fix != message("smtp_audit.item.starttls.fix")
+    for name in ("tls_versions", "weak_ciphers", "certificate_trust", "certificate_expiry"):
+        item = report.item(name)
+        assert item.outcome is Outcome.NOT_CHECKED, name
+        assert item.finding == "starttls_rejected", name
+        assert "454 4.7.0" in item.explanation, name
+    assert report.connections == 2
+    assert script.starttls_count == 1
+    assert report.exit_code == 1
+    assert not data_sent(script)
+
+
+def test_starttls_rejected_later_skips_rest(tmp_path):
+    # The certificate session gets TLS, the first version probe gets 454, and no probe follows it.
+    script = TroubledSmtp(ehlo=TLS_EHLO, recipient_reply=RELAY_DENIED, tls_context=self_signed_context(tmp_path),
+                          starttls="reject", good_handshakes=1)
+    with FakeServer(script, connections=MAX_CONNECTIONS) as server:
+        report = audit("127.0.0.1", server.port, cafile=tmp_path / "server.pem", timeout=TIMEOUT)
+    assert report.item("certificate_trust").outcome is Outcome.PASS
+    assert report.item("starttls").outcome is Outcome.PROBLEM
+    assert report.item("starttls").finding == "rejected"
+    versions = report.item("tls_versions")
+    assert versions.outcome is Outcome.NOT_CHECKED
+    assert versions.finding == "untested"
+    assert versions.values["refused"] == "-"
+    assert "TLSv1（STARTTLS 得到「454 4.7.0" in versions.values["untested"]
+    assert versions.values["untested"].count("先前的 STARTTLS 已被拒絕") == 3
+    weak = report.item("weak_ciphers")
+    assert weak.outcome is Outcome.NOT_CHECKED
+    assert weak.finding == "untested"
+    assert weak.values["reason"] == "先前的 STARTTLS 已被拒絕"
+    assert report.connections == 3
+    assert script.starttls_count == 2
+
+
+def test_untrusted_then_starttls_rejected(tmp_path):
+    # Without the CA file the certificate fails verification, and the session that should read it gets 454.
+    script = TroubledSmtp(ehlo=TLS_EHLO, recipient_reply=RELAY_DENIED, tls_context=self_signed_context(tmp_path),
+                          starttls="reject", good_handshakes=1)
+    with FakeServer(script, connections=MAX_CONNECTIONS) as server:
+        report = audit("127.0.0.1", server.port, timeout=TIMEOUT)
+    trust = report.item("certificate_trust")
+    assert trust.outcome is Outcome.PROBLEM
+    assert trust.finding == "not_trusted"
+    assert trust.values["names"] == "-"
+    expiry = report.item("certificate_expiry")
+    assert expiry.outcome is Outcome.NOT_CHECKED
+    assert expiry.finding == "starttls_rejected"
+    assert report.item("starttls").finding == "rejected"
+    assert report.item("tls_versions").finding == "untested"
+    assert report.connections == 3
+
+
+def test_stalled_handshake_leaves_tls_untested():
+    script = TroubledSmtp(ehlo=TLS_EHLO, recipient_reply=RELAY_DENIED, starttls="stall")
+    with FakeServer(script, connections=MAX_CONNECTIONS) as server:
+        report = audit("127.0.0.1", server.port, timeout=1)
+    versions = report.item("tls_versions")
+    assert versions.outcome is Outcome.NOT_CHECKED
+    assert versions.finding == "untested"
+    assert versions.values["refused"] == "-"
+    for name in ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"):
+        assert f"{name}（1 秒後逾時）" in versions.values["untested"]
+    weak = report.item("weak_ciphers")
+    assert weak.outcome is Outcome.NOT_CHECKED
+    assert weak.finding == "untested"
+    assert weak.values["reason"] == "1 秒後逾時"
+    trust = report.item("certificate_trust")
+    assert trust.outcome is Outcome.PROBLEM
+    assert trust.finding == "handshake_failed"
+    assert "1 秒後逾時" in trust.explanation
+    assert report.item("starttls").outcome is Outcome.PASS
+    assert report.connections == 7
+    assert not data_sent(script)
+
+
+def test_stalled_handshake_reason_in_english(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    script = TroubledSmtp(ehlo=TLS_EHLO, recipient_reply=RELAY_DENIED, starttls="stall")
+    with FakeServer(script, connections=MAX_CONNECTIONS) as server:
+        report = audit("127.0.0.1", server.port, timeout=1)
+    versions = report.item("tls_versions")
+    assert "TLSv1.2 (timed out after 1 s)" in versions.values["untested"]
+    assert versions.explanation.startswith("The TLS version tests did not complete")
+    assert "neither" not in versions.explanation
+    assert report.item("weak_ciphers").explanation.startswith(
+        "The handshake offering only")
+
+
+def test_dropped_handshakes_leave_tls_untested():
+    # No handshake with this server ever completes, so a closed connection is no refusal.
+    script = TroubledSmtp(ehlo=TLS_EHLO, recipient_reply=RELAY_DENIED, starttls="close")
+    with FakeServer(script, connections=MAX_CONNECTIONS) as server:
+        report = audit("127.0.0.1", server.port, timeout=TIMEOUT)
+    versions = report.item("tls_versions")
+    assert versions.outcome is Outcome.NOT_CHECKED
+    assert versions.finding == "untested"
+    assert versions.values["untested"].count("伺服器在交握中關閉了連線") == 4
+    weak = report.item("weak_ciphers")
+    assert weak.outcome is Outcome.NOT_CHECKED
+    assert weak.values["reason"] == "伺服器在交握中關閉了連線"
+    assert report.item("certificate_trust").finding == "handshake_failed"
+    assert report.connections == 7
+
+
+def test_lab_close_counts_as_refusal():
+    # The lab's TLS closes the connection for TLS 1.0 and 1.1 instead of sending an alert.
+    with lab_with(tls=True) as lab:
+        report = audit_lab(lab)
+    versions = report.item("tls_versions")
+    assert versions.outcome is Outcome.PASS
+    assert versions.values["untested"] == "-"
+    assert "TLSv1（" in versions.values["refused"]
+    assert "TLSv1.1（" in versions.values["refused"]
+
+
+@pytest.mark.parametrize("busy_connection, name, finding", [
+    (2, "certificate_trust", "session_failed"),
+    (2, "certificate_expiry", "session_failed"),
+    (7, "weak_ciphers", "untested"),
+])
+def test_busy_server_leaves_item_untested(tmp_path, busy_connection, name, finding):
+    script = TroubledSmtp(ehlo=TLS_EHLO, recipient_reply=RELAY_DENIED, tls_context=self_signed_context(tmp_path),
+                          good_handshakes=MAX_CONNECTIONS, busy_connection=busy_connection)
+    with FakeServer(script, connections=MAX_CONNECTIONS) as server:
+        report = audit("127.0.0.1", server.port, cafile=tmp_path / "server.pem", timeout=TIMEOUT)
+    item = report.item(name)
+    assert item.outcome is Outcome.NOT_CHECKED
+    assert item.finding == finding
+    assert "421" in item.explanation
 
 
 def test_connection_control_denied_is_problem():

@@ -13,7 +13,11 @@ It is safe to point at a production server:
 - it sends no credentials: an AUTH offer is tested by starting AUTH and cancelling it with
   `*` (RFC 4954 section 4) at the first prompt.
 Certificates are verified against the system's CAs unless a CA file is given, such as the
-mail lab's own certificate.
+mail lab's own certificate. The TLS version and weak-cipher probes do not
+verify the certificate, because they only ask which versions and suites the server accepts.
+A probe counts as refused after a TLS alert, or after a closed connection when another
+handshake with the server completed. A timeout never counts as a refusal, and after a
+rejected STARTTLS no further TLS probe runs.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from adminkb.errors import InputError, os_error_text
-from adminkb.i18n import message
+from adminkb.i18n import catalog, message
 from adminkb.smtp.addresses import (is_domain, validate_ehlo_name, validate_host, validate_port,
                                     validate_source_address, validate_timeout)
 from adminkb.smtp.replies import Reply
@@ -60,12 +64,15 @@ EXPIRY_WARNING_DAYS = 30
 TLS_VERSIONS = (("TLSv1", ssl.TLSVersion.TLSv1), ("TLSv1.1", ssl.TLSVersion.TLSv1_1),
                 ("TLSv1.2", ssl.TLSVersion.TLSv1_2), ("TLSv1.3", ssl.TLSVersion.TLSv1_3))
 DEPRECATED_VERSIONS = ("TLSv1", "TLSv1.1")
+CURRENT_VERSIONS = ("TLSv1.2", "TLSv1.3")
 # Suites without encryption or authentication, export-grade, single DES, 3DES, RC4 and MD5.
 # OpenSSL keeps those it was built with. Debian 12's OpenSSL 3.0 has only the NULL and anonymous ones.
 WEAK_CIPHERS = "NULL:aNULL:eNULL:EXPORT:DES:3DES:RC4:MD5:@SECLEVEL=0"
 
 ITEMS = ("relay", "percent_relay", "starttls", "tls_versions", "weak_ciphers", "certificate_trust",
          "certificate_expiry", "auth_before_tls", "banner_version", "vrfy")
+# The items that need a TLS session; none of them is checked when STARTTLS is missing or rejected.
+_TLS_ITEMS = ("tls_versions", "weak_ciphers", "certificate_trust", "certificate_expiry")
 
 # A version number such as 6.0.3790.4675 or 3.7.11 in a banner, else a "Version: 6" phrase.
 _DOTTED_VERSION = re.compile(r"\b\d+\.\d+(?:\.\d+)+\b")
@@ -104,10 +111,14 @@ class AuditItem:
 
     @property
     def fix(self) -> str:
-        """The fix for a problem or a note; "-" when the item passed or was not checked."""
-        if self.outcome in (Outcome.PROBLEM, Outcome.INFO):
-            return message(f"smtp_audit.item.{self.name}.fix")
-        return "-"
+        """The fix for a problem or a note; "-" when the item passed or was not checked.
+
+        A finding with a fix of its own (`fix_<finding>` in the catalog) uses it instead of the item's.
+        """
+        if self.outcome not in (Outcome.PROBLEM, Outcome.INFO):
+            return "-"
+        specific = f"smtp_audit.item.{self.name}.fix_{self.finding}"
+        return message(specific if specific in catalog() else f"smtp_audit.item.{self.name}.fix")
 
     def to_dict(self) -> dict[str, object]:
         return {"item": self.name, "title": self.title, "outcome": self.outcome.value,
@@ -190,6 +201,9 @@ class _Auditor:
         self.source_address = source_address
         self.ehlo_name = ehlo_name
         self.items: dict[str, AuditItem] = {}
+        # The first reply other than 220 to STARTTLS; once set, no further TLS probe runs.
+        self.starttls_rejection: str | None = None
+        self.completed_handshakes = 0
         self.transcripts: list[tuple[str, Transcript]] = []
         self.connections = 0
 
@@ -264,7 +278,7 @@ class _Auditor:
             self._set("starttls", Outcome.PASS, "offered")
         else:
             self._set("starttls", Outcome.PROBLEM, "missing")
-            for name in ("tls_versions", "weak_ciphers", "certificate_trust", "certificate_expiry"):
+            for name in _TLS_ITEMS:
                 self._set(name, Outcome.NOT_CHECKED, "no_starttls")
 
     def _check_auth_in_clear(self, session: SmtpSession, findings: _PlainFindings) -> None:
@@ -327,31 +341,49 @@ class _Auditor:
 
     def _tls_sessions(self) -> None:
         self._check_certificate()
+        if self.starttls_rejection is not None and "tls_versions" in self.items:
+            # The first STARTTLS was rejected, so every TLS item is already set and the
+            # remaining probes would only open connections that end the same way.
+            return
         self._check_versions()
         self._check_weak_ciphers()
 
-    def _handshake(self, purpose: str, context: ssl.SSLContext) -> tuple[_CertificateFacts | None, str | None]:
-        """Run one STARTTLS handshake in a new session and return the TLS facts or the failure text.
+    def _handshake(self, purpose: str, context: ssl.SSLContext) -> _Handshake:
+        """Run one STARTTLS handshake in a new session and return its TLS facts or how it failed.
 
-        A failed handshake returns None and the reason. Only SessionError below the handshake
-        (connect, banner) propagates.
+        After a rejected STARTTLS no further session is opened, and the result is UNTESTED.
         """
-        session = self._open(purpose)
+        if self.starttls_rejection is not None:
+            return _Handshake(failure=_Failure.UNTESTED, reason=message("smtp_audit.reason.skipped"))
+        try:
+            session = self._open(purpose)
+        except SessionError as error:
+            return _Handshake(failure=_Failure.SESSION_FAILED, reason=_session_reason(error))
         with session:
-            reply = session.command("STARTTLS", step="tls")
-            if reply.code != 220:
-                session.quit()
-                return None, reply.raw[0]
             try:
-                info = _wrap(session, context, self.tls_name)
+                reply = session.command("STARTTLS", step="tls")
+            except SessionError as error:
+                return _Handshake(failure=_Failure.UNTESTED, reason=_session_reason(error))
+            if reply.code != 220:
+                self._reject_starttls(reply.raw[0])
+                session.quit()
+                return _Handshake(failure=_Failure.STARTTLS_REJECTED,
+                                  reason=message("smtp_audit.reason.starttls_rejected", reply=reply.raw[0]))
+            try:
+                facts = _wrap(session, context, self.tls_name)
             except ssl.SSLCertVerificationError as error:
-                reason = str(error.verify_message or error)
-                session.note("smtp_audit.note.handshake_failed", step="tls", reason=reason)
-                return None, reason
-            except (ssl.SSLError, OSError) as error:
-                reason = str(getattr(error, "reason", None) or error)
-                session.note("smtp_audit.note.handshake_failed", step="tls", reason=reason)
-                return None, reason
+                return _failed(session, _Failure.NOT_VERIFIED, str(error.verify_message or error))
+            except TimeoutError:
+                return _failed(session, _Failure.UNTESTED,
+                               message("smtp_audit.reason.timeout", seconds=f"{self.timeout:g}"))
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError):
+                return _failed(session, _Failure.CLOSED, message("smtp_audit.reason.closed"))
+            except ssl.SSLError as error:
+                # A TLS alert from the server, or no version or suite in common, so the server rejected the offer.
+                return _failed(session, _Failure.REFUSED, str(error.reason or error))
+            except OSError as error:
+                return _failed(session, _Failure.UNTESTED,
+                               message("smtp_audit.reason.network_error", detail=os_error_text(error)))
             try:
                 # RFC 3207 requires a new EHLO after the handshake; the transcript shows what TLS unlocks.
                 session.ehlo()
@@ -359,7 +391,26 @@ class _Auditor:
             except SessionError as error:
                 logger.info("the %s session with %s ended early: %s", purpose, host_port(self.host, self.port),
                             error.category)
-            return info, None
+            self.completed_handshakes += 1
+            return _Handshake(facts=facts)
+
+    def _is_refusal(self, result: _Handshake) -> bool:
+        """Return whether a failed probe means that the server does not accept what it offered.
+
+        A TLS alert is a refusal. A closed connection counts as one only when another handshake
+        with the same server completed in this audit, because some servers close the connection
+        instead of sending an alert (the mail lab's asyncio TLS does). A timeout, a rejected
+        STARTTLS or a failed session never counts, so those probes stay untested.
+        """
+        if result.failure is _Failure.REFUSED:
+            return True
+        return result.failure is _Failure.CLOSED and self.completed_handshakes > 0
+
+    def _reject_starttls(self, reply: str) -> None:
+        """Record the first STARTTLS rejection: STARTTLS is listed but unusable, and no more TLS probes run."""
+        if self.starttls_rejection is None:
+            self.starttls_rejection = reply
+            self._set("starttls", Outcome.PROBLEM, "rejected", reply=reply)
 
     def _check_certificate(self) -> None:
         # With a CA file (the lab's self-signed certificate) only that file is trusted, not the system's CAs.
@@ -368,22 +419,40 @@ class _Auditor:
             context.load_verify_locations(cafile=str(self.cafile))
         else:
             context = ssl.create_default_context()
-        info, failure = self._handshake("certificate", context)
-        if info is not None:
-            self._set("certificate_trust", Outcome.PASS, "trusted", names=info.names_text,
-                      issuer=info.tls.issuer or "-", name=self.tls_name)
-            self._judge_expiry(info)
+        verified = self._handshake("certificate", context)
+        if verified.facts is not None:
+            self._set("certificate_trust", Outcome.PASS, "trusted", names=verified.facts.names_text,
+                      issuer=verified.facts.tls.issuer or "-", name=self.tls_name)
+            self._judge_expiry(verified.facts)
             return
-        reason = failure or "-"
-        unverified = _unverified_context()
-        info, failure = self._handshake("certificate_details", unverified)
-        if info is None:
-            self._set("certificate_trust", Outcome.PROBLEM, "handshake_failed", reason=failure or reason)
+        if verified.failure is _Failure.STARTTLS_REJECTED:
+            for name in _TLS_ITEMS:
+                self._set(name, Outcome.NOT_CHECKED, "starttls_rejected", reply=self.starttls_rejection)
+            return
+        if verified.failure is _Failure.SESSION_FAILED:
+            for name in ("certificate_trust", "certificate_expiry"):
+                self._set(name, Outcome.NOT_CHECKED, "session_failed", reason=verified.reason)
+            return
+        if verified.failure is not _Failure.NOT_VERIFIED:
+            # A client with standard settings could not complete the handshake, whether the
+            # server refused it, stalled or closed the connection.
+            self._set("certificate_trust", Outcome.PROBLEM, "handshake_failed", reason=verified.reason)
             self._set("certificate_expiry", Outcome.NOT_CHECKED, "handshake_failed")
             return
-        self._set("certificate_trust", Outcome.PROBLEM, "not_trusted", reason=reason, names=info.names_text,
-                  issuer=info.tls.issuer or "-", name=self.tls_name)
-        self._judge_expiry(info)
+        # The certificate failed verification: read it once more without verification to show
+        # its names, issuer and expiry.
+        details = self._handshake("certificate_details", _unverified_context())
+        if details.facts is None:
+            self._set("certificate_trust", Outcome.PROBLEM, "not_trusted", reason=verified.reason, names="-",
+                      issuer="-", name=self.tls_name)
+            if details.failure is _Failure.STARTTLS_REJECTED:
+                self._set("certificate_expiry", Outcome.NOT_CHECKED, "starttls_rejected", reply=self.starttls_rejection)
+            else:
+                self._set("certificate_expiry", Outcome.NOT_CHECKED, "handshake_failed")
+            return
+        self._set("certificate_trust", Outcome.PROBLEM, "not_trusted", reason=verified.reason,
+                  names=details.facts.names_text, issuer=details.facts.tls.issuer or "-", name=self.tls_name)
+        self._judge_expiry(details.facts)
 
     def _judge_expiry(self, info: _CertificateFacts) -> None:
         if info.not_after is None:
@@ -399,30 +468,42 @@ class _Auditor:
             self._set("certificate_expiry", Outcome.PASS, "valid", not_after=not_after, days=days)
 
     def _check_versions(self) -> None:
-        accepted: list[str] = []
-        untested: list[str] = []
+        results: dict[str, _Handshake] = {}
         for name, version in TLS_VERSIONS:
             try:
                 context = _unverified_context(version=version)
             except (ssl.SSLError, ValueError):
-                untested.append(name)
+                results[name] = _Handshake(failure=_Failure.UNTESTED, reason=message("smtp_audit.reason.local_openssl"))
                 continue
-            try:
-                info, failure = self._handshake(f"version_{name.replace('.', '_')}", context)
-            except SessionError:
-                untested.append(name)
-                continue
-            if info is not None:
-                accepted.append(f"{name} ({info.tls.cipher or '-'})")
+            results[name] = self._handshake(f"version_{name.replace('.', '_')}", context)
+        # Judged after every probe, so that a handshake completed later also counts for _is_refusal.
+        accepted: dict[str, str] = {}
+        refused: dict[str, str] = {}
+        untested: dict[str, str] = {}
+        for name, result in results.items():
+            if result.facts is not None:
+                accepted[name] = result.facts.tls.cipher or "-"
+            elif self._is_refusal(result):
+                refused[name] = result.reason
+                logger.info("%s refused %s: %s", host_port(self.host, self.port), name, result.reason)
             else:
-                logger.info("%s refused %s: %s", host_port(self.host, self.port), name, failure)
-        accepted_names = [entry.split(" ")[0] for entry in accepted]
-        values = {"accepted": ", ".join(accepted) or "-", "untested": ", ".join(untested) or "-"}
-        deprecated = [name for name in DEPRECATED_VERSIONS if name in accepted_names]
+                untested[name] = result.reason
+        self._judge_versions(accepted, refused, untested)
+
+    def _judge_versions(self, accepted: dict[str, str], refused: dict[str, str], untested: dict[str, str]) -> None:
+        """Set the TLS version item. Only a version that the server refused counts as not accepted."""
+        values = {"accepted": ", ".join(f"{name} ({cipher})" for name, cipher in accepted.items()) or "-",
+                  "refused": _version_list(refused), "untested": _version_list(untested)}
+        deprecated = [name for name in DEPRECATED_VERSIONS if name in accepted]
         if deprecated:
             self._set("tls_versions", Outcome.PROBLEM, "deprecated", deprecated=", ".join(deprecated), **values)
-        elif not any(name in accepted_names for name in ("TLSv1.2", "TLSv1.3")):
-            self._set("tls_versions", Outcome.PROBLEM, "no_current", **values)
+        elif not any(name in accepted for name in CURRENT_VERSIONS):
+            if all(name in refused for name in CURRENT_VERSIONS):
+                self._set("tls_versions", Outcome.PROBLEM, "no_current", **values)
+            else:
+                self._set("tls_versions", Outcome.NOT_CHECKED, "untested", **values)
+        elif not all(name in refused for name in DEPRECATED_VERSIONS):
+            self._set("tls_versions", Outcome.INFO, "deprecated_untested", **values)
         else:
             self._set("tls_versions", Outcome.PASS, "current_only", **values)
 
@@ -433,16 +514,53 @@ class _Auditor:
             self._set("weak_ciphers", Outcome.NOT_CHECKED, "none_available")
             return
         offered = [entry["name"] for entry in context.get_ciphers() if entry.get("protocol") != "TLSv1.3"]
-        try:
-            info, failure = self._handshake("weak_ciphers", context)
-        except SessionError as error:
-            self._set("weak_ciphers", Outcome.NOT_CHECKED, "session_failed", reason=error.category)
-            return
-        if info is not None:
-            self._set("weak_ciphers", Outcome.PROBLEM, "accepted", cipher=info.tls.cipher or "-",
+        result = self._handshake("weak_ciphers", context)
+        if result.facts is not None:
+            self._set("weak_ciphers", Outcome.PROBLEM, "accepted", cipher=result.facts.tls.cipher or "-",
                       count=len(offered))
+        elif self._is_refusal(result):
+            self._set("weak_ciphers", Outcome.PASS, "refused", count=len(offered), reason=result.reason)
         else:
-            self._set("weak_ciphers", Outcome.PASS, "refused", count=len(offered))
+            self._set("weak_ciphers", Outcome.NOT_CHECKED, "untested", count=len(offered), reason=result.reason)
+
+
+class _Failure(enum.Enum):
+    """The cause of a STARTTLS attempt that ended without a TLS session."""
+
+    STARTTLS_REJECTED = "starttls_rejected"  # a reply other than 220 to STARTTLS
+    NOT_VERIFIED = "not_verified"            # the certificate failed verification
+    REFUSED = "refused"                      # a TLS alert, or no version or suite in common
+    CLOSED = "closed"                        # the server closed the connection during the handshake
+    UNTESTED = "untested"                    # a timeout or another network error, so the probe has no result
+    SESSION_FAILED = "session_failed"        # connect, banner or EHLO failed before STARTTLS
+
+
+@dataclass(frozen=True)
+class _Handshake:
+    """The result of one STARTTLS attempt: the TLS facts, or the failure and its reason."""
+
+    facts: _CertificateFacts | None = None
+    failure: _Failure | None = None
+    reason: str = ""
+
+
+def _failed(session: SmtpSession, failure: _Failure, reason: str) -> _Handshake:
+    session.note("smtp_audit.note.handshake_failed", step="tls", reason=reason)
+    return _Handshake(failure=failure, reason=reason)
+
+
+def _session_reason(error: SessionError) -> str:
+    """Return the failure of a session in one line, with the server's reply when it sent one."""
+    verdict = error.describe().splitlines()[0].rstrip("。.")
+    if re.match(r"[2-5]\d\d\b", error.detail):
+        return message("smtp_audit.reason.session", verdict=verdict, reply=error.detail)
+    return verdict
+
+
+def _version_list(reasons: dict[str, str]) -> str:
+    """Return "TLSv1 (reason), ..." in the user's language, or "-" for none."""
+    return ", ".join(message("smtp_audit.reason.entry", version=name, reason=reason)
+                     for name, reason in reasons.items()) or "-"
 
 
 @dataclass(frozen=True)
