@@ -588,6 +588,39 @@ def test_busy_server_leaves_item_untested(tmp_path, busy_connection, name, findi
     assert "421" in item.explanation
 
 
+# What the probes verify --------------------------------------------------------------------
+
+def test_probes_say_certificate_unverified():
+    with lab_with(tls=True) as lab:
+        report = audit_lab(lab)
+    for name in ("tls_versions", "weak_ciphers"):
+        assert "不驗證憑證" in report.item(name).explanation, name
+    assert "不驗證憑證" not in report.item("certificate_trust").explanation
+    headings = [line for line in report.transcript_text().splitlines() if line.startswith("--- ")]
+    probe_headings = [line for line in headings if "TLS 1." in line or "弱加密套件" in line]
+    assert len(probe_headings) == 5
+    assert all("不驗證憑證" in line for line in probe_headings)
+
+
+def test_probes_say_certificate_unverified_english(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    with lab_with(tls=True) as lab:
+        report = audit_lab(lab)
+    assert "skip certificate verification" in report.item("tls_versions").explanation
+    assert "skips certificate verification" in report.item("weak_ciphers").explanation
+    assert "session: handshake with TLS 1.0 only, certificate not verified" in report.transcript_text()
+
+
+@pytest.mark.parametrize("language, words", [("zh-TW", "內部憑證授權單位"), ("en", "internal certification authority")])
+def test_untrusted_hint_names_internal_ca(monkeypatch, language, words):
+    monkeypatch.setenv("ADMINKB_LANG", language)
+    with lab_with(tls=True) as lab:
+        report = audit("127.0.0.1", lab.port, timeout=TIMEOUT)
+    explanation = report.item("certificate_trust").explanation
+    assert words in explanation
+    assert "--lab-ca" in explanation
+
+
 def test_connection_control_denied_is_problem():
     with lab_with(connection_control={"deny": ["127.0.0.1"]}) as lab:
         report = audit_lab(lab)
@@ -762,6 +795,7 @@ def test_cli_help_states_limits():
     assert status == 0
     assert f"{MAX_CONNECTIONS}" in output
     assert "--lab-ca" in output
+    assert "內部" in output
 
 
 def test_report_table_columns_and_rows():

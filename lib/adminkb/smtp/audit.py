@@ -13,7 +13,7 @@ It is safe to point at a production server:
 - it sends no credentials: an AUTH offer is tested by starting AUTH and cancelling it with
   `*` (RFC 4954 section 4) at the first prompt.
 Certificates are verified against the system's CAs unless a CA file is given, such as the
-mail lab's own certificate. The TLS version and weak-cipher probes do not
+mail lab's own certificate or an internal CA. The TLS version and weak-cipher probes do not
 verify the certificate, because they only ask which versions and suites the server accepts.
 A probe counts as refused after a TLS alert, or after a closed connection when another
 handshake with the server completed. A timeout never counts as a refusal, and after a
@@ -413,7 +413,8 @@ class _Auditor:
             self._set("starttls", Outcome.PROBLEM, "rejected", reply=reply)
 
     def _check_certificate(self) -> None:
-        # With a CA file (the lab's self-signed certificate) only that file is trusted, not the system's CAs.
+        # With a CA file (the lab's self-signed certificate or an internal CA) only that file is
+        # trusted, not the system's CAs.
         if self.cafile is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.load_verify_locations(cafile=str(self.cafile))
