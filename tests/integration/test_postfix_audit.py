@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -155,4 +156,28 @@ def test_audit_flags_postfix_tls_defaults(start_postfix, tmp_path):
     assert weak.values["cipher"].startswith(("AECDH", "ADH"))
     assert report.item("relay").outcome is Outcome.PASS
     assert report.exit_code == 1
+    assert queued_files(instance) == []
+
+
+def test_audit_postfix_starttls_rejected(start_postfix, tmp_path):
+    # Without tlsmgr, Postfix lists STARTTLS and replies 454 to it, so the TLS items stay unchecked.
+    instance = start_postfix(settings=tls_settings(tmp_path / "tls"))
+    report = audit(instance.host, instance.port, source_address=STRANGER_CLIENT, timeout=TIMEOUT)
+
+    starttls = report.item("starttls")
+    assert starttls.outcome is Outcome.PROBLEM
+    assert starttls.finding == "rejected"
+    assert starttls.values["reply"].startswith("454")
+    for name in ("tls_versions", "weak_ciphers", "certificate_trust", "certificate_expiry"):
+        assert report.item(name).outcome is Outcome.NOT_CHECKED, name
+        assert report.item(name).finding == "starttls_rejected", name
+    assert report.connections == 2
+    assert report.exit_code == 1
+    # Postfix mails postmaster about its own TLS failure, and this instance discards that notice.
+    # No message comes from the audit.
+    notice = instance.wait_for_log(r"qmgr\[\d+\]: (\w+): from=<double-bounce@")
+    assert notice is not None, instance.maillog()
+    removed = instance.wait_for_log(rf"qmgr\[\d+\]: {notice.group(1)}: removed")
+    assert removed is not None, instance.maillog()
+    assert re.search(r"qmgr\[\d+\]: \w+: from=<relay-audit@", instance.maillog()) is None
     assert queued_files(instance) == []
