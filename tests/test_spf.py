@@ -9,7 +9,7 @@ import pytest
 
 from adminkb.dnscheck import DnsClient, check_spf, evaluate_spf, parse_record
 from adminkb.dnscheck.spf import PermError, SpfEvaluator
-from adminkb.i18n import LANGUAGES
+from adminkb.i18n import LANGUAGES, message
 from adminkb.lab.dns import LabDns, lab_zone_files
 
 # A catalog placeholder left unfilled; "%{d}" inside a quoted SPF term is a macro, not one.
@@ -219,6 +219,46 @@ def test_spf_permerror_explains_reason(client):
     assert "10" in result.explanation("en")
     assert "a:host.spf.test" in result.explanation("en")
     assert "a:host.spf.test" in result.explanation("zh-TW")
+
+
+# (the language active while the check runs, the language the result is shown in)
+LANGUAGE_SWITCHES = [("zh-TW", "en"), ("en", "zh-TW")]
+
+
+@pytest.mark.parametrize("active, shown", LANGUAGE_SWITCHES)
+def test_spf_reason_in_shown_language(client, monkeypatch, active, shown):
+    monkeypatch.setenv("ADMINKB_LANG", active)
+    evaluated = check_spf(client, "two.spf.test", "192.0.2.1")
+    record_only = check_spf(client, "two.spf.test")
+    reason = message("dnscheck.spf.reason.multiple_records", shown, domain="two.spf.test", count=2)
+    other_reason = message("dnscheck.spf.reason.multiple_records", active, domain="two.spf.test", count=2)
+
+    assert evaluated.outcome == "permerror"
+    assert record_only.outcome == "record_invalid"
+    for result in (evaluated, record_only):
+        assert reason in result.explanation(shown)
+        assert other_reason not in result.explanation(shown)
+        assert reason in result.to_dict(shown)["explanation"]
+        assert other_reason not in result.to_dict(shown)["explanation"]
+
+
+@pytest.mark.parametrize("active, shown", LANGUAGE_SWITCHES)
+def test_spf_reason_follows_language_change(client, monkeypatch, active, shown):
+    monkeypatch.setenv("ADMINKB_LANG", active)
+    result = check_spf(client, "eleven.spf.test", "198.51.100.1")
+    monkeypatch.setenv("ADMINKB_LANG", shown)
+    reason = message("dnscheck.spf.reason.too_many_lookups", shown, term="a:host.spf.test", limit=10)
+    assert reason in result.explanation()
+    assert result.explanation() == result.explanation(shown)
+
+
+@pytest.mark.parametrize("active, shown", LANGUAGE_SWITCHES)
+def test_spf_record_temperror_reason_language(client, monkeypatch, active, shown):
+    monkeypatch.setenv("ADMINKB_LANG", active)
+    result = check_spf(client, "down.spf.test")
+    reason = message("dnscheck.spf.reason.lookup_failed", shown, name="down.spf.test", type="TXT", status="SERVFAIL")
+    assert result.outcome == "record_unknown"
+    assert reason in result.explanation(shown)
 
 
 # Parsing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from adminkb.dnscheck.resolver import FAILED_STATUSES, Lookup
@@ -14,13 +15,30 @@ UNKNOWN = "unknown"
 VERDICTS = (OK, WARNING, PROBLEM, UNKNOWN)
 
 
+@dataclass(frozen=True)
+class CatalogText:
+    """A catalog message kept unrendered in a result's values.
+
+    A check stores a text such as the SPF permerror reason this way, so that the explanation
+    renders it in the language asked for when the result is shown, not the one active when the
+    check ran.
+    """
+
+    key: str
+    values: Mapping[str, object] = field(default_factory=dict)
+
+    def render(self, language: str | None = None) -> str:
+        return message(self.key, language, **self.values)
+
+
 @dataclass
 class CheckResult:
     """One check's finding about one subject (a domain, a host name or an IP address).
 
     `outcome` names the finding; the explanation and next step are the catalog messages
-    `dnscheck.<check>.<outcome>.explanation` and `.next`, filled from `values`. A lookup that
-    failed (SERVFAIL, REFUSED, timeout) uses the shared `dnscheck.lookup.<status>` messages.
+    `dnscheck.<check>.<outcome>.explanation` and `.next`, filled from `values`, where a
+    `CatalogText` value is rendered in the same language. A lookup that failed (SERVFAIL,
+    REFUSED, timeout) uses the shared `dnscheck.lookup.<status>` messages.
     """
 
     check: str
@@ -43,14 +61,16 @@ class CheckResult:
             return f"dnscheck.lookup.{self.outcome}"
         return f"dnscheck.{self.check}.{self.outcome}"
 
-    def _values(self) -> dict[str, object]:
-        return {"subject": self.subject, **self.values}
+    def _values(self, language: str | None) -> dict[str, object]:
+        rendered = {name: value.render(language) if isinstance(value, CatalogText) else value
+                    for name, value in self.values.items()}
+        return {"subject": self.subject, **rendered}
 
     def explanation(self, language: str | None = None) -> str:
-        return message(f"{self.message_key}.explanation", language, **self._values())
+        return message(f"{self.message_key}.explanation", language, **self._values(language))
 
     def next_step(self, language: str | None = None) -> str:
-        return message(f"{self.message_key}.next", language, **self._values())
+        return message(f"{self.message_key}.next", language, **self._values(language))
 
     def to_dict(self, language: str | None = None) -> dict[str, object]:
         """Return the result as a JSON-ready mapping, with texts in `language`."""

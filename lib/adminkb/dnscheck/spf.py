@@ -25,8 +25,7 @@ import dns.name
 
 from adminkb.dnscheck.ptr import MAX_PTR_NAMES, reverse_name
 from adminkb.dnscheck.resolver import NXDOMAIN, DnsClient, Lookup, checked_domain, checked_ip
-from adminkb.dnscheck.result import OK, PROBLEM, UNKNOWN, WARNING, CheckResult
-from adminkb.i18n import message
+from adminkb.dnscheck.result import OK, PROBLEM, UNKNOWN, WARNING, CatalogText, CheckResult
 
 log = logging.getLogger("adminkb.dnscheck.spf")
 
@@ -124,9 +123,14 @@ class SpfOutcome:
     explanation_text: str | None = None
 
     def reason_text(self, language: str | None = None) -> str:
+        reason = self.reason_message()
+        return reason.render(language) if isinstance(reason, CatalogText) else reason
+
+    def reason_message(self) -> CatalogText | str:
+        """Return the reason unrendered, for a CheckResult to show in the reader's language."""
         if self.reason is None:
             return ""
-        return message(f"dnscheck.spf.reason.{self.reason}", language, **self.reason_values)
+        return CatalogText(f"dnscheck.spf.reason.{self.reason}", dict(self.reason_values))
 
 
 # Parsing
@@ -576,7 +580,7 @@ def check_spf(client: DnsClient, domain: str, ip: str | None = None, *, sender: 
         return _check_record_only(client, domain)
     outcome = evaluate_spf(client, ip, domain, sender=sender, helo=helo)
     values = {"ip": outcome.ip, "record": outcome.record or "-", "mechanism": outcome.mechanism or "-",
-              "reason": outcome.reason_text(), "lookups": outcome.dns_terms, "limit": MAX_DNS_TERMS}
+              "reason": outcome.reason_message(), "lookups": outcome.dns_terms, "limit": MAX_DNS_TERMS}
     details = {"record": outcome.record, "mechanism": outcome.mechanism, "dns_lookups": outcome.dns_terms,
                "void_lookups": outcome.void_lookups, "reason": outcome.reason, "ip": outcome.ip,
                "explanation_domain": outcome.explanation_domain, "explanation_text": outcome.explanation_text}
@@ -592,10 +596,10 @@ def _check_record_only(client: DnsClient, domain: str) -> CheckResult:
             return CheckResult("spf", domain, WARNING, "no_record", evaluator.trail)
         parse_record(text)
     except TempError as error:
-        values = {"reason": message(f"dnscheck.spf.reason.{error.reason}", **error.values)}
+        values = {"reason": CatalogText(f"dnscheck.spf.reason.{error.reason}", dict(error.values))}
         return CheckResult("spf", domain, UNKNOWN, "record_unknown", evaluator.trail, values)
     except PermError as error:
-        values = {"reason": message(f"dnscheck.spf.reason.{error.reason}", **error.values)}
+        values = {"reason": CatalogText(f"dnscheck.spf.reason.{error.reason}", dict(error.values))}
         return CheckResult("spf", domain, PROBLEM, "record_invalid", evaluator.trail, values,
                            details={"reason": error.reason})
     return CheckResult("spf", domain, OK, "record_found", evaluator.trail, {"record": text},
