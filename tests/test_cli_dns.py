@@ -109,6 +109,8 @@ def test_silent_server_bounded(capsys):
     assert document["verdict"] == "unknown"
     assert document["timeout"] == 1.0
     assert {result["outcome"] for result in document["results"]} == {"timeout", "record_unknown"}
+    for result in document["results"]:
+        assert result["records"], result
 
 
 def test_nameserver_required(capsys):

@@ -576,8 +576,10 @@ def test_dnsbl_needs_ip(server):
 
 # (check, the query name that the server answers with SERVFAIL or never answers)
 FAILURE_CASES = [
+    (lambda client: check_mx(client, "example.com")[0], "example.com"),
     (lambda client: check_address(client, "mx1.example.com"), "mx1.example.com"),
     (lambda client: check_ptr(client, "127.0.0.25"), "25.0.0.127.in-addr.arpa"),
+    (lambda client: check_fcrdns(client, "127.0.0.25"), "25.0.0.127.in-addr.arpa"),
     (lambda client: check_fcrdns(client, "127.0.0.25"), "out.example.com"),
     (lambda client: check_dmarc(client, "example.com"), "_dmarc.example.com"),
     (lambda client: check_dnsbl(client, "127.0.0.27", "dnsbl.test"), "27.0.0.127.dnsbl.test"),
@@ -587,7 +589,7 @@ FAILURE_CASES = [
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("run, name", FAILURE_CASES,
-                         ids=["address", "ptr", "fcrdns", "dmarc", "dnsbl", "spf-record"])
+                         ids=["mx", "address", "ptr", "fcrdns-ptr", "fcrdns-forward", "dmarc", "dnsbl", "spf-record"])
 def test_failure_kinds_distinct_per_check(server, servfail, silent, run, name):
     healthy = run(DnsClient(server.address, server.port, timeout=3))
     assert healthy.verdict != "unknown", healthy.to_dict("en")
@@ -603,6 +605,11 @@ def test_failure_kinds_distinct_per_check(server, servfail, silent, run, name):
     assert failed.verdict == "unknown"
     assert timed_out.verdict == "unknown"
     assert elapsed < 0.5 + OVERSHOOT
+    # The records seen name the failed lookup, as in "example.com MX: SERVFAIL".
+    assert failed.records
+    assert timed_out.records
+    assert any(line.startswith(name) and line.endswith(": SERVFAIL") for line in failed.records), failed.records
+    assert any(line.startswith(name) and line.endswith(": TIMEOUT") for line in timed_out.records), timed_out.records
     # The SPF record check names the failure inside its reason; the others in the outcome.
     if failed.check == "spf":
         assert failed.outcome == timed_out.outcome == "record_unknown"

@@ -82,8 +82,13 @@ class CheckResult:
 
 def failed_lookup_result(check: str, subject: str, lookup: Lookup, records: list[str] | None = None,
                          **details: object) -> CheckResult:
-    """Return the UNKNOWN result for a lookup that got no usable answer."""
-    return CheckResult(check, subject, UNKNOWN, lookup.status, records or [],
+    """Return the UNKNOWN result for a lookup that got no usable answer.
+
+    Without `records`, the records seen are the failed lookup itself (`NAME TYPE: STATUS`).
+    """
+    if records is None:
+        records = lookup.describe().splitlines()
+    return CheckResult(check, subject, UNKNOWN, lookup.status, records,
                        values={"name": lookup.name, "type": lookup.rdtype}, details=dict(details))
 
 
