@@ -6,11 +6,15 @@ import csv
 import io
 import json
 import socket
+import sys
 import time
 
+import dns.nameserver
+import dns.resolver
 import pytest
 
 from adminkb.cli import build_parser
+from adminkb.dnscheck import resolver
 from adminkb.lab.dns import LabDns, lab_zone_files
 
 
@@ -23,6 +27,12 @@ def server():
 @pytest.fixture(autouse=True)
 def chinese_messages(monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+
+
+@pytest.fixture(autouse=True)
+def no_system_dns(tmp_path, monkeypatch):
+    """Point the system configuration at a missing file, so that no test queries this machine's DNS servers."""
+    monkeypatch.setattr(resolver, "RESOLV_CONF", str(tmp_path / "no-resolv.conf"))
 
 
 def run(*arguments: str) -> int:
@@ -113,19 +123,103 @@ def test_silent_server_bounded(capsys):
         assert result["records"], result
 
 
-def test_nameserver_required(capsys):
-    with pytest.raises(SystemExit) as caught:
-        build_parser().parse_args(["dns", "check", "example.com"])
-    assert caught.value.code == 2
-    assert "--nameserver" in capsys.readouterr().err
+def system_configuration(servers):
+    """Return a stand-in for read_system_configuration() that names `servers` as (address, port) pairs."""
+    def read() -> dns.resolver.Resolver:
+        configured = dns.resolver.Resolver(configure=False)
+        configured.nameservers = [dns.nameserver.Do53Nameserver(address, port) for address, port in servers]
+        return configured
+
+    return read
 
 
-def test_help_says_queries_stay_on_nameserver(capsys):
+def test_without_nameserver_uses_system_servers(server, capsys, monkeypatch):
+    monkeypatch.setattr(resolver, "read_system_configuration", system_configuration([(server.address, server.port)]))
+    before = server.query_count
+    status = run("example.com", "--ip", "127.0.0.25")
+    output = capsys.readouterr()
+    assert status == 0
+    assert output.err == ""
+    assert server.query_count > before
+    summary = output.out.splitlines()[0]
+    assert f"DNS 伺服器 {server.nameserver}，取自本機的 DNS 設定：{resolver.RESOLV_CONF}" in summary
+    assert "正常 7 項" in summary
+
+
+def test_without_nameserver_json_names_servers(server, capsys, monkeypatch):
+    monkeypatch.setattr(resolver, "read_system_configuration", system_configuration([(server.address, server.port)]))
+    status = run("example.com", "--format", "json")
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert document["nameserver_source"] == "system"
+    assert document["nameservers"] == [server.nameserver]
+    assert document["nameserver"] == server.nameserver
+    assert document["verdict"] == "ok"
+
+
+def test_without_nameserver_csv_names_servers(server, capsys, monkeypatch):
+    monkeypatch.setattr(resolver, "read_system_configuration", system_configuration([(server.address, server.port)]))
+    status = run("example.com", "--format", "csv")
+    output = capsys.readouterr()
+    assert status == 0
+    assert output.out.startswith("\ufeffcheck,")
+    assert output.err.strip() == f"查詢的 DNS 伺服器：{server.nameserver}，取自本機的 DNS 設定：{resolver.RESOLV_CONF}"
+
+
+def test_nameserver_option_json_source(server, capsys):
+    run("example.com", "--nameserver", server.nameserver, "--format", "json")
+    document = json.loads(capsys.readouterr().out)
+    assert document["nameserver_source"] == "option"
+    assert document["nameservers"] == [server.nameserver]
+
+
+@pytest.mark.timeout(15)
+def test_system_servers_share_time_budget(capsys, monkeypatch):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        servers = [first.getsockname(), second.getsockname()]
+        monkeypatch.setattr(resolver, "read_system_configuration", system_configuration(servers))
+        started = time.monotonic()
+        status = run("example.com", "--timeout", "1", "--format", "json")
+        elapsed = time.monotonic() - started
+        first.setblocking(False)
+        second.setblocking(False)
+        # Both silent servers were asked, because each try gets only a share of the budget.
+        assert first.recv(4096)
+        assert second.recv(4096)
+    document = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert elapsed < 1.5
+    assert document["verdict"] == "unknown"
+    assert document["nameservers"] == [f"127.0.0.1:{port}" for _, port in servers]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows reads its DNS servers from the registry")
+@pytest.mark.parametrize("content", [None, "# no servers here\nsearch example.com\noptions timeout:2\n"],
+                         ids=["missing-file", "no-nameserver-line"])
+def test_no_system_server_clear_error(tmp_path, capsys, monkeypatch, content):
+    resolv_conf = tmp_path / "resolv.conf"
+    if content is not None:
+        resolv_conf.write_text(content, encoding="utf-8")
+    monkeypatch.setattr(resolver, "RESOLV_CONF", str(resolv_conf))
+    status = run("example.com")
+    output = capsys.readouterr()
+    assert status == 2
+    assert output.out == ""
+    assert f"本機沒有設定可用的 DNS 伺服器（讀取的位置：{resolv_conf}）" in output.err
+    assert "請用 --nameserver 指定要查詢的 DNS 伺服器 IP" in output.err
+
+
+def test_help_says_where_queries_go(capsys):
     with pytest.raises(SystemExit) as caught:
         build_parser().parse_args(["dns", "check", "--help"])
     text = capsys.readouterr().out
     assert caught.value.code == 0
-    assert "所有查詢只送往 --nameserver 指定的 DNS 伺服器" in text
+    assert "[--nameserver HOST[:PORT]]" in text
+    assert "指定 --nameserver 時，所有查詢只送往那台 DNS 伺服器" in text
+    assert "未指定時，查詢本機設定的 DNS 伺服器" in text
     assert "結束代碼：0" in text
     assert "--timeout SECONDS" in text
 

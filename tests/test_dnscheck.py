@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 
 import dns.name
+import dns.resolver
 import pytest
 
 from adminkb.dnscheck import (
     DnsClient, DnsblZone, check_address, check_dmarc, check_dnsbl, check_domain, check_fcrdns, check_mx,
     check_ptr, check_spf, checked_domain, checked_ip, make_resolver, parse_dmarc, parse_dnsbl, parse_nameserver,
-    worst_verdict,
+    system_nameservers, worst_verdict,
 )
+from adminkb.dnscheck import resolver as resolver_module
 from adminkb.dnscheck.dmarc import DmarcSyntaxError
 from adminkb.dnscheck.resolver import checked_timeout
 from adminkb.dnscheck.result import CheckResult
@@ -142,14 +145,87 @@ def test_spent_budget_sends_no_query(server):
     assert client.remaining() > 0
 
 
+def server_pairs(resolver) -> list[tuple[str, int]]:
+    return [(nameserver.address, nameserver.port) for nameserver in resolver.nameservers]
+
+
 def test_make_resolver_uses_only_given_server(server):
     resolver = make_resolver(server.address, server.port, timeout=2)
-    assert resolver.nameservers == [server.address]
+    assert server_pairs(resolver) == [(server.address, server.port)]
     assert resolver.port == server.port
     assert resolver.cache is None
     assert resolver.lifetime == 2
+    assert resolver.timeout == 2
     answer = resolver.resolve("example.com", "MX")
     assert len(answer) == 2
+
+
+def test_make_resolver_shares_timeout_between_servers(server):
+    servers = [("127.0.0.1", 1053), (server.address, server.port)]
+    resolver = make_resolver(servers, timeout=3)
+    assert server_pairs(resolver) == servers
+    assert resolver.lifetime == 3
+    assert resolver.timeout == 1.5
+
+
+# This machine's configured servers. No test here sends a query to them: the configuration is
+# either a file written by the test or a stand-in that names the lab DNS server.
+
+
+@pytest.fixture
+def resolv_conf(tmp_path, monkeypatch):
+    """Point the system configuration at a resolv.conf file in `tmp_path`; return its path."""
+    path = tmp_path / "resolv.conf"
+    monkeypatch.setattr(resolver_module, "RESOLV_CONF", str(path))
+    return path
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows reads its DNS servers from the registry")
+def test_system_nameservers_from_resolv_conf(resolv_conf):
+    resolv_conf.write_text("# written by a test\nnameserver 192.0.2.53\nnameserver 2001:db8::53\n"
+                           "search example.com\noptions timeout:30 attempts:4\n", encoding="utf-8")
+    assert system_nameservers() == [("192.0.2.53", 53), ("2001:db8::53", 53)]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows reads its DNS servers from the registry")
+@pytest.mark.parametrize("content", [None, "search example.com\n"], ids=["missing-file", "no-nameserver-line"])
+def test_system_nameservers_none_configured(resolv_conf, monkeypatch, content):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    if content is not None:
+        resolv_conf.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        system_nameservers()
+    assert caught.value.value == str(resolv_conf)
+    assert f"本機沒有設定可用的 DNS 伺服器（讀取的位置：{resolv_conf}）" in str(caught.value)
+    assert "--nameserver" in str(caught.value)
+
+
+def test_system_nameservers_skip_doh_urls(monkeypatch):
+    def read() -> dns.resolver.Resolver:
+        configured = dns.resolver.Resolver(configure=False)
+        configured.nameservers = ["https://dns.example.com/dns-query", "192.0.2.53"]
+        return configured
+
+    monkeypatch.setattr(resolver_module, "read_system_configuration", read)
+    assert system_nameservers() == [("192.0.2.53", 53)]
+
+
+def test_client_without_nameserver_asks_system_servers(server, monkeypatch):
+    def read() -> dns.resolver.Resolver:
+        configured = dns.resolver.Resolver(configure=False)
+        configured.nameservers = [server.address]
+        configured.port = server.port
+        return configured
+
+    monkeypatch.setattr(resolver_module, "read_system_configuration", read)
+    before = server.query_count
+    client = DnsClient(None, timeout=3)
+    assert client.nameservers == [(server.address, server.port)]
+    assert client.describe_nameservers() == server.nameserver
+    assert client.lookup("example.com", "MX").status == "answer"
+    assert server.query_count == before + 1
+    results = check_domain("example.com", nameserver=None, timeout=3)
+    assert worst_verdict(results) == "ok"
 
 
 def test_make_resolver_reads_port_from_text(server):

@@ -12,7 +12,10 @@ import sys
 
 from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS, add_help_option, bounded_number
 from adminkb.dnscheck import DEFAULT_TIMEOUT, CheckResult, check_domain, worst_verdict
-from adminkb.dnscheck.resolver import checked_domain, checked_timeout, parse_nameserver
+from adminkb.dnscheck.resolver import (
+    checked_domain, checked_timeout, format_nameserver, parse_nameserver, system_configuration_source,
+    system_nameservers,
+)
 from adminkb.dnscheck.result import PROBLEM, UNKNOWN, VERDICTS
 from adminkb.dnscheck.table import verdict_text
 from adminkb.errors import InputError
@@ -34,8 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     add_help_option(check)
     check.add_argument("domain", metavar="DOMAIN", help=message("dnscheck.cli.domain_help"))
-    check.add_argument("--nameserver", required=True, metavar="HOST[:PORT]",
-                       help=message("dnscheck.cli.nameserver_help"))
+    check.add_argument("--nameserver", metavar="HOST[:PORT]", help=message("dnscheck.cli.nameserver_help"))
     check.add_argument("--ip", metavar="SENDING_IP", help=message("dnscheck.cli.ip_help"))
     check.add_argument("--dnsbl", action="append", default=[], metavar="ZONE",
                        help=message("dnscheck.cli.dnsbl_help"))
@@ -47,25 +49,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check(arguments: argparse.Namespace) -> int:
     """Run every DNS check for the domain, print the results, and return 0, 1 or 2."""
+    from_system = arguments.nameserver is None
     try:
-        address, port = parse_nameserver(arguments.nameserver)
         timeout = checked_timeout(arguments.timeout)
         domain = checked_domain(arguments.domain)
-        results = check_domain(domain, nameserver=address, port=port, ip=arguments.ip,
-                               dnsbl=arguments.dnsbl, timeout=timeout)
+        servers = system_nameservers() if from_system else [parse_nameserver(arguments.nameserver)]
+        results = check_domain(domain, nameserver=servers, ip=arguments.ip, dnsbl=arguments.dnsbl, timeout=timeout)
     except InputError as error:
         print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
         return EXIT_BAD_INPUT
     verdict = worst_verdict(results)
-    nameserver = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    queried = [format_nameserver(address, port) for address, port in servers]
+    nameserver = ", ".join(queried)
+    # The summary says where the servers came from when this machine's configuration named them.
+    described = nameserver
+    if from_system:
+        described = message("dnscheck.cli.system_nameservers", servers=nameserver,
+                            source=system_configuration_source())
     if arguments.format == "json":
-        print(render_json({"domain": domain, "ip": arguments.ip, "nameserver": nameserver, "timeout": timeout,
-                           "verdict": verdict, "results": [result.to_dict() for result in results]}))
+        print(render_json({"domain": domain, "ip": arguments.ip, "nameserver": nameserver,
+                           "nameservers": queried, "nameserver_source": "system" if from_system else "option",
+                           "timeout": timeout, "verdict": verdict, "results": [result.to_dict() for result in results]}))
     elif arguments.format == "csv":
+        if from_system:
+            # CSV output has no place for it, so the servers queried go to stderr.
+            print(message("dnscheck.cli.queried_note", nameserver=described), file=sys.stderr)
         rows = [{**result.to_dict(), "records": "\n".join(result.records)} for result in results]
         write_csv(render_csv(rows, CSV_COLUMNS))
     else:
-        print(render_text(domain, nameserver, results))
+        print(render_text(domain, described, results))
     return EXIT_PROBLEMS if verdict in (PROBLEM, UNKNOWN) else EXIT_OK
 
 

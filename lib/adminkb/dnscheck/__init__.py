@@ -9,7 +9,7 @@ records seen, and an explanation and next step in the user's language. All looku
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from adminkb.dnscheck.dmarc import check_dmarc, parse_dmarc
 from adminkb.dnscheck.dnsbl import DnsblZone, check_dnsbl, parse_dnsbl
@@ -17,6 +17,7 @@ from adminkb.dnscheck.mx import check_address, check_mx
 from adminkb.dnscheck.ptr import check_fcrdns, check_ptr, lookup_ptr
 from adminkb.dnscheck.resolver import (
     DEFAULT_TIMEOUT, DnsClient, Lookup, checked_domain, checked_ip, make_resolver, parse_nameserver,
+    system_nameservers,
 )
 from adminkb.dnscheck.result import OK, PROBLEM, UNKNOWN, VERDICTS, WARNING, CheckResult, worst_verdict
 from adminkb.dnscheck.spf import RESULTS as SPF_RESULTS
@@ -29,17 +30,20 @@ __all__ = [
     "SpfOutcome", "UNKNOWN", "VERDICTS", "WARNING", "check_address", "check_dmarc", "check_dnsbl",
     "check_domain", "check_fcrdns", "check_mx", "check_ptr", "check_spf", "checked_domain", "checked_ip",
     "evaluate_spf", "make_resolver", "parse_dmarc", "parse_dnsbl", "parse_nameserver", "parse_record",
-    "results_table", "worst_verdict",
+    "results_table", "system_nameservers", "worst_verdict",
 ]
 
 
-def check_domain(domain: str, *, nameserver: str, port: int | None = None, ip: str | None = None,
-                 dnsbl: Iterable[DnsblZone | str] = (), timeout: float = DEFAULT_TIMEOUT) -> list[CheckResult]:
+def check_domain(domain: str, *, nameserver: str | Sequence[tuple[str, int]] | None, port: int | None = None,
+                 ip: str | None = None, dnsbl: Iterable[DnsblZone | str] = (),
+                 timeout: float = DEFAULT_TIMEOUT) -> list[CheckResult]:
     """Run every check for mail from `domain` (and from `ip`, when given) against `nameserver`.
 
-    Order: MX and each exchanger's addresses, SPF, DMARC, then for `ip` its PTR, forward-
-    confirmed reverse DNS and each blocklist. Raises InputError for an unusable domain, IP
-    address, nameserver, blocklist or timeout before any query is sent.
+    `nameserver` is `HOST[:PORT]`, a list of (address, port) pairs, or None for the servers of
+    this machine's DNS configuration. Order: MX and each exchanger's addresses, SPF, DMARC,
+    then for `ip` its PTR, forward-confirmed reverse DNS and each blocklist. Raises InputError
+    for an unusable domain, IP address, nameserver, blocklist or timeout, and when no server is
+    configured, before any query is sent.
     """
     domain = checked_domain(domain)
     address = str(checked_ip(ip)) if ip is not None else None

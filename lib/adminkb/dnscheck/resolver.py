@@ -1,28 +1,37 @@
-"""A resolver for one chosen nameserver, and lookups that share a time budget.
+"""A resolver for chosen nameservers, and lookups that share a time budget.
 
-No resolver here reads /etc/resolv.conf or the Windows network settings: the caller always
-names the nameserver, so a check never queries a server it did not intend to.
+The caller names the nameserver (`HOST[:PORT]`), or passes None to use the servers of this
+machine's DNS configuration, which dnspython reads from /etc/resolv.conf on Linux and from the
+registry on Windows. Only the server list is taken from that configuration: no search list,
+no cache and none of its timeouts.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dns.exception
 import dns.name
+import dns.nameserver
 import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
 from adminkb.errors import InputError
+from adminkb.i18n import message
 from adminkb.smtp.addresses import reject_ambiguous_ipv6
 
 log = logging.getLogger("adminkb.dnscheck.resolver")
 
 DNS_PORT = 53
+# The file dnspython reads this machine's DNS servers from on Linux and other POSIX systems.
+# Windows keeps them in the registry instead.
+RESOLV_CONF = "/etc/resolv.conf"
 # Seconds a whole check (every lookup it makes) may take unless the caller sets another budget.
 DEFAULT_TIMEOUT = 5.0
 
@@ -79,19 +88,98 @@ def checked_timeout(timeout: float) -> float:
     return seconds
 
 
-def make_resolver(nameserver: str, port: int | None = None, *,
-                  timeout: float = DEFAULT_TIMEOUT) -> dns.resolver.Resolver:
-    """Create a resolver that queries only `nameserver`, with no cache and no search list.
+def system_configuration_source() -> str:
+    """Return where this machine's DNS servers are configured, for messages: a file or the registry."""
+    if sys.platform == "win32":
+        return message("dnscheck.nameserver.windows_registry")
+    return RESOLV_CONF
 
-    `nameserver` is `HOST[:PORT]`; a `port` argument overrides the port in it. `timeout` is the
-    default lifetime of one resolve() call, in seconds.
+
+def read_system_configuration() -> dns.resolver.Resolver:
+    """Return a dnspython resolver configured from this machine's DNS settings.
+
+    Raises dns.resolver.NoResolverConfiguration when the settings cannot be read or name no
+    server.
     """
-    address, parsed_port = parse_nameserver(nameserver)
+    # NOTE: on Windows dnspython reads the registry and ignores RESOLV_CONF. Only the Linux path
+    # runs in this project's tests.
+    return dns.resolver.Resolver(filename=RESOLV_CONF, configure=True)
+
+
+def system_nameservers() -> list[tuple[str, int]]:
+    """Return the DNS servers this machine is configured to use, as (address, port) pairs.
+
+    Servers that dnspython cannot query over plain DNS (DNS-over-HTTPS URLs) are left out.
+    Raises InputError, before any query, when no usable server is configured.
+    """
+    source = system_configuration_source()
+    try:
+        configured = read_system_configuration()
+    except (dns.resolver.NoResolverConfiguration, OSError) as error:
+        log.info("no DNS server configured in %s: %s", source, error)
+        raise InputError("dnscheck.nameserver.none_configured", value=source,
+                         next_key="dnscheck.nameserver.none_configured_next") from error
+    servers = []
+    for entry in configured.nameservers:
+        if isinstance(entry, dns.nameserver.Do53Nameserver):
+            servers.append((str(entry.address), int(entry.port)))
+        elif isinstance(entry, str) and _is_ip_address(entry):
+            servers.append((entry, configured.nameserver_ports.get(entry, configured.port)))
+        else:
+            log.info("skipping the configured DNS server %s: not a plain DNS server address", entry)
+    if not servers:
+        raise InputError("dnscheck.nameserver.none_configured", value=source,
+                         next_key="dnscheck.nameserver.none_configured_next")
+    return servers
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def nameservers_for(nameserver: str | Sequence[tuple[str, int]] | None,
+                    port: int | None = None) -> list[tuple[str, int]]:
+    """Return the servers to query as (address, port) pairs.
+
+    `nameserver` is `HOST[:PORT]` (a `port` argument overrides the port in it), a list of
+    (address, port) pairs, or None for the servers of this machine's DNS configuration.
+    """
+    if nameserver is None:
+        return system_nameservers()
+    if isinstance(nameserver, str):
+        address, parsed_port = parse_nameserver(nameserver)
+        return [(address, parsed_port if port is None else port)]
+    servers = [(str(address), int(server_port)) for address, server_port in nameserver]
+    if not servers:
+        raise ValueError("nameserver must name at least one server")
+    return servers
+
+
+def format_nameserver(address: str, port: int) -> str:
+    """Return `ADDRESS:PORT`, with an IPv6 address in brackets."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def make_resolver(nameserver: str | Sequence[tuple[str, int]] | None, port: int | None = None, *,
+                  timeout: float = DEFAULT_TIMEOUT) -> dns.resolver.Resolver:
+    """Create a resolver that queries only the given servers, with no cache and no search list.
+
+    `nameserver` is `HOST[:PORT]`, a list of (address, port) pairs, or None for this machine's
+    configured servers (see nameservers_for()). `timeout` is the default lifetime of one
+    resolve() call, in seconds.
+    """
+    servers = nameservers_for(nameserver, port)
     resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [address]
-    resolver.port = parsed_port if port is None else port
+    resolver.nameservers = [dns.nameserver.Do53Nameserver(address, server_port) for address, server_port in servers]
+    resolver.port = servers[0][1]
     resolver.lifetime = checked_timeout(timeout)
-    resolver.timeout = resolver.lifetime
+    # Each server gets an equal share of the time for one try, so a silent first server leaves
+    # time to ask the next one.
+    resolver.timeout = resolver.lifetime / len(servers)
     resolver.cache = None
     resolver.use_search_by_default = False
     return resolver
@@ -134,7 +222,7 @@ class Lookup:
 
 
 class DnsClient:
-    """Lookups against one nameserver that together take at most `timeout` seconds.
+    """Lookups against the chosen nameservers that together take at most `timeout` seconds.
 
     Each lookup gets the time left in the budget as its lifetime, so a silent server ends a
     whole check in about `timeout` seconds. dnspython 2.9 overshoots a lifetime by roughly
@@ -142,14 +230,19 @@ class DnsClient:
     query.
     """
 
-    def __init__(self, nameserver: str, port: int | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        address, parsed_port = parse_nameserver(nameserver)
-        self.nameserver = address
-        self.port = parsed_port if port is None else port
+    def __init__(self, nameserver: str | Sequence[tuple[str, int]] | None, port: int | None = None, *,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = checked_timeout(timeout)
-        self.resolver = make_resolver(address, self.port, timeout=self.timeout)
+        # (address, port) of each server asked, in order; see nameservers_for() for `nameserver`.
+        self.nameservers = nameservers_for(nameserver, port)
+        self.nameserver, self.port = self.nameservers[0]
+        self.resolver = make_resolver(self.nameservers, timeout=self.timeout)
         self.query_count = 0
         self.deadline = time.monotonic() + self.timeout
+
+    def describe_nameservers(self) -> str:
+        """Return the servers asked as `ADDRESS:PORT` text, separated by commas."""
+        return ", ".join(format_nameserver(address, port) for address, port in self.nameservers)
 
     def restart(self) -> None:
         """Start a fresh budget of `timeout` seconds."""
@@ -173,16 +266,16 @@ class DnsClient:
             return Lookup(text, rdtype, NODATA)
         except dns.resolver.NoNameservers as error:
             status = _failure_status(error)
-            log.info("lookup of %s %s at %s failed: %s", text, rdtype, self.nameserver, status)
+            log.info("lookup of %s %s at %s failed: %s", text, rdtype, self.describe_nameservers(), status)
             return Lookup(text, rdtype, status, detail=str(error))
         except dns.exception.Timeout as error:
-            log.info("lookup of %s %s at %s port %s timed out", text, rdtype, self.nameserver, self.port)
+            log.info("lookup of %s %s at %s timed out", text, rdtype, self.describe_nameservers())
             return Lookup(text, rdtype, TIMEOUT, detail=str(error))
         except (dns.name.EmptyLabel, dns.name.LabelTooLong, dns.name.NameTooLong) as error:
             # An invalid name is never sent, so the server did not say NXDOMAIN, but no such name can exist.
             return Lookup(text, rdtype, NXDOMAIN, detail=str(error))
         except dns.exception.DNSException as error:
-            log.warning("lookup of %s %s at %s failed: %s", text, rdtype, self.nameserver, error)
+            log.warning("lookup of %s %s at %s failed: %s", text, rdtype, self.describe_nameservers(), error)
             return Lookup(text, rdtype, SERVFAIL, detail=str(error))
         canonical = answer.canonical_name.to_text()
         return Lookup(text, rdtype, ANSWER, list(answer.rrset or ()), canonical_name=canonical)
