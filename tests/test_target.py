@@ -1,6 +1,8 @@
 """The runbooks' target: the mail lab by default, a real server read-only."""
 
+import json
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +165,93 @@ def test_real_pickup_listing_missing_folder(monkeypatch, tmp_path):
     assert caught.value.key == "target.pickup_folder_missing"
     assert caught.value.value == str(missing)
     assert "does not exist" in str(caught.value)
+
+
+# The DNS server of a runbook's checks, from its NAMESERVER parameter
+
+
+def test_dns_server_lab_default():
+    target = open_target("lab")
+    try:
+        assert target.dns_server(None) == target.lab.lab_dns.nameserver
+        assert target.dns_server("192.0.2.53") == "192.0.2.53:53"
+    finally:
+        target.close()
+
+
+@pytest.mark.parametrize("nameserver, expected", [
+    ("192.0.2.53", "192.0.2.53:53"),
+    (" 192.0.2.53:5353 ", "192.0.2.53:5353"),
+    ("[2001:db8::53]:5353", "[2001:db8::53]:5353"),
+])
+def test_dns_server_real_target(nameserver, expected):
+    assert SmtpTarget("192.0.2.25:25").dns_server(nameserver) == expected
+
+
+@pytest.mark.parametrize("nameserver", [None, "", "  "])
+def test_dns_server_missing_for_real_target(monkeypatch, nameserver):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    with pytest.raises(InputError) as caught:
+        SmtpTarget("192.0.2.25:25").dns_server(nameserver)
+    text = str(caught.value)
+    assert caught.value.value == "192.0.2.25:25"
+    assert "SERVER 指向真實伺服器 192.0.2.25:25，但參數格的 NAMESERVER 沒有填寫" in text
+    assert 'NAMESERVER = "192.0.2.53"' in text
+
+
+@pytest.mark.parametrize("nameserver, shown", [
+    ("dns.example.com", "dns.example.com"),
+    ("192.0.2.53:99999", "192.0.2.53:99999"),
+    (53, "53"),
+    (["192.0.2.53"], "['192.0.2.53']"),
+])
+def test_dns_server_invalid_value(monkeypatch, nameserver, shown):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    with pytest.raises(InputError) as caught:
+        SmtpTarget("192.0.2.25:25").dns_server(nameserver)
+    assert f"參數格的 NAMESERVER 值 {shown} 無法使用" in str(caught.value)
+    assert "主機名稱不行" in str(caught.value)
+
+
+def test_dns_server_message_in_english(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    with pytest.raises(InputError) as caught:
+        SmtpTarget("192.0.2.25:25").dns_server(None)
+    assert "NAMESERVER in the parameters cell is empty" in str(caught.value)
+
+
+def test_outbound_table_real_target_notice(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    notice = SmtpTarget("192.0.2.25:25").outbound_table()
+    assert "Delivery tab" in notice
+
+
+# Runbook 05's first cells with a real SERVER. The target only parses the address and opens no
+# connection, so 192.0.2.25 (a documentation address) is never contacted.
+
+RUNBOOK_05 = Path(__file__).resolve().parents[1] / "notebooks" / "05_dns_smarthost_limits.ipynb"
+
+
+def runbook_05_setup(**parameters: object) -> dict[str, object]:
+    """Run runbook 05's parameters cell with `parameters` applied, then its set-up cell; return the variables."""
+    cells = [cell for cell in json.loads(RUNBOOK_05.read_text(encoding="utf-8"))["cells"] if cell["cell_type"] == "code"]
+    assert "parameters" in cells[0]["metadata"]["tags"]
+    setup = next(cell for cell in cells if "target.dns_server(NAMESERVER)" in "".join(cell["source"]))
+    namespace: dict[str, object] = {}
+    exec("".join(cells[0]["source"]), namespace)
+    namespace.update(parameters)
+    exec("".join(setup["source"]), namespace)
+    return namespace
+
+
+def test_runbook_05_real_server_needs_nameserver(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    with pytest.raises(InputError) as caught:
+        runbook_05_setup(SERVER="192.0.2.25:25", NAMESERVER=None)
+    assert "NAMESERVER 沒有填寫" in str(caught.value)
+
+
+def test_runbook_05_real_server_with_nameserver():
+    namespace = runbook_05_setup(SERVER="192.0.2.25:25", NAMESERVER="192.0.2.53")
+    assert namespace["nameserver"] == "192.0.2.53:53"
+    assert not namespace["target"].is_lab

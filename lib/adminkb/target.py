@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from adminkb import mailroot, pickup
+from adminkb.dnscheck.resolver import format_nameserver, parse_nameserver
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.lab import MailLab, can_bind_source_address
@@ -333,9 +334,11 @@ class SmtpTarget:
         self.lab.set_outbound_address(address)
         return self.outbound_table()
 
-    def outbound_table(self) -> pd.DataFrame:
-        """Show the lab's outbound settings as the virtual server's Delivery tab would."""
-        lab = self._require_lab()
+    def outbound_table(self) -> pd.DataFrame | _Notice:
+        """Show the lab's outbound settings as the virtual server's Delivery tab would; on a real server, where to look."""
+        if self.lab is None:
+            return _Notice(message("target.outbound_by_hand"))
+        lab = self.lab
         smart_host = lab.smart_host
         rows = [
             (message("target.row_smart_host"), smart_host.host if smart_host else message("target.smart_host_none")),
@@ -350,6 +353,28 @@ class SmtpTarget:
         if lab.outbound_note:
             rows.append((message("target.row_note"), message("target.outbound_fallback", address=lab.outbound_note)))
         return pd.DataFrame(rows, columns=[message("target.column_setting"), message("target.column_value")])
+
+    def dns_server(self, nameserver: object = None) -> str:
+        """Return the DNS server a runbook's checks query, as `ADDRESS:PORT`, from its NAMESERVER parameter.
+
+        None means the lab's own DNS server. A real server has no default, because the DNS
+        servers the mail server uses may differ from this computer's. Raises InputError for a
+        missing or invalid value.
+        """
+        if nameserver is None or (isinstance(nameserver, str) and not nameserver.strip()):
+            if self.lab is not None:
+                return self.lab.lab_dns.nameserver
+            raise InputError("target.nameserver_missing", value=self.address,
+                             next_key="target.nameserver_missing_next")
+        if not isinstance(nameserver, str):
+            raise InputError("target.nameserver_invalid", value=repr(nameserver),
+                             next_key="target.nameserver_invalid_next")
+        try:
+            address, port = parse_nameserver(nameserver)
+        except InputError as error:
+            raise InputError("target.nameserver_invalid", value=nameserver,
+                             next_key="target.nameserver_invalid_next") from error
+        return format_nameserver(address, port)
 
     def badmail_table(self) -> pd.DataFrame | _Notice:
         """List the lab's Badmail files with the first line of each `.BDR` reason."""
