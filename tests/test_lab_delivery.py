@@ -170,6 +170,41 @@ def test_retry_schedule_delay_notice_and_expiry(lab):
     assert subjects == ["Delivery Status Notification (Delay)", "Delivery Status Notification (Failure)"]
 
 
+def test_expiry_reason_in_reader_language(lab):
+    send(lab, "user@blocked.lab.test", message_id="<old@example.com>")
+    records = lab.deliver_queue() + lab.advance(minutes=2880 + 240)
+    [expired] = [record for record in records if record.outcome == "expired"]
+    english = ("The message expired in the queue: delivery was retried for too long. "
+               "The remote server did not respond to a connection attempt.")
+    assert expired.reply == english
+    assert expired.reply_text("en") == english
+    assert expired.reply_text("zh-TW") == "郵件在 Queue 中逾時：重試傳遞的時間太久了。遠端伺服器沒有回應連線要求。"
+    [report] = [path.read_bytes() for path in lab.drop_files() if b"(Failure)" in path.read_bytes()]
+    assert f"Diagnostic-Code: X-Local;{english}".encode() in report
+
+
+def test_lab_reasons_written_to_files_in_english(lab, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    send(lab, "user@nomail.lab.test", message_id="<c@example.com>")
+    records = lab.deliver_queue()
+    [failed] = [record for record in records if record.outcome == "failed"]
+    assert failed.reply == "The destination has no MX record and no address record."
+    assert failed.reply_text() == "目的地沒有 MX 記錄，也沒有位址記錄。"
+    texts = [path.read_bytes() for path in lab.drop_files()]
+    assert any(b"Diagnostic-Code: X-Local;The destination has no MX record and no address record." in text
+               for text in texts)
+
+
+def test_remote_reply_kept_verbatim(lab):
+    send(lab, "nosuchuser@example.net", message_id="<d@example.com>")
+    records = lab.deliver_queue()
+    [failed] = [record for record in records if record.outcome == "failed"]
+    assert failed.reason is None
+    assert failed.reply.startswith("550 5.1.1 <nosuchuser@example.net>")
+    assert failed.reply_text("zh-TW") == failed.reply
+    assert failed.reply_text("en") == failed.reply
+
+
 def test_delay_notice_lists_recipient_and_headers_only(lab):
     send(lab, "user@blocked.lab.test", message_id="<slow@example.com>", body="secret body\r\n")
     lab.deliver_queue()
@@ -494,6 +529,8 @@ def test_queue_file_without_recipient_goes_to_badmail_once(lab, content):
     (queue / "NTFS_0000000000000000000000a1.EML").write_bytes(content)
     records = lab.deliver_queue()
     assert [record.outcome for record in records] == ["badmail"]
+    assert records[0].reply == "This message does not have any valid recipients."
+    assert records[0].reply_text("zh-TW") == "這封郵件沒有任何有效的收件者。"
     assert list(queue.iterdir()) == []
     badmail = sorted(path.suffix for path in (lab.mailroot / "Badmail").iterdir())
     assert badmail == [".BAD", ".BDR"]

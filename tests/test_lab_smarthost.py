@@ -42,6 +42,29 @@ def test_blocked_port25_leaves_mail_in_queue(lab):
     assert lab.remote.received() == []
 
 
+def test_blocked_port25_reason_in_zh_tw_table(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    target = open_target("lab")
+    try:
+        target.lab.allow_relay("127.0.0.1")
+        target.lab.block_port25()
+        send(target.lab, ["user@example.net", "user@strict.lab.test"])
+        table = target.deliver_queue()
+        reasons = table["對方回應（原文）或原因"].tolist()
+        assert reasons == ["連線逾時：實驗室的防火牆封鎖了對外的 25 連接埠。"] * 2
+        assert target.retry_table()["最後的對方回應（原文）或原因"].tolist() == [reasons[0]]
+    finally:
+        target.close()
+
+
+def test_smart_host_not_found_reason(lab):
+    lab.set_smart_host("missing.lab.test")
+    send(lab, "user@example.net")
+    [record] = lab.deliver_queue()
+    assert record.reply == "The smart host missing.lab.test was not found in DNS."
+    assert record.reply_text("zh-TW") == "在 DNS 中找不到智慧主機 missing.lab.test。"
+
+
 def test_smart_host_by_ip_gets_mail_out(lab):
     lab.block_port25()
     send(lab, ["user@example.net", "user@strict.lab.test"])
@@ -180,7 +203,8 @@ def test_target_real_server_gives_notices():
     assert target.arrived_table() == message("target.arrived_lab_only")
 
 
-def test_target_retry_table_shows_schedule():
+def test_target_retry_table_shows_schedule(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
     target = open_target("lab")
     try:
         target.lab.allow_relay("127.0.0.1")
@@ -193,7 +217,7 @@ def test_target_retry_table_shows_schedule():
         assert row.iloc[3] == 1
         assert row.iloc[4] == "2026-03-02 09:30"
         assert row.iloc[5] == "2026-03-04 09:15"
-        assert row.iloc[6] == "The remote server did not respond to a connection attempt."
+        assert row.iloc[6] == "遠端伺服器沒有回應連線要求。"
         target.advance(15)
         assert target.retry_table().iloc[0, 3] == 2
         assert target.retry_table().iloc[0, 4] == "2026-03-02 10:00"

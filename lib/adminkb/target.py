@@ -271,7 +271,7 @@ class SmtpTarget:
             next_attempt = record.next_attempt.astimezone(zone).strftime(TIME_FORMAT) if record.next_attempt else "-"
             rows.append([record.time.astimezone(zone).strftime(TIME_FORMAT), record.message_id,
                          record.recipient or "-", message(f"target.outcome_{record.outcome}"),
-                         record.host or "-", record.reply or "-", "\n".join(record.files) or "-", next_attempt])
+                         record.host or "-", record.reply_text() or "-", "\n".join(record.files) or "-", next_attempt])
         names = ("time", "message_id", "recipient", "outcome", "host", "reply", "files", "next_attempt")
         return pd.DataFrame(rows, columns=[message(f"target.column_delivery_{name}") for name in names])
 
@@ -282,7 +282,7 @@ class SmtpTarget:
         zone = self.lab.timezone
         rows = [[status.queue_file, status.message_id, "\n".join(status.recipients), status.attempts,
                  status.next_attempt.astimezone(zone).strftime(TIME_FORMAT),
-                 status.expires.astimezone(zone).strftime(TIME_FORMAT), status.last_reply or "-"]
+                 status.expires.astimezone(zone).strftime(TIME_FORMAT), status.last_reply_text() or "-"]
                 for status in self.lab.queue_status()]
         names = ("file", "message_id", "recipients", "attempts", "next_attempt", "expires", "last_reply")
         return pd.DataFrame(rows, columns=[message(f"target.column_retry_{name}") for name in names])

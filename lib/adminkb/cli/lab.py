@@ -140,7 +140,7 @@ def format_delivery_event(record: DeliveryRecord, lab: MailLab) -> str:
     time = record.time.astimezone(lab.timezone).strftime(EVENT_TIME_FORMAT)
     host = f"{record.host} [{record.address}]" if record.host and record.address else record.host or record.address
     return message("lab.cli.delivery_event", time=time, recipient=record.recipient or "-",
-                   outcome=message(f"target.outcome_{record.outcome}"), host=host or "-", reply=record.reply or "-")
+                   outcome=message(f"target.outcome_{record.outcome}"), host=host or "-", reply=record.reply_text() or "-")
 
 
 def mail_domains_by_address(zone_files: Iterable[Path]) -> dict[str, list[str]]:

@@ -28,7 +28,7 @@ import os
 import ssl
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -36,6 +36,7 @@ from pathlib import Path
 from adminkb import mailroot
 from adminkb.dnscheck.resolver import ANSWER, FAILED_STATUSES, NODATA, NXDOMAIN, DnsClient
 from adminkb.errors import InputError
+from adminkb.i18n import message
 from adminkb.lab import dsn
 from adminkb.lab.remote import SMTP_PORT
 from adminkb.lab.service import VirtualServer, find_message_id, split_header_block
@@ -76,16 +77,41 @@ DELAY_NOTICE = "delay_notice"
 NDR_SENT = "ndr"
 BADMAIL = "badmail"
 
-# DSN status and text for failures that have no SMTP reply (RFC 3463 codes).
-_NO_ANSWER = ("4.4.1", "The remote server did not respond to a connection attempt.")
-_CONNECTION_LOST = ("4.4.2", "The connection to the remote server was lost.")
-_PORT_BLOCKED = ("4.4.1", "The connection timed out: outbound port 25 is blocked by the lab firewall.")
-_DNS_TEMPORARY = ("4.4.3", "The DNS lookup of the destination failed temporarily.")
-_NO_SUCH_DOMAIN = ("5.1.2", "The destination domain does not exist in DNS.")
-_NULL_MX = ("5.1.10", "The destination domain does not accept mail (null MX).")
-_NO_ADDRESS = ("5.4.4", "The destination has no MX record and no address record.")
-_EXPIRED = ("4.4.7", "The message expired in the queue: delivery was retried for too long.")
-_NO_RECIPIENTS_TEXT = "This message does not have any valid recipients."
+# The language of the reasons the lab writes into NDRs and Badmail files.
+# NOTE: whether a server with a localized Windows writes these texts in its own language is not
+# confirmed, so the lab writes English.
+FILE_LANGUAGE = "en"
+
+
+@dataclass(frozen=True)
+class LabReason:
+    """A delivery failure that the lab words itself, because no SMTP reply gave a text.
+
+    `status` is the RFC 3463 status code. `key` names the catalog message
+    `lab.delivery.reason.<key>`, filled from `values`, where a LabReason value is rendered in the
+    same language. Files get `text(FILE_LANGUAGE)`, tables `text()` in the reader's language.
+    """
+
+    status: str
+    key: str
+    values: Mapping[str, object] = field(default_factory=dict)
+
+    def text(self, language: str | None = None) -> str:
+        values = {name: value.text(language) if isinstance(value, LabReason) else value
+                  for name, value in self.values.items()}
+        return message(f"lab.delivery.reason.{self.key}", language, **values)
+
+
+# Failures that have no SMTP reply.
+_NO_ANSWER = LabReason("4.4.1", "no_answer")
+_CONNECTION_LOST = LabReason("4.4.2", "connection_lost")
+_PORT_BLOCKED = LabReason("4.4.1", "port_blocked")
+_DNS_TEMPORARY = LabReason("4.4.3", "dns_temporary")
+_NO_SUCH_DOMAIN = LabReason("5.1.2", "no_such_domain")
+_NULL_MX = LabReason("5.1.10", "null_mx")
+_NO_ADDRESS = LabReason("5.4.4", "no_address")
+# No status is reported for this one; 5.0.0 is RFC 3463's "other permanent failure".
+_NO_RECIPIENTS = LabReason("5.0.0", "no_recipients")
 # NOTE: the error codes in .BDR files for these cases are not confirmed from real Badmail files.
 _EXPIRED_CODE = "0xC00402CE"
 _FAILED_CODE = "0xC00402C7"
@@ -130,6 +156,12 @@ class DeliveryRecord:
     attempt: int = 0
     next_attempt: datetime | None = None
     files: tuple[str, ...] = ()
+    # The lab's own wording of a failure that had no SMTP reply. `reply` then contains its English text.
+    reason: LabReason | None = None
+
+    def reply_text(self, language: str | None = None) -> str:
+        """Return the remote server's reply as it was sent, or the lab's own reason in `language`."""
+        return self.reason.text(language) if self.reason is not None else self.reply
 
 
 @dataclass(frozen=True)
@@ -145,6 +177,11 @@ class QueueStatus:
     next_attempt: datetime
     expires: datetime
     last_reply: str
+    last_reason: LabReason | None = None
+
+    def last_reply_text(self, language: str | None = None) -> str:
+        """Return the last remote reply as it was sent, or the lab's own reason in `language`."""
+        return self.last_reason.text(language) if self.last_reason is not None else self.last_reply
 
 
 @dataclass
@@ -163,6 +200,11 @@ class _RecipientResult:
     text: str
     host: str = ""
     address: str = ""
+    reason: LabReason | None = None
+
+
+def _lab_result(recipient: str, outcome: str, reason: LabReason, host: str = "", address: str = "") -> _RecipientResult:
+    return _RecipientResult(recipient, outcome, reason.status, reason.text(FILE_LANGUAGE), host, address, reason)
 
 
 @dataclass
@@ -184,8 +226,8 @@ class _Hop:
 @dataclass
 class _Route:
     hops: list[_Hop] = field(default_factory=list)
-    # Set when no hop exists: (outcome, status, text).
-    failure: tuple[str, str, str] | None = None
+    # Set when no hop exists: (outcome, reason).
+    failure: tuple[str, LabReason] | None = None
 
 
 class DeliveryAgent:
@@ -249,21 +291,23 @@ class DeliveryAgent:
         """Return the retry state of each message file in Queue, sorted by file name."""
         with self._lock:
             self._sync_states()
-            last_reply: dict[str, str] = {}
+            last_record: dict[str, DeliveryRecord] = {}
             for record in self.records:
                 if record.outcome == DEFERRED:
-                    last_reply[record.queue_file] = record.reply
+                    last_record[record.queue_file] = record
             statuses = []
             for name, state in sorted(self._states.items()):
                 try:
                     queued = _read_queue_file(self.server.mailroot / mailroot.QUEUE / name)
                 except FileNotFoundError:
                     continue
+                last = last_record.get(name)
                 statuses.append(QueueStatus(
                     queue_file=name, message_id=queued.message_id, sender=queued.sender,
                     recipients=tuple(queued.recipients), arrival=state.arrival, attempts=state.attempts,
                     next_attempt=state.next_attempt or state.arrival,
-                    expires=state.arrival + self._minutes(EXPIRATION_MINUTES), last_reply=last_reply.get(name, "")))
+                    expires=state.arrival + self._minutes(EXPIRATION_MINUTES),
+                    last_reply=last.reply if last else "", last_reason=last.reason if last else None))
             return statuses
 
     def next_due(self) -> datetime | None:
@@ -329,8 +373,9 @@ class DeliveryAgent:
             self._states.pop(name, None)
             return
         if not queued.recipients:
-            files = self._to_badmail(queued, _NO_RECIPIENTS_TEXT, _FAILED_CODE)
-            self._record(now, queued, "", BADMAIL, reply=_NO_RECIPIENTS_TEXT, files=files)
+            text = _NO_RECIPIENTS.text(FILE_LANGUAGE)
+            files = self._to_badmail(queued, text, _FAILED_CODE)
+            self._record(now, queued, "", BADMAIL, reply=text, reason=_NO_RECIPIENTS, files=files)
             path.unlink()
             self._states.pop(name, None)
             return
@@ -342,20 +387,23 @@ class DeliveryAgent:
         deferred = [item for item in results if item.outcome == DEFERRED]
         expired = now - state.arrival >= self._minutes(EXPIRATION_MINUTES)
         if expired and deferred:
-            failed += [_RecipientResult(item.recipient, EXPIRED, _EXPIRED[0],
-                                        f"{_EXPIRED[1]} {item.text}", item.host, item.address) for item in deferred]
+            for item in deferred:
+                # The expiry text ends with the last attempt's result: the lab's reason or the server's reply.
+                reason = LabReason("4.4.7", "expired", {"last": item.reason or item.text})
+                failed.append(_lab_result(item.recipient, EXPIRED, reason, item.host, item.address))
             deferred = []
 
         for item in delivered:
             self._record(now, queued, item.recipient, DELIVERED, host=item.host, address=item.address,
-                         reply=item.text, attempt=state.attempts)
+                         reply=item.text, reason=item.reason, attempt=state.attempts)
         if failed:
             self._return_to_sender(queued, failed, state, now)
         if deferred:
             state.next_attempt = now + self._retry_delay(state.attempts)
             for item in deferred:
                 self._record(now, queued, item.recipient, DEFERRED, host=item.host, address=item.address,
-                             reply=item.text, attempt=state.attempts, next_attempt=state.next_attempt)
+                             reply=item.text, reason=item.reason, attempt=state.attempts,
+                             next_attempt=state.next_attempt)
             if (not state.delay_notified and now - state.arrival >= self._minutes(DELAY_NOTIFICATION_MINUTES)
                     and queued.sender and not dsn.is_dsn(queued.content)):
                 self._notify_delay(queued, deferred, state, now)
@@ -390,22 +438,22 @@ class DeliveryAgent:
             return _Route([_Hop(smart_host.host, literal, smart_host=True)])
         addresses = client.lookup(smart_host.host, "A")
         if addresses.status in FAILED_STATUSES:
-            return _Route(failure=(DEFERRED, *_DNS_TEMPORARY))
+            return _Route(failure=(DEFERRED, _DNS_TEMPORARY))
         if not addresses.ok:
-            return _Route(failure=(DEFERRED, "4.1.2", f"The smart host {smart_host.host} was not found in DNS."))
+            return _Route(failure=(DEFERRED, LabReason("4.1.2", "smart_host_not_found", {"host": smart_host.host})))
         return _Route([_Hop(smart_host.host, record.to_text(), smart_host=True) for record in addresses.records])
 
     def _mx_route(self, domain: str, client: DnsClient) -> _Route:
         mx = client.lookup(domain, "MX")
         if mx.status in FAILED_STATUSES:
-            return _Route(failure=(DEFERRED, *_DNS_TEMPORARY))
+            return _Route(failure=(DEFERRED, _DNS_TEMPORARY))
         if mx.status == NXDOMAIN:
-            return _Route(failure=(FAILED, *_NO_SUCH_DOMAIN))
+            return _Route(failure=(FAILED, _NO_SUCH_DOMAIN))
         if mx.status == ANSWER:
             exchangers = sorted(((record.preference, record.exchange.to_text().rstrip("."))
                                  for record in mx.records), key=lambda item: item[0])
             if any(name == "" for _, name in exchangers):
-                return _Route(failure=(FAILED, *_NULL_MX))
+                return _Route(failure=(FAILED, _NULL_MX))
             names = [name for _, name in exchangers]
         else:
             names = [domain]
@@ -421,10 +469,10 @@ class DeliveryAgent:
         if hops:
             return _Route(hops)
         if temporary:
-            return _Route(failure=(DEFERRED, *_DNS_TEMPORARY))
+            return _Route(failure=(DEFERRED, _DNS_TEMPORARY))
         if mx.status == NODATA:
-            return _Route(failure=(FAILED, *_NO_ADDRESS))
-        return _Route(failure=(DEFERRED, "4.4.4", f"No mail exchanger of {domain} has an address record."))
+            return _Route(failure=(FAILED, _NO_ADDRESS))
+        return _Route(failure=(DEFERRED, LabReason("4.4.4", "no_mx_address", {"domain": domain})))
 
     # Delivery
 
@@ -441,8 +489,8 @@ class DeliveryAgent:
             client.restart()
             route = self._route(domain, client)
             if route.failure is not None:
-                outcome, status, text = route.failure
-                results.extend(_RecipientResult(recipient, outcome, status, text) for recipient in recipients)
+                outcome, reason = route.failure
+                results.extend(_lab_result(recipient, outcome, reason) for recipient in recipients)
                 continue
             results.extend(self._deliver_to_hops(queued, recipients, route.hops))
         return results
@@ -477,8 +525,13 @@ class DeliveryAgent:
             self._log_session(session, hop)
 
     @staticmethod
-    def _all_deferred(recipients: list[str], hop: _Hop, reason: tuple[str, str]) -> list[_RecipientResult]:
-        return [_RecipientResult(recipient, DEFERRED, reason[0], reason[1], hop.hostname, hop.address)
+    def _all_deferred(recipients: list[str], hop: _Hop,
+                      reason: LabReason | tuple[str, str]) -> list[_RecipientResult]:
+        """Defer every recipient with the lab's own reason or a (status, reply text) pair from the server."""
+        if isinstance(reason, LabReason):
+            return [_lab_result(recipient, DEFERRED, reason, hop.hostname, hop.address) for recipient in recipients]
+        status, text = reason
+        return [_RecipientResult(recipient, DEFERRED, status, text, hop.hostname, hop.address)
                 for recipient in recipients]
 
     def _converse(self, session: SmtpSession, queued: _QueuedMessage, recipients: list[str],
@@ -526,8 +579,8 @@ class DeliveryAgent:
         session.quit()
         return [results[recipient] for recipient in recipients]
 
-    def _start_tls(self, session: SmtpSession, hop: _Hop) -> tuple[str, str] | None:
-        """Send STARTTLS to the smart host and switch to TLS; return (status, text) on failure."""
+    def _start_tls(self, session: SmtpSession, hop: _Hop) -> LabReason | tuple[str, str] | None:
+        """Send STARTTLS to the smart host and switch to TLS; return the reply's (status, text) or the reason on failure."""
         reply = session.command("STARTTLS", step="tls")
         if reply.code != 220:
             session.quit()
@@ -537,7 +590,7 @@ class DeliveryAgent:
         try:
             wrapped = session.wrap_tls(context, server_hostname=hop.hostname if hop.hostname[:1] != "[" else hop.address)
         except (ssl.SSLError, OSError) as error:
-            return "4.7.5", f"The TLS handshake with the smart host failed: {error}"
+            return LabReason("4.7.5", "tls_failed", {"error": str(error)})
         session.tls = describe_tls(wrapped, verified=True)
         session.ehlo()
         return None
@@ -607,7 +660,7 @@ class DeliveryAgent:
             files = self._to_badmail(queued, text, code, recipients=[item.recipient for item in failed])
             for item in failed:
                 self._record(now, queued, item.recipient, BADMAIL, host=item.host, address=item.address,
-                             reply=item.text, attempt=state.attempts, files=files)
+                             reply=item.text, reason=item.reason, attempt=state.attempts, files=files)
             return
         statuses = [dsn.RecipientStatus(item.recipient, item.status, item.text,
                                         item.host or None) for item in failed]
@@ -616,7 +669,8 @@ class DeliveryAgent:
         files = tuple(f"{path.parent.name}\\{path.name}" for path in stored.files)
         for item in failed:
             self._record(now, queued, item.recipient, item.outcome if item.outcome == EXPIRED else FAILED,
-                         host=item.host, address=item.address, reply=item.text, attempt=state.attempts)
+                         host=item.host, address=item.address, reply=item.text, reason=item.reason,
+                         attempt=state.attempts)
             self._record(now, queued, item.recipient, NDR_SENT, reply=stored.message_id, files=files)
         log.info("NDR %s for %s to %s about %s", stored.message_id, queued.message_id, queued.sender or "<>", reply)
 
