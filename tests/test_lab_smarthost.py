@@ -57,14 +57,6 @@ def test_blocked_port25_reason_in_zh_tw_table(monkeypatch):
         target.close()
 
 
-def test_smart_host_not_found_reason(lab):
-    lab.set_smart_host("missing.lab.test")
-    send(lab, "user@example.net")
-    [record] = lab.deliver_queue()
-    assert record.reply == "The smart host missing.lab.test was not found in DNS."
-    assert record.reply_text("zh-TW") == "在 DNS 中找不到智慧主機 missing.lab.test。"
-
-
 def test_smart_host_by_ip_gets_mail_out(lab):
     lab.block_port25()
     send(lab, ["user@example.net", "user@strict.lab.test"])
@@ -92,7 +84,29 @@ def test_unknown_smart_host_name_defers(lab):
     send(lab, "user@example.net")
     records = lab.deliver_queue()
     assert [record.outcome for record in records] == ["deferred"]
-    assert "missing.lab.test" in records[0].reply
+    assert records[0].reply == "The smart host missing.lab.test was not found in DNS."
+    assert records[0].reply_text("zh-TW") == "在 DNS 中找不到智慧主機 missing.lab.test。"
+
+
+def test_bracketed_smart_host_sends_no_dns_query(lab):
+    lab.set_smart_host("[127.0.0.40]")
+    lab.start_outbound()
+    send(lab, ["user@example.net", "user@strict.lab.test"])
+    before = lab.lab_dns.query_count
+    records = lab.deliver_queue()
+    assert sorted(outcomes(records)) == [("user@example.net", "delivered", "[127.0.0.40]"),
+                                         ("user@strict.lab.test", "delivered", "[127.0.0.40]")]
+    assert lab.lab_dns.query_count == before
+
+
+def test_named_smart_host_queries_lab_dns(lab):
+    lab.set_smart_host(SMART_HOST_NAME)
+    lab.start_outbound()
+    send(lab, "user@example.net")
+    before = lab.lab_dns.query_count
+    records = lab.deliver_queue()
+    assert outcomes(records) == [("user@example.net", "delivered", SMART_HOST_NAME)]
+    assert lab.lab_dns.query_count > before
 
 
 def test_try_direct_first_uses_smart_host_on_failure(lab):
