@@ -61,7 +61,7 @@ def run_check(arguments: argparse.Namespace) -> int:
     verdict = worst_verdict(results)
     queried = [format_nameserver(address, port) for address, port in servers]
     nameserver = ", ".join(queried)
-    # The summary says where the servers came from when this machine's configuration named them.
+    # The summary names the source when the servers came from this machine's configuration.
     described = nameserver
     if from_system:
         described = message("dnscheck.cli.system_nameservers", servers=nameserver,
