@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,8 @@ from adminkb.imaging import Machine, check_intelppm, lint_sysprep, plan_split
 from adminkb.imaging.unattend import check_unattend, generate_unattend
 from adminkb.ui.tables import hal_table, intelppm_table, lint_table, rows_table, split_table, unattend_table
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -55,3 +58,73 @@ def test_unattend_table_empty_for_good_file():
 def test_rows_table_uses_catalog_headers():
     table = rows_table([{"setting": "a", "value": "1"}], ("setting", "value"))
     assert list(table.columns) == ["設定", "值"]
+
+
+# Full cell text: pandas would cut cells after 50 characters and end them in "...".
+
+def table_texts(table) -> tuple[str, str]:
+    return repr(table), table._repr_html_()
+
+
+def test_split_table_shows_whole_commands():
+    plan = plan_split(6_400_000_000, "cd80")
+    text, html = table_texts(split_table(plan))
+    for value in (plan.capture_command, plan.restore_command, ", ".join(plan.parts)):
+        assert len(value) > 50
+        assert value in text
+        assert value.replace("&", "&amp;") in html
+    assert "..." not in text
+    assert "..." not in html
+
+
+def test_lint_table_shows_whole_problem():
+    result = lint_sysprep(DATA / "sysprep" / "bad_timezone_hex.inf")
+    text, html = table_texts(lint_table(result))
+    problem = result.findings[0].problem
+    assert len(problem) > 50
+    assert problem in text
+    assert problem in html
+
+
+def test_hal_table_shows_whole_reason():
+    text, html = table_texts(hal_table([("UP to MP", Machine(True, True, 1), Machine(True, True, 2))]))
+    assert "..." not in text
+    assert "..." not in html
+    assert 'UpdateHAL = "ACPIAPIC_MP,%WINDIR%\\Inf\\Hal.inf"' in text
+
+
+def test_empty_lint_table_says_no_findings():
+    text, html = table_texts(lint_table(lint_sysprep(DATA / "sysprep" / "clean_minimal.inf")))
+    assert text == "沒有發現問題。"
+    assert html == "<p>沒有發現問題。</p>"
+
+
+def test_empty_unattend_table_says_no_findings():
+    text, _ = table_texts(unattend_table(check_unattend(generate_unattend())))
+    assert text == "沒有發現問題。"
+    assert "Empty DataFrame" not in text
+
+
+def test_split_table_size_in_chinese():
+    values = dict(zip(*[split_table(plan_split(3_200_000_000, "cd80"))[column] for column in ("項目", "值")]))
+    assert values["映像檔大小"] == "3,200,000,000 位元組"
+
+
+def test_split_table_dism_row_is_split():
+    table = split_table(plan_split(6_000_000_000, "usb-fat32"))
+    labels = dict(zip(table["值"], table["項目"]))
+    split_row = next(value for value in labels if value.startswith("Dism /Split-Image"))
+    assert labels[split_row].startswith("分割命令")
+    assert "擷取命令" not in list(table["項目"])
+
+
+def test_ghost_capture_row_is_capture():
+    table = split_table(plan_split(3_200_000_000, "cd80"))
+    assert "擷取命令" in list(table["項目"])
+
+
+def test_english_split_bytes(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    table = split_table(plan_split(1_000, "cd80"))
+    assert table.iloc[0]["Value"] == "1,000 bytes"
+
