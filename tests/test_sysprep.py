@@ -25,12 +25,16 @@ FAILING = {
     "bad_duplicate_section.inf": ("duplicate-section", 33),
     "bad_duplicate_key.inf": ("duplicate-key", 13),
     "bad_wrong_section.inf": ("wrong-section", 7),
+    "bad_wrong_section_free_form.inf": ("wrong-section", 34),
     "bad_unattend_only.inf": ("unattend-only", 7),
     "bad_timezone_hex.inf": ("timezone-hex", 11),
     "bad_timezone_invalid.inf": ("timezone-invalid", 11),
     "bad_product_key_unquoted.inf": ("product-key-unquoted", 18),
     "bad_product_key_malformed.inf": ("product-key-malformed", 18),
     "bad_computer_name_length.inf": ("computer-name-length", 17),
+    "bad_computer_name_bytes.inf": ("computer-name-length", 17),
+    "bad_computer_name_invalid.inf": ("computer-name-invalid", 17),
+    "bad_unterminated_quote.inf": ("unterminated-quote", 16),
     "bad_admin_password_format.inf": ("admin-password-format", 9),
     "bad_hal_id_mismatch.inf": ("hal-id-mismatch", 7),
     "bad_hal_id_mismatch_mp.inf": ("hal-id-mismatch", 7),
@@ -99,6 +103,75 @@ def test_registry_export_rejected(name, header):
     assert raised.value.key == "imaging_sysprep.file.is_reg"
     assert header in str(raised.value)
     assert "adminkb reg read" in str(raised.value)
+
+
+def test_computer_name_counted_in_cp950_bytes():
+    result = lint_sysprep(DATA / "bad_computer_name_bytes.inf")
+    finding = next(finding for finding in result.findings if finding.rule == "computer-name-length")
+    assert result.encoding == "cp950"
+    assert finding.values["characters"] == 9
+    assert finding.values["length"] == 16
+    assert "16 個位元組" in finding.problem
+
+
+def test_chinese_name_within_15_bytes_clean():
+    result = lint_sysprep(DATA / "good_computer_name_bytes.inf")
+    assert result.encoding == "cp950"
+    assert result.findings == []
+
+
+def test_computer_name_invalid_characters_listed():
+    finding = lint_sysprep(DATA / "bad_computer_name_invalid.inf").findings[0]
+    assert finding.values["characters"] == "/ *"
+
+
+# (name, the characters the finding lists, or None for no finding). U+4EEC is a simplified
+# character that cp950 lacks, and cp950 has no no-break space.
+@pytest.mark.parametrize("name, shown", [("PC\u00a0A", "U+00A0"), ("PC\u2028A", "U+2028"), ("PC\u4e2d\u6587", None),
+                                         ("PC\u4eec", "\u4eec"), ("PC\U0001F600", "\U0001F600"), ("PC-01.A_B", None)])
+def test_computer_name_character_cases(name, shown):
+    findings = [finding for finding in lint_text(f"[UserData]\r\nComputerName={name}\r\n").findings
+                if finding.rule == "computer-name-invalid"]
+    if shown is None:
+        assert findings == []
+    else:
+        assert findings[0].values["characters"] == shown
+
+
+def test_random_computer_name_not_checked():
+    assert lint_text("[UserData]\r\nComputerName = *\r\n").findings == []
+
+
+def test_known_key_in_run_once_reported():
+    finding = lint_sysprep(DATA / "bad_wrong_section_free_form.inf").findings[0]
+    assert finding.section == "GuiRunOnce"
+    assert finding.key == "ProductKey"
+    assert finding.values["home"] == "UserData"
+
+
+def test_free_keys_in_run_once_clean():
+    text = '[GuiRunOnce]\r\nCommand0 = "C:\\a.cmd"\r\nCommand1 = "C:\\b.cmd"\r\n'
+    assert lint_text(text).findings == []
+
+
+def test_params_section_keys_not_checked():
+    text = "[params.MS_TCPIP.Adapter1]\r\nDHCP = Yes\r\nLanguage = 00000404\r\n"
+    assert lint_text(text).findings == []
+
+
+def test_unterminated_quote_skips_entry():
+    rules = [finding.rule for finding in lint_text('[UserData]\r\nProductKey = "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE\r\n').findings]
+    assert rules == ["unterminated-quote"]
+
+
+def test_semicolon_inside_open_quote_kept():
+    finding = lint_text('[UserData]\r\nOrgName = "Example; Co.\r\n').findings[0]
+    assert finding.rule == "unterminated-quote"
+    assert finding.values["text"] == 'OrgName = "Example; Co.'
+
+
+def test_paired_quotes_with_comment_clean():
+    assert lint_text('[UserData]\r\nOrgName = "Example Co." ; the "legal" name\r\n').findings == []
 
 
 def test_timezone_hex_names_decimal():
@@ -256,6 +329,14 @@ def test_generated_mass_storage_section():
 
 @pytest.mark.parametrize("changes, key", [
     ({"computer_name": "TAIPEI-ACCOUNT-01"}, "computer_name_long"),
+    ({"computer_name": "台北會計部電腦零一"}, "computer_name_long"),
+    ({"computer_name": "台北會計部電腦01"}, "computer_name_long"),
+    ({"computer_name": "PC:01"}, "computer_name_invalid"),
+    ({"computer_name": "PC*"}, "computer_name_invalid"),
+    ({"workgroup": "W" * 16}, "workgroup_long"),
+    ({"workgroup": "會計部工作群組一"}, "workgroup_long"),
+    ({"workgroup": "MY GROUP"}, "workgroup_invalid"),
+    ({"workgroup": "WG;X"}, "workgroup_invalid"),
     ({"computer_name": " "}, "computer_name_empty"),
     ({"product_key": "AAAAA-BBBBB"}, "product_key"),
     ({"time_zone": "Mars Standard Time"}, "time_zone"),
@@ -272,6 +353,73 @@ def test_form_rejects_bad_value(changes, key):
         generate_sysprep(sample_form(**changes))
     assert raised.value.key == f"imaging_sysprep.form.{key}"
     assert raised.value.exit_status == 2
+
+
+# Every string field of the form, with a value that is valid apart from the inserted character.
+STRING_FIELDS = {
+    "org_name": "Example Co.", "full_name": "IT", "product_key": "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE",
+    "computer_name": "PC01", "time_zone": "Taipei Standard Time", "workgroup": "WORKGROUP",
+    "admin_password": "Example-Only-1", "input_locales": "0404:00000404", "install_files_path": "C:\\Sysprep\\i386",
+    "oem_pnp_drivers_path": "Drivers\\Net",
+}
+
+
+@pytest.mark.parametrize("field", sorted(STRING_FIELDS))
+@pytest.mark.parametrize("character", ["\r", "\n", "\t", "\x00", "\x1b", "\x7f", "\x85", "\u2028"])
+def test_form_rejects_control_character(field, character):
+    value = STRING_FIELDS[field]
+    form = sample_form(**{field: value[:2] + character + value[2:]})
+    with pytest.raises(InputError) as raised:
+        generate_sysprep(form)
+    assert raised.value.key == "imaging_sysprep.form.control_character"
+    assert raised.value.values["position"] == 3
+    assert raised.value.values["character"] == f"U+{ord(character):04X}"
+
+
+@pytest.mark.parametrize("field", ["domain", "domain_admin", "domain_admin_password"])
+def test_form_rejects_control_character_in_domain(field):
+    values = {"workgroup": None, "domain": "CORP", "domain_admin": "joiner", "domain_admin_password": "Example-2"}
+    values[field] = values[field] + "\r\n[GuiRunOnce]"
+    with pytest.raises(InputError) as raised:
+        generate_sysprep(sample_form(**values))
+    assert raised.value.key == "imaging_sysprep.form.control_character"
+
+
+def test_form_rejects_control_character_in_hal():
+    with pytest.raises(InputError) as raised:
+        generate_sysprep(sample_form(hal_update=("UpdateUPHAL", "ACPIAPIC_UP\r\n")))
+    assert raised.value.key == "imaging_sysprep.form.control_character"
+
+
+def test_injected_section_never_generated():
+    with pytest.raises(InputError) as raised:
+        generate_sysprep(sample_form(org_name="Corp\r\n[GuiRunOnce]\r\nCommand0=evil"))
+    text = str(raised.value)
+    assert "組織名稱" in text
+    assert "Corp\\r\\n[GuiRunOnce]" in text
+    assert "下一步" in text
+
+
+def test_control_character_error_hides_password():
+    with pytest.raises(InputError) as raised:
+        generate_sysprep(sample_form(admin_password="Secret-Value\n1"))
+    assert "Secret-Value" not in str(raised.value)
+    assert "不顯示" in str(raised.value)
+
+
+def test_chinese_computer_name_within_15_bytes(tmp_path):
+    path = write_sysprep(sample_form(computer_name="台北會計部01"), tmp_path / "sysprep.inf")
+    result = lint_sysprep(path)
+    assert result.encoding == "UTF-16LE"
+    assert result.findings == []
+
+
+def test_long_chinese_name_error_counts_bytes():
+    with pytest.raises(InputError) as raised:
+        generate_sysprep(sample_form(computer_name="台北會計部電腦零一"))
+    assert raised.value.values["length"] == 18
+    assert raised.value.values["characters"] == 9
+    assert "18 個位元組" in str(raised.value)
 
 
 def test_form_error_hides_product_key():

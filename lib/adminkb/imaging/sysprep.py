@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.imaging.sysprep_reference import (
-    KEY_HOME, MULTIPROCESSOR_HAL_IDS, TIME_ZONES, UNATTEND_ONLY_LOWER, UNIPROCESSOR_HAL_IDS,
+    KEY_HOME, MULTIPROCESSOR_HAL_IDS, PARAMS_SECTION, TIME_ZONES, UNATTEND_ONLY_LOWER, UNIPROCESSOR_HAL_IDS,
     is_known_key, section_spelling, takes_free_keys,
 )
 
@@ -41,6 +42,8 @@ RULES: dict[str, str] = {
     "product-key-unquoted": ERROR,
     "product-key-malformed": ERROR,
     "computer-name-length": ERROR,
+    "computer-name-invalid": ERROR,
+    "unterminated-quote": ERROR,
     "admin-password-format": ERROR,
     "hal-id-mismatch": ERROR,
     "hal-id-unknown": ERROR,
@@ -52,8 +55,14 @@ RULES: dict[str, str] = {
 
 # ANSI code page of a Traditional Chinese (Taiwan) Windows, where these files are written.
 ANSI_CODEPAGE = "cp950"
-# NetBIOS computer names are at most 15 characters; Setup cuts longer names.
+# NetBIOS computer names are at most 15 bytes in the OEM code page (Microsoft's "Computer Names"
+# page in the Win32 documentation), and Setup cuts longer names. The OEM code page of a
+# Traditional Chinese Windows is cp950, where a Chinese character takes 2 bytes.
 MAX_COMPUTER_NAME = 15
+NETBIOS_CODEPAGE = "cp950"
+# Characters a computer name cannot contain: the invalid set of NAMETYPE_COMPUTER in the
+# Windows SMB server protocol (MS-SRVS 2.2.2.8), beside the control characters.
+NETBIOS_INVALID = frozenset('"/\\[]:|<>+=;,?*')
 # AdminPassword holds at most 127 characters (deployment reference, [GuiUnattended]).
 MAX_ADMIN_PASSWORD = 127
 PRODUCT_KEY = re.compile(r"[0-9A-Z]{5}(-[0-9A-Z]{5}){4}", re.IGNORECASE)
@@ -183,6 +192,48 @@ def _decode_ansi(data: bytes, findings: list[Finding]) -> tuple[str, str]:
         return data.decode(ANSI_CODEPAGE, errors="replace"), ANSI_CODEPAGE
 
 
+def netbios_length(name: str) -> int:
+    """Return the length of a NetBIOS name in bytes of the OEM code page (cp950).
+
+    A character that cp950 cannot encode counts as one byte, and `netbios_invalid` reports it.
+    """
+    return len(name.encode(NETBIOS_CODEPAGE, errors="replace"))
+
+
+def netbios_invalid(name: str) -> list[str]:
+    """Return the characters of `name` that a NetBIOS computer name cannot contain, each once, in order.
+
+    These are the MS-SRVS invalid set, control characters, and characters that cp950 cannot encode.
+    """
+    found: list[str] = []
+    for character in name:
+        if character in found:
+            continue
+        if (character in NETBIOS_INVALID or unicodedata.category(character) in ("Cc", "Zl", "Zp")
+                or not _encodes(character)):
+            found.append(character)
+    return found
+
+
+def _encodes(character: str) -> bool:
+    try:
+        character.encode(NETBIOS_CODEPAGE)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def describe_characters(characters: list[str]) -> str:
+    """Return characters for a message: printable ones as they are, the others as U+XXXX."""
+    shown = []
+    for character in characters:
+        if character.isprintable() and not character.isspace():
+            shown.append(character)
+        else:
+            shown.append(f"U+{ord(character):04X}")
+    return " ".join(shown)
+
+
 def _first_non_ascii_line(data: bytes) -> int:
     for number, line in enumerate(data.splitlines(), start=1):
         if not line.isascii():
@@ -228,6 +279,11 @@ def parse_sysprep(text: str) -> tuple[list[tuple[int, str]], list[Entry], list[F
             continue
         if current is None:
             findings.append(Finding(number, "outside-section", values={"text": raw.strip()}))
+            continue
+        if line.count('"') % 2:
+            # An odd number of quotes leaves a string unclosed, so Setup may read another value
+            # than the one the line seems to give.
+            findings.append(Finding(number, "unterminated-quote", section=current, values={"text": raw.strip()}))
             continue
         if "=" not in line:
             if section_spelling(current) is not None and not takes_free_keys(current):
@@ -300,9 +356,18 @@ def _check_keys(entries: list[Entry]) -> list[Finding]:
                                     {"first": first_line[identity]}))
         else:
             first_line[identity] = entry.line
-        if section_spelling(entry.section) is None or is_known_key(entry.section, entry.key):
+        if section_spelling(entry.section) is None:
             continue
         lower = entry.key.lower()
+        if takes_free_keys(entry.section) and not PARAMS_SECTION.fullmatch(entry.section):
+            # [GuiRunOnce] and the other free-form sections take any key name, but a key that
+            # belongs to a keyed section (ProductKey, TimeZone...) was put there by mistake.
+            if lower in KEY_HOME:
+                home, spelling = KEY_HOME[lower]
+                findings.append(Finding(entry.line, "wrong-section", entry.section, spelling, {"home": home}))
+            continue
+        if is_known_key(entry.section, entry.key):
+            continue
         if lower in KEY_HOME:
             home, spelling = KEY_HOME[lower]
             findings.append(Finding(entry.line, "wrong-section", entry.section, spelling, {"home": home}))
@@ -334,10 +399,7 @@ def _check_values(entries: list[Entry]) -> list[Finding]:
     if "productkey" in user:
         findings.extend(_check_product_key(user["productkey"]))
     if "computername" in user:
-        name = user["computername"].value.strip()
-        if name != "*" and len(name) > MAX_COMPUTER_NAME:
-            findings.append(Finding(user["computername"].line, "computer-name-length", "UserData", "ComputerName",
-                                    {"value": name, "length": len(name), "maximum": MAX_COMPUTER_NAME}))
+        findings.extend(_check_computer_name(user["computername"]))
     findings.extend(_check_passwords(gui, identification))
     for key, allowed, other in (("updateuphal", UNIPROCESSOR_HAL_IDS, MULTIPROCESSOR_HAL_IDS),
                                 ("updatehal", MULTIPROCESSOR_HAL_IDS, UNIPROCESSOR_HAL_IDS)):
@@ -347,6 +409,23 @@ def _check_values(entries: list[Entry]) -> list[Finding]:
     install_path = unattended.get("installfilespath")
     if regional_lines and (install_path is None or not install_path.value.strip()):
         findings.append(Finding(min(regional_lines), "regional-without-installfilespath", "RegionalSettings"))
+    return findings
+
+
+def _check_computer_name(entry: Entry) -> list[Finding]:
+    name = entry.value.strip()
+    if name == "*":
+        return []
+    findings = []
+    length = netbios_length(name)
+    if length > MAX_COMPUTER_NAME:
+        findings.append(Finding(entry.line, "computer-name-length", "UserData", "ComputerName",
+                                {"value": name, "length": length, "characters": len(name),
+                                 "maximum": MAX_COMPUTER_NAME}))
+    invalid = netbios_invalid(name)
+    if invalid:
+        findings.append(Finding(entry.line, "computer-name-invalid", "UserData", "ComputerName",
+                                {"value": name, "characters": describe_characters(invalid)}))
     return findings
 
 

@@ -1,20 +1,26 @@
 """Generate a sysprep.inf for Windows XP Mini-Setup from a form.
 
-The form checks each value the way the linter does (computer name length, product key shape,
-HAL id against the key), so a generated file with a workgroup and no plain-text password lints
-clean. Lines end in CRLF. The file is ASCII when every value is ASCII, otherwise UTF-16LE with
-a byte-order mark, which Setup reads on any code page.
+The form checks each value the way the linter does (computer name bytes and characters, product
+key shape, HAL id against the key), so a generated file with a workgroup and no plain-text
+password lints clean. No value may contain a line break or another control character, because
+one would start a new line, section or key in the file. Lines end in CRLF. The file is ASCII
+when every value is ASCII, otherwise UTF-16LE with a byte-order mark, which Setup reads on any
+code page.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from adminkb.errors import InputError
-from adminkb.imaging.sysprep import MAX_ADMIN_PASSWORD, MAX_COMPUTER_NAME, PRODUCT_KEY
+from adminkb.i18n import message
+from adminkb.imaging.sysprep import (
+    MAX_ADMIN_PASSWORD, MAX_COMPUTER_NAME, PRODUCT_KEY, describe_characters, netbios_invalid, netbios_length,
+)
 from adminkb.imaging.sysprep_reference import MULTIPROCESSOR_HAL_IDS, TIME_ZONES, UNIPROCESSOR_HAL_IDS
 
 # Traditional Chinese (Taiwan) regional settings: language group 9 is Traditional Chinese,
@@ -23,6 +29,12 @@ from adminkb.imaging.sysprep_reference import MULTIPROCESSOR_HAL_IDS, TIME_ZONES
 ZH_TW_LANGUAGE_GROUP = "9"
 ZH_TW_LOCALE = "00000404"
 ZH_TW_INPUT_LOCALES = "0404:00000404,0404:E0090404"
+
+# Fields whose value an error message must not show.
+SECRET_FIELDS = frozenset({"product_key", "admin_password", "domain_admin_password"})
+# A workgroup name is a NetBIOS domain name: at most 15 bytes, and none of the computer name's
+# invalid characters nor a space (NAMETYPE_DOMAIN in MS-SRVS 2.2.2.8).
+MAX_WORKGROUP = 15
 
 
 @dataclass
@@ -58,13 +70,13 @@ class SysprepForm:
 
     def validate(self) -> None:
         """Raise InputError on the first value that would give a wrong or rejected sysprep.inf."""
+        self._check_control_characters()
         name = self.computer_name.strip()
         if not name:
             raise InputError("imaging_sysprep.form.computer_name_empty", value=self.computer_name,
                              next_key="imaging_sysprep.form.computer_name_next")
-        if name != "*" and len(name) > MAX_COMPUTER_NAME:
-            raise InputError("imaging_sysprep.form.computer_name_long", value=name, length=len(name),
-                             maximum=MAX_COMPUTER_NAME, next_key="imaging_sysprep.form.computer_name_next")
+        if name != "*":
+            check_computer_name(name)
         if not PRODUCT_KEY.fullmatch(self.product_key.strip()):
             raise InputError("imaging_sysprep.form.product_key", value="",
                              next_key="imaging_sysprep.form.product_key_next")
@@ -73,6 +85,8 @@ class SysprepForm:
                              choices=", ".join(sorted(TIME_ZONES)))
         if bool(self.workgroup) == bool(self.domain):
             raise InputError("imaging_sysprep.form.workgroup_or_domain", value=f"{self.workgroup} / {self.domain}")
+        if self.workgroup:
+            _check_workgroup(self.workgroup.strip())
         if self.admin_password != "*" and len(self.admin_password) > MAX_ADMIN_PASSWORD:
             raise InputError("imaging_sysprep.form.admin_password_long", value=len(self.admin_password),
                              maximum=MAX_ADMIN_PASSWORD)
@@ -84,6 +98,59 @@ class SysprepForm:
             if allowed is None or hal_id not in allowed:
                 raise InputError("imaging_sysprep.form.hal_update", value=f"{key} = {hal_id}",
                                  up=", ".join(UNIPROCESSOR_HAL_IDS), mp=", ".join(MULTIPROCESSOR_HAL_IDS))
+
+
+    def _check_control_characters(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            texts = value if isinstance(value, tuple) else (value,)
+            for text in texts:
+                if not isinstance(text, str):
+                    continue
+                position = next((index for index, character in enumerate(text, start=1)
+                                 if unicodedata.category(character) in ("Cc", "Zl", "Zp")), None)
+                if position is None:
+                    continue
+                if field.name in SECRET_FIELDS:
+                    shown = message("imaging_sysprep.form.hidden_value")
+                else:
+                    shown = text.encode("unicode_escape").decode("ascii")
+                raise InputError("imaging_sysprep.form.control_character", value=shown,
+                                 field=field_label(field.name), position=position,
+                                 character=f"U+{ord(text[position - 1]):04X}",
+                                 next_key="imaging_sysprep.form.control_character_next")
+
+
+def field_label(name: str) -> str:
+    """Return the label of a form field in the user's language, such as 組織名稱 for org_name."""
+    return message(f"imaging_sysprep.form.field.{name}")
+
+
+def check_computer_name(name: str) -> None:
+    """Raise InputError when `name` is not a usable NetBIOS computer name (15 bytes in cp950, valid characters)."""
+    length = netbios_length(name)
+    if length > MAX_COMPUTER_NAME:
+        raise InputError("imaging_sysprep.form.computer_name_long", value=name, length=length,
+                         characters=len(name), maximum=MAX_COMPUTER_NAME,
+                         next_key="imaging_sysprep.form.computer_name_next")
+    invalid = netbios_invalid(name)
+    if invalid:
+        raise InputError("imaging_sysprep.form.computer_name_invalid", value=name,
+                         characters=describe_characters(invalid),
+                         next_key="imaging_sysprep.form.computer_name_next")
+
+
+def _check_workgroup(name: str) -> None:
+    length = netbios_length(name)
+    if length > MAX_WORKGROUP:
+        raise InputError("imaging_sysprep.form.workgroup_long", value=name, length=length, maximum=MAX_WORKGROUP,
+                         next_key="imaging_sysprep.form.workgroup_next")
+    invalid = netbios_invalid(name)
+    if " " in name:
+        invalid.append(" ")
+    if invalid:
+        raise InputError("imaging_sysprep.form.workgroup_invalid", value=name,
+                         characters=describe_characters(invalid), next_key="imaging_sysprep.form.workgroup_next")
 
 
 def hal_update_line(key: str, hal_id: str) -> str:
