@@ -10,7 +10,8 @@ import pytest
 from clirun import run_area
 from hive_builder import HiveKey, build_hive
 from adminkb.errors import InputError
-from adminkb.imaging.intelppm import check_intelppm, intelppm_rows, service_key
+from adminkb.i18n import message
+from adminkb.imaging.intelppm import check_intelppm, intelppm_rows, intelppm_summary, service_key
 from adminkb.regfile import RegistryModel, RegValue, encode_regfile, read_regfile
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "reg"
@@ -46,10 +47,123 @@ def test_intel_master_both_sets_at_risk():
     assert not check.safe
 
 
-def test_disabled_export_safe():
-    check = check_intelppm(DATA / "intelppm_disabled.reg")
+def test_system_export_at_risk_complete():
+    check = check_intelppm(DATA / "intelppm_system_export.reg")
+    assert check.complete
+    assert check.selected == ["ControlSet001", "ControlSet002"]
+    assert check.current == "ControlSet001"
+    assert [entry.control_set for entry in check.at_risk] == ["ControlSet001", "ControlSet002"]
+
+
+def test_fixed_system_export_safe():
+    check = check_intelppm(DATA / "intelppm_system_export_fixed.reg")
+    assert check.complete
     assert check.safe
     assert check.fix_regfile().keys == []
+    assert "每個控制集的 intelppm 都已停用或不存在" in intelppm_summary(check)
+
+
+def test_disabled_keys_without_select_not_safe():
+    check = check_intelppm(DATA / "intelppm_disabled.reg")
+    assert check.at_risk == []
+    assert check.selected is None
+    assert not check.complete
+    assert not check.safe
+    assert check.fix_regfile().keys == []
+
+
+# An export of one control set's intelppm key: everything it shows is disabled, but the machine's
+# other control sets (at least LastKnownGood's) were never seen.
+
+def test_one_control_set_export_not_all_clear():
+    check = check_intelppm(DATA / "intelppm_only_controlset001.reg")
+    summary = intelppm_summary(check)
+    assert [entry.control_set for entry in check.checked] == ["ControlSet001"]
+    assert not check.safe
+    assert "每個控制集" not in summary
+    assert message("imaging_intelppm.summary_safe", source=check.source) not in summary
+    assert "只檢查了 ControlSet001" in summary
+    assert "HKLM\\SYSTEM\\Select" in summary
+    assert "reg save HKLM\\SYSTEM" in summary
+    assert "reg export HKLM\\SYSTEM" in summary
+
+
+def test_one_control_set_export_exits_1(capsys):
+    status = run_area("sysprep", "intelppm", str(DATA / "intelppm_only_controlset001.reg"))
+    output = capsys.readouterr().out
+    assert status == 1
+    assert "只檢查了 ControlSet001" in output
+    assert "下一步" in output
+
+
+def export_file(tmp_path: Path, sections: dict[str, dict[str, int]]) -> Path:
+    """Write a version 5 export with DWORD values, one section a key under HKLM\\SYSTEM."""
+    model = RegistryModel()
+    for key, values in sections.items():
+        model.create_key(f"HKEY_LOCAL_MACHINE\\SYSTEM\\{key}")
+        for name, number in values.items():
+            model.set_value(f"HKEY_LOCAL_MACHINE\\SYSTEM\\{key}", name, RegValue.dword(number))
+    path = tmp_path / "export.reg"
+    path.write_bytes(encode_regfile(model.to_regfile()))
+    return path
+
+
+def test_select_names_set_not_exported(tmp_path):
+    path = export_file(tmp_path, {"Select": {"Current": 1, "Default": 1, "Failed": 0, "LastKnownGood": 2},
+                                  "ControlSet001\\Services\\intelppm": {"Start": 4}})
+    check = check_intelppm(path)
+    assert [(entry.control_set, entry.checked) for entry in check.control_sets] == [("ControlSet001", True),
+                                                                                  ("ControlSet002", False)]
+    assert not check.complete
+    assert "ControlSet002" in intelppm_summary(check)
+
+
+def test_select_with_every_set_complete(tmp_path):
+    path = export_file(tmp_path, {"Select": {"Current": 1, "LastKnownGood": 2},
+                                  "ControlSet001\\Services\\intelppm": {"Start": 4},
+                                  "ControlSet002\\Services": {}})
+    check = check_intelppm(path)
+    assert check.complete
+    assert check.safe
+    assert check.control_sets[1].key_present is False
+
+
+def test_current_control_set_alias_covers_current(tmp_path):
+    path = export_file(tmp_path, {"Select": {"Current": 1, "Default": 1, "LastKnownGood": 1},
+                                  "CurrentControlSet\\Services\\intelppm": {"Start": 4}})
+    check = check_intelppm(path)
+    assert [entry.control_set for entry in check.control_sets] == ["CurrentControlSet"]
+    assert check.safe
+
+
+def test_other_key_of_control_set_unchecked(tmp_path):
+    path = export_file(tmp_path, {"Select": {"Current": 1}, "ControlSet001\\Control": {"Example": 1}})
+    check = check_intelppm(path)
+    summary = intelppm_summary(check)
+    assert check.checked == []
+    assert not check.safe
+    assert "沒有任何控制集能檢查" in summary
+
+
+def test_intelppm_subkey_alone_unchecked(tmp_path):
+    path = export_file(tmp_path, {"Select": {"Current": 1}, "ControlSet001\\Services\\intelppm\\Enum": {"Count": 0}})
+    assert check_intelppm(path).control_sets[0].checked is False
+
+
+def test_hive_complete_without_select(tmp_path):
+    check = check_intelppm(system_hive(tmp_path, {"ControlSet001": 4}, current=None))
+    assert check.complete
+    assert check.safe
+
+
+def test_large_export_keeps_values(tmp_path):
+    sections = {f"ControlSet00{number}\\Services\\Svc{index}": {"Start": 3}
+                for number in (1, 2) for index in range(2000)}
+    sections.update({"Select": {"Current": 1, "LastKnownGood": 2}, "ControlSet001\\Services\\intelppm": {"Start": 1},
+                     "ControlSet002\\Services\\intelppm": {"Start": 4}})
+    check = check_intelppm(export_file(tmp_path, sections))
+    assert [entry.start for entry in check.control_sets] == [1, 4]
+    assert [entry.control_set for entry in check.at_risk] == ["ControlSet001"]
 
 
 def test_one_missed_set_found():
@@ -58,7 +172,7 @@ def test_one_missed_set_found():
     assert by_set["ControlSet001"].loads is False
     assert by_set["ControlSet002"].start == 3
     assert by_set["ControlSet002"].loads is True
-    assert by_set["ControlSet003"].key_present is False
+    assert by_set["ControlSet003"].checked is False
     assert by_set["ControlSet003"].loads is False
     assert [entry.control_set for entry in check.at_risk] == ["ControlSet002"]
 
@@ -118,8 +232,8 @@ def test_fix_sets_start_4_where_at_risk():
 
 
 def test_fix_applied_makes_export_safe(tmp_path):
-    export = read_regfile(DATA / "intelppm_intel_master.reg")
-    check = check_intelppm(DATA / "intelppm_intel_master.reg")
+    export = read_regfile(DATA / "intelppm_system_export.reg")
+    check = check_intelppm(DATA / "intelppm_system_export.reg")
     fixed = RegistryModel.from_regfile(export).apply(check.fix_regfile())
     path = tmp_path / "fixed.reg"
     path.write_bytes(encode_regfile(fixed))
@@ -201,7 +315,14 @@ def test_rows_in_user_language(tmp_path):
     rows = intelppm_rows(check_intelppm(DATA / "intelppm_one_set_missed.reg"))
     assert rows[0]["start"] == "4（已停用）"
     assert rows[1]["verdict"].startswith("有風險")
-    assert rows[2]["start"].startswith("沒有 intelppm 機碼")
+    assert rows[2]["start"].startswith("檔案裡沒有這個控制集的 intelppm 機碼")
+    assert rows[2]["verdict"].startswith("未檢查")
+
+
+def test_rows_key_missing_in_checked_set(tmp_path):
+    rows = intelppm_rows(check_intelppm(system_hive(tmp_path, {"ControlSet001": None})))
+    assert rows[0]["start"].startswith("沒有 intelppm 機碼")
+    assert rows[0]["verdict"].startswith("安全")
 
 
 # `adminkb sysprep intelppm`.
@@ -216,17 +337,17 @@ def test_cli_at_risk_exits_1(capsys):
 
 
 def test_cli_safe_exits_0(capsys):
-    status = run_area("sysprep", "intelppm", str(DATA / "intelppm_disabled.reg"))
+    status = run_area("sysprep", "intelppm", str(DATA / "intelppm_system_export_fixed.reg"))
     assert status == 0
     assert "可以還原到 AMD 電腦" in capsys.readouterr().out
 
 
 def test_cli_writes_fix(tmp_path, capsys):
     fix = tmp_path / "intelppm-fix.reg"
-    status = run_area("sysprep", "intelppm", str(DATA / "intelppm_intel_master.reg"), "--fix", str(fix))
+    status = run_area("sysprep", "intelppm", str(DATA / "intelppm_system_export.reg"), "--fix", str(fix))
     assert status == 1
     assert str(fix) in capsys.readouterr().out
-    assert check_intelppm([DATA / "intelppm_intel_master.reg", fix]).safe
+    assert check_intelppm([DATA / "intelppm_system_export.reg", fix]).safe
 
 
 def test_cli_fix_not_overwritten(tmp_path, capsys):
@@ -240,9 +361,26 @@ def test_cli_fix_not_overwritten(tmp_path, capsys):
 
 def test_cli_fix_not_needed_not_written(tmp_path, capsys):
     fix = tmp_path / "intelppm-fix.reg"
-    status = run_area("sysprep", "intelppm", str(DATA / "intelppm_disabled.reg"), "--fix", str(fix))
+    status = run_area("sysprep", "intelppm", str(DATA / "intelppm_system_export_fixed.reg"), "--fix", str(fix))
     assert status == 0
     assert not fix.exists()
+
+
+def test_cli_partial_fix_not_written(tmp_path, capsys):
+    fix = tmp_path / "intelppm-fix.reg"
+    status = run_area("sysprep", "intelppm", str(DATA / "intelppm_disabled.reg"), "--fix", str(fix))
+    assert status == 1
+    assert not fix.exists()
+    assert "沒有寫出" in capsys.readouterr().out
+
+
+def test_cli_partial_json(capsys):
+    status = run_area("sysprep", "intelppm", str(DATA / "intelppm_one_set_missed.reg"), "--format", "json")
+    document = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert document["complete"] is False
+    assert document["selected"] is None
+    assert [entry["checked"] for entry in document["control_sets"]] == [True, True, False]
 
 
 def test_cli_hive_json(tmp_path, capsys):

@@ -1,8 +1,10 @@
 """`adminkb sysprep lint FILE` and `adminkb sysprep intelppm FILE...`: checks before Sysprep.
 
 `lint` checks a Windows XP sysprep.inf: exit status 0 no findings, 1 errors or warnings, 2 the
-file cannot be read. `intelppm` reads intelppm's Start value in every control set of a SYSTEM
-hive or of .reg exports: 0 safe, 1 a control set loads the driver, 2 an input cannot be used.
+file cannot be read. `collect-script` writes the XP batch file that gathers the files the other
+verbs read. `intelppm` reads intelppm's Start value in every control set of a SYSTEM
+hive or of .reg exports: 0 every control set checked and safe, 1 a control set loads the driver
+or the exports do not cover every control set, 2 an input cannot be used.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
 from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
+from adminkb.imaging.collect import FOLDER_PREFIX, collect_batch_bytes, collect_batch_text, copy_back_rows
 from adminkb.imaging.intelppm import IntelppmCheck, check_intelppm, intelppm_rows, intelppm_summary
 from adminkb.imaging.sysprep import LintResult, lint_sysprep
 from adminkb.imaging.unattend import UnattendForm, check_unattend_file, generate_unattend
@@ -50,6 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help=message("imaging_intelppm.cli.encoding_help"))
     intelppm.add_argument("--format", choices=FORMATS, default="table", help=message("cli.format_option"))
     intelppm.set_defaults(handler=run_intelppm)
+
+    collect = verbs.add_parser("collect-script", add_help=False, help=message("imaging_collect.cli.help"),
+                               description=message("imaging_collect.cli.description"),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_help_option(collect)
+    collect.add_argument("--output", metavar="FILE", default=None, help=message("imaging_collect.cli.output_help"))
+    collect.add_argument("--force", action="store_true", help=message("imaging_collect.cli.force_help"))
+    collect.set_defaults(handler=run_collect_script)
 
     unattend = verbs.add_parser("unattend", add_help=False, help=message("imaging_unattend.cli.unattend_help"),
                                 description=message("imaging_unattend.cli.unattend_description"),
@@ -107,10 +118,10 @@ def run_intelppm(arguments: argparse.Namespace) -> int:
     try:
         check = check_intelppm(arguments.files, encoding=arguments.encoding)
         fix_path = Path(arguments.fix) if arguments.fix else None
-        if fix_path is not None and not check.safe and fix_path.exists() and not arguments.force:
+        if fix_path is not None and check.at_risk and fix_path.exists() and not arguments.force:
             raise InputError("imaging_intelppm.fix_exists", value=str(fix_path),
                              next_key="imaging_intelppm.fix_exists_next")
-        if fix_path is not None and not check.safe:
+        if fix_path is not None and check.at_risk:
             try:
                 write_regfile(fix_path, check.fix_regfile())
             except OSError as error:
@@ -134,17 +145,48 @@ def run_intelppm(arguments: argparse.Namespace) -> int:
         if not check.hive_clean:
             print(message("imaging_intelppm.dirty_hive"))
         if fix_path is not None:
-            key = "imaging_intelppm.fix_not_needed" if check.safe else "imaging_intelppm.fix_written"
+            if check.at_risk:
+                key = "imaging_intelppm.fix_written"
+            elif check.safe:
+                key = "imaging_intelppm.fix_not_needed"
+            else:
+                key = "imaging_intelppm.fix_not_written_partial"
             print(message(key, path=fix_path))
     return EXIT_OK if check.safe else EXIT_PROBLEMS
 
 
 def intelppm_document(check: IntelppmCheck) -> dict[str, object]:
     return {"source": check.source, "kind": check.kind, "current": check.current, "hive_clean": check.hive_clean,
-            "safe": check.safe,
-            "control_sets": [{"control_set": entry.control_set, "key_present": entry.key_present,
-                              "start": entry.start, "wrong_type": entry.wrong_type, "loads": entry.loads}
+            "safe": check.safe, "complete": check.complete, "selected": check.selected,
+            "control_sets": [{"control_set": entry.control_set, "checked": entry.checked,
+                              "key_present": entry.key_present, "start": entry.start, "wrong_type": entry.wrong_type,
+                              "loads": entry.loads}
                              for entry in check.control_sets]}
+
+
+def run_collect_script(arguments: argparse.Namespace) -> int:
+    """Write the XP batch file (or print it without --output), list the files to copy back, and return 0 or 2."""
+    if arguments.output is None:
+        sys.stdout.write(collect_batch_text())
+        return EXIT_OK
+    path = Path(arguments.output)
+    try:
+        if path.exists() and not arguments.force:
+            raise InputError("imaging_collect.output_exists", value=str(path),
+                             next_key="imaging_collect.output_exists_next")
+        try:
+            path.write_bytes(collect_batch_bytes())
+        except OSError as error:
+            raise InputError("imaging_collect.write_failed", value=str(path), reason=os_error_text(error),
+                             next_key="imaging_collect.write_failed_next") from None
+    except InputError as error:
+        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(message("imaging_collect.wrote", path=path))
+    print(message("imaging_collect.copy_back_heading", folder=FOLDER_PREFIX + "<COMPUTERNAME>"))
+    headers = {column: message(f"imaging_collect.column.{column}") for column in ("file", "description")}
+    print(render_table(copy_back_rows(), ("file", "description"), headers))
+    return EXIT_OK
 
 
 def run_unattend(arguments: argparse.Namespace) -> int:

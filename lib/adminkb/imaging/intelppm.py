@@ -1,14 +1,22 @@
 """The Intel-to-AMD reboot loop: read intelppm's Start value in every control set, and write the fix.
 
-An XP image built on an Intel machine loads intelppm.sys (the Intel processor driver) at boot. On
-an AMD processor that stops Windows with STOP 0x7E (or 0xFC with PAE), which shows as a reboot
-loop (Microsoft KB 953356). Setting `HKLM\\SYSTEM\\<each ControlSet>\\Services\\intelppm\\Start`
-to 4 (disabled) before capturing the image avoids it.
+An XP image built on an Intel machine keeps the service entry of intelppm.sys (the Intel processor
+driver). Microsoft KB 953356 describes the result: after such an image is deployed to a machine
+with another processor maker's CPU and that machine is upgraded to XP SP2 or SP3, the driver
+loads at the next restart and Windows stops with STOP 0x7E (or 0xFC with PAE), which shows as a
+reboot loop. Setting `HKLM\\SYSTEM\\<each ControlSet>\\Services\\intelppm\\Start` to 4 (disabled)
+before capturing the image avoids it.
 
 The values come from a `reg export` file (REGEDIT4 or version 5, read with adminkb.regfile) or
 from the SYSTEM hive file itself (read with regipy). In a hive the control sets are the root's
 `ControlSet00N` keys and `Select\\Current` names the one in use. An export can also contain
 `CurrentControlSet`, which is the running system's alias of one of them.
+
+A hive holds every control set of the machine. An export holds only the keys that were exported,
+so the check is complete only when the export contains `HKLM\\SYSTEM\\Select` (whose Current,
+Default, Failed and LastKnownGood values name the control sets Windows uses) and, for each of
+those control sets, its intelppm key or a parent of it. Exporting all of `HKLM\\SYSTEM`
+(`reg export HKLM\\SYSTEM`) or saving the hive (`reg save HKLM\\SYSTEM`) gives both.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import logging
 import re
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from adminkb.errors import InputError, os_error_text
@@ -33,6 +41,9 @@ START_DISABLED = 4
 START_NAMES = {0: "boot", 1: "system", 2: "automatic", 3: "manual", 4: "disabled"}
 CONTROL_SET = re.compile(r"(ControlSet\d{3}|CurrentControlSet)", re.IGNORECASE)
 HIVE_MAGIC = b"regf"
+SELECT_KEY = f"{SYSTEM_KEY}\\Select"
+# The Select values that name a control set by number (0 names none).
+SELECT_VALUES = ("Current", "Default", "Failed", "LastKnownGood")
 
 
 @dataclass(frozen=True)
@@ -40,13 +51,15 @@ class ControlSetStart:
     """intelppm in one control set: whether its key exists and its Start value.
 
     `start` is None when the key or the value is missing or the value is not a DWORD
-    (`wrong_type` is true in the last case).
+    (`wrong_type` is true in the last case). `checked` is false when the input does not show
+    this control set's intelppm key or a parent of it, so nothing is known about it.
     """
 
     control_set: str
     key_present: bool
     start: int | None
     wrong_type: bool = False
+    checked: bool = True
 
     @property
     def loads(self) -> bool:
@@ -55,7 +68,7 @@ class ControlSetStart:
         A present key without a readable Start value counts as loading, because nothing shows that
         it is off.
         """
-        return self.key_present and self.start != START_DISABLED
+        return self.checked and self.key_present and self.start != START_DISABLED
 
 
 @dataclass
@@ -70,6 +83,9 @@ class IntelppmCheck:
     # False when a hive's header checksum is wrong, which means the hive was copied while in use
     # or its transaction logs were not applied, so the values read may be out of date.
     hive_clean: bool = True
+    # The control sets that an exported Select key names, or None when the export lacks Select
+    # (then the machine may have control sets that the export does not show).
+    selected: list[str] | None = None
 
     @property
     def at_risk(self) -> list[ControlSetStart]:
@@ -77,8 +93,25 @@ class IntelppmCheck:
         return [entry for entry in self.control_sets if entry.loads]
 
     @property
+    def checked(self) -> list[ControlSetStart]:
+        return [entry for entry in self.control_sets if entry.checked]
+
+    @property
+    def unchecked(self) -> list[ControlSetStart]:
+        """Return the control sets that the input names but whose intelppm key it does not show."""
+        return [entry for entry in self.control_sets if not entry.checked]
+
+    @property
+    def complete(self) -> bool:
+        """Tell whether every control set of the machine was checked (always for a hive)."""
+        if self.kind == "hive":
+            return True
+        return self.selected is not None and not self.unchecked
+
+    @property
     def safe(self) -> bool:
-        return not self.at_risk
+        """Tell whether every control set was checked and none of them loads intelppm.sys."""
+        return self.complete and not self.at_risk
 
     def fix_regfile(self) -> RegFile:
         """Return a .reg file that sets Start = 4 in every control set where intelppm would load."""
@@ -129,32 +162,88 @@ def _starts_with_magic(path: Path) -> bool:
 def check_regfiles(regfiles: Iterable[RegFile]) -> IntelppmCheck:
     """Read the control sets from exports of `HKLM\\SYSTEM` or of its intelppm keys.
 
-    Raises InputError for an unreadable line inside an intelppm key, because a skipped Start
-    value would look missing, and when no file contains a control set.
+    A control set counts as checked when an export contains its key, its Services key or its
+    intelppm key, because `reg export` writes a key with every subkey. The control sets that
+    an exported Select key names are listed even when no export shows them. Raises InputError
+    for an unreadable line inside an intelppm key, because a skipped Start value would look
+    missing, and when no file contains a control set.
     """
     regfiles = list(regfiles)
     model = RegistryModel()
     control_sets: dict[str, str] = {}
+    covered: set[str] = set()
     for regfile in regfiles:
         for problem in regfile.problems:
             if problem.key and _split_system_key(problem.key) and SERVICE_PATH.lower() in problem.key.lower():
                 raise problem.to_error()
-        model.apply(regfile)
+        # A whole SYSTEM export has hundreds of thousands of keys, so only the keys that can hold
+        # or remove intelppm's Start value or the Select values go into the model.
+        model.apply(replace(regfile, keys=[section for section in regfile.keys if _relevant(section.path)]))
         for section in regfile.keys:
             found = _split_system_key(section.path)
             if found:
                 control_sets.setdefault(found.lower(), found)
+                if _covers_intelppm(section.path):
+                    covered.add(found.lower())
     source = ", ".join(regfile.source for regfile in regfiles)
     if not control_sets:
         raise InputError("imaging_intelppm.no_control_set", value=source,
                          next_key="imaging_intelppm.no_control_set_next")
     check = IntelppmCheck(source=source, kind="reg")
+    selected = _selected_control_sets(model)
+    if selected is not None:
+        check.selected = list(dict.fromkeys(name for _, name in selected))
+        check.current = next((name for value, name in selected if value == "Current"), None)
+    for name in check.selected or ():
+        # CurrentControlSet is the alias of the current control set, so its row stands for that set.
+        alias_shown = name == check.current and "currentcontrolset" in covered
+        if name.lower() not in control_sets and not alias_shown:
+            control_sets[name.lower()] = name
     for name in sorted(control_sets.values(), key=_control_set_order):
+        if name.lower() not in covered:
+            check.control_sets.append(ControlSetStart(name, False, None, checked=False))
+            continue
         key = service_key(name)
         value = model.get(key, "Start")
         check.control_sets.append(_entry(name, model.has_key(key), value))
-    log.info("intelppm from %s: %d control sets, %d at risk", source, len(check.control_sets), len(check.at_risk))
+    log.info("intelppm from %s: %d control sets, %d at risk, %d not shown", source, len(check.control_sets),
+             len(check.at_risk), len(check.unchecked))
     return check
+
+
+def _relevant(path: str) -> bool:
+    """Tell whether a key is Select, intelppm's key or a subkey of it, or a parent of one of them."""
+    parts = [part.lower() for part in path.rstrip("\\").split("\\")]
+    if len(parts) < 2 or parts[0] not in ("hkey_local_machine", "hklm") or parts[1] != "system":
+        return False
+    below = parts[2:]
+    if not below or below[0] == "select":
+        return True
+    wanted = SERVICE_PATH.lower().split("\\")
+    rest = below[1:]
+    return rest[:len(wanted)] == wanted[:len(rest)]
+
+
+def _covers_intelppm(path: str) -> bool:
+    """Tell whether an exported key is a control set's key, its Services key or its intelppm key."""
+    parts = path.rstrip("\\").split("\\")[3:]
+    wanted = SERVICE_PATH.lower().split("\\")
+    return [part.lower() for part in parts] == wanted[:len(parts)]
+
+
+def _selected_control_sets(model: RegistryModel) -> list[tuple[str, str]] | None:
+    """Return (Select value name, control set) for each control set that Select names, or None without Select."""
+    if not model.has_key(SELECT_KEY):
+        return None
+    selected: list[tuple[str, str]] = []
+    for value_name in SELECT_VALUES:
+        value = model.get(SELECT_KEY, value_name)
+        if value is None or value.type != REG_DWORD or len(value.data) != 4:
+            continue
+        number = int.from_bytes(value.data, "little")
+        if number:
+            selected.append((value_name, f"ControlSet{number:03d}"))
+    return selected
 
 
 def _split_system_key(path: str) -> str | None:
@@ -251,6 +340,8 @@ def _current_control_set(hive) -> str | None:
 
 def start_text(entry: ControlSetStart) -> str:
     """Return the Start value as the user reads it: number and meaning, or why there is none."""
+    if not entry.checked:
+        return message("imaging_intelppm.start.not_shown")
     if not entry.key_present:
         return message("imaging_intelppm.start.missing")
     if entry.wrong_type:
@@ -265,14 +356,46 @@ def start_text(entry: ControlSetStart) -> str:
 def intelppm_rows(check: IntelppmCheck) -> list[dict[str, object]]:
     """Return one row a control set: its name, the Start value and the verdict."""
     return [{"control_set": entry.control_set, "start": start_text(entry),
-             "verdict": message("imaging_intelppm.verdict.risk" if entry.loads else "imaging_intelppm.verdict.safe")}
+             "verdict": message(f"imaging_intelppm.verdict.{_verdict(entry)}")}
             for entry in check.control_sets]
 
 
+def _verdict(entry: ControlSetStart) -> str:
+    if not entry.checked:
+        return "unchecked"
+    return "risk" if entry.loads else "safe"
+
+
 def intelppm_summary(check: IntelppmCheck) -> str:
-    """Return the verdict for the whole machine, with the next step when a control set is at risk."""
+    """Return the verdict for the whole machine, with the next step when a control set is at risk or unchecked.
+
+    The verdict says the image can go to AMD machines only when every control set was checked.
+    """
     if check.safe:
         return message("imaging_intelppm.summary_safe", source=check.source)
-    sets = ", ".join(entry.control_set for entry in check.at_risk)
-    return "\n".join([message("imaging_intelppm.summary_risk", source=check.source, count=len(check.at_risk), sets=sets),
-                      message("errors.next_step", step=message("imaging_intelppm.summary_risk_next"))])
+    lines = []
+    if check.at_risk:
+        sets = ", ".join(entry.control_set for entry in check.at_risk)
+        lines.append(message("imaging_intelppm.summary_risk", source=check.source, count=len(check.at_risk),
+                             sets=sets))
+        if not check.complete:
+            lines.append(message("imaging_intelppm.summary_risk_partial", missing=coverage_gap(check)))
+        lines.append(message("errors.next_step", step=message("imaging_intelppm.summary_risk_next")))
+    else:
+        checked = ", ".join(entry.control_set for entry in check.checked)
+        key = "imaging_intelppm.summary_partial" if checked else "imaging_intelppm.summary_nothing_checked"
+        lines.append(message(key, source=check.source, checked=checked, missing=coverage_gap(check)))
+    if not check.complete:
+        lines.append(message("errors.next_step", step=message("imaging_intelppm.partial_next")))
+    return "\n".join(lines)
+
+
+def coverage_gap(check: IntelppmCheck) -> str:
+    """Return why the check does not cover the whole machine: missing Select key, control sets not shown."""
+    gaps = []
+    if check.unchecked:
+        gaps.append(message("imaging_intelppm.gap.not_shown",
+                            sets=", ".join(entry.control_set for entry in check.unchecked)))
+    if check.selected is None and check.kind != "hive":
+        gaps.append(message("imaging_intelppm.gap.no_select"))
+    return message("imaging_intelppm.gap.separator").join(gaps)
