@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.imaging.hal import COMMUNITY, SAME, SUPPORTED, Machine, advise_hal
+from adminkb.imaging.hal import BOARD_MAKER, COMMUNITY, SAME, SUPPORTED, Machine, advise_hal
 from adminkb.imaging.split import MEDIA, MIB, ghost_span_names, plan_split, swm_names
 from adminkb.imaging.sysprep import lint_text
 
@@ -151,6 +153,43 @@ def test_hal_advice(source, target, verdict, line):
 def test_hal_line_passes_linter(source, target, verdict, line):
     text = f"[Unattended]\r\n{line}\r\n"
     assert lint_text(text).findings == []
+
+
+# Motherboard makers (KB 828287): a move between matching HALs is supported only on one maker's boards.
+
+def test_different_board_makers_not_supported():
+    advice = advise_hal(replace(ACPI_UP, board_maker="ASUS"), replace(ACPI_MP, board_maker="Gigabyte"))
+    assert advice.verdict == BOARD_MAKER
+    assert advice.supported is False
+    assert advice.update_line == 'UpdateHAL = "ACPIAPIC_MP,%WINDIR%\\Inf\\Hal.inf"'
+    assert "ASUS" in advice.reason
+    assert "Gigabyte" in advice.reason
+    assert "KB 828287" in advice.reason
+
+
+def test_same_hal_different_makers_not_supported():
+    advice = advise_hal(replace(ACPI_UP, board_maker="Intel"), replace(ACPI_UP, board_maker="MSI"))
+    assert advice.verdict == BOARD_MAKER
+    assert advice.update_line is None
+
+
+@pytest.mark.parametrize("source_maker, target_maker", [("ASUS", "asus"), ("Micro-Star ", "micro-star"),
+                                                        (None, "ASUS"), ("ASUS", None), ("", "ASUS")])
+def test_board_maker_same_or_unknown_supported(source_maker, target_maker):
+    advice = advise_hal(replace(ACPI_UP, board_maker=source_maker), replace(ACPI_MP, board_maker=target_maker))
+    assert advice.verdict == SUPPORTED
+
+
+def test_supported_reason_states_board_condition():
+    for target in (ACPI_UP, ACPI_MP):
+        reason = advise_hal(ACPI_UP, target).reason
+        assert "主機板" in reason
+        assert "KB 828287" in reason
+
+
+def test_community_move_ignores_board_maker():
+    advice = advise_hal(replace(ACPI_UP, board_maker="ASUS"), replace(MPS_UP, board_maker="Gigabyte"))
+    assert advice.verdict == COMMUNITY
 
 
 def test_machine_hal_names():

@@ -128,3 +128,10 @@ def test_english_split_bytes(monkeypatch):
     table = split_table(plan_split(1_000, "cd80"))
     assert table.iloc[0]["Value"] == "1,000 bytes"
 
+
+
+def test_hal_table_board_maker_verdict():
+    table = hal_table([("ASUS to MSI", Machine(True, True, 1, board_maker="ASUS"),
+                        Machine(True, True, 2, board_maker="MSI"))])
+    assert table.iloc[0]["判斷"] == "微軟不支援：主機板製造商不同"
+    assert "KB 828287" in table.iloc[0]["原因"]

@@ -75,7 +75,7 @@ def hal_table(moves: Sequence[tuple[str, Machine, Machine]]) -> pd.DataFrame:
         advice: HalAdvice = advise_hal(source, target)
         rows.append({"move": label, "source_hal": _hal_name(advice.source_hal), "target_hal": _hal_name(advice.target_hal),
                      "verdict": message(f"ui.hal_verdict.{advice.verdict}"), "update_line": advice.update_line or "",
-                     "reason": message(advice.reason_key)})
+                     "reason": advice.reason})
     return _full_text(rows, ("move", "source_hal", "target_hal", "verdict", "update_line", "reason"))
 
 
