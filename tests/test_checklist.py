@@ -14,7 +14,7 @@ import pytest
 from clirun import run_area
 from adminkb.errors import InputError
 from adminkb.i18n import catalog
-from adminkb.imaging.checklist import Checklist
+from adminkb.imaging.checklist import Checklist, json_error_text
 from adminkb.imaging.steps import COMMUNITY, PHASES, STEPS, STEPS_BY_ID, SUPPORTED, steps_in
 
 WHEN = datetime(2026, 3, 2, 1, 15, tzinfo=timezone.utc)
@@ -359,6 +359,33 @@ def test_corrupt_json_names_line(tmp_path):
     with pytest.raises(InputError) as raised:
         Checklist("build", tmp_path)
     assert "第 3 行" in str(raised.value)
+
+
+@pytest.mark.parametrize("content, words", [
+    ("", "應該是一個值"), ("{", "欄位名稱"), ('{"a" 1}', "冒號"), ("[1 2]", "逗號"), ('"abc', "雙引號"),
+    ('{"a": 1} x', "多餘的內容"), ('"a\\q"', "反斜線"), ('"\\u12"', "十六進位"), ('"a\x01"', "控制字元"),
+])
+def test_corrupt_json_reason_in_chinese(tmp_path, content, words):
+    (tmp_path / "build.json").write_text(content, encoding="utf-8")
+    with pytest.raises(InputError) as raised:
+        Checklist("build", tmp_path)
+    text = str(raised.value)
+    assert words in text
+    for english in ("Expecting", "delimiter", "Unterminated", "Extra data", "Invalid"):
+        assert english not in text
+
+
+def test_unknown_json_message_worded(tmp_path):
+    error = json.JSONDecodeError("Some future message", "x", 0)
+    assert json_error_text(error) == "JSON 語法錯誤"
+
+
+def test_corrupt_json_english(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    (tmp_path / "build.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(InputError) as raised:
+        Checklist("build", tmp_path)
+    assert "a field name in double quotes is expected here" in str(raised.value)
 
 
 def test_binary_file_raises(tmp_path):

@@ -294,9 +294,11 @@ class Checklist:
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:
+            log.info("checklist %s: not valid JSON at line %d, column %d: %s", where, error.lineno, error.colno,
+                     error.msg)
             raise InputError("imaging_checklist.corrupt", value=where,
                              reason=message("imaging_checklist.bad_json", line=error.lineno, column=error.colno,
-                                            detail=error.msg),
+                                            detail=json_error_text(error)),
                              next_key="imaging_checklist.corrupt_next") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise InputError("imaging_checklist.foreign", value=where, next_key="imaging_checklist.foreign_next")
@@ -374,6 +376,32 @@ class _Change:
     """The request of a change inside `Checklist._change`: whether to save when it ends."""
 
     save: bool = True
+
+
+# The start of each message the standard json module raises, and the catalog key that words it.
+_JSON_ERRORS = (
+    ("Expecting value", "expecting_value"),
+    ("Expecting property name", "expecting_name"),
+    ("Expecting ':' delimiter", "expecting_colon"),
+    ("Expecting ',' delimiter", "expecting_comma"),
+    ("Unterminated string", "unterminated_string"),
+    ("Extra data", "extra_data"),
+    ("Invalid \\uXXXX escape", "bad_unicode_escape"),
+    ("Invalid \\escape", "bad_escape"),
+    ("Invalid control character", "control_character"),
+    ("Illegal trailing comma", "trailing_comma"),
+)
+
+
+def json_error_text(error: json.JSONDecodeError) -> str:
+    """Return what the JSON parser found wrong, in the user's language.
+
+    A message the table does not know gives a general sentence, and the log keeps the original.
+    """
+    for start, key in _JSON_ERRORS:
+        if error.msg.startswith(start):
+            return message(f"imaging_checklist.json_error.{key}")
+    return message("imaging_checklist.json_error.other")
 
 
 def _markdown_cell(text: str) -> str:
