@@ -4,6 +4,7 @@ Domain code only (no Jupyter imports): the runbook's widgets and the CLI build o
 """
 
 from adminkb.imaging.checklist import Checklist, Tick, default_state_dir
+from adminkb.imaging.computer_names import ComputerNamePattern, generate_sysprep_files, write_sysprep_files
 from adminkb.imaging.hal import HALS, HalAdvice, Machine, advise_hal
 from adminkb.imaging.haldll import HalFile, read_hal_bytes, read_hal_dll
 from adminkb.imaging.intelppm import IntelppmCheck, check_intelppm, intelppm_rows, intelppm_summary
@@ -16,7 +17,8 @@ from adminkb.imaging.unattend import (
 )
 
 __all__ = [
-    "HALS", "MEDIA", "PHASES", "STEPS", "STEPS_BY_ID", "Checklist", "Finding", "HalAdvice", "HalFile", "LintResult",
+    "HALS", "MEDIA", "PHASES", "STEPS", "STEPS_BY_ID", "Checklist", "ComputerNamePattern", "Finding", "HalAdvice",
+    "HalFile", "LintResult", "generate_sysprep_files", "write_sysprep_files",
     "Machine", "Medium", "SplitPlan", "Step", "SysprepForm", "Tick", "advise_hal", "default_state_dir",
     "encode_sysprep", "generate_sysprep", "ghost_span_names", "lint_sysprep", "lint_text", "phase_title",
     "plan_split", "read_hal_bytes", "read_hal_dll", "steps_in", "swm_names", "write_sysprep",

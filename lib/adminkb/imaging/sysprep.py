@@ -453,11 +453,11 @@ def _check_product_key(entry: Entry) -> list[Finding]:
         findings.append(Finding(entry.line, "product-key-unquoted", "UserData", "ProductKey"))
     if not PRODUCT_KEY.fullmatch(entry.value.strip()):
         findings.append(Finding(entry.line, "product-key-malformed", "UserData", "ProductKey",
-                                {"value": _mask_key(entry.value.strip())}))
+                                {"value": mask_product_key(entry.value.strip())}))
     return findings
 
 
-def _mask_key(key: str) -> str:
+def mask_product_key(key: str) -> str:
     """Keep only the last group of a product key, so that findings can be shared safely."""
     visible = key[-5:] if len(key) > 5 else ""
     return "*" * (len(key) - len(visible)) + visible

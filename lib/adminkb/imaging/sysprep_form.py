@@ -44,9 +44,9 @@ class SysprepForm:
     org_name: str
     full_name: str
     product_key: str
-    # One fixed name, or "*" for a random name built from org_name: sysprep.inf has no numbered
-    # pattern, because every machine restored from the image reads the same file unless a
-    # deployment script edits it per machine before Mini-Setup runs.
+    # One fixed name, or "*" for a random name built from org_name. sysprep.inf has no numbered
+    # pattern, because every machine restored from the image reads the same file. For numbered
+    # names, ComputerNamePattern gives one name a machine and write_sysprep_files one file each.
     computer_name: str = "*"
     time_zone: str = "Taipei Standard Time"
     workgroup: str | None = "WORKGROUP"

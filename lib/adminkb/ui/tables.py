@@ -14,6 +14,7 @@ from html import escape
 import pandas as pd
 
 from adminkb.i18n import message
+from adminkb.imaging.computer_names import name_rows
 from adminkb.imaging.hal import HALS, HalAdvice, Machine, advise_hal
 from adminkb.imaging.intelppm import IntelppmCheck, intelppm_rows
 from adminkb.imaging.split import SplitPlan
@@ -107,6 +108,11 @@ def split_table(plan: SplitPlan) -> pd.DataFrame:
         {"item": message("ui.split.restore"), "value": plan.restore_command},
     ]
     return _full_text(rows, ("item", "value"))
+
+
+def names_table(names: Sequence[str]) -> pd.DataFrame:
+    """Return the computer names of a pattern with their length in cp950 bytes (at most 15 each)."""
+    return _full_text(name_rows(names), ("computer_name", "bytes"))
 
 
 def intelppm_table(check: IntelppmCheck) -> pd.DataFrame:
