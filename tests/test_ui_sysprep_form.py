@@ -8,7 +8,7 @@ from adminkb.errors import InputError
 from adminkb.imaging.computer_names import ComputerNamePattern
 from adminkb.imaging.sysprep import lint_sysprep, lint_text
 from adminkb.imaging.sysprep_form import SysprepForm
-from adminkb.ui import SysprepFormWidget
+from adminkb.ui import SysprepFormWidget, open_sysprep_form
 from adminkb.ui.sysprep_form import hide_secrets
 
 KEY = "BCDFG-HJKMP-QRTVW-XY234-6789B"
@@ -155,6 +155,13 @@ def test_write_failure_shown(tmp_path):
     widget = SysprepFormWidget(make_form(), output_dir=blocker)
     widget.write_button.click()
     assert "無法寫出 sysprep.inf" in widget.message.value
+
+
+def test_open_sysprep_form_fills_widget(tmp_path):
+    widget = open_sysprep_form(make_form(), pattern=ComputerNamePattern("PC-", 1, 2), output_dir=tmp_path)
+    assert isinstance(widget, SysprepFormWidget)
+    assert list(widget.files()) == ["PC-01", "PC-02"]
+    assert widget.write_button.disabled is False
 
 
 def test_static_html_hides_secrets():

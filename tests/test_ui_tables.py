@@ -135,3 +135,19 @@ def test_hal_table_board_maker_verdict():
                         Machine(True, True, 2, board_maker="MSI"))])
     assert table.iloc[0]["判斷"] == "微軟不支援：主機板製造商不同"
     assert "KB 828287" in table.iloc[0]["原因"]
+
+
+def test_runbook_tables_not_cut():
+    notebook = json.loads((ROOT / "notebooks" / "10_xp_universal_image.ipynb").read_text("utf-8"))
+    checked = 0
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            html = "".join(data.get("text/html", ""))
+            for cell_text in re.findall(r"<td>(.*?)</td>", html, flags=re.DOTALL):
+                checked += 1
+                assert not cell_text.strip().endswith("..."), cell_text
+            if "text/html" in data and "<table" in html:
+                for line in "".join(data.get("text/plain", "")).splitlines():
+                    assert not line.rstrip(" \\").endswith("..."), line
+    assert checked > 0

@@ -322,6 +322,15 @@ class SysprepFormWidget(widgets.VBox):
         return data
 
 
+def open_sysprep_form(form: SysprepForm, *, pattern: ComputerNamePattern | None = None,
+                      output_dir: str | os.PathLike[str] | None = None) -> SysprepFormWidget:
+    """Return the generator form filled from `form`, numbering computer names by `pattern` when given.
+
+    `output_dir` is where the form's button writes the files; without it the button is disabled.
+    """
+    return SysprepFormWidget(form, pattern=pattern, output_dir=output_dir)
+
+
 def hide_secrets(text: str) -> str:
     """Return answer-file text with the product key masked and the password values replaced by asterisks."""
     text = _KEY_LINE.sub(lambda match: match.group(1) + mask_product_key(match.group(2)) + match.group(3), text)
