@@ -483,6 +483,111 @@ def test_failed_run_keeps_earlier_export(small_collection, tmp_path):
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".adminkb-export")] == []
 
 
+def _kernel_notebook(kernel: str) -> nbformat.NotebookNode:
+    notebook = _plain_notebook("96 核心", "print(1)")
+    notebook.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    return notebook
+
+
+def test_unknown_kernel_rejected(tmp_path):
+    folder = tmp_path / "notebooks"
+    _write(folder, "96_kernel.ipynb", _kernel_notebook("nosuchkernel"))
+    with pytest.raises(InputError) as caught:
+        export_site(tmp_path / "out", notebooks_dir=folder, progress=False, cell_timeout=60)
+    assert caught.value.key == "export.error.no_such_kernel"
+    text = str(caught.value)
+    assert "96_kernel.ipynb" in text
+    assert "nosuchkernel" in text
+    # The installed kernels are listed, and python3 runs every other test here.
+    assert "python3" in text
+    assert "Kernel → Change Kernel" in text
+    assert "--use-stored-outputs" in text
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def broken_kernel(tmp_path, monkeypatch) -> str:
+    """Install the kernel "broken" for this test only: its program exits at once with a message on
+    stderr, as a python without ipykernel does."""
+    spec_folder = tmp_path / "jupyter" / "kernels" / "broken"
+    spec_folder.mkdir(parents=True)
+    (spec_folder / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-c", "import sys; sys.exit('No module named ipykernel_launcher')",
+                 "{connection_file}"],
+        "display_name": "Broken", "language": "python"}), encoding="utf-8")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    return "broken"
+
+
+def test_kernel_start_failure_rejected(tmp_path, broken_kernel):
+    folder = tmp_path / "notebooks"
+    _write(folder, "96_kernel.ipynb", _kernel_notebook(broken_kernel))
+    with pytest.raises(InputError) as caught:
+        export_site(tmp_path / "out", notebooks_dir=folder, progress=False, cell_timeout=60)
+    assert caught.value.key == "export.error.kernel_start_failed"
+    assert caught.value.values["reason"] == "No module named ipykernel_launcher"
+    text = str(caught.value)
+    assert "96_kernel.ipynb" in text
+    assert "broken" in text
+    assert "jupyter kernelspec list" in text
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("kernel", "expected"), [
+    ("nosuchkernel", "Error: The runbook 96_kernel.ipynb names the Jupyter kernel nosuchkernel"),
+    ("broken", "Error: The Jupyter kernel broken of the runbook 96_kernel.ipynb failed to start"),
+])
+def test_cli_kernel_failure_exits_2(tmp_path, broken_kernel, kernel, expected):
+    folder = tmp_path / "notebooks"
+    _write(folder, "96_kernel.ipynb", _kernel_notebook(kernel))
+    result = subprocess.run([sys.executable, "-m", "adminkb", "export", "--out", str(tmp_path / "out"),
+                             "--notebooks", str(folder)], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, ADMINKB_LANG="en"))
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert "Next step:" in result.stderr
+    # Neither the failure nor nbclient's exit handler may print a traceback.
+    assert "Traceback" not in result.stderr
+    assert "AssertionError" not in result.stderr
+
+
+def test_kernel_program_missing_rejected(tmp_path, monkeypatch):
+    spec_folder = tmp_path / "jupyter" / "kernels" / "gone"
+    spec_folder.mkdir(parents=True)
+    missing = tmp_path / "no-such-python"
+    (spec_folder / "kernel.json").write_text(json.dumps({
+        "argv": [str(missing), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Gone", "language": "python"}), encoding="utf-8")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    folder = tmp_path / "notebooks"
+    _write(folder, "96_kernel.ipynb", _kernel_notebook("gone"))
+    with pytest.raises(InputError) as caught:
+        export_site(tmp_path / "out", notebooks_dir=folder, progress=False, cell_timeout=60)
+    assert caught.value.key == "export.error.kernel_start_failed"
+    assert str(missing) in caught.value.values["reason"]
+
+
+def test_cell_timeout_names_cell(tmp_path):
+    folder = tmp_path / "notebooks"
+    notebook = _plain_notebook("97 逾時", "print('fast')")
+    notebook.cells.append(nbformat.v4.new_code_cell("import time\ntime.sleep(30)"))
+    _write(folder, "97_slow.ipynb", notebook)
+    started = time.monotonic()
+    with pytest.raises(InputError) as caught:
+        export_site(tmp_path / "out", notebooks_dir=folder, progress=False, cell_timeout=2)
+    assert time.monotonic() - started < 25
+    assert caught.value.key == "export.error.cell_timeout"
+    assert caught.value.values["cell"] == 3
+    assert caught.value.values["seconds"] == 2
+    text = str(caught.value)
+    assert "97_slow.ipynb" in text
+    assert "第 3 格（import time）" in text
+    assert "2 秒" in text
+    assert "--cell-timeout 4" in text
+    assert "---" not in text
+    assert not (tmp_path / "out").exists()
+
+
 def test_external_output_rejected(tmp_path):
     folder = tmp_path / "notebooks"
     notebook = _notebook(nbformat.v4.new_markdown_cell("# 94 外部"), nbformat.v4.new_code_cell(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from adminkb.cli import EXIT_OK, add_help_option, bounded_number
 
-from adminkb.export import DEFAULT_CELL_TIMEOUT, export_site
+from adminkb.export import DEFAULT_CELL_TIMEOUT, MAX_CELL_TIMEOUT, export_site
 from adminkb.i18n import message
 
 
@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--use-stored-outputs", action="store_true", help=message("export.cli.stored_help"))
     parser.add_argument("--no-input", action="store_true", help=message("export.cli.no_input_help"))
     parser.add_argument("--mask", action="store_true", help=message("export.cli.mask_help"))
-    parser.add_argument("--cell-timeout", metavar="SECONDS", type=bounded_number(int, 1, 86_400), default=DEFAULT_CELL_TIMEOUT,
+    parser.add_argument("--cell-timeout", metavar="SECONDS", type=bounded_number(int, 1, MAX_CELL_TIMEOUT),
+                        default=DEFAULT_CELL_TIMEOUT,
                         help=message("export.cli.cell_timeout_help", default=DEFAULT_CELL_TIMEOUT))
     parser.set_defaults(handler=run_export)
 

@@ -5,7 +5,8 @@ machine with no network. `external_resources` is the check every page passes bef
 """
 
 from adminkb.export.check import external_resources, is_local_url
+from adminkb.export.execute import MAX_CELL_TIMEOUT
 from adminkb.export.site import DEFAULT_CELL_TIMEOUT, ExportResult, default_out_dir, export_site
 
-__all__ = ["DEFAULT_CELL_TIMEOUT", "ExportResult", "default_out_dir", "export_site", "external_resources",
-           "is_local_url"]
+__all__ = ["DEFAULT_CELL_TIMEOUT", "MAX_CELL_TIMEOUT", "ExportResult", "default_out_dir", "export_site",
+           "external_resources", "is_local_url"]
