@@ -349,6 +349,30 @@ def test_progress_widget_drawn_from_saved_state(tmp_path):
     assert "0/60 [00:00" not in text
 
 
+def test_masked_widgets_keep_saved_state(tmp_path):
+    folder = tmp_path / "notebooks"
+    notebook = _widget_notebook()
+    state = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    state["d5"]["state"]["value"] = "寄到 mail.example.com:\u2007100%"
+    _write(folder, "90_widgets.ipynb", notebook)
+    plain = export_site(tmp_path / "plain", notebooks_dir=folder, use_stored_outputs=True, progress=False)
+    masked = export_site(tmp_path / "masked", notebooks_dir=folder, use_stored_outputs=True, mask=True,
+                         progress=False)
+    text = (tmp_path / "masked" / "90_widgets.html").read_text(encoding="utf-8")
+    bar = re.search(r"<progress([^>]*)>([^<]*)</progress>", text)
+    assert bar is not None
+    assert 'value="60"' in bar.group(1)
+    assert bar.group(2) == "100%"
+    assert "60/60\u2007[00:02&lt;00:00]" in text
+    assert "0/60 [00:00" not in text
+    # The text in the saved state is masked like the outputs around it.
+    assert "mail.example.com" not in text
+    assert "寄到 host-1.invalid:\u2007100%" in text
+    # Only the slider, which has no static form, warns, as without --mask.
+    assert masked.warnings == plain.warnings
+    assert len(masked.warnings) == 1
+
+
 def test_saved_widget_with_unknown_child_not_drawn():
     models = {"box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_text", "IPY_MODEL_slider"]}},
               "text": {"model_name": "LabelModel", "state": {"value": "a < b"}},

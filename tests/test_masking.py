@@ -145,10 +145,59 @@ def test_notebook_code_and_outputs_masked():
     assert code.outputs[2].traceback == ["connect to host-1.invalid failed"]
 
 
-def test_notebook_images_and_widget_state_dropped():
+def test_notebook_images_dropped():
     masked = mask_notebook(_sample_notebook())
     assert "image/png" not in masked.cells[1].outputs[1].data
-    assert "widgets" not in masked.metadata
+
+
+def _widget_state_notebook() -> nbformat.NotebookNode:
+    """A notebook with widget state as nbclient saves it: a box with a label and an image."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell('SERVER = "mail.example.com"')]
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+        "state": {
+            "box": {"model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0",
+                    "model_name": "HBoxModel",
+                    "state": {"_model_name": "HBoxModel", "children": ["IPY_MODEL_label", "IPY_MODEL_image"],
+                              "layout": "IPY_MODEL_layout"}},
+            "label": {"model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0",
+                      "model_name": "HTMLModel",
+                      "state": {"_model_name": "HTMLModel", "value": "<b>ops@example.net</b> via 192.0.2.1",
+                                "description": "mail.example.com"}},
+            "image": {"model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0",
+                      "model_name": "ImageModel",
+                      "state": {"_model_name": "ImageModel", "format": "png"},
+                      "buffers": [{"data": "iVBORw0KGgo=", "encoding": "base64", "path": ["value"]}]},
+        },
+        "version_major": 2, "version_minor": 0}}
+    return notebook
+
+
+def test_notebook_widget_state_masked():
+    masked = mask_notebook(_widget_state_notebook())
+    state = masked.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert masked.cells[0].source == 'SERVER = "host-1.invalid"'
+    assert state["label"]["state"]["value"] == "<b>user-1@host-2.invalid</b> via ipv4-1"
+    assert state["label"]["state"]["description"] == "host-1.invalid"
+
+
+def test_notebook_widget_structure_kept():
+    masked = mask_notebook(_widget_state_notebook())
+    saved = masked.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]
+    assert saved["version_major"] == 2
+    box = saved["state"]["box"]
+    assert box["model_module"] == "@jupyter-widgets/controls"
+    assert box["model_module_version"] == "2.0.0"
+    assert box["state"]["_model_name"] == "HBoxModel"
+    assert box["state"]["children"] == ["IPY_MODEL_label", "IPY_MODEL_image"]
+    assert box["state"]["layout"] == "IPY_MODEL_layout"
+
+
+def test_notebook_widget_buffers_dropped():
+    masked = mask_notebook(_widget_state_notebook())
+    image = masked.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]["image"]
+    assert "buffers" not in image
+    assert image["state"]["format"] == "png"
 
 
 def test_notebook_markdown_kept_unless_asked():

@@ -186,12 +186,12 @@ def mask_notebook(notebook: Any, masker: Masker | None = None, *, markdown: bool
     Code cell sources and their outputs (streams, rich outputs, errors) are masked with one
     Masker, so placeholders agree across the notebook. Image outputs are dropped, because text
     drawn in a picture (a plot label, a screenshot) cannot be masked. Markdown cells are the
-    runbook's own prose and stay as they are unless `markdown` is True. Widget state kept in the
-    notebook metadata is dropped for the same reason as images.
+    runbook's own prose and stay as they are unless `markdown` is True. The widget state saved in
+    the notebook metadata is masked too, so that an exported page still draws a progress bar or a
+    checklist as it was saved. Its binary buffers (the pixels of an image widget) are dropped.
     """
     masker = masker or Masker()
     masked = copy.deepcopy(notebook)
-    masked.get("metadata", {}).pop("widgets", None)
     for cell in masked.get("cells", []):
         if cell.get("cell_type") == "code":
             cell["source"] = masker.mask(_joined(cell.get("source", "")))
@@ -199,6 +199,9 @@ def mask_notebook(notebook: Any, masker: Masker | None = None, *, markdown: bool
                 _mask_output(output, masker)
         elif cell.get("cell_type") == "markdown" and markdown:
             cell["source"] = masker.mask(_joined(cell.get("source", "")))
+    metadata = masked.get("metadata", {})
+    if "widgets" in metadata:
+        metadata["widgets"] = _mask_widget_state(metadata["widgets"], masker)
     return masked
 
 
@@ -225,6 +228,37 @@ def _mask_value(value: Any, masker: Masker) -> Any:
         return [_mask_value(item, masker) for item in value]
     if isinstance(value, dict):
         return {key: _mask_value(item, masker) for key, item in value.items()}
+    return value
+
+
+# Widget state keys that name the widget's model and view classes and their packages, never user data.
+_WIDGET_CLASS_KEYS = frozenset({"model_module", "model_module_version", "model_name"})
+# The prefix of a reference to another widget in saved widget state ("IPY_MODEL_" and the model id).
+_WIDGET_REFERENCE = "IPY_MODEL_"
+
+
+def _mask_widget_state(value: Any, masker: Masker) -> Any:
+    """Mask every string in saved widget state except class names and references between widgets.
+
+    Keys that start with "_" (`_model_name`, `_view_module`) and the keys in _WIDGET_CLASS_KEYS
+    are the widget protocol's own names. Any other string, at any depth, may be a value the user
+    typed or the kernel wrote, so it is masked. "buffers" contains base64 binary data that cannot
+    be masked, so it is dropped.
+    """
+    if isinstance(value, str):
+        return value if value.startswith(_WIDGET_REFERENCE) else masker.mask(value)
+    if isinstance(value, list):
+        return [_mask_widget_state(item, masker) for item in value]
+    if isinstance(value, dict):
+        masked = {}
+        for key, item in value.items():
+            if key == "buffers":
+                continue
+            if key.startswith("_") or key in _WIDGET_CLASS_KEYS:
+                masked[key] = item
+            else:
+                masked[key] = _mask_widget_state(item, masker)
+        return masked
     return value
 
 
