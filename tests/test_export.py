@@ -46,6 +46,42 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
     '<script src="/usr/share/javascript/jquery.js"></script>',
     '<img src="../outside.png">',
     '<link rel="icon" href="file:///etc/icon.png">',
+    # Legacy background attributes.
+    '<table background="https://example.com/bg.png"><tr><td>x</td></tr></table>',
+    '<body background="//example.com/bg.png">',
+    '<table><tr><td background="https://example.com/cell.png">x</td></tr></table>',
+    # CSS image-set() and image() with bare strings, and CSS that hides url( or @import.
+    """<div style="background-image: image-set('https://example.com/a.png' 1x)"></div>""",
+    '<style>.x { background: -webkit-image-set("https://example.com/a.png" 1x, "b.png" 2x); }</style>',
+    '<style>.x { background: image-set(url(https://example.com/a.png) 1x); }</style>',
+    """<style>.x { background: image('https://example.com/a.png'); }</style>""",
+    r'<style>body { background: u\72l(https://example.com/bg.png); }</style>',
+    """<style>@import"https://example.com/more.css";</style>""",
+    """<style>@import /* more rules */ 'https://example.com/more.css';</style>""",
+    """<div style="background: url('https://example.com/bg.png')"></div>""",
+    # <link> preloads and icons, and the other elements that load a URL.
+    '<link rel="preload" as="image" href="https://example.com/hero.png">',
+    '<link rel="preload" as="image" imagesrcset="local.png 1x, https://example.com/hero.png 2x">',
+    '<link rel="icon" href="https://example.com/favicon.ico">',
+    '<picture><source srcset="https://example.com/big.webp"></picture>',
+    '<audio src="https://example.com/a.mp3"></audio>',
+    '<video><track src="https://example.com/subtitles.vtt"></video>',
+    '<input type="image" src="https://example.com/go.png">',
+    '<frameset><frame src="https://example.com/"></frameset>',
+    '<portal src="https://example.com/"></portal>',
+    '<html manifest="https://example.com/app.appcache"><body></body></html>',
+    '<iframe srcdoc="<img src=&quot;https://example.com/x.png&quot;>"></iframe>',
+    # SVG and MathML.
+    '<svg><image href="https://example.com/pic.png"/></svg>',
+    '<svg><image xlink:href="https://example.com/pic.png"/></svg>',
+    '<svg><use href="https://example.com/icons.svg#mail"/></svg>',
+    '<svg><filter id="f"><feImage href="https://example.com/texture.png"/></filter></svg>',
+    '<svg><script href="https://example.com/app.js"></script></svg>',
+    '<svg><rect fill="url(https://example.com/paint.svg#gradient)"/></svg>',
+    '<svg><style>@import url(https://example.com/svg.css);</style></svg>',
+    '<math><mglyph src="https://example.com/glyph.png"/></math>',
+    # A path that leaves the folder once the browser decodes it.
+    '<img src="%2e%2e/outside.png">',
 ])
 def test_external_resource_found(html):
     assert external_resources(f"<html><body>{html}</body></html>") != []
@@ -59,6 +95,14 @@ def test_external_resource_found(html):
     '<a href="#step-1">step</a>',
     '<style>body { font-family: "Noto Sans CJK TC"; }</style>',
     '<script>var x = "https://example.com/ is only a string";</script>',
+    '<map><area href="https://www.rfc-editor.org/rfc/rfc5321" alt="RFC"></map>',
+    '<table background="images/bg.png"><tr><td>x</td></tr></table>',
+    '<style>.x { background: image-set("a.png" 1x, "b.png" 2x); }</style>',
+    '<style>.x { background-image: url(data:image/png;base64,iVBORw0KGgo=); }</style>',
+    '<svg><use href="#icon-mail"/><rect fill="url(#gradient)"/></svg>',
+    '<iframe srcdoc="<p>本機內容</p>"></iframe>',
+    """<p title="image-set('https://example.com/a.png')">text, not CSS</p>""",
+    '<img srcset="data:image/png;base64,iVBORw0KGgo= 1x, images/big.png 2x">',
 ])
 def test_local_or_link_not_flagged(html):
     assert external_resources(f"<html><body>{html}</body></html>") == []
