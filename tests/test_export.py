@@ -337,6 +337,42 @@ def test_mask_hides_addresses(small_collection, tmp_path):
     assert "https://www.rfc-editor.org/rfc/rfc5321" in page
 
 
+def _intro(site: Path) -> list[str]:
+    """Return the opening paragraphs of the site's index page."""
+    text = (site / "index.html").read_text(encoding="utf-8")
+    return re.findall(r'<p class="adminkb-intro">([^<]*)</p>', text)
+
+
+def test_intro_says_outputs_stored(small_collection, tmp_path):
+    export_site(tmp_path / "out", notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    intro = _intro(tmp_path / "out")
+    assert len(intro) == 2
+    assert intro[0].startswith("這是操作手冊的離線網頁版")
+    assert "已儲存的輸出" in intro[1]
+    assert "匯出時沒有重新執行" in intro[1]
+    assert not any("郵件實驗室" in paragraph for paragraph in intro)
+
+
+def test_intro_says_code_hidden_and_masked(small_collection, tmp_path):
+    export_site(tmp_path / "out", notebooks_dir=small_collection, use_stored_outputs=True, no_input=True,
+                mask=True, progress=False)
+    intro = _intro(tmp_path / "out")
+    assert len(intro) == 4
+    assert "已儲存的輸出" in intro[1]
+    assert "隱藏了程式碼" in intro[2]
+    assert "user-1" in intro[3]
+
+
+def test_intro_in_english(small_collection, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    export_site(tmp_path / "out", notebooks_dir=small_collection, use_stored_outputs=True, no_input=True,
+                progress=False)
+    intro = _intro(tmp_path / "out")
+    assert intro[1] == ("The outputs on each page are the ones stored in the runbook when it was last run and "
+                        "saved. The export did not run it again.")
+    assert intro[2] == "This edition hides the code and keeps the explanations and outputs."
+
+
 def test_links_to_exported_notebooks_rewritten(small_collection, tmp_path):
     export_site(tmp_path / "out", notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
     text = (tmp_path / "out" / "91_first.html").read_text(encoding="utf-8")
@@ -349,6 +385,10 @@ def test_execution_fills_outputs(tmp_path):
     _write(folder, "93_run.ipynb", _plain_notebook("93 執行", "print(sum(range(10)) * 1000)"))
     export_site(tmp_path / "out", notebooks_dir=folder, progress=False, cell_timeout=60)
     assert "45000" in (tmp_path / "out" / "93_run.html").read_text(encoding="utf-8")
+    intro = _intro(tmp_path / "out")
+    assert len(intro) == 2
+    assert "匯出時重新執行" in intro[1]
+    assert "郵件實驗室" in intro[1]
 
 
 def test_execution_runs_lab_runbook(tmp_path):

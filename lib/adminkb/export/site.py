@@ -159,7 +159,8 @@ def export_site(out_dir: Path | None = None, *, notebooks_dir: Path | None = Non
         nav = navigation_html(PageLink(previous.url, previous.title) if previous else None,
                               PageLink(following.url, following.title) if following else None)
         render_page(exporter, notebook, page, nav, css, exported)
-    index_html = render_index(pages, css)
+    intro = index_intro(use_stored_outputs=use_stored_outputs, no_input=no_input, mask=mask)
+    index_html = render_index(pages, css, intro)
 
     for name, text in [("index.html", index_html), *((page.url, page.html) for page in pages)]:
         found = external_resources(text)
@@ -173,8 +174,19 @@ def export_site(out_dir: Path | None = None, *, notebooks_dir: Path | None = Non
     return ExportResult(out_dir=out_dir, pages=pages, warnings=warnings)
 
 
-def render_index(pages: list[Page], css: str) -> str:
-    """Render the index page: the runbook list and the search box with its inline index."""
+def index_intro(*, use_stored_outputs: bool, no_input: bool, mask: bool) -> list[str]:
+    """Return the index page's opening paragraphs: what the site is and how this export made it."""
+    paragraphs = [message("export.index.intro"),
+                  message("export.index.outputs_stored" if use_stored_outputs else "export.index.outputs_executed")]
+    if no_input:
+        paragraphs.append(message("export.index.code_hidden"))
+    if mask:
+        paragraphs.append(message("export.index.masked"))
+    return paragraphs
+
+
+def render_index(pages: list[Page], css: str, intro: list[str]) -> str:
+    """Render the index page: the `intro` paragraphs, the runbook list and the search box with its index."""
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_folder()), autoescape=True)
     template = environment.get_template("site_index.html.j2")
     search_data = {
@@ -187,7 +199,7 @@ def render_index(pages: list[Page], css: str) -> str:
         "search_label", "search_placeholder", "list_heading", "column_number", "column_title", "column_question")}
     first = PageLink(pages[0].url, pages[0].title)
     return template.render(
-        site_title=message("export.index.site_title"), intro=message("export.index.intro"), labels=labels,
+        site_title=message("export.index.site_title"), intro=intro, labels=labels,
         pages=pages, css=css, search_json=search_json, search_js=read_asset("search.js"),
         nav_html=navigation_html(None, first))
 
