@@ -373,6 +373,14 @@ def test_intro_in_english(small_collection, tmp_path, monkeypatch):
     assert intro[2] == "This edition hides the code and keeps the explanations and outputs."
 
 
+def test_progress_bar_in_chinese(small_collection, tmp_path, capsys):
+    export_site(tmp_path / "out", notebooks_dir=small_collection, use_stored_outputs=True, progress=True)
+    bar = capsys.readouterr().err
+    assert "讀取手冊" in bar
+    assert "2/2" in bar
+    assert re.search(r"份/s|s/份", bar), bar
+
+
 def test_links_to_exported_notebooks_rewritten(small_collection, tmp_path):
     export_site(tmp_path / "out", notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
     text = (tmp_path / "out" / "91_first.html").read_text(encoding="utf-8")

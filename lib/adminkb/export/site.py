@@ -140,7 +140,7 @@ def export_site(out_dir: Path | None = None, *, notebooks_dir: Path | None = Non
 
     notebooks = []
     label = message("export.progress_read" if use_stored_outputs else "export.progress_run")
-    for path in tqdm(paths, desc=label, unit="nb", disable=not progress):
+    for path in tqdm(paths, desc=label, unit=message("export.progress_unit"), disable=not progress):
         notebook = read_notebook(path)
         if not use_stored_outputs:
             execute_notebook(notebook, path, cell_timeout)
