@@ -554,18 +554,65 @@ def test_out_with_user_files_rejected(small_collection, tmp_path):
     assert sorted(path.name for path in out_dir.iterdir()) == ["notes.txt"]
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root may write to any folder, so a read-only folder cannot be tested")
+# A script for `python -c SCRIPT ARGS...` that runs `python ARGS...` without root's
+# CAP_DAC_OVERRIDE, so that a folder's mode bits bind root too (CI runs the tests as root).
+# PR_CAPBSET_DROP removes the capability from the bounding set, and the exec that follows leaves
+# it out of the permitted and effective sets. CAP_DAC_READ_SEARCH stays, so the child still
+# reads the package and the notebooks.
+_WITHOUT_DAC_OVERRIDE = """
+import ctypes, os, sys
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE = 24, 1
+if os.geteuid() == 0:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) != 0:
+        sys.exit("prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE) failed: " + os.strerror(ctypes.get_errno()))
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") and hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="dropping root's CAP_DAC_OVERRIDE needs Linux")
+@pytest.mark.skipif(os.name == "nt", reason="chmod cannot make a folder read-only on Windows")
 def test_out_unwritable_rejected(small_collection, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        with pytest.raises(InputError) as caught:
-            export_site(locked / "html", notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+        result = subprocess.run(
+            [sys.executable, "-c", _WITHOUT_DAC_OVERRIDE, "-m", "adminkb", "export", "--out", str(locked / "html"),
+             "--notebooks", str(small_collection), "--use-stored-outputs"],
+            capture_output=True, text=True, timeout=120, env=dict(os.environ, ADMINKB_LANG="en"))
     finally:
         locked.chmod(0o700)
-    assert caught.value.key == "export.error.out_unwritable"
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"Error: Cannot write to the output path {locked}: permission denied" in result.stderr
+    assert "--out" in result.stderr
+    assert list(locked.iterdir()) == []
+
+
+def test_out_unwritable_during_write_rejected(small_collection, tmp_path):
+    # The child skips check_out_dir, so the export fails at the write itself, as it does when the
+    # folder becomes read-only after the check.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _WITHOUT_DAC_OVERRIDE, "-c",
+             "import os, sys\n"
+             "from adminkb.errors import InputError\n"
+             "from adminkb.export import site\n"
+             "site.check_out_dir = lambda out_dir: None\n"
+             "try:\n"
+             "    site.export_site(sys.argv[1], notebooks_dir=sys.argv[2], use_stored_outputs=True, progress=False)\n"
+             "except InputError as error:\n"
+             "    print(error.key, error.values['reason'])\n",
+             str(locked / "html"), str(small_collection)],
+            capture_output=True, text=True, timeout=120, env=dict(os.environ, ADMINKB_LANG="en"))
+    finally:
+        locked.chmod(0o700)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "export.error.out_unwritable Permission denied"
     assert list(locked.iterdir()) == []
 
 
