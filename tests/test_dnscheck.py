@@ -707,3 +707,9 @@ def test_closed_port_gives_timeout(server):
     elapsed = time.monotonic() - started
     assert lookup.status == "timeout"
     assert elapsed < 1 + OVERSHOOT
+
+
+def test_lookup_records_in_fixed_order(client):
+    # dnspython's server code shuffles a record set in every answer, so the order seen is sorted.
+    seen = {tuple(client.lookup("example.com", "MX").texts()) for _ in range(20)}
+    assert seen == {("10 mx1.example.com.", "20 mx2.example.com.")}

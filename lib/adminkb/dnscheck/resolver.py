@@ -19,6 +19,7 @@ import dns.exception
 import dns.name
 import dns.nameserver
 import dns.rcode
+import dns.rdata
 import dns.rdatatype
 import dns.resolver
 
@@ -278,7 +279,15 @@ class DnsClient:
             log.warning("lookup of %s %s at %s failed: %s", text, rdtype, self.describe_nameservers(), error)
             return Lookup(text, rdtype, SERVFAIL, detail=str(error))
         canonical = answer.canonical_name.to_text()
-        return Lookup(text, rdtype, ANSWER, list(answer.rrset or ()), canonical_name=canonical)
+        # A record set has no order, and servers (dnspython's among them) shuffle it in every
+        # answer, so the records are sorted to make results and runbook outputs repeatable.
+        records = sorted(answer.rrset or (), key=_record_order)
+        return Lookup(text, rdtype, ANSWER, records, canonical_name=canonical)
+
+
+def _record_order(rdata: dns.rdata.Rdata) -> tuple[int, str]:
+    """Return the sort key of a record: MX preference first, then the record's text."""
+    return getattr(rdata, "preference", 0), rdata.to_text()
 
 
 def _failure_status(error: dns.resolver.NoNameservers) -> str:
