@@ -11,6 +11,7 @@ import pytest
 from adminkb.diagnose import (CONFIGURATION, EXIT_CODES, FAULTS, OK, PICKUP_NOT_WRITABLE, PROBLEM, QUEUE, RELAY,
                               RELAY_DENIED, REMOTE_MX_UNREACHABLE, SKIPPED, WRONG_SMART_HOST, DiagnoseRequest,
                               diagnose, diagnose_target, lab_configuration, restore_fault, stage_fault, stage_target_fault)
+from adminkb.diagnose.checks import checked_log_path
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.lab import can_bind_source_address
@@ -246,3 +247,47 @@ def test_lab_stop_callbacks_run_once_in_order():
     lab_target.close()
     lab_target.close()
     assert calls == ["first", "second"]
+
+
+def test_cli_mailroot_file_exits_2(tmp_path, capsys):
+    from adminkb.cli import main
+
+    plain_file = tmp_path / "mailroot.txt"
+    plain_file.write_text("not a folder", encoding="utf-8")
+    code = main(["diagnose", "--server", "127.0.0.1:2525", "--from", SENDER, "--to", "user@example.net",
+                 "--mailroot", str(plain_file)])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert f"--mailroot 需要資料夾，但 {plain_file} 是檔案。" in error
+    assert "Pickup、Queue、Badmail" in error
+
+
+def test_cli_logs_not_a_log_raises():
+    with pytest.raises(InputError) as caught:
+        run_area("diagnose", "--server", "127.0.0.1:2525", "--from", SENDER, "--to", "user@example.net",
+                 "--logs", str(METABASE))
+    assert caught.value.key == "diagnose.logs_not_log"
+    assert str(METABASE) in str(caught.value)
+    assert "SMTPSVC1" in str(caught.value)
+
+
+def test_runbook_mailroot_file_raises(tmp_path):
+    plain_file = tmp_path / "mailroot.txt"
+    plain_file.write_text("x", encoding="utf-8")
+    real = SmtpTarget("127.0.0.1:2525")
+    with pytest.raises(InputError) as caught:
+        diagnose_target(real, SENDER, "user@example.net", mailroot=plain_file)
+    assert caught.value.key == "diagnose.path_not_folder"
+    assert "MAILROOT" in str(caught.value)
+
+
+@needs_aliases
+def test_log_file_accepted(target):
+    target.lab.allow_relay(APP)
+    assert target.probe(SENDER, "user@example.net", send=True, timeout=5).exit_code == 0
+    (log_file,) = sorted(target.lab.log_dir.glob("*.log"))
+    request = _lab_request(target, "user@example.net")
+    request.logs = checked_log_path(log_file, "--logs")
+    step = diagnose(request).step("log")
+    assert step.verdict == OK
+    assert "行提到這個寄件者或收件者，都成功" in step.evidence

@@ -29,6 +29,7 @@ from adminkb.mailroot_scan import badmail_reasons, folder_summary, scan_mailroot
 from adminkb.metabase import GRANT, SMART_HOST_TYPES, SmtpVirtualServer
 from adminkb.smtp import ProbeResult, parse_host_port, probe
 from adminkb.w3c import read_w3c
+from adminkb.w3c.sources import FOLDER_SUFFIXES
 
 log = logging.getLogger("adminkb.diagnose")
 
@@ -83,6 +84,15 @@ class DiagnoseRequest:
 
 def _skip(name: str, reason_key: str, **values: object) -> Step:
     return Step(name, SKIPPED, message(reason_key, **values))
+
+
+def _input_error_step(name: str, verdict: str, error: InputError, cause: str, values: dict[str, object]) -> Step:
+    """Return a step for a reader's InputError: what failed as evidence, its next step in the next-step column."""
+    evidence = message(error.key, **error.values)
+    if error.where:
+        evidence = message("errors.where", text=evidence, where=error.where)
+    next_step = message(error.next_key, **error.values) if error.next_key else None
+    return Step(name, verdict, evidence, next_step, cause=cause, values=values)
 
 
 def _recipient_domain(request: DiagnoseRequest) -> str:
@@ -277,7 +287,7 @@ def _inventory(request: DiagnoseRequest) -> pd.DataFrame | Step:
     try:
         inventory = scan_mailroot(request.mailroot, now=request.now, progress=False)
     except InputError as error:
-        return Step("queue", PROBLEM, str(error), None, cause="mailroot_unusable", values={"path": str(request.mailroot)})
+        return _input_error_step("queue", PROBLEM, error, "mailroot_unusable", {"path": str(request.mailroot)})
     if request.ages_from_file_names and request.now is not None:
         inventory = _ages_from_names(inventory, request.now)
     request.facts["inventory"] = inventory
@@ -351,7 +361,7 @@ def log_step(request: DiagnoseRequest) -> Step:
     try:
         frame = read_w3c(request.logs)
     except InputError as error:
-        return Step("log", WARNING, str(error), None, cause="log_unreadable", values={"path": str(request.logs)})
+        return _input_error_step("log", WARNING, error, "log_unreadable", {"path": str(request.logs)})
     query = frame.get("cs-uri-query")
     if query is None or frame.empty:
         return Step("log", WARNING, message("diagnose.evidence.log_no_query", path=request.logs),
@@ -455,12 +465,32 @@ def _banner_probe(request: DiagnoseRequest, host: str, port: int, quit_after: st
 
 
 def checked_folder(path: str | os.PathLike[str] | None, option: str) -> Path | None:
-    """Return `path` as a Path, raising InputError when it is given but is not a folder."""
+    """Return `path` as a Path, raising InputError when it is given but is missing or not a folder."""
     if path is None:
         return None
     folder = Path(path)
     if not folder.exists():
         raise InputError("diagnose.path_missing", value=str(folder), option=option,
                          next_key="diagnose.path_missing_next")
+    if not folder.is_dir():
+        raise InputError("diagnose.path_not_folder", value=str(folder), option=option,
+                         next_key="diagnose.path_not_folder_next")
     return folder
 
+
+def checked_log_path(path: str | os.PathLike[str] | None, option: str) -> Path | None:
+    """Return `path` as a Path when it is a log folder or a log file the W3C reader takes.
+
+    A file must end in `.log`, `.gz` or `.zip`, the names the reader collects from a folder,
+    so that a MetaBase.xml or an event log given by mistake is rejected before anything runs.
+    """
+    if path is None:
+        return None
+    source = Path(path)
+    if not source.exists():
+        raise InputError("diagnose.path_missing", value=str(source), option=option,
+                         next_key="diagnose.path_missing_next")
+    if not source.is_dir() and source.suffix.lower() not in FOLDER_SUFFIXES:
+        raise InputError("diagnose.logs_not_log", value=str(source), option=option,
+                         suffixes=", ".join(FOLDER_SUFFIXES), next_key="diagnose.logs_not_log_next")
+    return source
