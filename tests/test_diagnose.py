@@ -14,7 +14,7 @@ from adminkb.diagnose import (CONFIGURATION, EXIT_CODES, FAULTS, OK, PICKUP_NOT_
 from adminkb.diagnose.checks import checked_log_path
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.lab import can_bind_source_address
+from adminkb.lab import MailLab, can_bind_source_address
 from adminkb.metabase import GRANT
 from adminkb.target import SmtpTarget
 from tests.clirun import run_area
@@ -291,3 +291,50 @@ def test_log_file_accepted(target):
     step = diagnose(request).step("log")
     assert step.verdict == OK
     assert "行提到這個寄件者或收件者，都成功" in step.evidence
+
+
+def _relay_denied_in(lab):
+    """Diagnose relay from APP to a remote domain in `lab`, whose relay list is empty."""
+    return diagnose(DiagnoseRequest(host=lab.host, port=lab.port, mail_from=SENDER, rcpt_to="user@example.net",
+                                    configuration=lab_configuration(lab), source_address=APP, timeout=5))
+
+
+@needs_aliases
+def test_relay_for_auth_without_auth_offered():
+    # The lab's default: RelayForAuth on, no authentication method, so EHLO lists no AUTH.
+    with MailLab() as lab:
+        relay = _relay_denied_in(lab).step("relay")
+    assert relay.cause == "relay_denied"
+    assert "RelayForAuth 是開啟的" in relay.evidence
+    assert "RelayForAuth 是開啟的" in relay.next_step
+    assert "EHLO 回覆沒有 AUTH" in relay.next_step
+    assert "「存取」→「驗證」啟用基本驗證" in relay.next_step
+
+
+@needs_aliases
+def test_relay_for_auth_says_authenticate():
+    with MailLab(basic_auth=True, auth_requires_tls=False, accounts={"app": "lab-password"}) as lab:
+        relay = _relay_denied_in(lab).step("relay")
+    assert relay.next_step.startswith("讓程式先以 AUTH 登入再寄信")
+    assert "允許所有成功驗證的電腦轉送，不論上面的清單為何" in relay.next_step
+    assert "RelayForAuth" in relay.next_step
+
+
+@needs_aliases
+def test_relay_for_auth_off_not_authenticate():
+    with MailLab(basic_auth=True, auth_requires_tls=False, accounts={"app": "lab-password"},
+                 relay_for_authenticated=False) as lab:
+        relay = _relay_denied_in(lab).step("relay")
+    assert "RelayForAuth 是關閉的" in relay.evidence
+    assert "即使以 AUTH 登入也不能轉送" in relay.next_step
+    assert "先以 AUTH 登入再寄信" not in relay.next_step
+
+
+@needs_aliases
+def test_cli_metabase_relay_for_auth(target, capsys):
+    # Virtual server 1 of the fixture sets RelayForAuth="-1".
+    run_area("diagnose", "--server", target.address, "--from", SENDER, "--to", "user@example.net",
+             "--metabase", str(METABASE), "--source", APP, "--timeout", "5", "--format", "json")
+    steps = {step["name"]: step for step in json.loads(capsys.readouterr().out)["steps"]}
+    assert "RelayForAuth 是開啟的" in steps["relay"]["evidence"]
+    assert "RelayForAuth 是開啟的" in steps["relay"]["next_step"]

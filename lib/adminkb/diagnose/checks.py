@@ -177,9 +177,27 @@ def _relay_denied_step(level: str, evidence: str, values: dict[str, object], req
             extra.append(message("diagnose.evidence.relay_list_missing", client=client, entries=listed))
     probe_result: ProbeResult = request.facts["probe"]
     offers_auth = bool(probe_result.ehlo and probe_result.ehlo.auth_mechanisms)
-    next_key = "diagnose.next.relay_denied_auth" if offers_auth else "diagnose.next.relay_denied"
+    next_key = _relay_denied_next_key(configuration, offers_auth)
+    if configuration is not None:
+        extra.append(message("diagnose.evidence.relay_for_auth_on" if configuration.relay_for_auth
+                             else "diagnose.evidence.relay_for_auth_off"))
     return Step("relay", level, "\n".join([evidence, *extra]), message(next_key, **values), cause="relay_denied",
                 values=values)
+
+
+def _relay_denied_next_key(configuration: SmtpVirtualServer | None, offers_auth: bool) -> str:
+    """Choose the next step for a relay denial from RelayForAuth and the AUTH line of EHLO.
+
+    With RelayForAuth on, a client that authenticates may relay whatever the list contains, so
+    authenticating is the first advice; without AUTH in EHLO the server must offer an
+    authentication method first. With RelayForAuth off, authenticating would not help.
+    Without the configuration only the EHLO reply can tell.
+    """
+    if configuration is None:
+        return "diagnose.next.relay_denied_auth" if offers_auth else "diagnose.next.relay_denied"
+    if not configuration.relay_for_auth:
+        return "diagnose.next.relay_denied_no_auth"
+    return "diagnose.next.relay_denied_authenticate" if offers_auth else "diagnose.next.relay_denied_enable_auth"
 
 
 def _send_test_step(result: ProbeResult, request: DiagnoseRequest, previous_failed: str | None) -> Step:

@@ -53,7 +53,7 @@ def lab_configuration(lab: MailLab) -> SmtpVirtualServer:
     return SmtpVirtualServer(
         location="/LM/SmtpSvc/1", number=1, comment="adminkb mail lab",
         bindings=(Binding(address=lab.host, port=lab.port),),
-        relay=relay, relay_for_auth=True, connection=connection,
+        relay=relay, relay_for_auth=lab.relay_for_authenticated, connection=connection,
         smart_host=smart_host.host if smart_host else None,
         smart_host_type=smart_host.type if smart_host else 0,
         max_message_size=lab._max_message_size, log_type=1,

@@ -496,6 +496,11 @@ class MailLab(OutboundControls):
     # Relay restrictions
 
     @property
+    def relay_for_authenticated(self) -> bool:
+        """Whether "Allow all computers which successfully authenticate to relay" is ticked."""
+        return self._relay_for_authenticated
+
+    @property
     def relay_grant(self) -> list[str]:
         """The computers allowed to relay ("Only the list below"); empty when relay is open to all."""
         return self._relay.entries() if self._relay.mode == GRANT else []
