@@ -338,3 +338,73 @@ def test_cli_metabase_relay_for_auth(target, capsys):
     steps = {step["name"]: step for step in json.loads(capsys.readouterr().out)["steps"]}
     assert "RelayForAuth 是開啟的" in steps["relay"]["evidence"]
     assert "RelayForAuth 是開啟的" in steps["relay"]["next_step"]
+
+
+LOCAL_RECIPIENT = "helpdesk@example.com"
+
+
+@needs_aliases
+def test_local_recipient_not_blamed_on_relay(target):
+    # APP is not on the relay list, but example.com is the lab's local domain: RCPT is accepted.
+    _stage(target, RELAY_DENIED)
+    result = diagnose_target(target, SENDER, LOCAL_RECIPIENT, timeout=5)
+    assert result.step("relay").verdict == OK
+    assert "example.com 是這台伺服器的本機網域" in result.step("relay").evidence
+    config = result.step("config")
+    assert config.verdict == OK
+    assert config.cause is None
+    assert f"不允許 {APP}，但這封信寄給本機網域 example.com，不需要轉送" in config.evidence
+    for name in ("dns", "outbound", "smart_host"):
+        assert result.step(name).verdict == SKIPPED
+        assert "本機網域 example.com" in result.step(name).evidence
+    assert result.step("drop").verdict == OK
+    assert result.cause is None
+    assert result.exit_status == 0
+
+
+@needs_aliases
+def test_local_recipient_found_in_drop(target):
+    result = diagnose_target(target, SENDER, LOCAL_RECIPIENT, timeout=5, send_test=True)
+    assert result.step("send_test").verdict == OK
+    assert len(target.lab.drop_files()) == 1
+    drop = result.step("drop")
+    assert drop.verdict == OK
+    assert f"其中 1 封寄給 {LOCAL_RECIPIENT}" in drop.evidence
+
+
+@needs_aliases
+def test_remote_recipient_has_no_drop_step(target):
+    target.lab.allow_relay(APP)
+    result = diagnose_target(target, SENDER, "user@example.net", timeout=5)
+    assert "drop" not in [step.name for step in result.steps]
+    assert result.step("outbound").verdict == OK
+
+
+@needs_aliases
+def test_local_drop_folder_missing(target, tmp_path):
+    for name in ("Pickup", "Queue", "Badmail"):
+        (tmp_path / name).mkdir()
+    request = _lab_request(target, LOCAL_RECIPIENT)
+    request.mailroot = tmp_path
+    result = diagnose(request)
+    assert result.cause == "drop_missing"
+    assert result.exit_status == EXIT_CODES[CONFIGURATION]
+    assert str(tmp_path) in result.most_likely.evidence
+
+
+@needs_aliases
+def test_cli_local_recipient_inferred(target, capsys):
+    # The fixture's relay list does not contain APP and MetaBase.xml lists no local domains,
+    # so the accepted RCPT is the only sign that the server handles the domain locally.
+    code = run_area("diagnose", "--server", target.address, "--from", SENDER, "--to", LOCAL_RECIPIENT,
+                    "--metabase", str(METABASE), "--source", APP, "--timeout", "5", "--check-outbound",
+                    "--dns", "127.0.0.1:9", "--format", "json")
+    document = json.loads(capsys.readouterr().out)
+    steps = {step["name"]: step for step in document["steps"]}
+    assert code == 0
+    assert document["cause"] is None
+    assert "當成本機網域" in steps["relay"]["evidence"]
+    assert steps["config"]["verdict"] == OK
+    assert steps["dns"]["verdict"] == SKIPPED
+    assert steps["outbound"]["verdict"] == SKIPPED
+    assert steps["drop"]["verdict"] == SKIPPED

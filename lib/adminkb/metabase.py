@@ -229,7 +229,11 @@ class SmtpVirtualServer:
     `relay` and `connection` are None when the property is absent everywhere: for the relay
     list that is the service's default, "Only the list below" with an empty list. A list that
     could not be decoded keeps its bytes in `relay_raw`/`connection_raw` and its reason in
-    `notes`.
+    `notes`. `local_domains` lists the domains the server accepts mail for without relay, or
+    is None when they are not known.
+
+    NOTE: MetaBase.xml keeps the domains as IIsSmtpDomain keys whose RouteAction flags Microsoft
+    does not document, so the reader leaves `local_domains` None; only the lab fills it in.
     """
 
     location: str
@@ -252,6 +256,7 @@ class SmtpVirtualServer:
     relay_raw: bytes | None = None
     connection_raw: bytes | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    local_domains: tuple[str, ...] | None = None
 
     @property
     def logging_enabled(self) -> bool:

@@ -7,7 +7,8 @@
 
 Everything is read-only: the session stops after RCPT TO unless `send_test` is set, the Pickup
 check creates and removes an empty folder, and checks that reach beyond the server (DNS, port 25
-to the recipient's MX) run only with `check_outbound`.
+to the recipient's MX) run only with `check_outbound`. For a recipient in a local domain, the
+Drop folder is checked instead of the MX and the Smart Host.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import logging
 import os
 
 from adminkb.diagnose.checks import (DiagnoseRequest, badmail_step, checked_folder, checked_log_path, config_step,
-                                     dns_step, log_step, outbound_step, pickup_step, queue_step, session_steps,
-                                     smart_host_step)
+                                     dns_step, drop_step, log_step, outbound_step, pickup_step, queue_step,
+                                     session_steps, smart_host_step)
 from adminkb.diagnose.lab import (FAULTS, PICKUP_NOT_WRITABLE, RELAY_DENIED, REMOTE_MX_UNREACHABLE, WRONG_SMART_HOST,
                                   lab_configuration, restore_fault, stage_fault)
 from adminkb.diagnose.model import (CONFIGURATION, CONNECTION, DNS, EXIT_CODES, EXIT_INPUT, EXIT_OK, EXIT_WARNINGS,
@@ -35,6 +36,8 @@ def diagnose(request: DiagnoseRequest) -> Diagnosis:
     steps.append(config_step(request))
     steps.append(pickup_step(request))
     steps.append(queue_step(request))
+    if request.facts.get("local_recipient"):
+        steps.append(drop_step(request))
     steps.append(badmail_step(request))
     steps.append(log_step(request))
     dns = dns_step(request)

@@ -41,6 +41,12 @@ MAX_OUTBOUND_ADDRESSES = 3
 # The EHLO reply of the IIS SMTP Service names the client address: "250-host Hello [192.0.2.10]".
 _HELLO_ADDRESS = re.compile(r"Hello \[([0-9A-Fa-f:.]+)\]")
 
+# The two sources for "the recipient domain is local" (mail for it goes to Drop, not to an MX):
+# the configuration lists the domain, or the server accepted RCPT from a client that its relay
+# list does not allow.
+LOCAL_CONFIGURED = "configured"
+LOCAL_INFERRED = "inferred"
+
 PortMap = Callable[[str, int], int]
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
 
@@ -124,9 +130,33 @@ def session_steps(request: DiagnoseRequest) -> list[Step]:
             if steps[-1].verdict == PROBLEM:
                 previous_failed = name
             continue
+        if name == "relay":
+            request.facts["local_recipient"] = _local_recipient(request)
         steps.append(_session_success(name, result, request))
     steps.append(_send_test_step(result, request, previous_failed))
     return steps
+
+
+def _local_recipient(request: DiagnoseRequest) -> str | None:
+    """Return LOCAL_CONFIGURED or LOCAL_INFERRED when the accepted recipient is in a local domain, else None.
+
+    Called once RCPT TO was accepted. Without a configuration nothing is known, so None.
+    """
+    configuration = request.configuration
+    if configuration is None:
+        return None
+    if configuration.local_domains is not None:
+        local = {domain.lower().rstrip(".") for domain in configuration.local_domains}
+        return LOCAL_CONFIGURED if _recipient_domain(request) in local else None
+    client = request.facts.get("client_ip")
+    if client and configuration.relay_allows(client) is False:
+        return LOCAL_INFERRED
+    return None
+
+
+def _local_values(request: DiagnoseRequest) -> dict[str, object]:
+    return {"recipient": request.rcpt_to, "domain": _recipient_domain(request),
+            "client": request.facts.get("client_ip") or "-"}
 
 
 def _client_address(result: ProbeResult, source_address: str | None) -> str | None:
@@ -150,7 +180,11 @@ def _session_success(name: str, result: ProbeResult, request: DiagnoseRequest) -
         return Step(name, OK, _reply_text(result, ("banner",)))
     if name == "ehlo":
         return Step(name, OK, message("diagnose.evidence.ehlo_ok", client=request.facts.get("client_ip") or "-"))
-    return Step(name, OK, _reply_text(result, ("rcpt",)) or message("diagnose.evidence.relay_ok"))
+    evidence = _reply_text(result, ("rcpt",)) or message("diagnose.evidence.relay_ok")
+    local = request.facts.get("local_recipient")
+    if local:
+        evidence += "\n" + message(f"diagnose.evidence.relay_local_{local}", **_local_values(request))
+    return Step(name, OK, evidence)
 
 
 def _session_failure(name: str, result: ProbeResult, request: DiagnoseRequest) -> Step:
@@ -189,7 +223,7 @@ def _relay_denied_next_key(configuration: SmtpVirtualServer | None, offers_auth:
     """Choose the next step for a relay denial from RelayForAuth and the AUTH line of EHLO.
 
     With RelayForAuth on, a client that authenticates may relay whatever the list contains, so
-    authenticating is the first advice; without AUTH in EHLO the server must offer an
+    authenticating is the first advice. When EHLO lists no AUTH, the server must offer an
     authentication method first. With RelayForAuth off, authenticating would not help.
     Without the configuration only the EHLO reply can tell.
     """
@@ -228,7 +262,12 @@ def config_step(request: DiagnoseRequest) -> Step:
             entries = configuration.relay.entries() if configuration.relay else []
             listed = ", ".join(entries) if entries else message("metabase.value.empty_list")
             mode = message(f"metabase.value.mode_{configuration.relay_mode or GRANT}", entries=listed)
-            problems.append(message("diagnose.evidence.config_relay_missing", client=client, mode=mode))
+            if request.facts.get("local_recipient"):
+                # Mail for a local domain needs no relay, so the list explains no failure here.
+                findings.append(message("diagnose.evidence.config_relay_local", mode=mode,
+                                        **_local_values(request)))
+            else:
+                problems.append(message("diagnose.evidence.config_relay_missing", client=client, mode=mode))
         elif allowed is True:
             findings.append(message("diagnose.evidence.config_relay_contains", client=client))
         else:
@@ -345,6 +384,28 @@ def queue_step(request: DiagnoseRequest) -> Step:
                 values=values)
 
 
+def drop_step(request: DiagnoseRequest) -> Step:
+    """Report what Drop holds for a recipient in a local domain, where the service leaves such mail."""
+    if request.mailroot is None:
+        return _skip("drop", "diagnose.skipped_no_mailroot")
+    if _mailroot_folder(request.mailroot, mailroot.DROP) is None:
+        values = {"path": str(request.mailroot)}
+        return Step("drop", PROBLEM, message("diagnose.evidence.drop_missing", **values),
+                    message("diagnose.next.pickup_missing"), cause="drop_missing", values=values)
+    inventory = _inventory(request)
+    if isinstance(inventory, Step):
+        return _skip("drop", "diagnose.skipped_after", step=message("diagnose.step.queue"))
+    count = int(folder_summary(inventory).set_index("role").loc[mailroot.DROP, "messages"])
+    wanted = request.rcpt_to.lower()
+    dropped = inventory[inventory["role"] == mailroot.DROP]
+    matching = dropped[dropped["recipients"].map(lambda addresses: any(str(address).lower() == wanted
+                                                                       for address in addresses))]
+    values = {"count": count, "recipient": request.rcpt_to, "matching": len(matching)}
+    if matching.empty:
+        return Step("drop", OK, message("diagnose.evidence.drop_none", **values))
+    return Step("drop", OK, message("diagnose.evidence.drop_found", age=_age_text(matching["age"].min()), **values))
+
+
 def _age_text(age: object) -> str:
     if age is None or pd.isna(age):
         return "-"
@@ -406,6 +467,8 @@ def log_step(request: DiagnoseRequest) -> Step:
 
 def dns_step(request: DiagnoseRequest) -> Step:
     """Look up the recipient domain's MX (only with --check-outbound and a named DNS server)."""
+    if request.facts.get("local_recipient"):
+        return _skip("dns", "diagnose.skipped_local", **_local_values(request))
     if not request.check_outbound:
         return Step("dns", NOT_RUN, message("diagnose.evidence.outbound_not_run"))
     if not request.dns:
@@ -429,6 +492,8 @@ def dns_step(request: DiagnoseRequest) -> Step:
 
 def outbound_step(request: DiagnoseRequest, dns: Step) -> Step:
     """Connect to port 25 of the recipient's MX hosts, in preference order, until one replies."""
+    if request.facts.get("local_recipient"):
+        return _skip("outbound", "diagnose.skipped_local", **_local_values(request))
     if not request.check_outbound:
         return Step("outbound", NOT_RUN, message("diagnose.evidence.outbound_not_run"))
     if dns.verdict not in (OK, WARNING):
@@ -452,6 +517,10 @@ def outbound_step(request: DiagnoseRequest, dns: Step) -> Step:
 def smart_host_step(request: DiagnoseRequest) -> Step:
     """Check that the Smart Host (from --smart-host or the configuration) replies with a banner and to EHLO."""
     configured = request.smart_host
+    if configured is None and request.facts.get("local_recipient"):
+        # The configured Smart Host carries mail for remote domains only; one named with
+        # --smart-host is still checked, because the admin asked for it.
+        return _skip("smart_host", "diagnose.skipped_local_smart_host", **_local_values(request))
     if configured is None and request.configuration is not None:
         if request.configuration.smart_host and request.configuration.smart_host_type != 0:
             configured = request.configuration.smart_host

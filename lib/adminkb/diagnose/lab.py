@@ -60,6 +60,7 @@ def lab_configuration(lab: MailLab) -> SmtpVirtualServer:
         log_directory=str(lab.log_dir.parent), log_module="w3c",
         pickup_directory=str(root / mailroot.PICKUP), queue_directory=str(root / mailroot.QUEUE),
         badmail_directory=str(root / mailroot.BADMAIL), drop_directory=str(root / mailroot.DROP),
+        local_domains=tuple(lab.local_domains),
     )
 
 

@@ -25,15 +25,16 @@ EXIT_INPUT = 2
 EXIT_CODES = {CONNECTION: 10, RELAY: 11, QUEUE: 12, DNS: 13, CONFIGURATION: 14}
 
 # The checks in the order they run: each needs the ones before it that it names in `requires`.
-STEP_ORDER = ("connect", "banner", "ehlo", "relay", "send_test", "config", "pickup", "queue", "badmail", "log",
-              "dns", "outbound", "smart_host")
+STEP_ORDER = ("connect", "banner", "ehlo", "relay", "send_test", "config", "pickup", "queue", "drop", "badmail",
+              "log", "dns", "outbound", "smart_host")
 # Which failed check most likely explains the others: causes come before symptoms, so a Smart Host
 # that does not answer outranks the Queue that grows because of it.
-CAUSE_PRIORITY = ("connect", "banner", "ehlo", "relay", "send_test", "pickup", "smart_host", "outbound", "dns",
-                  "config", "queue", "badmail", "log")
+CAUSE_PRIORITY = ("connect", "banner", "ehlo", "relay", "send_test", "pickup", "drop", "smart_host", "outbound",
+                  "dns", "config", "queue", "badmail", "log")
 STEP_CLASSES = {"connect": CONNECTION, "banner": CONNECTION, "ehlo": CONNECTION, "relay": RELAY,
                 "send_test": RELAY, "config": CONFIGURATION, "pickup": CONFIGURATION, "queue": QUEUE,
-                "badmail": QUEUE, "log": QUEUE, "dns": DNS, "outbound": QUEUE, "smart_host": CONFIGURATION}
+                "drop": CONFIGURATION, "badmail": QUEUE, "log": QUEUE, "dns": DNS, "outbound": QUEUE,
+                "smart_host": CONFIGURATION}
 
 
 @dataclass
