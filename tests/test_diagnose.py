@@ -408,3 +408,29 @@ def test_cli_local_recipient_inferred(target, capsys):
     assert steps["dns"]["verdict"] == SKIPPED
     assert steps["outbound"]["verdict"] == SKIPPED
     assert steps["drop"]["verdict"] == SKIPPED
+
+
+@needs_aliases
+def test_connection_control_denial_is_named(target):
+    target.lab.allow_relay(APP)
+    target.lab.deny_connection(APP)
+    result = diagnose_target(target, SENDER, "user@example.net", timeout=5)
+    banner = result.most_likely
+    assert banner.name == "banner"
+    assert f"設定的連線控制 (IPSecurity) 不允許 {APP} 連線" in banner.evidence
+    assert f"「連線控制」允許 {APP}" in banner.next_step
+    assert result.step("config").cause == "config_connection_denied"
+
+
+@needs_aliases
+def test_cli_undecoded_connection_control(target, capsys):
+    # Virtual server 2 of the fixture sets IPSecurity to bytes the reader does not decode.
+    target.lab.deny_connection(APP)
+    code = run_area("diagnose", "--server", target.address, "--from", SENDER, "--to", "user@example.net",
+                    "--metabase", str(METABASE), "--virtual-server", "2", "--source", APP, "--timeout", "5",
+                    "--format", "json")
+    steps = {step["name"]: step for step in json.loads(capsys.readouterr().out)["steps"]}
+    assert code == EXIT_CODES["connection"]
+    assert f"無法判斷它是否拒絕 {APP}" in steps["banner"]["evidence"]
+    assert f"確認 {APP} 可以連線" in steps["banner"]["next_step"]
+    assert "IPSecurity（連線控制）已設定" in steps["config"]["evidence"]

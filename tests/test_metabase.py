@@ -84,8 +84,10 @@ def test_read_fixture_smart_host_server():
     assert second.relay_mode == DENY
     assert second.relay_allows("192.0.2.66") is False
     assert second.relay_allows("192.0.2.67") is True
-    assert second.connection_allows("203.0.113.9") is False
-    assert second.connection_allows("192.0.2.10") is True
+    assert second.connection is None
+    assert second.connection_raw[:2] == b"\x01\x02"
+    assert second.connection_undecoded is True
+    assert second.connection_allows("203.0.113.9") is None
     assert second.smart_host == "[192.0.2.25]"
     assert second.smart_host_type == 2
     assert second.max_message_size == 10485760
@@ -163,7 +165,8 @@ def test_bad_values_raise_clear_errors(attribute, key):
 
 
 def test_cli_config_read_table(capsys):
-    assert run_area("config", "read", str(DATA / "MetaBase_smtp.xml")) == 0
+    # Virtual server 2 sets connection control, which is never decoded: exit 1, as --help documents.
+    assert run_area("config", "read", str(DATA / "MetaBase_smtp.xml")) == 1
     output = capsys.readouterr().out
     assert "/LM/SmtpSvc/2" in output
     assert "[192.0.2.25]" in output
@@ -171,7 +174,7 @@ def test_cli_config_read_table(capsys):
 
 def test_cli_config_read_json(capsys):
     import json
-    assert run_area("config", "read", str(DATA / "MetaBase_smtp.xml"), "--format", "json") == 0
+    assert run_area("config", "read", str(DATA / "MetaBase_smtp.xml"), "--format", "json") == 1
     document = json.loads(capsys.readouterr().out)
     settings = {(row["server"], row["setting"]): row["value"] for row in document["settings"]}
     assert settings[("/LM/SmtpSvc/2", "SmartHost")] == "[192.0.2.25]"
@@ -180,3 +183,34 @@ def test_cli_config_read_json(capsys):
 def test_cli_config_read_bad_file():
     with pytest.raises(InputError):
         run_area("config", "read", str(DATA / "not_metabase.xml"))
+
+
+def test_connection_control_never_decoded():
+    # Even bytes in the RelayIpList layout are not read as connection control: real IPSecurity
+    # values have another, unpublished layout, so decoding them this way would be a guess.
+    relay_layout = encode_ip_list(DENY, ["203.0.113.0/24"]).hex()
+    xml = ('<configuration xmlns="urn:microsoft-catalog:XML_Metabase_V64_0"><MBProperty>'
+           f'<IIsSmtpServer Location ="/LM/SmtpSvc/1" IPSecurity="{relay_layout}"/></MBProperty></configuration>')
+    (server,) = parse_metabase(xml.encode())
+    assert server.connection is None
+    assert server.connection_allows("203.0.113.9") is None
+    assert server.connection_undecoded is True
+
+
+def test_connection_control_in_settings_table():
+    table = settings_table(read_metabase(DATA / "MetaBase_smtp.xml"))
+    values = table.set_index(["server", "setting"])["value"]
+    assert values[("/LM/SmtpSvc/1", "IPSecurity")] == "空值：沒有連線限制（所有電腦都可以連線）"
+    assert values[("/LM/SmtpSvc/2", "IPSecurity")] == "已設定，但未解讀（16 位元組）：請在 IIS 管理員「存取」→「連線控制」查看"
+    assert values[("/LM/SmtpSvc/3", "IPSecurity")] == "未設定：所有電腦都可以連線"
+    notes = table[(table["server"] == "/LM/SmtpSvc/2") & (table["setting"] == "注意")]["value"].tolist()
+    assert len(notes) == 1
+    assert "開頭 01020000" in notes[0]
+    assert "「存取」→「連線控制」" in notes[0]
+
+
+def test_empty_connection_control_allows_all():
+    (first,) = [server for server in read_metabase(DATA / "MetaBase_smtp.xml") if server.number == 1]
+    assert first.connection_raw == b""
+    assert first.connection_allows("203.0.113.9") is True
+    assert first.connection_undecoded is False

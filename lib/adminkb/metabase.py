@@ -7,9 +7,11 @@ IIS 6.0 keeps its configuration in `%SystemRoot%\\System32\\inetsrv\\MetaBase.xm
 `/LM/SmtpSvc` contains the values every virtual server inherits. Properties are XML attributes:
 numbers in decimal, multi-string values one per line, binary values as hexadecimal text.
 
-The relay list (`RelayIpList`) and connection control (`IPSecurity`) are binary IP security
-lists (type IPSECLIST). Microsoft documents their meaning but not their byte layout; see
-`decode_ip_list` for what this module decodes and which parts are confirmed.
+The relay list (`RelayIpList`) and connection control (`IPSecurity`) are both of the type
+IPSECLIST. Microsoft documents their meaning but not their byte layout. `decode_ip_list` reads
+the relay list in the layout public examples confirm. Connection control is kept undecoded:
+values in real metabases start with the bytes 01 02, which that layout does not allow, and no
+public source describes theirs.
 
 Sources: Microsoft's IIS 6.0 metabase property reference (RelayIpList, RelayForAuth,
 SmartHostType, IPSecurity pages on learn.microsoft.com) and the relay-list examples in
@@ -95,7 +97,7 @@ def _network_text(network: ipaddress.IPv4Network) -> str:
 
 
 def decode_ip_list(data: bytes) -> IpList:
-    """Decode a binary IP security list (RelayIpList, IPSecurity) as IIS 6.0 writes it.
+    """Decode a relay list (RelayIpList) as IIS 6.0 writes it.
 
     Confirmed by two public examples of a relay list that grants 127.0.0.1 (SaltStack's
     win_smtp_server module and a published PowerShell script that writes the same bytes).
@@ -229,11 +231,13 @@ class SmtpVirtualServer:
     `relay` and `connection` are None when the property is absent everywhere: for the relay
     list that is the service's default, "Only the list below" with an empty list. A list that
     could not be decoded keeps its bytes in `relay_raw`/`connection_raw` and its reason in
-    `notes`. `local_domains` lists the domains the server accepts mail for without relay, or
-    is None when they are not known.
+    `notes`. Connection control read from MetaBase.xml is never decoded (see the module
+    documentation), so there `connection` is None and `connection_raw` contains the bytes. The
+    lab fills in `connection` from its own settings. `local_domains` lists the domains the
+    server accepts mail for without relay, or is None when they are not known.
 
     NOTE: MetaBase.xml keeps the domains as IIsSmtpDomain keys whose RouteAction flags Microsoft
-    does not document, so the reader leaves `local_domains` None; only the lab fills it in.
+    does not document, so the reader leaves `local_domains` None. Only the lab fills it in.
     """
 
     location: str
@@ -276,10 +280,15 @@ class SmtpVirtualServer:
         return self.relay.allows(address)
 
     def connection_allows(self, address: str) -> bool | None:
-        """Return whether connection control lets `address` connect (True when none is set)."""
+        """Return whether connection control lets `address` connect: True when none is set, None when unknown."""
         if self.connection is None:
-            return True if self.connection_raw is None else None
+            return True if not self.connection_raw else None
         return self.connection.allows(address)
+
+    @property
+    def connection_undecoded(self) -> bool:
+        """Whether connection control is set but its bytes were not decoded."""
+        return self.connection is None and bool(self.connection_raw)
 
     def log_folder(self) -> PureWindowsPath | None:
         """Return the folder that contains this server's log files (`<LogFileDirectory>\\SMTPSVC<n>`)."""
@@ -351,7 +360,7 @@ def _local_name(tag: str) -> str:
 def _build_server(number: int, location: str, values: dict[str, str], where: str) -> SmtpVirtualServer:
     notes: list[str] = []
     relay, relay_raw = _ip_list(values, "RelayIpList", notes, where)
-    connection, connection_raw = _ip_list(values, "IPSecurity", notes, where)
+    connection_raw = _connection_bytes(values, notes, where)
     return SmtpVirtualServer(
         location=location,
         number=number,
@@ -359,7 +368,7 @@ def _build_server(number: int, location: str, values: dict[str, str], where: str
         bindings=tuple(_bindings(values.get("ServerBindings", ""), where)),
         relay=relay,
         relay_for_auth=_integer(values, "RelayForAuth", 0, where) != 0,
-        connection=connection,
+        connection=None,
         smart_host=(values.get("SmartHost") or "").strip() or None,
         smart_host_type=_integer(values, "SmartHostType", 0, where),
         max_message_size=_integer(values, "MaxMessageSize", DEFAULT_MAX_MESSAGE_SIZE, where),
@@ -405,20 +414,39 @@ def _bindings(text: str, where: str) -> list[Binding]:
     return bindings
 
 
-def _ip_list(values: dict[str, str], name: str, notes: list[str], where: str) -> tuple[IpList | None, bytes | None]:
+def _binary(values: dict[str, str], name: str, where: str) -> bytes | None:
+    """Return a binary property's bytes from its hexadecimal text, or None when it is absent."""
     if name not in values:
-        return None, None
+        return None
     text = re.sub(r"\s+", "", values[name])
     try:
-        data = bytes.fromhex(text)
+        return bytes.fromhex(text)
     except ValueError:
         raise InputError("metabase.bad_hex", value=text[:40], where=where, name=name,
                          next_key="metabase.malformed_next") from None
+
+
+def _ip_list(values: dict[str, str], name: str, notes: list[str], where: str) -> tuple[IpList | None, bytes | None]:
+    data = _binary(values, name, where)
+    if data is None:
+        return None, None
     try:
         return decode_ip_list(data), data
     except IpListFormatError as error:
         notes.append(message("metabase.undecoded_list", name=name, size=len(data), detail=str(error)))
         return None, data
+
+
+def _connection_bytes(values: dict[str, str], notes: list[str], where: str) -> bytes | None:
+    """Return the bytes of IPSecurity, with a note when a list is set that this module cannot show.
+
+    NOTE: an empty value is read as "no connection control", the documented default of the
+    property (null, "No IP restrictions"); public audit scripts read `IPSecurity=""` the same way.
+    """
+    data = _binary(values, "IPSecurity", where)
+    if data:
+        notes.append(message("metabase.connection_undecoded_note", size=len(data), head=data[:4].hex()))
+    return data
 
 
 TABLE_COLUMNS = ("server", "setting", "value")
@@ -451,6 +479,16 @@ def _list_text(ip_list: IpList | None, raw: bytes | None, absent_key: str) -> st
     return message(f"metabase.value.mode_{ip_list.mode}", entries=listed)
 
 
+def _connection_text(server: SmtpVirtualServer) -> str:
+    if server.connection is not None:
+        return _list_text(server.connection, server.connection_raw, "metabase.value.connection_default")
+    if server.connection_raw is None:
+        return message("metabase.value.connection_default")
+    if not server.connection_raw:
+        return message("metabase.value.connection_empty")
+    return message("metabase.value.connection_undecoded", size=len(server.connection_raw))
+
+
 def _setting_rows(server: SmtpVirtualServer) -> list[tuple[str, str]]:
     none = message("metabase.value.not_set")
     smart_type = SMART_HOST_TYPES.get(server.smart_host_type)
@@ -461,7 +499,7 @@ def _setting_rows(server: SmtpVirtualServer) -> list[tuple[str, str]]:
         ("ServerBindings", "\n".join(str(binding) for binding in server.bindings) or none),
         ("RelayIpList", _list_text(server.relay, server.relay_raw, "metabase.value.relay_default")),
         ("RelayForAuth", message("metabase.value.yes" if server.relay_for_auth else "metabase.value.no")),
-        ("IPSecurity", _list_text(server.connection, server.connection_raw, "metabase.value.connection_default")),
+        ("IPSecurity", _connection_text(server)),
         ("SmartHost", server.smart_host or none),
         ("SmartHostType", smart_type_text),
         ("MaxMessageSize", message("metabase.value.bytes", number=server.max_message_size)),

@@ -195,8 +195,31 @@ def _session_failure(name: str, result: ProbeResult, request: DiagnoseRequest) -
               "recipient": request.rcpt_to, "sender": request.mail_from}
     if name == "relay" and verdict.category == "relay_denied":
         return _relay_denied_step(level, evidence, values, request)
+    next_step = verdict.next_step or None
+    if name == "banner" and request.configuration is not None:
+        evidence, next_step = _connection_control_hint(request.configuration, evidence, next_step, request)
     cause = {"connect": "connect_failed", "banner": "banner_failed", "ehlo": "ehlo_failed"}.get(name, "recipient_rejected")
-    return Step(name, level, evidence, verdict.next_step or None, cause=cause, values=values)
+    return Step(name, level, evidence, next_step, cause=cause, values=values)
+
+
+def _connection_control_hint(configuration: SmtpVirtualServer, evidence: str, next_step: str | None,
+                             request: DiagnoseRequest) -> tuple[str, str | None]:
+    """Add what connection control shows about a client that got no banner to the evidence and next step.
+
+    A server turns away a computer that connection control denies before the banner, so a
+    missing banner points at that list when it denies the client or cannot be decoded.
+    """
+    client = request.facts.get("client_ip") or request.source_address
+    shown = client or message("diagnose.this_computer")
+    allowed = configuration.connection_allows(client) if client else None
+    if allowed is False:
+        hint_key, next_key = "diagnose.evidence.connection_denied", "diagnose.next.config_connection"
+    elif configuration.connection_undecoded:
+        hint_key, next_key = "diagnose.evidence.connection_undecoded", "diagnose.next.connection_undecoded"
+    else:
+        return evidence, next_step
+    evidence = "\n".join([evidence, message(hint_key, client=shown)])
+    return evidence, message(next_key, client=shown)
 
 
 def _relay_denied_step(level: str, evidence: str, values: dict[str, object], request: DiagnoseRequest) -> Step:
@@ -248,32 +271,16 @@ def _send_test_step(result: ProbeResult, request: DiagnoseRequest, previous_fail
 # The server's configuration (MetaBase.xml copy or the lab's settings).
 
 def config_step(request: DiagnoseRequest) -> Step:
-    """Compare the configuration with what the session showed: relay list, logging, Smart Host."""
+    """Compare the configuration with what the session showed: relay list, connection control, logging, Smart Host."""
     configuration = request.configuration
     if configuration is None:
         return _skip("config", "diagnose.skipped_no_metabase")
     findings: list[str] = []
-    problems: list[str] = []
-
     client = request.facts.get("client_ip")
-    if client:
-        allowed = configuration.relay_allows(client)
-        if allowed is False:
-            entries = configuration.relay.entries() if configuration.relay else []
-            listed = ", ".join(entries) if entries else message("metabase.value.empty_list")
-            mode = message(f"metabase.value.mode_{configuration.relay_mode or GRANT}", entries=listed)
-            if request.facts.get("local_recipient"):
-                # Mail for a local domain needs no relay, so the list explains no failure here.
-                findings.append(message("diagnose.evidence.config_relay_local", mode=mode,
-                                        **_local_values(request)))
-            else:
-                problems.append(message("diagnose.evidence.config_relay_missing", client=client, mode=mode))
-        elif allowed is True:
-            findings.append(message("diagnose.evidence.config_relay_contains", client=client))
-        else:
-            findings.append(message("diagnose.evidence.config_relay_unknown"))
-        if configuration.connection_allows(client) is False:
-            problems.append(message("diagnose.evidence.config_connection_denied", client=client))
+    relay_problem = _config_relay(request, configuration, client, findings) if client else None
+    connection_problem = None
+    if client and configuration.connection_allows(client) is False:
+        connection_problem = message("diagnose.evidence.config_connection_denied", client=client)
     if not configuration.logging_enabled:
         findings.append(message("diagnose.evidence.config_logging_off"))
 
@@ -286,7 +293,12 @@ def config_step(request: DiagnoseRequest) -> Step:
     findings.append(message("diagnose.evidence.config_size", size=configuration.max_message_size))
     findings.extend(configuration.notes)
 
-    if problems:
+    problems = [text for text in (connection_problem, relay_problem) if text]
+    if connection_problem:
+        return Step("config", PROBLEM, "\n".join(problems + findings),
+                    message("diagnose.next.config_connection", client=client), cause="config_connection_denied",
+                    values={"client": client})
+    if relay_problem:
         return Step("config", PROBLEM, "\n".join(problems + findings),
                     message("diagnose.next.config_relay", client=client), cause="config_relay_missing",
                     values={"client": client})
@@ -294,6 +306,26 @@ def config_step(request: DiagnoseRequest) -> Step:
     next_step = message("diagnose.next.config_logging") if verdict == WARNING else None
     return Step("config", verdict, "\n".join(findings), next_step,
                 cause="logging_off" if verdict == WARNING else None)
+
+
+def _config_relay(request: DiagnoseRequest, configuration: SmtpVirtualServer, client: str,
+                  findings: list[str]) -> str | None:
+    """Return the relay list's problem for `client`, or None after adding what it shows to `findings`."""
+    allowed = configuration.relay_allows(client)
+    if allowed is True:
+        findings.append(message("diagnose.evidence.config_relay_contains", client=client))
+        return None
+    if allowed is None:
+        findings.append(message("diagnose.evidence.config_relay_unknown"))
+        return None
+    entries = configuration.relay.entries() if configuration.relay else []
+    listed = ", ".join(entries) if entries else message("metabase.value.empty_list")
+    mode = message(f"metabase.value.mode_{configuration.relay_mode or GRANT}", entries=listed)
+    if request.facts.get("local_recipient"):
+        # Mail for a local domain needs no relay, so the list explains no failure here.
+        findings.append(message("diagnose.evidence.config_relay_local", mode=mode, **_local_values(request)))
+        return None
+    return message("diagnose.evidence.config_relay_missing", client=client, mode=mode)
 
 
 # Pickup, Queue, Badmail: the mailroot.
@@ -518,7 +550,7 @@ def smart_host_step(request: DiagnoseRequest) -> Step:
     """Check that the Smart Host (from --smart-host or the configuration) replies with a banner and to EHLO."""
     configured = request.smart_host
     if configured is None and request.facts.get("local_recipient"):
-        # The configured Smart Host carries mail for remote domains only; one named with
+        # The configured Smart Host carries mail for remote domains only. One named with
         # --smart-host is still checked, because the admin asked for it.
         return _skip("smart_host", "diagnose.skipped_local_smart_host", **_local_values(request))
     if configured is None and request.configuration is not None:
