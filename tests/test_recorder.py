@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import socket
 
@@ -12,8 +13,9 @@ from adminkb.errors import InputError
 from adminkb.export import external_resources
 from adminkb.export.render import WIDGET_VIEW, site_css
 from adminkb.i18n import message
-from adminkb.recorder import (FAILED, NOT_RUN, OK, REDACTED, _new_run_folder, list_parameters, parameter_values,
-                              parse_value, record_run, resolve_notebook, secret_values)
+from adminkb.recorder import (FAILED, NOT_RUN, OK, _new_run_folder, list_parameters, parameter_values, parse_value,
+                              record_run, resolve_notebook)
+from adminkb.redaction import REDACTED, Redactor, secret_forms, secret_values
 from tests.clirun import run_area
 
 pytestmark = pytest.mark.timeout(300)
@@ -57,6 +59,78 @@ def test_secret_never_reaches_record(tmp_path, monkeypatch):
     assert REDACTED in written[0]
     assert REDACTED in written[1]
     assert "192.0.2.25:25" in written[0]
+
+
+# Secrets whose backslash, quote, ampersand and angle bracket change when repr(), JSON or HTML
+# escapes them. Every spelling keeps the letters before the first such character, so the
+# tests look for those.
+TRICKY_SECRETS = {"Passw0rd\\2026": "Passw0rd", 'Tr0ub4dor&3"x\\y<z': "Tr0ub4dor"}
+
+
+def _write_secret_notebook(folder):
+    """Write a runbook that shows the secret in every way a cell can: printed, returned, as HTML, JSON, a table, an error."""
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell('SERVER = "lab"  # 目標伺服器')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# 98 機密資料"),
+        nbformat.v4.new_markdown_cell("## 參數"),
+        parameters,
+        nbformat.v4.new_markdown_cell("## 步驟 1：印出與傳回"),
+        nbformat.v4.new_code_cell('import html, json, os, sys\npw = os.environ["ADMINKB_SMTP_PASSWORD"]\n'
+                                  'print("password is", pw)\npw'),
+        nbformat.v4.new_markdown_cell("## 步驟 2：HTML、JSON 與表格"),
+        nbformat.v4.new_code_cell('import pandas as pd\nfrom IPython.display import HTML, display\n'
+                                  'display(HTML(f"<b>{html.escape(pw)}</b>"))\nprint(json.dumps({"password": pw}))\n'
+                                  'pd.DataFrame({"password": [pw]})'),
+        nbformat.v4.new_markdown_cell("## 步驟 3：分兩段寫出"),
+        nbformat.v4.new_code_cell('sys.stdout.write(pw[:6])\nsys.stdout.flush()\nsys.stdout.write(pw[6:] + "\\n")'),
+        nbformat.v4.new_markdown_cell("## 步驟 4：錯誤訊息"),
+        nbformat.v4.new_code_cell('raise ValueError(f"login failed with {pw!r}")'),
+    ]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "98_secret.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.mark.parametrize("secret", list(TRICKY_SECRETS))
+def test_escaped_secret_never_reaches_record(tmp_path, monkeypatch, secret):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", secret)
+    record = record_run(_write_secret_notebook(tmp_path), out=tmp_path / "runs", progress=False)
+    core = TRICKY_SECRETS[secret]
+    files = {path.name: path.read_text(encoding="utf-8")
+             for path in (record.notebook_file, record.html_file, record.html_file.with_name("record.json"))}
+    for name, text in files.items():
+        assert core not in text, f"{name} contains a spelling of the secret"
+    assert files["98_secret.ipynb"].count(REDACTED) >= 6
+    assert REDACTED in files["run.html"]
+    assert record.status == FAILED
+    assert core not in record.error
+    assert REDACTED in record.error
+
+
+def test_secret_spellings_redacted():
+    secret = 'Tr0ub4dor&3"x\\y<z'
+    redactor = Redactor([secret])
+    spellings = [secret, repr(secret), json.dumps(secret), json.dumps({"pw": secret}), html.escape(secret),
+                 html.escape(repr(secret)), f"'{secret}'".replace("\\", "\\\\").replace("'", "\\'")]
+    for spelling in spellings:
+        cleaned = redactor.text(spelling)
+        assert "Tr0ub4dor" not in cleaned, spelling
+        assert REDACTED in cleaned
+    assert secret in secret_forms(secret)
+
+
+def test_split_stream_joined_before_redaction():
+    secret = "Passw0rd\\2026"
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print(pw)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=secret[:6]),
+                    nbformat.v4.new_output("stream", name="stdout", text=secret[6:] + "\n")]
+    notebook.cells = [cell]
+    cleaned = Redactor([secret]).notebook(notebook)
+    assert [output["text"] for output in cleaned.cells[0].outputs] == [REDACTED + "\n"]
 
 
 def test_record_lists_steps_and_parameters(tmp_path, monkeypatch):
@@ -159,9 +233,31 @@ def test_external_resource_keeps_record(tmp_path, monkeypatch):
     assert not (folder / "run.html").exists()
 
 
+def _runbook_reading_secret(tmp_path, filename):
+    """Copy a runbook with one more cell in its step 1 that prints the secret and returns it.
+
+    The copy sits in tmp_path/notebooks with tmp_path/data pointing at the project's data, so
+    the runbook's relative paths (../data/...) still resolve.
+    """
+    from adminkb.runbooks import NOTEBOOKS_DIR
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "data").symlink_to(NOTEBOOKS_DIR.parent / "data", target_is_directory=True)
+    notebook = nbformat.read(NOTEBOOKS_DIR / filename, as_version=4)
+    step_one = next(index for index, cell in enumerate(notebook.cells)
+                    if cell.cell_type == "markdown" and cell.source.startswith("## 步驟 1"))
+    notebook.cells.insert(step_one + 2, nbformat.v4.new_code_cell(
+        'import os\nprint("SMTP 密碼：", os.environ["ADMINKB_SMTP_PASSWORD"])\nos.environ["ADMINKB_SMTP_PASSWORD"]'))
+    path = tmp_path / "notebooks" / filename
+    nbformat.write(notebook, path)
+    return path
+
+
 def test_lab_runbook_masked(tmp_path, monkeypatch):
-    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
-    record = record_run("01", {"SEND": True}, out=tmp_path, mask=True, progress=False)
+    secret = 'Tr0ub4dor&3"x\\y<z'
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", secret)
+    runbook = _runbook_reading_secret(tmp_path, "01_smtp_session.ipynb")
+    record = record_run(runbook, {"SEND": True}, out=tmp_path / "runs", mask=True, progress=False)
     assert record.status == OK
     assert len(record.steps) >= 3
     executed = nbformat.read(record.notebook_file, as_version=4)
@@ -169,21 +265,25 @@ def test_lab_runbook_masked(tmp_path, monkeypatch):
                           for cell in executed.cells if cell.cell_type == "code")
     assert "app@example.com" not in code_text
     assert "user-1@" in code_text
+    assert f"SMTP 密碼： {REDACTED}" in code_text
     assert json.loads(record.html_file.with_name("record.json").read_text(encoding="utf-8"))["masked"] is True
-    for path in (record.notebook_file, record.html_file):
-        assert SECRET not in path.read_text(encoding="utf-8")
+    for path in (record.notebook_file, record.html_file, record.html_file.with_name("record.json")):
+        assert "Tr0ub4dor" not in path.read_text(encoding="utf-8")
 
 
 def test_troubleshooting_runbook_recorded(tmp_path, monkeypatch):
-    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
-    record = record_run("07", {"TIMEOUT": 5}, out=tmp_path, progress=False)
+    secret = "Passw0rd\\2026"
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", secret)
+    runbook = _runbook_reading_secret(tmp_path, "07_troubleshoot_delivery.ipynb")
+    record = record_run(runbook, {"TIMEOUT": 5}, out=tmp_path / "runs", progress=False)
     assert record.status == OK
     assert [step.outcome for step in record.steps] == [OK] * len(record.steps)
     assert len(record.steps) == 10
     page = record.html_file.read_text(encoding="utf-8")
     assert "smart_host_unreachable" in page
+    assert f"SMTP 密碼： {REDACTED}" in page
     for path in (record.notebook_file, record.html_file, record.html_file.with_name("record.json")):
-        assert SECRET not in path.read_text(encoding="utf-8")
+        assert "Passw0rd" not in path.read_text(encoding="utf-8")
 
 
 def test_secret_parameter_rejected(tmp_path):

@@ -9,9 +9,10 @@ the parameters, start and end time, the host that ran it and the outcome of each
 
 Secrets: runbooks read credentials from environment variables. Before anything is written,
 the value of every environment variable whose name looks like a secret (`SECRET_NAME`) is
-replaced by `REDACTED` wherever it appears, and a parameter with such a name is rejected,
-because parameters are written into the record. `mask=True` also replaces e-mail local
-parts, host names and addresses with `adminkb.masking`.
+replaced by `REDACTED` in every string of the notebook, the record and the page, in each
+spelling escaping gives it (see `adminkb.redaction`). A parameter with such a name is
+rejected, because parameters are written into the record. `mask=True` also replaces e-mail
+local parts, host names and addresses with `adminkb.masking`.
 
 The HTML page is rendered by `adminkb.export`, so it looks like an exported runbook, shows
 widgets by their static fallback, and passes the same check for external resources. When that
@@ -38,17 +39,11 @@ import nbformat
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.masking import Masker, mask_notebook
+from adminkb.redaction import SECRET_NAME, Redactor, secret_values
 from adminkb.runbooks import NOTEBOOKS_DIR, RUNBOOKS
 
 log = logging.getLogger("adminkb.recorder")
 
-# Environment variable names that hold secrets, by the words such names use. PWD is left out on
-# purpose: shells set PWD and OLDPWD to the working folder.
-SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|API_?KEY|PRIVATE_?KEY|(^|_)PASS($|_)",
-                         re.IGNORECASE)
-# Values shorter than this are not redacted: replacing "1" or "on" everywhere would garble the record.
-MIN_SECRET_LENGTH = 4
-REDACTED = "REDACTED"
 DEFAULT_KERNEL = "python3"
 DEFAULT_CELL_TIMEOUT = 600
 _STEP_HEADING = re.compile(r"^##\s*(步驟\s*\d+.*)$", re.MULTILINE)
@@ -171,21 +166,6 @@ def check_parameters(notebook: Path, parameters: dict[str, object]) -> dict[str,
     return parameters
 
 
-def secret_values(environment: dict[str, str] | None = None) -> list[str]:
-    """Return the values of environment variables whose names look like secrets, longest first."""
-    environment = dict(os.environ if environment is None else environment)
-    values = {value for name, value in environment.items()
-              if SECRET_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH}
-    return sorted(values, key=lambda value: (-len(value), value))
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """Replace every secret value in `text` by REDACTED."""
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
-
-
 @dataclass
 class StepOutcome:
     """A `## 步驟` section of the runbook and how its code cells ended."""
@@ -274,7 +254,7 @@ def record_run(notebook: str | os.PathLike[str], parameters: dict[str, object] |
 
     path = resolve_notebook(notebook)
     parameters = check_parameters(path, dict(parameters or {}))
-    secrets = secret_values()
+    redactor = Redactor(secret_values())
     started = datetime.now(timezone.utc)
     folder = _new_run_folder(Path(out) if out else default_runs_folder(), path.stem, started)
     executed_path = folder / path.name
@@ -287,46 +267,46 @@ def record_run(notebook: str | os.PathLike[str], parameters: dict[str, object] |
         status = OK
     except PapermillExecutionError as error:
         status = FAILED
-        error_text = f"{error.ename}: {error.evalue}"
+        error_text = redactor.text(f"{error.ename}: {error.evalue}")
         log.warning("recorded run of %s failed in cell %s: %s", path.name, error.exec_count, error_text)
     finished = datetime.now(timezone.utc)
 
     executed = nbformat.read(executed_path, as_version=4)
     masker = Masker() if mask else None
-    executed = _clean_notebook(executed, secrets, masker)
+    executed = _clean_notebook(executed, redactor, masker)
     record = RunRecord(notebook=str(path), folder=str(folder), parameters=parameters,
                        started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
                        host=message("recorder.masked_host") if mask else socket.gethostname(), status=status, masked=mask, steps=step_outcomes(executed),
                        error=error_text)
-    record_data = _clean_data(record.to_dict(), secrets, masker)
+    record_data = _clean_data(record.to_dict(), redactor, masker)
     nbformat.write(executed, executed_path)
     (folder / "record.json").write_text(json.dumps(record_data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    page = redact(render_run_html(executed, record_data), secrets)
+    # The notebook and the record are clean already; this catches a spelling the renderer made.
+    page = redactor.text(render_run_html(executed, record_data))
     record.html_file.write_text(page, encoding="utf-8")
     return record
 
 
-def _clean_notebook(notebook: Any, secrets: list[str], masker: Masker | None) -> Any:
-    """Redact secrets everywhere in the notebook (sources, outputs, metadata), then mask when asked."""
-    text = redact(nbformat.writes(notebook), secrets)
-    cleaned = nbformat.reads(text, as_version=4)
+def _clean_notebook(notebook: Any, redactor: Redactor, masker: Masker | None) -> Any:
+    """Redact secrets in every string of the notebook (sources, outputs, metadata), then mask when asked."""
+    cleaned = redactor.notebook(notebook)
     if masker is None:
         return cleaned
     masked = mask_notebook(cleaned, masker)
     papermill_metadata = masked.metadata.get("papermill")
     if papermill_metadata is not None:
-        masked.metadata["papermill"] = _clean_data(dict(papermill_metadata), [], masker)
+        masked.metadata["papermill"] = _clean_data(dict(papermill_metadata), Redactor([]), masker)
     return masked
 
 
-def _clean_data(data: object, secrets: list[str], masker: Masker | None) -> object:
+def _clean_data(data: object, redactor: Redactor, masker: Masker | None) -> object:
     if isinstance(data, str):
-        text = redact(data, secrets)
+        text = redactor.text(data)
         return masker.mask(text) if masker else text
     if isinstance(data, dict):
-        return {key: _clean_data(value, secrets, masker) for key, value in data.items()}
+        return {key: _clean_data(value, redactor, masker) for key, value in data.items()}
     if isinstance(data, list):
-        return [_clean_data(value, secrets, masker) for value in data]
+        return [_clean_data(value, redactor, masker) for value in data]
     return data
 
 
