@@ -393,3 +393,47 @@ def test_cli_failed_run_exits_1(tmp_path, monkeypatch, capsys):
     assert run_area("run", str(notebook), "--out", str(tmp_path / "runs"), "-p", "TIMEOUT", "3") == 1
     output = capsys.readouterr().out
     assert "step two broke" in output
+
+
+def _write_slow_notebook(folder):
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell('SERVER = "lab"  # 目標伺服器')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# 97 逾時"),
+        nbformat.v4.new_markdown_cell("## 參數"),
+        parameters,
+        nbformat.v4.new_markdown_cell("## 步驟 1：很慢的檢查"),
+        nbformat.v4.new_code_cell('import time\nprint("started", flush=True)\ntime.sleep(60)'),
+        nbformat.v4.new_markdown_cell("## 步驟 2：之後"),
+        nbformat.v4.new_code_cell('print("after")'),
+    ]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "97_slow.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_cli_timeout_keeps_record(tmp_path, capfd):
+    from adminkb.cli import main
+
+    code = main(["run", str(_write_slow_notebook(tmp_path)), "--out", str(tmp_path / "runs"), "--timeout", "2"])
+    out, err = capfd.readouterr()
+    assert code == 1
+    assert "超過 2 秒" in out
+    assert "--timeout 4" in out
+    assert "Traceback" not in out + err
+    (folder,) = (tmp_path / "runs").iterdir()
+    record = json.loads((folder / "record.json").read_text(encoding="utf-8"))
+    assert record["status"] == FAILED
+    assert [step["outcome"] for step in record["steps"]] == [FAILED, NOT_RUN]
+    assert "超過 2 秒" in record["error"]
+    page = (folder / "run.html").read_text(encoding="utf-8")
+    assert "有一個儲存格執行超過 2 秒（--timeout 的設定）" in page
+    assert "KeyboardInterrupt" not in page
+    executed = nbformat.read(folder / "97_slow.ipynb", as_version=4)
+    slow = executed.cells[4]
+    assert [output["output_type"] for output in slow.outputs] == ["stream", "error"]
+    assert slow.outputs[0]["text"] == "started\n"
+    assert "請加大 --timeout" in slow.outputs[1]["evalue"]
+    assert executed.cells[6].get("execution_count") is None

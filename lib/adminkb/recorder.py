@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import socket
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +47,8 @@ log = logging.getLogger("adminkb.recorder")
 
 DEFAULT_KERNEL = "python3"
 DEFAULT_CELL_TIMEOUT = 600
+# The longest --timeout the command line accepts: one day.
+MAX_CELL_TIMEOUT = 86_400
 _STEP_HEADING = re.compile(r"^##\s*(步驟\s*\d+.*)$", re.MULTILINE)
 _PARAMETER_NAME = re.compile(r"\A[A-Z][A-Z0-9_]*\Z")
 
@@ -245,39 +248,31 @@ def record_run(notebook: str | os.PathLike[str], parameters: dict[str, object] |
                cell_timeout: int = DEFAULT_CELL_TIMEOUT, progress: bool = True) -> RunRecord:
     """Execute a runbook with papermill into a new dated folder and return the run's record.
 
-    A runbook that raises still gets its record (status failed, with the error), because a
-    failed live run is worth keeping. Raises InputError for an unknown runbook or parameter, and
-    after writing the notebook and record.json, when the HTML page would load an external resource.
+    A runbook that raises, a cell that runs longer than `cell_timeout` seconds and a kernel that
+    dies all still get their record (status failed, with the reason), because a failed live run
+    is worth keeping. Raises InputError for an unknown runbook or parameter, and after writing
+    the notebook and record.json, when the HTML page would load an external resource.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     path = resolve_notebook(notebook)
     parameters = check_parameters(path, dict(parameters or {}))
     redactor = Redactor(secret_values())
     started = datetime.now(timezone.utc)
     folder = _new_run_folder(Path(out) if out else default_runs_folder(), path.stem, started)
     executed_path = folder / path.name
-    error_text = None
     log.info("recording %s into %s with parameters %s", path.name, folder, sorted(parameters))
-    try:
-        papermill.execute_notebook(str(path), str(executed_path), parameters=parameters, kernel_name=kernel_name,
-                                   cwd=str(path.parent), progress_bar=progress, execution_timeout=cell_timeout,
-                                   request_save_on_cell_execute=False)
-        status = OK
-    except PapermillExecutionError as error:
-        status = FAILED
-        error_text = redactor.text(f"{error.ename}: {error.evalue}")
-        log.warning("recorded run of %s failed in cell %s: %s", path.name, error.exec_count, error_text)
+    # The executed notebook still contains any secret a cell printed, so it is written to a
+    # private scratch folder and only its cleaned copy reaches the run folder.
+    with tempfile.TemporaryDirectory(prefix="adminkb-run-") as scratch:
+        executed, status, error_text = _execute(path, parameters, Path(scratch), redactor, kernel_name=kernel_name,
+                                                cell_timeout=cell_timeout, progress=progress)
     finished = datetime.now(timezone.utc)
 
-    executed = nbformat.read(executed_path, as_version=4)
     masker = Masker() if mask else None
     executed = _clean_notebook(executed, redactor, masker)
     record = RunRecord(notebook=str(path), folder=str(folder), parameters=parameters,
                        started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
-                       host=message("recorder.masked_host") if mask else socket.gethostname(), status=status, masked=mask, steps=step_outcomes(executed),
-                       error=error_text)
+                       host=message("recorder.masked_host") if mask else socket.gethostname(), status=status,
+                       masked=mask, steps=step_outcomes(executed), error=error_text)
     record_data = _clean_data(record.to_dict(), redactor, masker)
     nbformat.write(executed, executed_path)
     (folder / "record.json").write_text(json.dumps(record_data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -285,6 +280,81 @@ def record_run(notebook: str | os.PathLike[str], parameters: dict[str, object] |
     page = redactor.text(render_run_html(executed, record_data))
     record.html_file.write_text(page, encoding="utf-8")
     return record
+
+
+def _execute(path: Path, parameters: dict[str, object], scratch: Path, redactor: Redactor, *, kernel_name: str,
+             cell_timeout: int, progress: bool) -> tuple[Any, str, str | None]:
+    """Run the runbook in `scratch` and return the executed notebook, its status and the error text.
+
+    A cell that times out or a kernel that dies stops papermill without the error output it
+    writes for an exception, so the stopped cell gets one here, in the user's language. The
+    kernel's own stderr (its warnings and the traceback of the interrupted cell) goes to a file
+    in `scratch` and then to the log, not to the admin's terminal.
+    """
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    raw_path = scratch / path.name
+    kernel_stderr = scratch / "kernel-stderr.log"
+    status, error_text, stop_reason = OK, None, None
+    try:
+        papermill.execute_notebook(str(path), str(raw_path), parameters=parameters, kernel_name=kernel_name,
+                                   cwd=str(path.parent), progress_bar=progress, execution_timeout=cell_timeout,
+                                   request_save_on_cell_execute=True,
+                                   kernel_manager_class=_kernel_manager_class(kernel_stderr))
+    except PapermillExecutionError as error:
+        status, error_text = FAILED, redactor.text(f"{error.ename}: {error.evalue}")
+        log.warning("recorded run of %s failed in cell %s: %s", path.name, error.exec_count, error_text)
+    except CellTimeoutError:
+        stop_reason = message("recorder.cell_timeout", seconds=cell_timeout,
+                              suggested=min(2 * cell_timeout, MAX_CELL_TIMEOUT))
+        log.warning("recorded run of %s stopped: a cell ran longer than %d seconds", path.name, cell_timeout)
+    except DeadKernelError:
+        stop_reason = message("recorder.kernel_died")
+        log.warning("recorded run of %s stopped: the kernel died", path.name)
+    if kernel_stderr.is_file():
+        text = redactor.text(kernel_stderr.read_text(encoding="utf-8", errors="replace")).strip()
+        if text:
+            log.log(logging.INFO if status == FAILED or stop_reason else logging.DEBUG, "kernel stderr:\n%s", text)
+    # papermill saves the notebook after every cell and once more when it stops, so the file
+    # exists unless the kernel never started.
+    executed = nbformat.read(raw_path if raw_path.is_file() else path, as_version=4)
+    if stop_reason is not None:
+        status, error_text = FAILED, stop_reason
+        _mark_stopped_cell(executed, stop_reason)
+    return executed, status, error_text
+
+
+def _kernel_manager_class(stderr_file: Path) -> type:
+    """Return a kernel manager class whose kernels write their stderr to `stderr_file`."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class FileStderrKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            # Popen gives the kernel its own copy of the file handle, so this one may close.
+            with stderr_file.open("ab") as stream:
+                kw.setdefault("stderr", stream)
+                await super().start_kernel(**kw)
+
+    return FileStderrKernelManager
+
+
+def _mark_stopped_cell(notebook: Any, reason: str) -> None:
+    """Give the cell that was running when the run stopped an error output that states `reason`.
+
+    That cell is the last code cell papermill started. The KeyboardInterrupt the stop may
+    have left in it is dropped, because `reason` states why the cell ended.
+    """
+    started = [cell for cell in notebook.cells if cell.cell_type == "code"
+               and cell.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return
+    cell = started[-1]
+    cell.outputs = [output for output in cell.get("outputs", []) if output.get("output_type") != "error"]
+    cell.outputs.append(nbformat.v4.new_output("error", ename="RunStopped", evalue=reason, traceback=[reason]))
+    cell.metadata["papermill"]["status"] = "failed"
+    cell.metadata["papermill"]["exception"] = True
 
 
 def _clean_notebook(notebook: Any, redactor: Redactor, masker: Masker | None) -> Any:

@@ -11,7 +11,7 @@ import sys
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option, bounded_number
 from adminkb.i18n import message
 from adminkb.output import render_table
-from adminkb.recorder import DEFAULT_CELL_TIMEOUT, OK, list_parameters, parameter_values, record_run
+from adminkb.recorder import DEFAULT_CELL_TIMEOUT, MAX_CELL_TIMEOUT, OK, list_parameters, parameter_values, record_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", help=message("recorder.cli.out_help"))
     parser.add_argument("--mask", action="store_true", help=message("recorder.cli.mask_help"))
     parser.add_argument("--list-parameters", action="store_true", help=message("recorder.cli.list_help"))
-    parser.add_argument("--timeout", metavar="SECONDS", type=bounded_number(int, 1, 86_400), default=DEFAULT_CELL_TIMEOUT,
+    parser.add_argument("--timeout", metavar="SECONDS", type=bounded_number(int, 1, MAX_CELL_TIMEOUT),
+                        default=DEFAULT_CELL_TIMEOUT,
                         help=message("recorder.cli.timeout_help"))
     parser.set_defaults(handler=run_notebook)
 
