@@ -212,3 +212,89 @@ def test_notebook_original_left_unchanged():
     assert original.cells[1].source == 'SERVER = "mail.example.com"'
     assert "image/png" in original.cells[1].outputs[1].data
     assert "widgets" in original.metadata
+
+
+# --- Windows computer names: one label, masked by position or once the record reveals them -------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("copy \\\\MAIL01\\share\\report.txt", "copy \\\\host-1.invalid\\share\\report.txt"),
+    ("dir \\\\FILESRV\\c$\\logs", "dir \\\\host-1.invalid\\c$\\logs"),
+    ("'\\\\\\\\MAIL01\\\\share'", "'\\\\\\\\host-1.invalid\\\\share'"),
+    ("\\\\mail01.corp.example\\share", "\\\\host-1.invalid\\share"),
+    ("\\\\192.0.2.5\\share", "\\\\ipv4-1\\share"),
+])
+def test_unc_host_masked(text, expected):
+    assert mask_text(text) == expected
+
+
+@pytest.mark.parametrize("text", ["\\\\?\\C:\\Windows", "\\\\.\\pipe\\spool", "\\\\localhost\\c$", "C:\\Temp\\new"])
+def test_unc_without_host_kept(text):
+    assert mask_text(text) == text
+
+
+def test_banner_name_masked_everywhere():
+    transcript = ("220 MAIL01 Microsoft ESMTP MAIL Service, Version: 6.0.3790.3959 ready at  Mon, 2 Mar 2026\n"
+                  "250-MAIL01 Hello [192.0.2.10]\n"
+                  "221 2.0.0 MAIL01 Service closing transmission channel\n"
+                  "s-computername mail01; folder smtp-collect-MAIL01; MAIL01.log")
+    masked = mask_text(transcript)
+    assert "MAIL01" not in masked.upper()
+    assert masked.splitlines()[0].startswith("220 host-1.invalid Microsoft ESMTP MAIL Service")
+    assert masked.splitlines()[1] == "250-host-1.invalid Hello [ipv4-1]"
+    assert masked.splitlines()[2] == "221 2.0.0 host-1.invalid Service closing transmission channel"
+    assert "smtp-collect-host-1.invalid" in masked
+
+
+def test_word_like_name_masked_only_as_host():
+    masked = mask_text("220 mail Microsoft ESMTP MAIL Service ready\n250 2.6.0 Queued mail for delivery\n"
+                       "connect to mail:25")
+    assert masked.splitlines()[0] == "220 host-1.invalid Microsoft ESMTP MAIL Service ready"
+    assert masked.splitlines()[1] == "250 2.6.0 Queued mail for delivery"
+    assert masked.splitlines()[2] == "connect to host-1.invalid:25"
+
+
+def test_smtp_keyword_name_not_masked_as_word():
+    masked = mask_text("220 MAIL Microsoft ESMTP MAIL Service\nMAIL FROM:<a@b.example> then DATA")
+    assert masked.startswith("220 host-2.invalid Microsoft ESMTP MAIL Service\nMAIL FROM:<user-1@")
+    assert masked.endswith(" then DATA")
+
+
+def test_capital_name_matched_with_its_case():
+    masked = mask_text("220 EXCHSRV Microsoft ESMTP MAIL Service\nEXCHSRV queued it; Microsoft Exchange logs")
+    assert masked == ("220 host-1.invalid Microsoft ESMTP MAIL Service\n"
+                      "host-1.invalid queued it; Microsoft Exchange logs")
+
+
+@pytest.mark.parametrize("text", [
+    "250 2.6.0 Queued mail for delivery",
+    "SERVER = \"lab\"; the server MAIL01 is named here without any banner",
+    "Relay Restrictions, Pickup, Queue, Badmail, Drop, Smart Host",
+])
+def test_ordinary_words_kept(text):
+    assert mask_text(text) == text
+
+
+def test_added_host_masked_everywhere():
+    masker = Masker()
+    masker.add_host("SRV-APP")
+    masked = masker.mask("SERVER = 'SRV-APP:25'; srv-app answered; SRV-APPX is another")
+    assert masked == "SERVER = 'host-1.invalid:25'; host-1.invalid answered; SRV-APPX is another"
+
+
+@pytest.mark.parametrize("name", ["localhost", "192.0.2.4", "host-3.invalid", "not a name"])
+def test_added_host_ignored(name):
+    masker = Masker()
+    masker.add_host(name)
+    assert masker.known_names == set()
+
+
+def test_notebook_learns_name_from_later_cell():
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell('target = "MAIL01"'),
+        nbformat.v4.new_code_cell("probe()", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="220 MAIL01 Microsoft ESMTP MAIL Service\n")]),
+    ]
+    masked = mask_notebook(notebook)
+    assert masked.cells[0].source == 'target = "host-1.invalid"'
+    assert masked.cells[1].outputs[0].text == "220 host-1.invalid Microsoft ESMTP MAIL Service\n"

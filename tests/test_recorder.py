@@ -216,6 +216,24 @@ def test_html_masked(tmp_path, monkeypatch):
     assert SECRET not in page
 
 
+def test_mask_hides_single_label_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    notebook_path = _write_notebook(tmp_path)
+    notebook = nbformat.read(notebook_path, as_version=4)
+    notebook.cells.insert(-1, nbformat.v4.new_code_cell('print(r"copy \\\\FILESRV\\cases\\MetaBase.xml")'))
+    nbformat.write(notebook, notebook_path)
+    record = record_run(notebook_path, {"SERVER": "MAIL01:25"}, out=tmp_path / "runs", mask=True, progress=False)
+    for path in (record.notebook_file, record.html_file, record.html_file.with_name("record.json")):
+        text = path.read_text(encoding="utf-8")
+        assert "MAIL01" not in text, path.name
+        assert "FILESRV" not in text, path.name
+    data = json.loads(record.html_file.with_name("record.json").read_text(encoding="utf-8"))
+    assert data["parameters"] == {"SERVER": "host-1.invalid:25"}
+    page = record.html_file.read_text(encoding="utf-8")
+    assert "server host-1.invalid:25" in page
+    assert "copy \\\\host-2.invalid\\cases\\MetaBase.xml" in page
+
+
 def test_external_resource_keeps_record(tmp_path, monkeypatch):
     monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
     notebook_path = _write_notebook(tmp_path)

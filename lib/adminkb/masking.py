@@ -12,6 +12,15 @@ whole document:
 Loopback and unspecified addresses (127.0.0.0/8, ::1, 0.0.0.0, ::) and the name `localhost`
 identify no one, so they stay as they are. So do the hosts in `keep_hosts` and their
 subdomains, by default the public documentation sites the runbooks link to.
+
+A Windows computer name has one label (`MAIL01`), so it cannot be told from a word by its
+shape. A Masker masks such a name where its position shows it is a host: the host part of a
+UNC path (`\\\\MAIL01\\share`), the name in an SMTP banner, EHLO greeting or closing reply, and
+after `@`. It remembers the names those replies show and the ones given with `add_host` (the
+server a runbook ran against). Such a name is also masked before `:port`, and anywhere else
+when it is written the way computer names are and words are not: with a digit, hyphen or dot
+(in any case), or in capitals (only where it is written in capitals, and not an SMTP keyword
+such as MAIL or DATA). A lower-case name without digits, such as `mail`, stays visible there.
 """
 
 from __future__ import annotations
@@ -63,6 +72,25 @@ _IPV4_CANDIDATE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
 # Placeholders this module writes, so that masking masked text changes nothing.
 _PLACEHOLDER = re.compile(r"^(?:user-\d+|host-\d+\.invalid|ipv4-\d+|ipv6-\d+)$", re.IGNORECASE)
 
+# A host name of one label or more, as SMTP replies and UNC paths write it.
+_NAME = rf"{_LABEL}(?:\.{_LABEL})*"
+# SMTP replies that name the server: the banner ("220 MAIL01 Microsoft ESMTP MAIL Service ..."
+# or "220 mail.example.com ESMTP Postfix"), the EHLO greeting ("250-MAIL01 Hello [192.0.2.10]")
+# and IIS's closing reply ("221 2.0.0 MAIL01 Service closing transmission channel").
+_GREETING = re.compile(rf"(?<![0-9.])(?:220[ -](?P<banner>{_NAME})(?=[ \t][^\n]*\bE?SMTP\b)"
+                       rf"|250[ -](?P<hello>{_NAME})(?= Hello\b)"
+                       rf"|221 \d\.\d\.\d (?P<closing>{_NAME})(?= Service closing\b))")
+# The host part of a UNC path: two backslashes, or four where repr() or JSON doubled them.
+_UNC = re.compile(rf"(?<![\\\w])((?:\\\\){{1,2}})({_NAME})(?=\\|[\s\"'<>,;:)\]]|$)")
+# SMTP commands and keywords written in capitals: an all-capital server name equal to one of
+# them is masked only where its position shows it is a host.
+_SMTP_WORDS = frozenset({
+    "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP", "TURN", "ETRN",
+    "BDAT", "AUTH", "STARTTLS", "SIZE", "DSN", "PIPELINING", "CHUNKING", "BINARYMIME", "ENHANCEDSTATUSCODES",
+    "SMTP", "ESMTP", "LOGIN", "PLAIN", "NTLM", "GSSAPI", "TLS", "SSL", "OK", "DNS", "MX", "PTR", "SPF", "DMARC",
+    "IIS", "FROM", "TO",
+})
+
 
 class Masker:
     """Replace identifying values in text with numbered placeholders, the same value each time.
@@ -77,15 +105,38 @@ class Masker:
         self.hosts: dict[str, str] = {}
         self.ipv4_addresses: dict[str, str] = {}
         self.ipv6_addresses: dict[str, str] = {}
+        # Server names seen in SMTP replies or given with add_host, as written.
+        self.known_names: set[str] = set()
+        self._name_patterns: tuple[re.Pattern[str] | None, re.Pattern[str]] | None = None
+
+    def add_host(self, name: str) -> None:
+        """Mask `name` from now on, also where nothing around it shows that it is a host."""
+        name = name.strip().rstrip(".")
+        if not re.fullmatch(_NAME, name) or _PLACEHOLDER.match(name) or name.lower() == "localhost":
+            return
+        if self._is_kept(name.lower()) or _looks_numeric(name):
+            return
+        if name not in self.known_names:
+            self.known_names.add(name)
+            self._name_patterns = None
+
+    def learn(self, text: str) -> None:
+        """Remember the server names that the SMTP replies in `text` show, so that `mask` hides them elsewhere too."""
+        for match in _GREETING.finditer(text or ""):
+            self.add_host(match.group("banner") or match.group("hello") or match.group("closing"))
 
     def mask(self, text: str) -> str:
         """Replace the e-mail local parts, host names and IP addresses in `text` and return the result."""
         if not text:
             return text
+        self.learn(text)
         text = _EMAIL.sub(self._replace_email, text)
         text = _IPV6_CANDIDATE.sub(self._replace_ipv6, text)
         text = _IPV4_CANDIDATE.sub(self._replace_ipv4, text)
-        return _HOST.sub(self._replace_host, text)
+        text = _GREETING.sub(self._replace_greeting, text)
+        text = _UNC.sub(self._replace_unc, text)
+        text = _HOST.sub(self._replace_host, text)
+        return self._mask_known_names(text)
 
     def mapping(self) -> dict[str, str]:
         """Return every original value masked so far with its placeholder."""
@@ -124,6 +175,45 @@ class Masker:
 
     def _replace_ipv4(self, match: re.Match[str]) -> str:
         return self._mask_address(match.group(0))
+
+    def _replace_greeting(self, match: re.Match[str]) -> str:
+        group = next(name for name in ("banner", "hello", "closing") if match.group(name) is not None)
+        start, end = match.span(group)
+        offset = match.start()
+        text = match.group(0)
+        masked = self._mask_host(match.group(group), require_known_tld=False)
+        return text[:start - offset] + masked + text[end - offset:]
+
+    def _replace_unc(self, match: re.Match[str]) -> str:
+        return match.group(1) + self._mask_host(match.group(2), require_known_tld=False)
+
+    def _mask_known_names(self, text: str) -> str:
+        """Mask the known server names: everywhere when written like a computer name, else before `:port`."""
+        if not self.known_names:
+            return text
+        if self._name_patterns is None:
+            self._name_patterns = self._compile_name_patterns()
+        everywhere, before_port = self._name_patterns
+        if everywhere is not None:
+            text = everywhere.sub(self._replace_name, text)
+        return before_port.sub(self._replace_name, text)
+
+    def _replace_name(self, match: re.Match[str]) -> str:
+        return self._mask_host(match.group(0), require_known_tld=False)
+
+    def _compile_name_patterns(self) -> tuple[re.Pattern[str] | None, re.Pattern[str]]:
+        # Longest first, so that "MAIL01-B" is tried before "MAIL01".
+        names = sorted(self.known_names, key=lambda name: (-len(name), name))
+        # A name is whole when no letter or digit touches it and no dot or "@" comes before it.
+        # A dot after it may start a domain (MAIL01.corp.tw) or a file suffix (MAIL01.log), and
+        # the name is masked in both: a full host name under a known TLD was masked before.
+        edge_before, edge_after = r"(?<![A-Za-z0-9.@])", r"(?![A-Za-z0-9])"
+        folded = [re.escape(name) for name in names if _computer_like(name) and not name.isalpha()]
+        exact = [re.escape(name) for name in names if _computer_like(name) and name.isalpha()]
+        parts = ([f"(?i:{'|'.join(folded)})"] if folded else []) + exact
+        everywhere = re.compile(f"{edge_before}(?:{'|'.join(parts)}){edge_after}") if parts else None
+        before_port = re.compile(f"{edge_before}(?i:{'|'.join(re.escape(name) for name in names)})(?=:\\d{{1,5}}\\b)")
+        return everywhere, before_port
 
     def _replace_host(self, match: re.Match[str]) -> str:
         return self._mask_host(match.group(0), require_known_tld=True)
@@ -169,6 +259,17 @@ class Masker:
         return table[value]
 
 
+def _computer_like(name: str) -> bool:
+    """Return whether `name` is written the way computer names are and ordinary words are not."""
+    if any(character.isdigit() or character in "-." for character in name):
+        return True
+    return name.isupper() and len(name) >= 2 and name not in _SMTP_WORDS
+
+
+def _looks_numeric(name: str) -> bool:
+    return all(label.isdigit() for label in name.split("."))
+
+
 def mask_text(text: str, masker: Masker | None = None) -> str:
     """Mask one piece of text, with a fresh Masker unless one is given."""
     return (masker or Masker()).mask(text)
@@ -192,6 +293,10 @@ def mask_notebook(notebook: Any, masker: Masker | None = None, *, markdown: bool
     """
     masker = masker or Masker()
     masked = copy.deepcopy(notebook)
+    # Learn the server names of the whole notebook first, so that a name shown by a banner in a
+    # late cell is masked in earlier cells too.
+    for text in _texts(masked, markdown):
+        masker.learn(text)
     for cell in masked.get("cells", []):
         if cell.get("cell_type") == "code":
             cell["source"] = masker.mask(_joined(cell.get("source", "")))
@@ -260,6 +365,26 @@ def _mask_widget_state(value: Any, masker: Masker) -> Any:
                 masked[key] = _mask_widget_state(item, masker)
         return masked
     return value
+
+
+def _texts(notebook: Any, markdown: bool) -> Iterable[str]:
+    """Yield the texts `mask_notebook` masks: code sources, outputs, and markdown when asked."""
+    for cell in notebook.get("cells", []):
+        kind = cell.get("cell_type")
+        if kind == "markdown" and markdown:
+            yield _joined(cell.get("source", ""))
+        if kind != "code":
+            continue
+        yield _joined(cell.get("source", ""))
+        for output in cell.get("outputs", []):
+            yield _joined(output.get("text", ""))
+            yield output.get("evalue", "")
+            yield from output.get("traceback", [])
+            for value in output.get("data", {}).values():
+                if isinstance(value, str):
+                    yield value
+                elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+                    yield "".join(value)
 
 
 def _joined(source: str | list[str]) -> str:

@@ -267,7 +267,7 @@ def record_run(notebook: str | os.PathLike[str], parameters: dict[str, object] |
                                                 cell_timeout=cell_timeout, progress=progress)
     finished = datetime.now(timezone.utc)
 
-    masker = Masker() if mask else None
+    masker = _run_masker(parameters) if mask else None
     executed = _clean_notebook(executed, redactor, masker)
     record = RunRecord(notebook=str(path), folder=str(folder), parameters=parameters,
                        started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
@@ -355,6 +355,29 @@ def _mark_stopped_cell(notebook: Any, reason: str) -> None:
     cell.outputs.append(nbformat.v4.new_output("error", ename="RunStopped", evalue=reason, traceback=[reason]))
     cell.metadata["papermill"]["status"] = "failed"
     cell.metadata["papermill"]["exception"] = True
+
+
+# Parameters whose value names a server ("MAIL01:25", "[192.0.2.25]"): --mask hides that name
+# wherever the record shows it, even as a bare computer name that looks like any other word.
+HOST_PARAMETERS = ("SERVER", "SMART_HOST", "NAMESERVER")
+
+
+def _run_masker(parameters: dict[str, object]) -> Masker:
+    masker = Masker()
+    for name in HOST_PARAMETERS:
+        value = parameters.get(name)
+        if isinstance(value, str) and value.strip().lower() != "lab":
+            masker.add_host(_host_part(value))
+    return masker
+
+
+def _host_part(value: str) -> str:
+    """Return the host of "host", "host:port", "[address]" or "[address]:port"."""
+    text = value.strip()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    host, colon, port = text.rpartition(":")
+    return host if colon and port.isdigit() and ":" not in host else text
 
 
 def _clean_notebook(notebook: Any, redactor: Redactor, masker: Masker | None) -> Any:
