@@ -19,7 +19,10 @@ code cells, markdown cells and the navigation line apply to it too.
 from __future__ import annotations
 
 import ast
+import io
+import ipaddress
 import re
+import tokenize
 from pathlib import Path
 
 import nbformat
@@ -131,6 +134,81 @@ def test_parameters_cell_conventions(runbook):
         name = line.split("=", 1)[0].strip()
         assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name), f"{path.name}: parameter {name!r} is not UPPER_CASE"
         assert "#" in line.split("=", 1)[1], f"{path.name}: parameter {name} has no comment"
+
+
+# One name per thing across the runbooks: names runbooks used before, with the name to use instead.
+PARAMETER_SYNONYMS = {
+    "DNS_SERVER": "NAMESERVER", "DNS": "NAMESERVER", "RCPT_TO": "REMOTE_RCPT", "RECIPIENT": "REMOTE_RCPT",
+    "APP_SENDER": "MAIL_FROM", "SENDER": "MAIL_FROM", "SEND": "CONFIRM", "HOST": "SERVER", "SMTP_SERVER": "SERVER",
+    "SOURCE_IP": "APP_IP", "CLIENT_IP": "APP_IP", "LOGS": "LOG_PATH", "LOG_DIR": "LOG_PATH", "MAIL_ROOT": "MAILROOT",
+}
+# Shared names whose lab default is the same in every runbook that has them.
+LAB_DEFAULTS = {"SERVER": "lab", "APP_IP": "127.0.0.10", "MAILROOT": None, "LOG_PATH": None, "NAMESERVER": None,
+                "CONFIRM": False}
+# Addresses a lab default may name: loopback and the documentation ranges of RFC 5737.
+LAB_NETWORKS = tuple(ipaddress.ip_network(network) for network in
+                     ("127.0.0.0/8", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
+# Domains a lab default may name: the reserved ones of RFC 2606.
+LAB_DOMAINS = ("example.com", "example.net", "example.org", ".test", ".invalid")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+_DOMAIN = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
+
+
+def _parameters(notebook: nbformat.NotebookNode) -> list[tuple[str, object, str]]:
+    """Return each assignment of the parameters cell as (name, default value, comment on its line)."""
+    source = next(cell.source for cell in notebook.cells if "parameters" in cell.get("metadata", {}).get("tags", []))
+    comments = {token.start[0]: token.string.lstrip("#").strip()
+                for token in tokenize.generate_tokens(io.StringIO(source).readline)
+                if token.type == tokenize.COMMENT}
+    found = []
+    for node in ast.parse(source).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, f"line {node.lineno} is not NAME = value"
+        comment = " ".join(comments[line] for line in range(node.lineno, node.end_lineno + 1) if line in comments)
+        found.append((node.targets[0].id, ast.literal_eval(node.value), comment))
+    return found
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def test_parameters_have_zh_tw_comments(runbook):
+    from tests.test_i18n import SIMPLIFIED_ONLY
+
+    path, notebook = runbook
+    for name, _, comment in _parameters(notebook):
+        assert _CJK.search(comment), f"{path.name}: parameter {name} has no comment in Chinese: {comment!r}"
+        simplified = set(comment) & SIMPLIFIED_ONLY
+        assert not simplified, f"{path.name}: the comment on {name} has simplified characters {simplified}"
+
+
+def test_parameters_use_shared_names(runbook):
+    path, notebook = runbook
+    for name, value, _ in _parameters(notebook):
+        assert name not in PARAMETER_SYNONYMS, f"{path.name}: rename parameter {name} to {PARAMETER_SYNONYMS.get(name)}"
+        if name in LAB_DEFAULTS:
+            assert value == LAB_DEFAULTS[name], f"{path.name}: {name} defaults to {value!r}, not {LAB_DEFAULTS[name]!r}"
+
+
+def test_parameters_default_to_lab(runbook):
+    path, notebook = runbook
+    for name, value, _ in _parameters(notebook):
+        for text in _strings(value):
+            for address in _IPV4.findall(text):
+                assert any(ipaddress.ip_address(address) in network for network in LAB_NETWORKS), \
+                    f"{path.name}: {name} names {address}, outside loopback and the documentation ranges"
+            for domain in _DOMAIN.findall(text.rpartition("@")[2] if "@" in text else text):
+                if text.startswith("../") or _IPV4.fullmatch(domain):
+                    continue
+                assert domain.lower().endswith(LAB_DOMAINS), f"{path.name}: {name} names {domain}, not a reserved domain"
+            assert not re.match(r"^(?:[A-Za-z]:\\|/|\\\\)", text), f"{path.name}: {name} defaults to the path {text}"
+            if text.startswith("../"):
+                assert (path.parent / text).exists(), f"{path.name}: {name} points at {text}, which does not exist"
 
 
 def test_steps_numbered_in_order(runbook):

@@ -275,7 +275,7 @@ def test_lab_runbook_masked(tmp_path, monkeypatch):
     secret = 'Tr0ub4dor&3"x\\y<z'
     monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", secret)
     runbook = _runbook_reading_secret(tmp_path, "01_smtp_session.ipynb")
-    record = record_run(runbook, {"SEND": True}, out=tmp_path / "runs", mask=True, progress=False)
+    record = record_run(runbook, {"CONFIRM": True}, out=tmp_path / "runs", mask=True, progress=False)
     assert record.status == OK
     assert len(record.steps) >= 3
     executed = nbformat.read(record.notebook_file, as_version=4)
@@ -374,10 +374,10 @@ def test_parameter_values_reject_kind(tmp_path, text):
 
 
 def test_parameter_values_bool_default():
-    # Runbook 01's SEND defaults to False.
-    assert parameter_values("01", [("SEND", "true")]) == {"SEND": True}
+    # Runbook 01's CONFIRM defaults to False.
+    assert parameter_values("01", [("CONFIRM", "true")]) == {"CONFIRM": True}
     with pytest.raises(InputError) as caught:
-        parameter_values("01", [("SEND", "yes")])
+        parameter_values("01", [("CONFIRM", "yes")])
     assert "需要 true 或 false" in str(caught.value)
 
 
