@@ -17,8 +17,8 @@ import logging
 import os
 
 from adminkb.diagnose.checks import (DiagnoseRequest, badmail_step, checked_folder, checked_log_path, config_step,
-                                     dns_step, drop_step, log_step, outbound_step, pickup_step, queue_step,
-                                     session_steps, smart_host_step)
+                                     dns_step, drop_step, local_outbound_steps, log_step, outbound_step,
+                                     pickup_step, queue_step, session_steps, smart_host_step)
 from adminkb.diagnose.lab import (FAULTS, PICKUP_NOT_WRITABLE, RELAY_DENIED, REMOTE_MX_UNREACHABLE, WRONG_SMART_HOST,
                                   lab_configuration, restore_fault, stage_fault)
 from adminkb.diagnose.model import (CONFIGURATION, CONNECTION, DNS, EXIT_CODES, EXIT_INPUT, EXIT_OK, EXIT_WARNINGS,
@@ -40,9 +40,12 @@ def diagnose(request: DiagnoseRequest) -> Diagnosis:
         steps.append(drop_step(request))
     steps.append(badmail_step(request))
     steps.append(log_step(request))
-    dns = dns_step(request)
-    steps.append(dns)
-    steps.append(outbound_step(request, dns))
+    if request.facts.get("local_recipient"):
+        steps.extend(local_outbound_steps(request))
+    else:
+        dns = dns_step(request)
+        steps.append(dns)
+        steps.append(outbound_step(request, dns))
     steps.append(smart_host_step(request))
     result = Diagnosis(server=f"{request.host}:{request.port}", steps=steps)
     log.info("diagnosis of %s: cause %s, exit %d", result.server, result.cause, result.exit_status)

@@ -499,8 +499,6 @@ def log_step(request: DiagnoseRequest) -> Step:
 
 def dns_step(request: DiagnoseRequest) -> Step:
     """Look up the recipient domain's MX (only with --check-outbound and a named DNS server)."""
-    if request.facts.get("local_recipient"):
-        return _skip("dns", "diagnose.skipped_local", **_local_values(request))
     if not request.check_outbound:
         return Step("dns", NOT_RUN, message("diagnose.evidence.outbound_not_run"))
     if not request.dns:
@@ -524,8 +522,6 @@ def dns_step(request: DiagnoseRequest) -> Step:
 
 def outbound_step(request: DiagnoseRequest, dns: Step) -> Step:
     """Connect to port 25 of the recipient's MX hosts, in preference order, until one replies."""
-    if request.facts.get("local_recipient"):
-        return _skip("outbound", "diagnose.skipped_local", **_local_values(request))
     if not request.check_outbound:
         return Step("outbound", NOT_RUN, message("diagnose.evidence.outbound_not_run"))
     if dns.verdict not in (OK, WARNING):
@@ -544,6 +540,11 @@ def outbound_step(request: DiagnoseRequest, dns: Step) -> Step:
     values = {"domain": _recipient_domain(request), "hosts": ", ".join(host for host, _ in addresses) or "-"}
     return Step("outbound", PROBLEM, "\n".join(tried) or message("diagnose.none"),
                 message("diagnose.next.outbound_unreachable", **values), cause="outbound_unreachable", values=values)
+
+
+def local_outbound_steps(request: DiagnoseRequest) -> list[Step]:
+    """Return the DNS and outbound steps for a recipient in a local domain: skipped, because such mail goes to Drop."""
+    return [_skip(name, "diagnose.skipped_local", **_local_values(request)) for name in ("dns", "outbound")]
 
 
 def smart_host_step(request: DiagnoseRequest) -> Step:
