@@ -1,8 +1,19 @@
-"""Shared test set-up: stop early with a clear message when notebooks cannot run here."""
+"""Shared test set-up: no test queries this machine's DNS servers, and notebooks stop early when they cannot run here."""
 
 from __future__ import annotations
 
 import pytest
+
+from adminkb.dnscheck import resolver
+
+
+@pytest.fixture(autouse=True)
+def no_system_dns(monkeypatch):
+    """Point the system DNS configuration at a missing file, so that no test queries this machine's DNS servers.
+
+    A test that needs "the system's servers" sets RESOLV_CONF or read_system_configuration itself.
+    """
+    monkeypatch.setattr(resolver, "RESOLV_CONF", "/nonexistent/adminkb-tests/resolv.conf")
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:

@@ -29,12 +29,6 @@ def chinese_messages(monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
 
 
-@pytest.fixture(autouse=True)
-def no_system_dns(tmp_path, monkeypatch):
-    """Point the system configuration at a missing file, so that no test queries this machine's DNS servers."""
-    monkeypatch.setattr(resolver, "RESOLV_CONF", str(tmp_path / "no-resolv.conf"))
-
-
 def run(*arguments: str) -> int:
     parsed = build_parser().parse_args(["dns", "check", *arguments])
     return parsed.handler(parsed)

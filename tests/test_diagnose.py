@@ -6,12 +6,15 @@ import json
 import re
 from pathlib import Path
 
+import dns.nameserver
+import dns.resolver
 import pytest
 
 from adminkb.diagnose import (CONFIGURATION, EXIT_CODES, FAULTS, OK, PICKUP_NOT_WRITABLE, PROBLEM, QUEUE, RELAY,
                               RELAY_DENIED, REMOTE_MX_UNREACHABLE, SKIPPED, WRONG_SMART_HOST, DiagnoseRequest,
                               diagnose, diagnose_target, lab_configuration, restore_fault, stage_fault, stage_target_fault)
 from adminkb.diagnose.checks import checked_log_path
+from adminkb.dnscheck import resolver
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.lab import MailLab, can_bind_source_address
@@ -434,3 +437,37 @@ def test_cli_undecoded_connection_control(target, capsys):
     assert f"無法判斷它是否拒絕 {APP}" in steps["banner"]["evidence"]
     assert f"確認 {APP} 可以連線" in steps["banner"]["next_step"]
     assert "IPSecurity（連線控制）已設定" in steps["config"]["evidence"]
+
+
+@needs_aliases
+def test_outbound_check_uses_system_dns(target, monkeypatch):
+    # No --dns: the MX lookup goes to the servers of this computer's settings, here the lab DNS.
+    lab_dns = target.lab.lab_dns
+
+    def system_configuration() -> dns.resolver.Resolver:
+        configured = dns.resolver.Resolver(configure=False)
+        configured.nameservers = [dns.nameserver.Do53Nameserver(lab_dns.address, lab_dns.port)]
+        return configured
+
+    monkeypatch.setattr(resolver, "read_system_configuration", system_configuration)
+    request = _lab_request(target, "user@example.net")
+    request.check_outbound = True
+    request.port_map = target.lab.remote.port_for
+    queries = lab_dns.query_count
+    result = diagnose(request)
+    dns_step = result.step("dns")
+    assert dns_step.verdict == OK
+    assert f"查詢的 DNS 伺服器：{lab_dns.nameserver}，取自本機的 DNS 設定：{resolver.RESOLV_CONF}" in dns_step.evidence
+    assert lab_dns.query_count > queries
+    assert result.step("outbound").verdict == OK
+
+
+def test_outbound_check_without_any_dns_is_skipped(target):
+    # The test set-up points the system settings at a missing file.
+    request = _lab_request(target, "user@example.net")
+    request.check_outbound = True
+    result = diagnose(request)
+    dns_step = result.step("dns")
+    assert dns_step.verdict == SKIPPED
+    assert f"本機的 DNS 設定（{resolver.RESOLV_CONF}）中也沒有可用的伺服器" in dns_step.evidence
+    assert result.step("outbound").verdict == SKIPPED

@@ -22,7 +22,8 @@ import pandas as pd
 from adminkb import mailroot
 from adminkb.diagnose.model import NOT_RUN, OK, PROBLEM, SKIPPED, WARNING, Step
 from adminkb.dnscheck.mx import check_mx, lookup_addresses
-from adminkb.dnscheck.resolver import DnsClient
+from adminkb.dnscheck.resolver import (DnsClient, format_nameserver, system_configuration_source,
+                                       system_nameservers)
 from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.mailroot_scan import badmail_reasons, folder_summary, scan_mailroot, stuck_domains
@@ -498,13 +499,24 @@ def log_step(request: DiagnoseRequest) -> Step:
 # DNS, port 25 to the recipient's MX, and the Smart Host: only when asked.
 
 def dns_step(request: DiagnoseRequest) -> Step:
-    """Look up the recipient domain's MX (only with --check-outbound and a named DNS server)."""
+    """Look up the recipient domain's MX (only with --check-outbound).
+
+    The DNS server is `request.dns`, or else the servers this machine is configured to use.
+    """
     if not request.check_outbound:
         return Step("dns", NOT_RUN, message("diagnose.evidence.outbound_not_run"))
-    if not request.dns:
-        return _skip("dns", "diagnose.skipped_no_dns")
+    if request.dns:
+        nameserver: str | list[tuple[str, int]] = request.dns
+        servers_text = request.dns
+    else:
+        try:
+            nameserver = system_nameservers()
+        except InputError:
+            return _skip("dns", "diagnose.skipped_no_dns", source=system_configuration_source())
+        servers_text = message("dnscheck.cli.system_nameservers", source=system_configuration_source(),
+                        servers=", ".join(format_nameserver(address, port) for address, port in nameserver))
     domain = _recipient_domain(request)
-    client = DnsClient(request.dns, timeout=request.timeout)
+    client = DnsClient(nameserver, timeout=request.timeout)
     results = check_mx(client, domain)
     mx_result = results[0]
     hosts = [entry["host"] for entry in mx_result.details.get("exchangers", []) if entry["host"] != "."]
@@ -512,7 +524,8 @@ def dns_step(request: DiagnoseRequest) -> Step:
         hosts = [domain]
     request.facts["mx_hosts"] = hosts
     request.facts["dns_client"] = client
-    evidence = "\n".join([*mx_result.records[:5], mx_result.explanation()])
+    evidence = "\n".join([message("diagnose.evidence.dns_asked", servers=servers_text), *mx_result.records[:5],
+                          mx_result.explanation()])
     if mx_result.verdict in ("ok", "warning"):
         return Step("dns", OK if mx_result.verdict == "ok" else WARNING, evidence,
                     mx_result.next_step() if mx_result.verdict == "warning" else None,
