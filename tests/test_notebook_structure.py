@@ -211,6 +211,15 @@ def test_parameters_default_to_lab(runbook):
                 assert (path.parent / text).exists(), f"{path.name}: {name} points at {text}, which does not exist"
 
 
+@pytest.mark.parametrize("path", [INDEX_FILE, *RUNBOOK_FILES], ids=lambda path: path.name)
+def test_first_code_cell_shows_full_cells(path):
+    # Without it pandas cuts table cells after 50 characters, in the runbook and its HTML page.
+    notebook = _read(path)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"
+            and "parameters" not in cell.get("metadata", {}).get("tags", [])]
+    assert "show_full_cells()" in code[0].source, f"{path.name}: the first code cell must call show_full_cells()"
+
+
 def test_steps_numbered_in_order(runbook):
     path, notebook = runbook
     sections = _sections(notebook)

@@ -63,3 +63,13 @@ def runbook_table(folder: Path | None = None) -> pd.DataFrame:
             message("runbooks.column_file"): runbook.filename,
         })
     return pd.DataFrame(rows).set_index(message("runbooks.column_number"))
+
+
+def show_full_cells() -> None:
+    """Make pandas show every table cell in full in this kernel.
+
+    Every runbook calls it in its first code cell. pandas cuts text cells after 50 characters and ends them with "...", which hides the end of a
+    server reply, a DNS record or a next step. Rows are still limited by pandas' own options, so a
+    large inventory does not flood the page.
+    """
+    pd.set_option("display.max_colwidth", None)

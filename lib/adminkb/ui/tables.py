@@ -127,13 +127,9 @@ def unattend_table(findings: Sequence[UnattendFinding]) -> pd.DataFrame:
     return _full_text(rows, ("line", "rule", "problem", "fix"), "ui.table.no_findings")
 
 
-def rows_table(rows: Sequence[dict[str, object]], columns: Sequence[str], *, full_text: bool = False) -> pd.DataFrame:
+def rows_table(rows: Sequence[dict[str, object]], columns: Sequence[str]) -> FullTextTable:
     """Return rows that another module built (such as the termsrv state or plan) under catalog headers.
 
-    With `full_text` the table is a FullTextTable, which shows long cells in full.
+    The table is a FullTextTable, which shows long cells such as registry paths in full.
     """
-    # NOTE: full_text is off by default because the Remote Desktop runbook's stored outputs were
-    # made with pandas' cut cells. Turn it on when that runbook is executed again.
-    if full_text:
-        return _full_text(list(rows), columns)
-    return _frame(list(rows), columns)
+    return _full_text(list(rows), columns)
