@@ -42,7 +42,7 @@ def test_table_all_ok(server, capsys):
     lines = output.out.splitlines()
     assert lines[0].startswith("example.com 的 DNS 檢查")
     assert "正常 8 項" in lines[0]
-    assert lines[1].split() == ["檢查項目", "對象", "判定", "查到的記錄"]
+    assert lines[1].split() == ["檢查項目", "檢查目標", "判定", "查到的記錄"]
     assert "正常 / 通過 (pass)" in output.out
     assert "example.com MX 10 mx1.example.com" in output.out
     assert "下一步：" in output.out

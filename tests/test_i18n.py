@@ -1,6 +1,8 @@
 """The message catalog: both languages complete, same placeholders, switchable at run time."""
 
+import ast
 import re
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +37,33 @@ def test_zh_tw_reads_traditional(key):
     english_words = re.sub(r"\{[^}]*\}|%\(\w+\)\w|%\w", "", catalog()[key]["en"])
     if re.search(r"[A-Za-z]{2,}", english_words):
         assert re.search(r"[\u4e00-\u9fff]", text), f"{key}: the zh-TW text has no Chinese"
+
+
+ZHTW_CHECK = Path(__file__).resolve().parents[2] / "shared" / "tools" / "zhtw_check.py"
+# Terms that the checker's mainland patterns match but that Taiwan's Windows itself uses:
+# regedit's own message "不是登錄指令碼" and Microsoft 365's 租用戶 (tenant).
+TAIWAN_WINDOWS_TERMS = ("登錄指令碼", "租用戶")
+
+
+def _mainland_terms() -> list[re.Pattern]:
+    """Return the mainland IT terms of the team's zh-TW checker, read from its source."""
+    source = ZHTW_CHECK.read_text(encoding="utf-8")
+    start = source.index("MAINLAND_TERMS = [")
+    end = source.index("]", source.index("\n]", start)) + 1
+    return [re.compile(term) for term in ast.literal_eval(source[start + len("MAINLAND_TERMS = "):end])]
+
+
+@pytest.mark.skipif(not ZHTW_CHECK.is_file(),
+                    reason="../shared/tools/zhtw_check.py (the team's zh-TW prose checker) is not beside this checkout")
+def test_zh_tw_uses_taiwan_terms():
+    terms = _mainland_terms()
+    found = []
+    for key, texts in sorted(catalog().items()):
+        text = texts["zh-TW"]
+        for allowed in TAIWAN_WINDOWS_TERMS:
+            text = text.replace(allowed, "")
+        found += [f"{key}: {match.group(0)}" for term in terms if (match := term.search(text))]
+    assert not found, found
 
 
 def test_default_language_is_zh_tw(monkeypatch):
