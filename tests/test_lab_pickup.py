@@ -3,6 +3,7 @@
 import email
 import email.policy
 import logging
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -170,13 +171,55 @@ def test_empty_file_goes_to_badmail(lab):
     assert "The message sender was <>." in results[0].files[1].read_text("ascii")
 
 
-def test_temporary_files_are_left_alone(lab):
-    temporary = lab.pickup_dir / ".report.eml.k2j4h1.tmp"
-    temporary.write_bytes(b"X-Sender: a@example.com\r\nX-Receiver: b@example.net\r\n\r\nhalf")
-    assert lab.process_pickup() == []
-    assert temporary.exists()
-    assert lab.queue_files() == []
+def test_any_file_name_is_picked_up(lab):
+    # KB Q221384's example is a file called Message.txt. The lab skips no name, temporary-looking ones included.
+    for name in ("Message.txt", ".report.eml.k2j4h1.tmp"):
+        (lab.pickup_dir / name).write_bytes(b"X-Sender: a@example.com\r\nX-Receiver: b@example.net\r\n\r\nx\r\n")
+    assert lab.pickup_files() == sorted(lab.pickup_dir.iterdir())
+    results = lab.process_pickup()
+    assert sorted(result.source for result in results) == [".report.eml.k2j4h1.tmp", "Message.txt"]
+    assert len(lab.queue_files()) == 2
     assert lab.pickup_files() == []
+
+
+class SlowFile:
+    """A binary file whose writes go to disk in 64 KiB pieces with a pause between them, like a slow share."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def write(self, data):
+        view = memoryview(data)
+        for start in range(0, len(view), 65536):
+            self.handle.write(view[start:start + 65536])
+            self.handle.flush()
+            time.sleep(0.002)
+        return len(data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.handle.close()
+
+
+@pytest.mark.timeout(60)
+def test_watcher_takes_whole_large_message(monkeypatch):
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: SlowFile(real_fdopen(*args, **kwargs)))
+    body = "".join(f"line {number:06d} of a long report\n.\n" for number in range(100_000))
+    message = chinese_message(body=body)
+    with MailLab(clock=FixedClock(START), pickup_interval=0.01) as lab:
+        pickup.write_pickup_file(lab.pickup_dir, message)
+        wait_for(lambda: lab.pickup_files() == [] and lab.queue_files(), timeout=30)
+        assert lab.pickup_files() == []
+        assert len(lab.queue_files()) == 1
+        _sender, _recipients, stored = parse_stored(lab.queue_files()[0])
+        assert lab.badmail_files() == []
+    assert stored.get_content() == body.replace("\n", "\r\n")
 
 
 def test_unreadable_file_stays_and_logs_once(lab, monkeypatch, caplog):

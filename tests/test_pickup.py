@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from adminkb import pickup
+from adminkb import mailroot, pickup
 from adminkb.errors import InputError
 
 TAIPEI = timezone(timedelta(hours=8))
@@ -196,25 +196,32 @@ def inject_write_error(monkeypatch, error):
     monkeypatch.setattr(os, "fdopen", failing_fdopen)
 
 
+def files_under(folder):
+    """Return every file below `folder`, relative to it, so a test can see what a failed write left."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+
+
 def test_full_disk_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "en")
+    folder = mailroot.create_mailroot(tmp_path / "mailroot") / "Pickup"
     inject_write_error(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
     with pytest.raises(InputError) as caught:
-        pickup.write_pickup_file(tmp_path, sample_message())
+        pickup.write_pickup_file(folder, sample_message())
     assert caught.value.key == "pickup.disk_full"
     assert "disk is full" in str(caught.value)
     assert "No space left on device" in str(caught.value)
-    assert list(tmp_path.iterdir()) == []
+    assert files_under(tmp_path) == []
 
 
 def test_denied_write_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "en")
+    folder = mailroot.create_mailroot(tmp_path / "mailroot") / "Pickup"
     inject_write_error(monkeypatch, PermissionError(errno.EACCES, "Permission denied"))
     with pytest.raises(InputError) as caught:
-        pickup.write_pickup_file(tmp_path, sample_message())
+        pickup.write_pickup_file(folder, sample_message())
     assert caught.value.key == "pickup.write_failed"
     assert "Permission denied" in str(caught.value)
-    assert list(tmp_path.iterdir()) == []
+    assert files_under(tmp_path) == []
 
 
 def test_existing_name_is_input_error(tmp_path, monkeypatch):

@@ -48,7 +48,9 @@ NTFS_NAME_PATTERN = re.compile(r"\ANTFS_[0-9A-Fa-f]{24}\.EML\Z", re.IGNORECASE)
 # Windows FILETIME counts 100-nanosecond intervals since 1601-01-01 UTC.
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
 
-# A temporary file is named so that a scan for *.EML never picks it up half written.
+# Temporary files start with "." and end with this suffix, and this package's readers (the
+# inventory, the safe operations) skip such names. The service skips no name in Pickup, so
+# Pickup writes stage their temporary file outside it (`adminkb.pickup.write_pickup_bytes`).
 _TEMPORARY_SUFFIX = ".tmp"
 
 
@@ -165,8 +167,10 @@ def write_message_file(folder: str | os.PathLike[str], name: str, sender: str,
     """Write the envelope lines and then `content` to `folder/name`, atomically; return the path.
 
     The bytes go to a temporary file in the same folder first, which is then renamed to `name`,
-    so a reader (or the service watching Pickup) never gets a partly written message. `content`
-    is stored unchanged. An existing file with that name is never replaced: FileExistsError.
+    so a reader that skips temporary names never gets a partly written message. `content` is
+    stored unchanged. An existing file with that name is never replaced: FileExistsError.
+    Pickup needs `adminkb.pickup.write_pickup_bytes` instead, because the service reads every
+    file there, temporary names included.
     """
     data = envelope_lines(sender, recipients) + bytes(content)
     target = write_file_atomically(folder, name, data)
@@ -192,7 +196,7 @@ def write_file_atomically(folder: str | os.PathLike[str], name: str, data: bytes
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
-        _rename_without_replacing(temporary, target)
+        rename_without_replacing(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -204,8 +208,8 @@ def is_temporary_file_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX)
 
 
-def _rename_without_replacing(source: Path, target: Path) -> None:
-    """Rename `source` to `target`, raising FileExistsError instead of replacing `target`."""
+def rename_without_replacing(source: Path, target: Path) -> None:
+    """Rename `source` to `target` on the same volume, raising FileExistsError instead of replacing `target`."""
     if os.name == "nt":
         # On Windows os.rename already refuses to replace an existing file.
         os.rename(source, target)

@@ -6,8 +6,10 @@ A program that cannot speak SMTP can hand mail to the service by putting a messa
 the way it reads SMTP DATA: a line holding a single `.` ends the message and one leading dot
 is removed from every other line (Microsoft KB Q221384), so this writer doubles leading dots.
 
-The file is written under a temporary name in the Pickup folder itself and then renamed, so
-the service never opens a half-written message.
+The service takes every file in Pickup, whatever its name (KB Q221384 reproduces its problem
+with a file called Message.txt). So the writer never creates a file in Pickup until the message
+is complete: it writes a temporary file in the folder above Pickup (the mailroot, on the same
+volume, which the service does not watch), flushes it to disk and then renames it into Pickup.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import mimetypes
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +43,10 @@ MESSAGE_POLICY = email.policy.SMTP.clone(cte_type="7bit")
 
 # A display address: "user@example.com", or (display name, "user@example.com").
 AddressSpec = str | tuple[str, str]
+
+# Temporary files of `write_pickup_bytes` start with this prefix and end in ".tmp", which
+# `mailroot.is_temporary_file_name` recognizes.
+STAGING_PREFIX = ".adminkb-pickup-"
 
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 _BARE_LINE_END = re.compile(rb"\r?\n|\r")
@@ -145,14 +152,16 @@ def envelope_from_headers(message: EmailMessage, bcc: Sequence[AddressSpec] = ()
 
 def write_pickup_file(folder: str | os.PathLike[str], message: EmailMessage | bytes, *,
                       sender: str | None = None, recipients: Sequence[str] | None = None,
-                      bcc: Sequence[AddressSpec] = (), name: str | None = None) -> Path:
+                      bcc: Sequence[AddressSpec] = (), name: str | None = None,
+                      staging: str | os.PathLike[str] | None = None) -> Path:
     """Write `message` into the Pickup `folder` with envelope lines and return the new file's path.
 
     The envelope defaults to the message's own headers (`envelope_from_headers`); raw bytes
     need `sender` and `recipients`. The file is named `<GUID>.eml` like System.Net.Mail's
-    unless `name` is given. It is written to a temporary file in `folder` and renamed, so the
-    service never sees part of it. A missing folder, a full disk or any other write failure
-    raises InputError and leaves no file behind.
+    unless `name` is given. Leading dots are doubled. `write_pickup_bytes` does the writing,
+    with `staging` as its temporary folder, so the service never sees part of the file, and a
+    missing folder, a full disk or any other write failure raises InputError and leaves no file
+    behind.
     """
     if sender is None or recipients is None:
         if not isinstance(message, EmailMessage):
@@ -162,29 +171,112 @@ def write_pickup_file(folder: str | os.PathLike[str], message: EmailMessage | by
         recipients = header_recipients if recipients is None else list(recipients)
     elif bcc:
         recipients = _unique([*recipients, *(_address(item).addr_spec for item in bcc)])
-    # write_message_file puts the envelope lines in front of this content.
-    content = _stuffed_message(message)
+    data = pickup_bytes(message, sender, recipients)
+    path = write_pickup_bytes(folder, name or f"{uuid.uuid4()}.eml", data, staging=staging)
+    log.info("wrote %s to Pickup (%d bytes, sender %s, %d recipients)", path.name, len(data), sender or "<>",
+             len(recipients))
+    return path
 
+
+def staging_folder(folder: str | os.PathLike[str]) -> Path:
+    """Return the default folder for Pickup's temporary files: the folder above the Pickup `folder`.
+
+    That is the mailroot for the default layout. The service does not watch it, and it is
+    normally on Pickup's volume, which the final rename needs.
+    """
+    folder_path = Path(os.path.abspath(folder))
+    if folder_path.parent == folder_path:
+        # A Pickup folder at the root of a drive has no folder above it.
+        raise InputError("pickup.staging_needed", value=str(folder_path), next_key="pickup.staging_needed_next")
+    return folder_path.parent
+
+
+def write_pickup_bytes(folder: str | os.PathLike[str], name: str, data: bytes, *,
+                       staging: str | os.PathLike[str] | None = None) -> Path:
+    """Write a finished Pickup file (`data`: envelope lines and message, as stored) into `folder` as `name`.
+
+    `data` is written unchanged to a temporary file in `staging` (default: `staging_folder`),
+    flushed to disk, and renamed into Pickup. The service takes every file in Pickup whatever
+    its name, so no file appears there before the message is complete. `staging` must be on
+    Pickup's volume and outside Pickup. An existing file is never replaced. A missing folder,
+    a full disk or any other failure raises InputError and leaves no file in either folder.
+    """
     folder_path = Path(folder)
     if not folder_path.is_dir():
         raise InputError("pickup.folder_missing", value=str(folder_path), next_key="pickup.folder_missing_next")
-    file_name = name or f"{uuid.uuid4()}.eml"
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise InputError("mailroot.bad_file_name", value=name, next_key="mailroot.bad_file_name_next")
+    target = folder_path / name
+    if target.exists():
+        raise InputError("pickup.name_exists", value=str(target), next_key="pickup.name_exists_next")
+    staging_path = _checked_staging(folder_path, staging)
+
     try:
-        path = mailroot.write_message_file(folder_path, file_name, sender, recipients, content)
+        descriptor, temporary_name = tempfile.mkstemp(prefix=STAGING_PREFIX, suffix=".tmp", dir=staging_path)
+    except OSError as error:
+        if _is_disk_full(error):
+            raise _write_error("pickup.disk_full", folder_path, error) from error
+        raise _write_error("pickup.staging_failed", staging_path, error) from error
+    temporary = Path(temporary_name)
+    try:
+        _write_synced(descriptor, data, folder_path)
+        _rename_into_pickup(temporary, target, staging_path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _checked_staging(folder: Path, staging: str | os.PathLike[str] | None) -> Path:
+    """Return the staging folder for Pickup `folder`, checking it exists, lies outside Pickup and shares its volume."""
+    staging_path = staging_folder(folder) if staging is None else Path(os.path.abspath(staging))
+    if not staging_path.is_dir():
+        raise InputError("pickup.staging_missing", value=str(staging_path), next_key="pickup.staging_missing_next")
+    pickup_text = os.path.normcase(os.path.abspath(folder))
+    staging_text = os.path.normcase(str(staging_path))
+    if staging_text == pickup_text or staging_text.startswith(pickup_text + os.sep):
+        raise InputError("pickup.staging_in_pickup", value=str(staging_path), next_key="pickup.staging_in_pickup_next")
+    if os.stat(staging_path).st_dev != os.stat(folder).st_dev:
+        raise InputError("pickup.staging_other_volume", value=str(staging_path), folder=str(folder),
+                         next_key="pickup.staging_other_volume_next")
+    return staging_path
+
+
+def _write_synced(descriptor: int, data: bytes, folder: Path) -> None:
+    """Write `data` to the open temporary file and flush it to disk, so a crash cannot rename an empty file into Pickup."""
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        key = "pickup.disk_full" if _is_disk_full(error) else "pickup.write_failed"
+        raise _write_error(key, folder, error) from error
+
+
+def _rename_into_pickup(temporary: Path, target: Path, staging: Path) -> None:
+    try:
+        mailroot.rename_without_replacing(temporary, target)
     except FileExistsError as error:
-        raise InputError("pickup.name_exists", value=str(folder_path / file_name),
-                         next_key="pickup.name_exists_next") from error
+        raise InputError("pickup.name_exists", value=str(target), next_key="pickup.name_exists_next") from error
     except FileNotFoundError as error:
-        raise InputError("pickup.folder_missing", value=str(folder_path),
+        raise InputError("pickup.folder_missing", value=str(target.parent),
                          next_key="pickup.folder_missing_next") from error
     except OSError as error:
-        key = "pickup.disk_full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "pickup.write_failed"
-        log.error("writing to Pickup folder %s failed: %s", folder_path, error)
-        raise InputError(key, value=str(folder_path), detail=os_error_text(error),
-                         next_key=f"{key}_next") from error
-    log.info("wrote %s to Pickup (%d bytes, sender %s, %d recipients)", path.name, path.stat().st_size, sender or "<>",
-             len(recipients))
-    return path
+        if error.errno == errno.EXDEV:
+            raise InputError("pickup.staging_other_volume", value=str(staging), folder=str(target.parent),
+                             next_key="pickup.staging_other_volume_next") from error
+        key = "pickup.disk_full" if _is_disk_full(error) else "pickup.write_failed"
+        raise _write_error(key, target.parent, error) from error
+
+
+def _is_disk_full(error: OSError) -> bool:
+    return error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _write_error(key: str, folder: Path, error: OSError) -> InputError:
+    log.error("writing a Pickup file through %s failed: %s", folder, error)
+    return InputError(key, value=str(folder), detail=os_error_text(error), next_key=f"{key}_next")
 
 
 def _address(item: AddressSpec) -> Address:

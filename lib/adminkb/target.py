@@ -155,7 +155,7 @@ class SmtpTarget:
             path = pickup.write_pickup_file(target_folder, msg, name=name)
         else:
             raw = pickup.crlf_lines(msg.as_bytes(policy=pickup.MESSAGE_POLICY))
-            path = mailroot.write_message_file(target_folder, name, sender, recipients, raw)
+            path = pickup.write_pickup_bytes(target_folder, name, mailroot.envelope_lines(sender, recipients) + raw)
         log.info("runbook wrote %s to Pickup (dots doubled: %s)", path.name, double_dots)
         return mailroot.message_table([path])
 
@@ -180,8 +180,8 @@ class SmtpTarget:
         if not target_folder.is_dir():
             raise InputError("target.pickup_folder_missing", value=str(target_folder),
                              next_key="target.pickup_folder_missing_next")
-        files = sorted(path for path in target_folder.iterdir()
-                       if path.is_file() and not mailroot.is_temporary_file_name(path.name))
+        # The service takes every file in Pickup whatever its name, so every file is listed.
+        files = sorted(path for path in target_folder.iterdir() if path.is_file())
         return mailroot.message_table(files)
 
     def pickup_file_text(self, name: str) -> _Text | _Notice:

@@ -142,9 +142,11 @@ class PickupProcessor:
         return self.server.mailroot / mailroot.PICKUP
 
     def process(self) -> list[PickupResult]:
-        """Take every finished file out of Pickup, oldest name first, and return what became of each.
+        """Take every file out of Pickup, in name order, and return what became of each.
 
-        Temporary files still being written by `write_file_atomically` are left alone.
+        Like the service, the lab takes files of any name (KB Q221384 reproduces its problem
+        with a file called Message.txt), so a writer must create the file elsewhere and rename it
+        in, as `adminkb.pickup.write_pickup_bytes` does.
         """
         with self._lock:
             results = []
@@ -160,10 +162,9 @@ class PickupProcessor:
         except OSError as error:
             log.error("cannot list the Pickup folder %s: %s", self.folder, error)
             return []
-        # NOTE: the service cannot open a file that a program still has open for writing on
-        # Windows. The lab skips only the temporary names of write_file_atomically, so another
-        # program's half-written file could be picked up early.
-        return [entry for entry in entries if not mailroot.is_temporary_file_name(entry.name) and entry.is_file()]
+        # NOTE: whether the service waits while another program still has a Pickup file open
+        # for writing is not documented. The lab takes whatever file is there at each pass.
+        return [entry for entry in entries if entry.is_file()]
 
     def _process_file(self, path: Path) -> PickupResult | None:
         try:

@@ -446,9 +446,8 @@ class MailLab(OutboundControls):
         return self._folder_files(mailroot.DROP)
 
     def pickup_files(self) -> list[Path]:
-        """Return the files waiting in Pickup (temporary files being written excluded), sorted by name."""
-        return sorted(path for path in (self.mailroot / mailroot.PICKUP).iterdir()
-                      if path.is_file() and not mailroot.is_temporary_file_name(path.name))
+        """Return every file waiting in Pickup, sorted by name; the lab's Pickup pass takes all of them."""
+        return sorted(path for path in (self.mailroot / mailroot.PICKUP).iterdir() if path.is_file())
 
     def badmail_files(self) -> list[Path]:
         """Return the files in Badmail (.BAD, .BDP, .BDR), sorted by name."""
