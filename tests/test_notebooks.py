@@ -8,12 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from adminkb.i18n import message
 from adminkb.runbooks import RUNBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ZHTW_CHECK = ROOT.parent / "shared" / "tools" / "zhtw_check.py"
 LINK = re.compile(r"\]\(([^)#\s]+\.ipynb)(#[^)]*)?\)")
+COMING = "即將推出"
+# A "coming soon" label belongs to the runbook named earlier in its clause, which ends at one of these.
+CLAUSE_END = re.compile(r"[｜|。；;\n]")
 
 
 def load(path: Path) -> dict:
@@ -57,6 +61,38 @@ def test_links_point_to_runbooks_or_say_coming(path):
         for line in text.splitlines():
             if line.startswith("|") and "即將推出" in line:
                 assert not LINK.search(line), f"{path.name}: a coming runbook must not be linked: {line}"
+
+
+def runbooks_labelled_coming(text: str) -> list[str]:
+    """Return the numbers of the runbooks that `text` labels as coming soon, by number or title in the label's clause."""
+    numbers = []
+    for label in re.finditer(COMING, text):
+        clause = CLAUSE_END.split(text[:label.start()])[-1]
+        for runbook in RUNBOOKS:
+            named = re.search(rf"(?<!\d){runbook.number}(?!\d)", clause) or \
+                message(f"runbooks.{runbook.topic}.title", "zh-TW") in clause
+            if named:
+                numbers.append(runbook.number)
+    return numbers
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_written_runbook_not_called_coming(path):
+    for text in markdown(load(path)):
+        for number in runbooks_labelled_coming(text):
+            runbook = next(item for item in RUNBOOKS if item.number == number)
+            written = (path.parent / runbook.filename).is_file()
+            assert not written, f"{path.name} calls runbook {number} coming soon, but {runbook.filename} exists"
+
+
+@pytest.mark.parametrize("text, numbers", [
+    ("｜ 下一篇：03 mailroot 檢查（Badmail、Queue、Drop）（即將推出）", ["03"]),
+    ("- 問題在投遞階段，請看 03 mailroot 檢查手冊（即將推出）。", ["03"]),
+    ("請看 SMTP 記錄檔分析手冊（即將推出）", ["04"]),
+    ("[03 mailroot 檢查](03_mailroot_inspection.ipynb)。其他手冊即將推出", []),
+])
+def test_coming_label_finds_runbook(text, numbers):
+    assert runbooks_labelled_coming(text) == numbers
 
 
 def test_index_lists_every_planned_runbook():
