@@ -1,5 +1,7 @@
 """The mailroot inventory and its summaries, on the sample mailroot and on trees built here."""
 
+import base64
+import binascii
 import hashlib
 import json
 import os
@@ -201,6 +203,55 @@ def test_overlong_header_is_noted(tmp_path, monkeypatch):
     row = row_of(scan_mailroot(tmp_path, now=NOW), "long.EML")
     assert row["sender"] == "a@example.com"
     assert "longer than 262144 bytes" in row["notes"]
+
+
+def scan_one_queue_file(root, headers):
+    """Write one Queue file with an envelope and `headers`, scan the tree and return that file's row."""
+    (root / "Queue").mkdir(exist_ok=True)
+    content = b"X-Sender: a@example.com\r\nX-Receiver: b@example.net\r\n" + headers + b"\r\n\r\nbody\r\n"
+    (root / "Queue" / "charset.EML").write_bytes(content)
+    return row_of(scan_mailroot(root, now=NOW), "charset.EML")
+
+
+def test_undecodable_header_shown_as_latin1(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    # 0xE9 followed by a space is no cp950 character, and neither byte run is UTF-8.
+    raw = b"R\xe9sum\xe9 \xff\xfe"
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("cp950")
+    row = scan_one_queue_file(tmp_path, b"From: a@example.com\r\nSubject: " + raw)
+    assert row["subject"] == "R\u00e9sum\u00e9 \u00ff\u00fe"
+    assert row["from"] == "a@example.com"
+    assert row["notes"] == "a header contains bytes that are neither UTF-8 nor cp950, shown as Latin-1"
+
+
+def test_unknown_charset_word_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    row = scan_one_queue_file(tmp_path, b"Subject: =?x-unknown?B?YWJj?= report")
+    assert row["subject"] == "=?x-unknown?B?YWJj?= report"
+    assert row["notes"] == "invalid RFC 2047 encoded word =?x-unknown?B?YWJj?=, kept as it is"
+
+
+@pytest.mark.parametrize("charset, encoding, text", [
+    ("gb2312", "B", "中文报表"),
+    ("GB18030", "B", "简体中文"),
+    ("iso-2022-jp", "B", "テスト"),
+    ("shift_jis", "B", "日本語"),
+    ("euc-kr", "B", "한국어"),
+    ("iso-8859-1", "Q", "Café"),
+    ("windows-1252", "Q", "naïve €5"),
+])
+def test_other_charset_words_decode(tmp_path, monkeypatch, charset, encoding, text):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    encoded = text.encode(charset)
+    if encoding == "B":
+        payload = base64.b64encode(encoded)
+    else:
+        payload = binascii.b2a_qp(encoded, header=True)
+    word = b"=?" + charset.encode("ascii") + b"?" + encoding.encode("ascii") + b"?" + payload + b"?="
+    row = scan_one_queue_file(tmp_path, b"Subject: " + word)
+    assert row["subject"] == text
+    assert row["notes"] == ""
 
 
 def test_missing_root_is_input_error(tmp_path, monkeypatch):
