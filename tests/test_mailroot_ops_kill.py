@@ -3,12 +3,18 @@
 Each case plans and executes an operation in a subprocess on a few hundred files. The
 ADMINKB_OPS_CRASH_AT hook makes it kill itself the n-th time it reaches a point. The points are
 right after a journal line, after a rename but before its journal line, after a staging file
-is written, and after a zip is written or renamed into place. The tree is then checked, and the same
-`adminkb mailroot` command is run again, which must finish the job from the journal.
+is written, after a member is added to a zip that is still being written, after a zip is
+written or renamed into place, and, for an archive on another volume, after a copy is written
+under its temporary name and after it is in place but before the original is removed. The tree
+is then checked, and the same `adminkb mailroot` command is run again, which must finish the
+job from the journal.
 """
 
+import errno
 import os
+import shutil
 import signal
+import tempfile
 import subprocess
 import sys
 import zipfile
@@ -69,6 +75,8 @@ def build_drop(root: Path) -> dict[str, bytes]:
 RUN_OPERATION = """
 import sys
 from adminkb import mailroot_ops
+from test_mailroot_ops_kill import inject_cross_volume
+inject_cross_volume()
 operation, root, state, *rest = sys.argv[1:]
 if operation == "archive":
     plan = mailroot_ops.plan_archive(root, 1, **{rest[0]: rest[1]})
@@ -78,9 +86,59 @@ mailroot_ops.execute(plan, state)
 """
 
 
+# A folder whose renames from elsewhere fail with EXDEV, as if it were on another volume, for a
+# machine that has no second file system to archive to.
+CROSS_VOLUME_ENV = "ADMINKB_TEST_CROSS_VOLUME"
+
+
+def inject_cross_volume() -> None:
+    """Make os.rename into the folder CROSS_VOLUME_ENV names fail with EXDEV when the source lies outside it."""
+    folder = os.environ.get(CROSS_VOLUME_ENV)
+    if not folder:
+        return
+    real_rename = os.rename
+
+    def rename(source, target, *args, **kwargs):
+        inside = os.path.abspath(target).startswith(folder + os.sep)
+        if inside and not os.path.abspath(source).startswith(folder + os.sep):
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(source), None, str(target))
+        return real_rename(source, target, *args, **kwargs)
+
+    os.rename = rename
+
+
+def other_volume_candidates() -> list[str]:
+    """Return folders that may be on another file system than pytest's temporary folder."""
+    return [folder for folder in (os.environ.get("ADMINKB_TEST_OTHER_VOLUME"), "/dev/shm") if folder]
+
+
+@pytest.fixture(params=["second file system", "injected EXDEV"])
+def other_volume(request, tmp_path, monkeypatch):
+    """A folder that a rename from the mailroot cannot reach: on a second file system, or with EXDEV injected."""
+    if request.param == "injected EXDEV":
+        folder = tmp_path / "other-volume"
+        folder.mkdir()
+        monkeypatch.setenv(CROSS_VOLUME_ENV, str(folder))
+        # Registering the real os.rename lets monkeypatch restore it after the test has replaced it.
+        monkeypatch.setattr(os, "rename", os.rename)
+        inject_cross_volume()
+        yield folder
+        return
+    device = tmp_path.stat().st_dev
+    usable = [folder for folder in other_volume_candidates()
+              if os.path.isdir(folder) and os.access(folder, os.W_OK) and os.stat(folder).st_dev != device]
+    if not usable:
+        pytest.skip("no writable folder on a second file system (set ADMINKB_TEST_OTHER_VOLUME); "
+                    "the injected EXDEV case covers the same code")
+    folder = Path(tempfile.mkdtemp(prefix="adminkb-archive-", dir=usable[0]))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_killed(arguments: list[str], crash_at: str) -> None:
     """Run an operation in a subprocess that kills itself at `crash_at`, and check that it did."""
-    environment = {**os.environ, mailroot_ops.CRASH_ENV: crash_at, "ADMINKB_LANG": "en"}
+    environment = {**os.environ, mailroot_ops.CRASH_ENV: crash_at, "ADMINKB_LANG": "en",
+                   "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     finished = subprocess.run([sys.executable, "-c", RUN_OPERATION, *arguments], env=environment,
                               capture_output=True, timeout=SUBPROCESS_TIMEOUT)
     assert finished.returncode == -signal.SIGKILL, finished.stderr.decode(errors="replace")
@@ -111,6 +169,79 @@ def test_archive_folder_killed(tmp_path, crash_at):
     assert list((root / mailroot.BADMAIL).iterdir()) == []
     assert {path.name: path.read_bytes() for path in dated.iterdir()} == files
     assert mailroot_ops.unfinished_journals(root, "archive", journals) == []
+
+
+@pytest.mark.parametrize("crash_at", ["copied:150", "copy_written:150"])
+def test_archive_other_volume_killed(tmp_path, other_volume, crash_at):
+    root = tmp_path / "mailroot"
+    files = build_badmail(root)
+    archive = other_volume / "archive"
+    journals = tmp_path / "journals"
+    command = ["mailroot", "archive", str(root), "--older-than", "1", "--to", str(archive), "--confirm",
+               "--state-dir", str(journals)]
+    run_killed(["archive", str(root), str(journals), "to", str(archive)], crash_at)
+
+    [dated] = list(archive.iterdir())
+    temporary = [path.name for path in dated.iterdir() if path.name.endswith(".adminkb.tmp")]
+    counts = places([root / mailroot.BADMAIL, dated]) - Counter(temporary)
+    assert set(counts) == set(files), "after the kill no file is lost"
+    doubled = sorted(name for name, count in counts.items() if count > 1)
+    if crash_at.startswith("copied"):
+        # The kill came after the copy was in place and before the original was removed.
+        assert len(doubled) == 1
+        assert (dated / doubled[0]).read_bytes() == files[doubled[0]]
+        assert (root / mailroot.BADMAIL / doubled[0]).read_bytes() == files[doubled[0]]
+        assert temporary == []
+    else:
+        # The kill came after the copy was written under its temporary name, before it was put in place.
+        assert doubled == []
+        assert len(temporary) == 1
+    assert len(mailroot_ops.unfinished_journals(root, "archive", journals)) == 1
+
+    assert run_area(*command) == 0
+    assert list((root / mailroot.BADMAIL).iterdir()) == []
+    assert {path.name: path.read_bytes() for path in dated.iterdir()} == files
+    assert mailroot_ops.unfinished_journals(root, "archive", journals) == []
+
+
+def test_archive_other_volume_without_hard_links(tmp_path, other_volume, monkeypatch):
+    root = tmp_path / "mailroot"
+    files = build_badmail(root)
+    archive = other_volume / "archive"
+
+    def no_hard_links(source, target, **options):
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(source), None, str(target))
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    plan = mailroot_ops.plan_archive(root, 1, to=archive)
+    outcome = mailroot_ops.execute(plan, tmp_path / "journals")
+    assert outcome.done == len(files)
+    [dated] = list(archive.iterdir())
+    assert {path.name: path.read_bytes() for path in dated.iterdir()} == files
+    assert list((root / mailroot.BADMAIL).iterdir()) == []
+
+
+@pytest.mark.parametrize("crash_at", ["zipped:1", "zipped:150"])
+def test_archive_zip_killed_while_writing(tmp_path, crash_at):
+    root = tmp_path / "mailroot"
+    files = build_badmail(root)
+    target = tmp_path / "badmail.zip"
+    partial = target.with_name("badmail.zip.partial")
+    journals = tmp_path / "journals"
+    command = ["mailroot", "archive", str(root), "--older-than", "1", "--zip", str(target), "--confirm",
+               "--state-dir", str(journals)]
+    run_killed(["archive", str(root), str(journals), "zip_file", str(target)], crash_at)
+
+    assert not target.exists(), "a zip still being written is never put in place"
+    assert partial.exists()
+    assert {path.name: path.read_bytes() for path in (root / mailroot.BADMAIL).iterdir()} == files
+    assert len(mailroot_ops.unfinished_journals(root, "archive", journals)) == 1
+
+    assert run_area(*command) == 0
+    assert list((root / mailroot.BADMAIL).iterdir()) == []
+    with zipfile.ZipFile(target) as archive:
+        assert {Path(name).name: archive.read(name) for name in archive.namelist()} == files
+    assert not partial.exists()
 
 
 @pytest.mark.parametrize("crash_at", ["zip_written:1", "zip_closed:1", "unlinked:100"])

@@ -7,8 +7,9 @@ caller names. A run that is interrupted at any point (a crash, a kill, a full di
 file either where it was or where it went, and `resume` finishes the job from the journal:
 
 - An archive into a folder on the same volume renames each file, which is atomic. Across
-  volumes a file is copied, fsynced and linked into place before the original is removed, so
-  between those two steps it exists in both places, and the rerun removes the original after
+  volumes a file is copied under a temporary name, fsynced and linked into place (renamed,
+  after a check that the name is free, on a FAT or exFAT disk) before the original is removed.
+  So between those two steps it exists in both places, and the rerun removes the original after
   comparing the two.
 - An archive into a zip writes the whole zip under a `.partial` name, renames it into place,
   and only then removes the originals. Until the rerun removes them, they exist both in the
@@ -609,7 +610,9 @@ class _Runner:
                     writer.write(chunk)
                 writer.flush()
                 os.fsync(writer.fileno())
-            os.link(temporary, target)
+            _crash_point("copy_written")
+            # A disk formatted FAT or exFAT has no hard links, so this falls back to a checked rename there.
+            mailroot.rename_without_replacing(temporary, target)
         except OSError as error:
             raise _write_error(target, error) from error
         finally:
@@ -661,6 +664,7 @@ class _Runner:
                             # The step is journalled as missing once the zip is in place.
                             continue
                         archive.write(source, arcname=step.target)
+                        _crash_point("zipped")
                 handle.flush()
                 os.fsync(handle.fileno())
         except PermissionError as error:
