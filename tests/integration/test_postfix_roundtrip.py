@@ -1,4 +1,4 @@
-"""A Pickup message with Chinese headers, delivered by the lab to a real Postfix, arrives intact.
+"""Pickup messages delivered by the lab to a real Postfix arrive intact: Chinese headers, dot lines.
 
 The message is written by `adminkb.pickup`, picked up by the lab, and delivered by the lab's
 outbound delivery to a private Postfix on 127.0.0.1, reached as the Smart Host `[127.0.0.1]`
@@ -44,6 +44,11 @@ SUBJECT = "每日報表：營業額與庫存"
 SENDER = ("王小明", "app@example.com")
 RECIPIENT = ("陳美玲（會計部）", f"meiling@{POSTFIX_DOMAIN}")
 BODY = "各位好：\n\n附上今日報表。\n.\n..第二段以點開頭\n謝謝。\n"
+# A 7bit body keeps its lines as they are, so lines of one dot and lines that start with dots
+# reach the SMTP session to Postfix and need dot-stuffing there. The Chinese body above is
+# base64, in which no line starts with a dot.
+DOT_LINES_BODY = ("Nightly backup report\n.\n..\n...\n.hidden line\n..two dots\n. space after the dot\n"
+                  "Failed jobs: 2\n.\nend of report\n")
 
 
 @pytest.fixture
@@ -81,6 +86,41 @@ def wait_for_file(folder: Path, timeout: float) -> Path | None:
                 return files[0]
         time.sleep(0.05)
     return None
+
+
+def test_dot_lines_reach_postfix_intact(postfix_mx, delivered_folder):
+    message = pickup.compose_message(SENDER, [RECIPIENT], "備份報表", DOT_LINES_BODY,
+                                     date=START, message_id="<roundtrip-dots@example.com>")
+    assert message["Content-Transfer-Encoding"] == "7bit"
+    with MailLab(clock=FixedClock(START), pickup_interval=None) as lab:
+        written = pickup.write_pickup_file(lab.pickup_dir, message, name="dots.eml").read_bytes()
+        assert b"\r\n..\r\n" in written
+        assert b"\r\n..hidden line\r\n" in written
+        assert b"\r\n...two dots\r\n" in written
+        [result] = lab.process_pickup()
+        [queued] = result.files
+        queued_body = queued.read_bytes().split(b"\r\n\r\n", 1)[1]
+        # The lab removed the doubling, so the queued body has the lines the SMTP session must stuff.
+        assert queued_body.startswith(b"Nightly backup report\r\n.\r\n..\r\n...\r\n.hidden line\r\n")
+
+        lab.remote.map_port25(POSTFIX_ADDRESS, postfix_mx.port)
+        lab.set_smart_host(f"[{POSTFIX_ADDRESS}]")
+        records = lab.deliver_queue()
+        assert [(record.outcome, record.address) for record in records] == [("delivered", POSTFIX_ADDRESS)], \
+            postfix_mx.maillog()
+
+    arrived = wait_for_file(delivered_folder, DELIVERY_TIMEOUT)
+    assert arrived is not None, f"{sorted(delivered_folder.iterdir())}\n{postfix_mx.maillog()}"
+    data = arrived.read_bytes()
+    delivered_body = data.split(b"\n\n", 1)[1]
+    assert delivered_body == DOT_LINES_BODY.encode("ascii")
+    assert delivered_body == queued_body.replace(b"\r\n", b"\n")
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    assert parsed["Subject"] == "備份報表"
+    assert parsed["Message-ID"] == "<roundtrip-dots@example.com>"
+    assert parsed.get_content() == DOT_LINES_BODY
+    logged = postfix_mx.wait_for_log(r"status=sent \(delivered via savefile service")
+    assert logged is not None, postfix_mx.maillog()
 
 
 def test_pickup_message_reaches_postfix_intact(postfix_mx, delivered_folder):
