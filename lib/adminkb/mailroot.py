@@ -204,7 +204,11 @@ def write_file_atomically(folder: str | os.PathLike[str], name: str, data: bytes
 
 
 def is_temporary_file_name(name: str) -> bool:
-    """Return whether `name` is a temporary file of `write_file_atomically`, still being written."""
+    """Return whether `name` has the form of this package's temporary files: a leading "." and a ".tmp" suffix.
+
+    `write_file_atomically`, the Pickup writer's staging files and the resubmit staging files
+    all use it, so this package's readers skip them.
+    """
     return name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX)
 
 
