@@ -70,8 +70,9 @@ def read_w3c_dask(paths: Iterable[str | os.PathLike[str]], fields: Sequence[str]
                   encoding: str = DEFAULT_ENCODING):  # noqa: ANN201 - dask is an optional import
     """Return a dask DataFrame with one partition per log file, each conformed to `fields`.
 
-    Needs the `dask` package (the project's `bench` extra). Compute it on any scheduler, for
-    example a `distributed.Client` connected to a `LocalCluster`.
+    Needs `dask[dataframe]`, which the project's `test` extra installs. Compute it on any
+    scheduler. A `distributed.Client` connected to a `LocalCluster` also needs the `distributed`
+    package, which the `bench` extra installs.
     """
     import dask.dataframe as dd
 
