@@ -222,12 +222,20 @@ def test_utf8_byte_order_mark(tmp_path):
     assert frame.attrs["blocks"][0]["line"] == 1
 
 
-def test_wrong_field_count(tmp_path):
-    short = entry().replace(b" SMTP - - - -", b" SMTP - - -")
-    frame = read_w3c(write(tmp_path, header() + entry() + short + entry("01:15:09")))
-    assert frame["source_line"].tolist() == [5, 7]
-    assert frame.attrs["skipped"][0]["reason"] == "field_count"
-    assert frame.attrs["skipped"][0]["detail"] == "21/20"
+def test_wrong_field_count():
+    frame = read_w3c(LOGS / "w3c_wrong_field_count.log")
+    assert frame["source_line"].tolist() == [5, 7, 9, 14, 16]
+    assert frame["cs-method"].tolist() == ["EHLO", "RCPT", "QUIT", "EHLO", "QUIT"]
+    assert skipped(frame) == [(6, "field_count"), (8, "field_count"), (15, "field_count")]
+    # Expected/found: one field short, one field over (a space not written as +), then the
+    # second block's own count of five.
+    assert [line["detail"] for line in frame.attrs["skipped"]] == ["21/20", "21/22", "5/4"]
+
+
+def test_wrong_field_count_in_summary():
+    document = summarize(read_w3c(LOGS / "w3c_wrong_field_count.log"))
+    assert document["rows"] == 5
+    assert document["skipped_by_reason"] == {"field_count": 3}
 
 
 def test_entry_with_trailing_space_is_accepted(tmp_path):
@@ -437,6 +445,15 @@ def test_folder_reads_logs_in_name_order(tmp_path):
     frame = read_w3c(tmp_path)
     assert frame["source_file"].unique().tolist() == [str(tmp_path / "ex260302.log"), str(tmp_path / "ex260303.log")]
     assert len(frame) == 6
+
+
+@pytest.mark.parametrize("path", sorted(LOGS.glob("*.log")), ids=lambda path: path.name)
+def test_fixture_keeps_crlf_line_ends(path):
+    # The service writes CRLF. A checkout that converted line ends would test the readers on
+    # LF files instead, so .gitattributes marks data/logs as -text.
+    data = path.read_bytes()
+    assert data.count(b"\n") > 0
+    assert data.count(b"\n") == data.count(b"\r\n")
 
 
 def test_several_paths_in_one_frame():
