@@ -1,10 +1,12 @@
-"""Shared test set-up: no test queries this machine's DNS servers, and notebooks stop early when they cannot run here."""
+"""Shared test set-up: no test queries this machine's DNS servers, notebooks stop early when they cannot run
+here, and the plot tests share one rule for a missing CJK font."""
 
 from __future__ import annotations
 
 import pytest
 
 from adminkb.dnscheck import resolver
+from cjkfont import require_cjk_font
 
 
 @pytest.fixture(autouse=True)
@@ -14,6 +16,12 @@ def no_system_dns(monkeypatch):
     A test that needs "the system's servers" sets RESOLV_CONF or read_system_configuration itself.
     """
     monkeypatch.setattr(resolver, "RESOLV_CONF", "/nonexistent/adminkb-tests/resolv.conf")
+
+
+@pytest.fixture
+def cjk_font() -> str:
+    """The installed CJK family, or a skip (a failure when ADMINKB_REQUIRE_PEERS=1)."""
+    return require_cjk_font()
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:

@@ -1,12 +1,12 @@
 """adminkb.plotting: Chinese labels render with the installed CJK font, and missing glyphs are caught.
 
 The CJK font is a peer like Postfix or swaks: without it the tests skip with the reason, unless
-ADMINKB_REQUIRE_PEERS=1, which makes a missing font a failure.
+ADMINKB_REQUIRE_PEERS=1, which makes a missing font a failure. The `cjk_font` fixture in
+conftest.py applies that rule here and in the smtplog plot tests.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -15,24 +15,11 @@ import pytest
 from adminkb import plotting
 from adminkb.errors import InputError
 from adminkb.i18n import message
+from cjkfont import require_cjk_font
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # A private-use character: no font in the fallback list has a glyph for it.
 PRIVATE_USE_CHARACTER = "\ue000"
-
-
-@pytest.fixture
-def cjk_font() -> str:
-    """The installed CJK family, or a skip (a failure when peers are required)."""
-    family = plotting.find_cjk_font()
-    if family is None:
-        reason = ("no CJK font is installed (looked for "
-                  f"{', '.join(plotting.CJK_FONT_FAMILIES)}; Debian package: fonts-noto-cjk)")
-        if os.environ.get("ADMINKB_REQUIRE_PEERS", "").strip() == "1":
-            pytest.fail(f"{reason}. ADMINKB_REQUIRE_PEERS=1 is set, so a missing font is a failure.",
-                        pytrace=False)
-        pytest.skip(reason)
-    return family
 
 
 def zh_tw_figure(title: str):
@@ -133,4 +120,21 @@ def test_no_cjk_font_raises(monkeypatch):
     with pytest.raises(plotting.FontNotFoundError) as raised:
         plotting.apply_cjk_font()
     assert "No Such Font Family 1" in str(raised.value)
+    assert "fonts-noto-cjk" in str(raised.value)
+
+
+def test_missing_font_fails_when_peers_required(monkeypatch):
+    monkeypatch.setattr(plotting, "CJK_FONT_FAMILIES", ("No Such Font Family 1",))
+    monkeypatch.setenv("ADMINKB_REQUIRE_PEERS", "1")
+    with pytest.raises(pytest.fail.Exception) as raised:
+        require_cjk_font()
+    assert "No Such Font Family 1" in str(raised.value)
+    assert "ADMINKB_REQUIRE_PEERS=1" in str(raised.value)
+
+
+def test_missing_font_skips_otherwise(monkeypatch):
+    monkeypatch.setattr(plotting, "CJK_FONT_FAMILIES", ("No Such Font Family 1",))
+    monkeypatch.delenv("ADMINKB_REQUIRE_PEERS", raising=False)
+    with pytest.raises(pytest.skip.Exception) as raised:
+        require_cjk_font()
     assert "fonts-noto-cjk" in str(raised.value)

@@ -300,11 +300,7 @@ def test_report_lists_every_table():
         assert table_title(name)
 
 
-def test_plots_render_without_missing_glyphs():
-    pytest.importorskip("matplotlib")
-    from adminkb import plotting
-    if plotting.find_cjk_font() is None:
-        pytest.skip("no CJK font installed (Debian package: fonts-noto-cjk)")
+def test_plots_render_without_missing_glyphs(cjk_font):
     result = analysis("smtp_busy_morning.log")
     for figure in (result.plot_hourly(), result.plot_top_clients(), result.plot_top_senders(),
                    result.plot_top_recipients(), result.plot_relay_denials()):
@@ -314,10 +310,7 @@ def test_plots_render_without_missing_glyphs():
                                                  title=message("smtplog.plot.hourly_title", zone=TAIPEI))
 
 
-def test_plot_with_no_rows():
-    from adminkb import plotting
-    if plotting.find_cjk_font() is None:
-        pytest.skip("no CJK font installed (Debian package: fonts-noto-cjk)")
+def test_plot_with_no_rows(cjk_font):
     figure = analysis("smtp_busy_morning.log").plot_relay_denials()
     assert figure.png.startswith(b"\x89PNG")
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from adminkb import plotting
 from adminkb.i18n import message
 from adminkb.smtplog import REPORT_TABLES, table_title
 from clirun import run_area
@@ -63,9 +62,7 @@ def test_report_missing_log(capsys, tmp_path: Path):
     assert "ex260302.log" in capsys.readouterr().err
 
 
-def test_report_writes_plots(capsys, tmp_path: Path):
-    if plotting.find_cjk_font() is None:
-        pytest.skip("no CJK font installed (Debian package: fonts-noto-cjk)")
+def test_report_writes_plots(capsys, tmp_path: Path, cjk_font):
     status = run_area("log", "report", RELAY_LOG, "--plot-dir", str(tmp_path))
     assert status == 0
     names = sorted(path.name for path in tmp_path.iterdir())
@@ -83,9 +80,7 @@ def test_report_keeps_existing_plot(capsys, tmp_path: Path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["hourly.png"]
 
 
-def test_report_overwrites_plot_with_force(capsys, tmp_path: Path):
-    if plotting.find_cjk_font() is None:
-        pytest.skip("no CJK font installed (Debian package: fonts-noto-cjk)")
+def test_report_overwrites_plot_with_force(capsys, tmp_path: Path, cjk_font):
     existing = tmp_path / "hourly.png"
     existing.write_bytes(b"an earlier plot")
     status = run_area("log", "report", RELAY_LOG, "--plot-dir", str(tmp_path), "--force")
