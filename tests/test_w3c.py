@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import smtplib
 import socket
@@ -17,6 +18,7 @@ import pyarrow.compute as pc
 import pytest
 
 from adminkb.errors import InputError
+from adminkb.i18n import message
 from adminkb.lab import SERVICE_DEFAULT_FIELDS, FixedClock, MailLab
 from adminkb.w3c import (
     INTEGER_FIELDS,
@@ -30,6 +32,7 @@ from adminkb.w3c import (
 from adminkb.w3c import reader as w3c_reader
 from adminkb.w3c.columns import decode_query_value, encode_dictionary
 from adminkb.w3c.sources import expand_paths
+from unprivileged import needs_mode_bits, run_python
 
 LOGS = Path(__file__).resolve().parent.parent / "data" / "logs"
 FULL_FIELDS = ("date time c-ip cs-username s-sitename s-computername s-ip s-port cs-method cs-uri-stem "
@@ -480,6 +483,86 @@ def test_folder_without_logs(tmp_path):
     assert caught.value.key == "w3c.no_logs_in_folder"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need os.mkfifo (POSIX)")
+def test_named_pipe_rejected(tmp_path):
+    pipe = tmp_path / "ex260302.log"
+    os.mkfifo(pipe)
+    with pytest.raises(InputError) as caught:
+        read_w3c(pipe)
+    assert caught.value.key == "w3c.not_a_file"
+    assert caught.value.value == str(pipe)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need os.mkfifo (POSIX)")
+def test_folder_skips_pipe_and_subfolder(tmp_path):
+    os.mkfifo(tmp_path / "ex260301.log")
+    (tmp_path / "ex260302.log").mkdir()
+    shutil.copy(LOGS / "w3c_truncated_last_line.log", tmp_path / "ex260303.log")
+    frame = read_w3c(tmp_path)
+    assert frame["source_file"].unique().tolist() == [str(tmp_path / "ex260303.log")]
+
+
+def test_folder_named_like_log(tmp_path):
+    folder = tmp_path / "ex260302.log"
+    folder.mkdir()
+    with pytest.raises(InputError) as caught:
+        read_w3c(folder)
+    assert caught.value.key == "w3c.no_logs_in_folder"
+    assert caught.value.value == str(folder)
+
+
+# A child that reads the paths of its arguments with read_w3c and prints the error's key and value.
+_READ_AND_REPORT = """
+import sys
+from adminkb.errors import InputError
+from adminkb.w3c import read_w3c
+try:
+    read_w3c(sys.argv[1:])
+except InputError as error:
+    print(error.key, error.value, sep="|")
+else:
+    print("read")
+"""
+
+
+@needs_mode_bits
+@pytest.mark.parametrize(("argument", "locked", "key"), [
+    ("ex260302.log", "ex260302.log", "w3c.unreadable_file"),
+    ("SMTPSVC1", "SMTPSVC1/ex260303.log", "w3c.unreadable_file"),
+    ("SMTPSVC1", "SMTPSVC1", "w3c.unreadable_folder"),
+    ("SMTPSVC1/ex260303.log", "SMTPSVC1", "w3c.inaccessible_path"),
+], ids=["file", "file_in_folder", "folder", "file_under_locked_folder"])
+def test_unreadable_input(tmp_path, argument, locked, key):
+    (tmp_path / "SMTPSVC1").mkdir()
+    for name in ("ex260302.log", "SMTPSVC1/ex260303.log"):
+        shutil.copy(LOGS / "w3c_truncated_last_line.log", tmp_path / name)
+    target = tmp_path / locked
+    target.chmod(0)
+    try:
+        result = run_python("-c", _READ_AND_REPORT, str(tmp_path / argument))
+    finally:
+        target.chmod(0o700)
+    assert result.returncode == 0, result.stderr
+    # The error names the file or folder that could not be read, or the path given when a
+    # folder above it is locked.
+    named = target if key != "w3c.inaccessible_path" else tmp_path / argument
+    assert result.stdout.strip() == f"{key}|{named}"
+
+
+@needs_mode_bits
+def test_cli_unreadable_log_exit_status(tmp_path):
+    log = tmp_path / "ex260302.log"
+    shutil.copy(LOGS / "w3c_truncated_last_line.log", log)
+    log.chmod(0)
+    try:
+        result = run_python("-m", "adminkb", "log", "summary", str(log), env=dict(os.environ, ADMINKB_LANG="en"))
+    finally:
+        log.chmod(0o600)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f'The file "{log}" cannot be read: ' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_not_a_w3c_log():
     with pytest.raises(InputError) as caught:
         read_w3c(LOGS / "iis_format_sample.log")
@@ -519,6 +602,74 @@ def test_damaged_zip(tmp_path):
     with pytest.raises(InputError) as caught:
         read_w3c(write(tmp_path, data[: len(data) // 2], "logs.zip"))
     assert caught.value.key == "w3c.bad_archive"
+
+
+def test_zip_encrypted_member():
+    # The member is data/logs/w3c_fields_change_midfile.log, encrypted with the password "example".
+    archive = LOGS / "w3c_zip_encrypted_member.zip"
+    with pytest.raises(InputError) as caught:
+        read_w3c(archive)
+    assert caught.value.key == "w3c.bad_archive"
+    assert caught.value.value == f"{archive}/ex260302.log"
+    assert "encrypted" in caught.value.values["detail"]
+    assert message("w3c.bad_archive_next") in str(caught.value)
+
+
+def _zip_member(tmp_path: Path, data: bytes, method: int) -> tuple[Path, int]:
+    """Write `data` as the member ex260302.log of logs.zip and return the path and the offset of the member's data."""
+    path = tmp_path / "logs.zip"
+    with zipfile.ZipFile(path, "w", method) as archive:
+        archive.writestr("ex260302.log", data)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("ex260302.log")
+    # The local header is 30 bytes and the name follows it. zipfile writes no extra field for a small member.
+    return path, info.header_offset + 30 + len(info.filename)
+
+
+def test_zip_unsupported_compression(tmp_path):
+    path, _ = _zip_member(tmp_path, header() + entry(), zipfile.ZIP_DEFLATED)
+    data = bytearray(path.read_bytes())
+    central = data.rfind(b"PK\x01\x02")
+    # Method 9 is Deflate64, which Python's zipfile cannot extract. The method is at byte 8 of
+    # the local header and byte 10 of the central directory entry.
+    data[8:10] = (9).to_bytes(2, "little")
+    data[central + 10:central + 12] = (9).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError) as caught:
+        read_w3c(path)
+    assert caught.value.key == "w3c.bad_archive"
+    assert caught.value.value == f"{path}/ex260302.log"
+
+
+def test_zip_invalid_deflate_data(tmp_path):
+    path, start = _zip_member(tmp_path, header() + entry() * 20, zipfile.ZIP_DEFLATED)
+    data = bytearray(path.read_bytes())
+    # 0x06 starts a deflate block of type 3, which does not exist, so the first read fails.
+    data[start] = 0x06
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError) as caught:
+        read_w3c(path)
+    assert caught.value.key == "w3c.bad_archive"
+    assert caught.value.value == f"{path}/ex260302.log"
+
+
+def test_zip_member_breaks_mid_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(w3c_reader, "_STRETCH_SIZE", 4096)
+    log = header() + b"".join(entry(f"01:{minute:02d}:{second:02d}") for minute in range(20) for second in range(60))
+    path, start = _zip_member(tmp_path, log, zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())
+    # Damage a stored byte two thirds in: the stretches before it are read, and the CRC-32
+    # check at the member's end fails.
+    data[start + len(log) * 2 // 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    # The damage is not found when the member is opened or while its first stretch is read.
+    with zipfile.ZipFile(path) as archive, archive.open("ex260302.log") as member:
+        assert member.read(4096) == log[:4096]
+    with pytest.raises(InputError) as caught:
+        read_w3c(path)
+    assert caught.value.key == "w3c.bad_archive"
+    assert caught.value.value == f"{path}/ex260302.log"
+    assert "CRC" in caught.value.values["detail"]
 
 
 def test_zip_without_logs(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -57,27 +58,49 @@ def as_path_list(paths: PathInput | Iterable[PathInput]) -> list[Path]:
 def expand_paths(paths: PathInput | Iterable[PathInput]) -> list[LogSource]:
     """Return the logs that `paths` name, in order: folders sorted by file name, archives by member.
 
-    Raises InputError for a missing path, a folder without logs, an unreadable archive, or an
-    archive without `.log` members.
+    Raises InputError for a missing or inaccessible path, a path that is neither a file nor a
+    folder (a named pipe, say), a folder that cannot be listed or has no logs, an unreadable
+    archive, or an archive without `.log` members.
     """
     requested = as_path_list(paths)
     if not requested:
         raise InputError("w3c.no_paths", next_key="w3c.no_paths_next")
     sources: list[LogSource] = []
     for path in requested:
-        if path.is_dir():
-            files = sorted((entry for entry in path.iterdir()
-                            if entry.is_file() and entry.suffix.lower() in FOLDER_SUFFIXES),
-                           key=lambda entry: entry.name.lower())
-            if not files:
-                raise InputError("w3c.no_logs_in_folder", value=str(path), next_key="w3c.no_logs_in_folder_next")
-            for file in files:
+        mode = _path_mode(path)
+        if stat.S_ISDIR(mode):
+            for file in _folder_logs(path):
                 sources.extend(_file_sources(file))
-        elif path.is_file():
+        elif stat.S_ISREG(mode):
             sources.extend(_file_sources(path))
         else:
-            raise InputError("w3c.path_not_found", value=str(path), next_key="w3c.path_not_found_next")
+            raise InputError("w3c.not_a_file", value=str(path), next_key="w3c.not_a_file_next")
     return sources
+
+
+def _path_mode(path: Path) -> int:
+    """Return the `st_mode` of `path`, following links, or raise InputError when it cannot be reached."""
+    try:
+        return path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError("w3c.path_not_found", value=str(path), next_key="w3c.path_not_found_next") from None
+    except OSError as error:
+        # A folder above the path that this account may not open, for example.
+        raise InputError("w3c.inaccessible_path", value=str(path), detail=os_error_text(error),
+                         next_key="w3c.inaccessible_path_next") from None
+
+
+def _folder_logs(folder: Path) -> list[Path]:
+    """Return the regular `*.log`, `*.gz` and `*.zip` files of `folder`, sorted by name without case."""
+    try:
+        files = [entry for entry in folder.iterdir()
+                 if entry.suffix.lower() in FOLDER_SUFFIXES and entry.is_file()]
+    except OSError as error:
+        raise InputError("w3c.unreadable_folder", value=str(folder), detail=os_error_text(error),
+                         next_key="w3c.unreadable_folder_next") from None
+    if not files:
+        raise InputError("w3c.no_logs_in_folder", value=str(folder), next_key="w3c.no_logs_in_folder_next")
+    return sorted(files, key=lambda entry: entry.name.lower())
 
 
 def _file_sources(path: Path) -> list[LogSource]:
