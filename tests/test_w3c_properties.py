@@ -2,7 +2,8 @@
 
 Hypothesis builds blocks with their own field lists and values, writes them as the service does
 (directives, `+` for spaces, `-` for empty values, CRLF, code page 950) and checks every value,
-timestamp and line number that `read_w3c` returns.
+timestamp and line number that `read_w3c` returns. Values may contain `#` and may start with it,
+except in a line's first field.
 """
 
 from __future__ import annotations
@@ -27,39 +28,53 @@ FULL_FIELDS = ("date", "time", "c-ip", "cs-username", "s-sitename", "s-computern
 # Printable ASCII and some Big5 characters; no space, `+`, `<` or `>`, which the cases below add on purpose.
 _CHARACTERS = [chr(code) for code in range(0x21, 0x7F) if chr(code) not in "+<>"] + list("郵件伺服器測試轉送佇列")
 _WORD = st.text(alphabet=_CHARACTERS, min_size=1, max_size=12).filter(lambda word: word != "-" and word[0] != "#")
+# Words that start with `#`, directive names included. A value may start with `#` anywhere but at
+# the start of a line, where `#` makes the line a directive.
+_HASH_WORD = st.sampled_from(["#", "#Fields:", "#Date:", "#Software:"]) | \
+    st.text(alphabet=_CHARACTERS, max_size=11).map(lambda rest: "#" + rest)
+
+
+# One word in eight starts with `#`, so that lines both with and without such values are common.
+_ANY_WORD = st.sampled_from([False] * 7 + [True]).flatmap(lambda hashed: _HASH_WORD if hashed else _WORD)
+
+
+def word_strategy(line_start: bool) -> st.SearchStrategy:
+    """Words for a value: any word, or no word starting with `#` when the value starts the line."""
+    return _WORD if line_start else _ANY_WORD
 
 
 @st.composite
-def spaced_text(draw: st.DrawFn) -> str:
-    """Text with spaces inside (written as `+`), never starting with `#`."""
-    words = draw(st.lists(_WORD, min_size=1, max_size=4))
-    return draw(st.sampled_from(["", " "])) + " ".join(words)
+def spaced_text(draw: st.DrawFn, line_start: bool = False) -> str:
+    """Text with spaces inside (written as `+`). It starts with `#` only when it does not start the line."""
+    first = draw(word_strategy(line_start))
+    rest = draw(st.lists(word_strategy(False), max_size=3))
+    return draw(st.sampled_from(["", " "])) + " ".join([first, *rest])
 
 
 @st.composite
-def query_text(draw: st.DrawFn) -> str:
+def query_text(draw: st.DrawFn, line_start: bool = False) -> str:
     """An SMTP argument: spaced text and `<...>` addresses that may hold `+` but no space."""
     parts = []
-    for _ in range(draw(st.integers(1, 3))):
+    for index in range(draw(st.integers(1, 3))):
         if draw(st.booleans()):
-            parts.append(draw(spaced_text()))
+            parts.append(draw(spaced_text(line_start and index == 0)))
         else:
             inside = draw(st.lists(_WORD, min_size=1, max_size=3))
             parts.append("<" + "+".join(inside) + ">")
-    text = " ".join(parts)
-    return text if text != "-" and not text.startswith("#") else "x" + text
+    return " ".join(parts)
 
 
-def value_strategy(name: str) -> st.SearchStrategy:
+def value_strategy(name: str, line_start: bool = False) -> st.SearchStrategy:
+    """Return values for field `name`. `line_start` is true for the block's first field, which starts each line."""
     if name == "date":
         return st.dates(date(2000, 1, 1), date(2099, 12, 31))
     if name in INTEGER_FIELDS:
         return st.none() | st.integers(0, 2**40)
     if name == "cs-uri-query":
-        return st.none() | query_text()
+        return st.none() | query_text(line_start)
     if name in PLUS_DECODED_FIELDS:
-        return st.none() | spaced_text()
-    return st.none() | _WORD
+        return st.none() | spaced_text(line_start)
+    return st.none() | word_strategy(line_start)
 
 
 @st.composite
@@ -71,7 +86,7 @@ def block_strategy(draw: st.DrawFn) -> dict:
     rows = []
     clock = started
     for _ in range(draw(st.integers(0, 8))):
-        row = {name: draw(value_strategy(name)) for name in fields if name != "time"}
+        row = {name: draw(value_strategy(name, line_start=name == fields[0])) for name in fields if name != "time"}
         if "time" in fields:
             # Times move forward within the #Date's day, so a date-less block never passes midnight.
             clock = min(clock + timedelta(seconds=draw(st.integers(0, 600))),
