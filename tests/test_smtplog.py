@@ -13,7 +13,8 @@ import pytest
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.lab import MailLab, can_bind_source_address
-from adminkb.smtplog import REPORT_TABLES, analyze, smtp_events, table_title
+from adminkb.smtplog import REPORT_TABLES, LogTable, analyze, first_rows, smtp_events, table_title
+from adminkb.smtplog.labels import label
 from adminkb.smtplog.sessions import _address_sets
 from adminkb.w3c import read_w3c
 
@@ -204,6 +205,69 @@ def test_unusual_http_and_refused_commands():
 
 def test_no_unusual_lines_in_clean_log():
     assert analysis("smtp_busy_morning.log").unusual_data().empty
+
+
+# Tables as shown in a runbook
+
+
+def test_missing_cells_shown_as_dash():
+    table = analysis("smtp_http_request_on_port_25.log").sessions()
+    helo = label("helo")
+    assert table[helo].isna().all()
+    shown = table.display_copy()
+    assert shown[helo].tolist() == ["-", "-"]
+    with pd.option_context("display.max_columns", None, "display.width", 1000):
+        text = repr(table)
+    assert "NaN" not in text
+    assert "<NA>" not in text
+    assert "None" not in text
+    assert "<NA>" not in table._repr_html_()
+
+
+def test_shown_keeps_columns_without_missing_values():
+    table = analysis("smtp_http_request_on_port_25.log").sessions()
+    shown = table.display_copy()
+    assert shown[label("commands")].dtype == table[label("commands")].dtype
+    assert shown[label("start", zone=TAIPEI)].tolist() == table[label("start", zone=TAIPEI)].tolist()
+
+
+def test_empty_table_shows_no_rows_line():
+    table = analysis("smtp_relay_denials.log").auth_failures()
+    assert len(table) == 0
+    assert repr(table) == message("smtplog.no_rows")
+    assert table._repr_html_() == f"<p>{message('smtplog.no_rows')}</p>"
+    assert "Empty DataFrame" not in repr(table)
+
+
+def test_head_keeps_display_rules():
+    table = analysis("smtp_http_request_on_port_25.log").sessions().head(1)
+    assert isinstance(table, LogTable)
+    assert table.empty_text == message("smtplog.no_rows")
+
+
+def test_trace_shows_dash_for_missing_id():
+    trace = analysis("smtp_outbound_deferred_then_delivered.log").trace(sender="web@example.com",
+                                                                        recipient="user@example.net")
+    assert trace.timeline["message_id"].isna().any()
+    assert "<NA>" not in repr(trace)
+    assert "<NA>" not in trace._repr_html_()
+
+
+def test_first_rows_of_read_frame():
+    frame = read_w3c(LOGS / "w3c_fields_change_midfile.log")
+    table = first_rows(frame, ["timestamp", "cs-username", "cs-method", "no-such-field"], 4)
+    assert list(table.columns) == ["timestamp", "cs-username", "cs-method"]
+    assert len(table) == 4
+    assert table.display_copy()["cs-username"].tolist() == ["app01", "app01", "app01", "-"]
+    assert pd.isna(table["cs-username"].iloc[3])
+
+
+@pytest.mark.parametrize("count", [0, -3, "many"])
+def test_first_rows_invalid_count(count):
+    frame = read_w3c(LOGS / "w3c_fields_change_midfile.log")
+    with pytest.raises(InputError) as raised:
+        first_rows(frame, ["cs-method"], count)
+    assert raised.value.key == "smtplog.invalid_top"
 
 
 # Tracing a message

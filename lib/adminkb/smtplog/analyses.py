@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.plotting import RenderedFigure
 from adminkb.smtplog.events import INBOUND, OUTBOUND, flag, smtp_events
-from adminkb.smtplog.labels import format_reply, listed, localize_table, source_of
+from adminkb.smtplog.labels import checked_top, format_reply, listed, localize_table, source_of
 from adminkb.smtplog.outbound import outbound_replies_data, outbound_servers_data
 from adminkb.smtplog.plots import plot_hourly, plot_top
 from adminkb.smtplog.sessions import ACCEPTED, DELIVERED, sessions, transactions
@@ -27,19 +26,6 @@ DEFAULT_TOP = 10
 # The tables of a full report, in the order the report shows them.
 REPORT_TABLES = ("hourly", "top_clients", "top_helo", "top_senders", "top_recipients", "relay_denials",
                  "auth_failures", "outbound_servers", "outbound_replies", "slowest", "unusual")
-
-
-def checked_top(top: object) -> int:
-    """Return `top` as a row count, or raise InputError when it is not a whole number of 1 or more."""
-    if isinstance(top, bool) or not isinstance(top, (int, str)):
-        raise InputError("smtplog.invalid_top", value=top, next_key="smtplog.invalid_top_next")
-    try:
-        count = int(top)
-    except ValueError:
-        raise InputError("smtplog.invalid_top", value=top, next_key="smtplog.invalid_top_next") from None
-    if count < 1:
-        raise InputError("smtplog.invalid_top", value=top, next_key="smtplog.invalid_top_next")
-    return count
 
 
 class SmtpLogAnalysis:

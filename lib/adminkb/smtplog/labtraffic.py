@@ -23,6 +23,7 @@ import pandas as pd
 
 from adminkb.i18n import message
 from adminkb.lab.server import can_bind_source_address
+from adminkb.smtplog.labels import log_table
 
 APP_SERVER = "127.0.0.10"
 STRANGER = "127.0.0.66"
@@ -112,7 +113,7 @@ def send_sample_traffic(target, *, timeout: float = 10.0):  # noqa: ANN001, ANN2
     names = {"time": "smtplog.lab.column.time", "client": "smtplog.column.peer", "sender": "smtplog.column.sender",
              "recipients": "smtplog.lab.column.recipients", "purpose": "smtplog.lab.column.purpose",
              "replies": "smtplog.lab.column.replies"}
-    return table.rename(columns={name: message(key) for name, key in names.items()})
+    return log_table(table.rename(columns={name: message(key) for name, key in names.items()}))
 
 
 def switch_log_fields(target, fields: Sequence[str] | str):  # noqa: ANN001, ANN201 - SmtpTarget

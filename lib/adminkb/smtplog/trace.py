@@ -20,7 +20,7 @@ import pandas as pd
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.smtplog.events import INBOUND, OUTBOUND
-from adminkb.smtplog.labels import format_reply, listed, localize_table, source_of
+from adminkb.smtplog.labels import LogTable, format_reply, listed, localize_table, source_of
 from adminkb.smtplog.sessions import ACCEPTED, DEFERRED, DELIVERED, INCOMPLETE, REJECTED, UNCONFIRMED
 
 # Verdicts, from the best news to the worst.
@@ -45,7 +45,7 @@ class TraceResult:
     timeline: pd.DataFrame
     zone: str
 
-    def table(self) -> pd.DataFrame:
+    def table(self) -> LogTable:
         return localize_table(self.timeline, self.zone)
 
     @property
@@ -56,13 +56,13 @@ class TraceResult:
     def __repr__(self) -> str:
         lines = [self.criteria, self.summary]
         if not self.timeline.empty:
-            lines += ["", self.table().to_string(index=False)]
+            lines += ["", self.table().display_copy().to_string(index=False)]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         parts = [f"<p>{html.escape(self.criteria)}</p>", f"<p><strong>{html.escape(self.summary)}</strong></p>"]
         if not self.timeline.empty:
-            parts.append(self.table().to_html(index=False))
+            parts.append(self.table().display_copy().to_html(index=False))
         return "".join(parts)
 
 
