@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from adminkb.errors import InputError
-from adminkb.lab import can_bind_source_address
+from adminkb.lab import FULL_FIELDS, can_bind_source_address
 from adminkb.smtplog import analyze
 from adminkb.smtplog.labtraffic import (STRANGER, Notice, log_source, send_one_message, send_sample_traffic,
                                         switch_log_fields)
@@ -23,7 +23,10 @@ def lab_analysis():
     target = open_target("lab")
     try:
         sent = send_sample_traffic(target, timeout=10)
+        # Runbook 04's step 4: default fields for one message, then all fields for the next.
         switch_log_fields(target, DEFAULT_FIELDS)
+        send_one_message(target, "web@example.com", "user@example.net", timeout=10)
+        switch_log_fields(target, FULL_FIELDS)
         send_one_message(target, "web@example.com", "user@example.net", timeout=10)
         frame = read_w3c(log_source(target, None))
     finally:
@@ -37,11 +40,19 @@ def test_sample_traffic_rows(lab_analysis):
     assert isinstance(sent, pd.DataFrame)
 
 
-def test_lab_log_has_two_blocks(lab_analysis):
+def test_sample_traffic_shows_dash(lab_analysis):
+    sent, _, _ = lab_analysis
+    # The HTTP request row has no sender and no recipients.
+    assert sent.isna().any().any()
+    assert "NaN" not in repr(sent)
+    assert "None" not in repr(sent)
+
+
+def test_lab_log_has_three_blocks(lab_analysis):
     _, frame, _ = lab_analysis
-    fields = [block["fields"] for block in frame.attrs["blocks"]]
-    assert len(fields) == 2
-    assert fields[1] == DEFAULT_FIELDS.split()
+    blocks = frame.attrs["blocks"]
+    assert [block["fields"] for block in blocks] == [list(FULL_FIELDS), DEFAULT_FIELDS.split(), list(FULL_FIELDS)]
+    assert all(block["rows"] > 0 for block in blocks)
     assert frame.attrs["skipped"] == []
 
 
