@@ -11,7 +11,12 @@ measures three ways to read all of them:
 - `dask_threads`: the same dask graph on dask's threaded scheduler in one process.
 
 Each measurement runs in a subprocess of its own. Its peak memory is that process's max RSS;
-for `dask_local` the workers' max RSS is also summed. Results are medians of --runs runs.
+for `dask_local` the workers' max RSS is also summed. Results are medians of --runs runs. A
+measurement that fails stops the benchmark, and its error output is printed.
+
+Needs `dask[dataframe]` (the project's `test` extra) and `distributed` (the `bench` extra). From
+the repository root, in the project's environment:
+    .venv/bin/python -m pip install -e ".[test,bench]"
 
 Usage:
     python benchmarks/w3c_scale.py [--files 8] [--lines 125000] [--runs 3] [--workers 2] [--folder DIR]
@@ -20,15 +25,19 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,6 +45,48 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from w3c_read import FULL_FIELDS, EntryGenerator, _cpu_model, _directives  # noqa: E402
 
 METHODS = ("baseline", "one_call", "dask_threads", "dask_local")
+# The modules the measurements import beyond adminkb, and the extra of pyproject.toml that installs each.
+NEEDED_MODULES = {"dask": "test", "dask.dataframe": "test", "distributed": "bench"}
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+class MeasurementFailed(RuntimeError):
+    """A measurement subprocess exited with an error; the message contains its error output."""
+
+
+def missing_modules() -> dict[str, str]:
+    """Return the needed modules that cannot be imported here, each with the extra that installs it."""
+    missing = {}
+    for name, extra in NEEDED_MODULES.items():
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ImportError:
+            # find_spec imports the parent package first, and a broken or absent parent raises.
+            found = False
+        if not found:
+            missing[name] = extra
+    return missing
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _commit() -> str:
+    """Return the checkout's short commit id, marked when the tree has uncommitted changes."""
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", "-C", str(REPOSITORY), *arguments], capture_output=True, text=True,
+                              check=True, timeout=30).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git checkout)"
+    return f"{commit} with uncommitted changes" if changed else commit
 
 
 def write_logs(folder: Path, files: int, lines: int) -> list[Path]:
@@ -94,7 +145,9 @@ def measure(method: str, folder: Path, workers: int) -> dict[str, object]:
     return result
 
 
-def run(folder: Path, files: int, lines: int, runs: int, workers: int) -> str:
+def run(folder: Path, files: int, lines: int, runs: int, workers: int, command: str) -> str:
+    """Write the logs, measure every method --runs times and return the Markdown report."""
+    started = datetime.now(timezone.utc)
     began = time.perf_counter()
     write_logs(folder, files, lines)
     generated_in = time.perf_counter() - began
@@ -102,9 +155,11 @@ def run(folder: Path, files: int, lines: int, runs: int, workers: int) -> str:
     load_before = os.getloadavg()
     for _ in range(runs):
         for method in METHODS:
-            output = subprocess.run([sys.executable, __file__, "--measure", method, "--folder", str(folder),
-                                     "--workers", str(workers)],
-                                    check=True, capture_output=True, text=True, timeout=900)
+            child = [sys.executable, __file__, "--measure", method, "--folder", str(folder), "--workers", str(workers)]
+            output = subprocess.run(child, capture_output=True, text=True, timeout=900)
+            if output.returncode != 0:
+                raise MeasurementFailed(f"measurement {method} failed with exit status {output.returncode}.\n"
+                                        f"Command: {shlex.join(child)}\nIts error output:\n{output.stderr}")
             results[method].append(json.loads(output.stdout.strip().splitlines()[-1]))
     load_after = os.getloadavg()
     baseline = statistics.median(result["peak_mib"] for result in results["baseline"])
@@ -121,15 +176,11 @@ def run(folder: Path, files: int, lines: int, runs: int, workers: int) -> str:
         rows = sorted({result["rows"] for result in measured})
         table.append(f"| {method} | {files} | {size:.1f} | {seconds:.2f} | {size / seconds:.0f} | "
                      f"{start:.2f} | {peak:.0f} | {worker_peak:.0f} | {', '.join(map(str, rows))} |")
-    import dask
-    import distributed
-    import pandas
-
     header = [
+        f"Date: {started:%Y-%m-%d %H:%M} UTC; commit {_commit()}.",
         f"Machine: {os.cpu_count()} CPUs (`nproc`), {_cpu_model()}, Python {platform.python_version()}, "
-        f"pandas {pandas.__version__}, dask {dask.__version__}, distributed {distributed.__version__}.",
-        f"Command: `python benchmarks/w3c_scale.py --files {files} --lines {lines} --runs {runs} "
-        f"--workers {workers}`; logs generated in {generated_in:.0f} s; medians of {runs} runs; baseline "
+        f"pandas {_version('pandas')}, dask {_version('dask')}, distributed {_version('distributed')}.",
+        f"Command: `{command}`; logs generated in {generated_in:.0f} s; medians of {runs} runs; baseline "
         f"(imports only) peak RSS {baseline:.0f} MiB; load average (1, 5, 15 min) "
         f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} before the runs, "
         f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} after.",
@@ -150,12 +201,26 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.measure:
         print(json.dumps(measure(arguments.measure, arguments.folder, arguments.workers)))
         return 0
-    if arguments.folder:
-        arguments.folder.mkdir(parents=True, exist_ok=True)
-        report = run(arguments.folder, arguments.files, arguments.lines, arguments.runs, arguments.workers)
-    else:
-        with tempfile.TemporaryDirectory(prefix="w3c_scale_") as folder:
-            report = run(Path(folder), arguments.files, arguments.lines, arguments.runs, arguments.workers)
+    missing = missing_modules()
+    if missing:
+        extras = ",".join(sorted(set(missing.values())))
+        print(f"error: {', '.join(missing)} cannot be imported by {sys.executable}, and this benchmark needs "
+              f"it. pyproject.toml declares it in the [{extras}] extra, which installs from the repository root "
+              f"with:\n    {shlex.quote(sys.executable)} -m pip install -e \".[{extras}]\"", file=sys.stderr)
+        return 2
+    command = shlex.join(["python", "benchmarks/w3c_scale.py", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        if arguments.folder:
+            arguments.folder.mkdir(parents=True, exist_ok=True)
+            report = run(arguments.folder, arguments.files, arguments.lines, arguments.runs, arguments.workers,
+                         command)
+        else:
+            with tempfile.TemporaryDirectory(prefix="w3c_scale_") as folder:
+                report = run(Path(folder), arguments.files, arguments.lines, arguments.runs, arguments.workers,
+                             command)
+    except MeasurementFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(report)
     return 0
 
