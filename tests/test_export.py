@@ -21,6 +21,7 @@ from adminkb.export import export_site, external_resources, is_local_url
 from adminkb.export.render import render_saved_widget
 from adminkb.runbooks import NOTEBOOKS_DIR, RUNBOOKS
 from tests.clirun import run_area
+from tests.unprivileged import needs_mode_bits, run_python
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -554,34 +555,15 @@ def test_out_with_user_files_rejected(small_collection, tmp_path):
     assert sorted(path.name for path in out_dir.iterdir()) == ["notes.txt"]
 
 
-# A script for `python -c SCRIPT ARGS...` that runs `python ARGS...` without root's
-# CAP_DAC_OVERRIDE, so that a folder's mode bits bind root too (CI runs the tests as root).
-# PR_CAPBSET_DROP removes the capability from the bounding set, and the exec that follows leaves
-# it out of the permitted and effective sets. CAP_DAC_READ_SEARCH stays, so the child still
-# reads the package and the notebooks.
-_WITHOUT_DAC_OVERRIDE = """
-import ctypes, os, sys
-PR_CAPBSET_DROP, CAP_DAC_OVERRIDE = 24, 1
-if os.geteuid() == 0:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) != 0:
-        sys.exit("prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE) failed: " + os.strerror(ctypes.get_errno()))
-os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux") and hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="dropping root's CAP_DAC_OVERRIDE needs Linux")
-@pytest.mark.skipif(os.name == "nt", reason="chmod cannot make a folder read-only on Windows")
+@needs_mode_bits
 def test_out_unwritable_rejected(small_collection, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        result = subprocess.run(
-            [sys.executable, "-c", _WITHOUT_DAC_OVERRIDE, "-m", "adminkb", "export", "--out", str(locked / "html"),
-             "--notebooks", str(small_collection), "--use-stored-outputs"],
-            capture_output=True, text=True, timeout=120, env=dict(os.environ, ADMINKB_LANG="en"))
+        result = run_python("-m", "adminkb", "export", "--out", str(locked / "html"),
+                            "--notebooks", str(small_collection), "--use-stored-outputs",
+                            env=dict(os.environ, ADMINKB_LANG="en"))
     finally:
         locked.chmod(0o700)
     assert result.returncode == 2, result.stdout + result.stderr
@@ -590,6 +572,7 @@ def test_out_unwritable_rejected(small_collection, tmp_path):
     assert list(locked.iterdir()) == []
 
 
+@needs_mode_bits
 def test_out_unwritable_during_write_rejected(small_collection, tmp_path):
     # The child skips check_out_dir, so the export fails at the write itself, as it does when the
     # folder becomes read-only after the check.
@@ -597,8 +580,8 @@ def test_out_unwritable_during_write_rejected(small_collection, tmp_path):
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        result = subprocess.run(
-            [sys.executable, "-c", _WITHOUT_DAC_OVERRIDE, "-c",
+        result = run_python(
+             "-c",
              "import os, sys\n"
              "from adminkb.errors import InputError\n"
              "from adminkb.export import site\n"
@@ -607,8 +590,7 @@ def test_out_unwritable_during_write_rejected(small_collection, tmp_path):
              "    site.export_site(sys.argv[1], notebooks_dir=sys.argv[2], use_stored_outputs=True, progress=False)\n"
              "except InputError as error:\n"
              "    print(error.key, error.values['reason'])\n",
-             str(locked / "html"), str(small_collection)],
-            capture_output=True, text=True, timeout=120, env=dict(os.environ, ADMINKB_LANG="en"))
+             str(locked / "html"), str(small_collection), env=dict(os.environ, ADMINKB_LANG="en"))
     finally:
         locked.chmod(0o700)
     assert result.returncode == 0, result.stderr
