@@ -25,7 +25,7 @@ from pathlib import PureWindowsPath
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.termsrv.collect import BATCH_CODE_PAGE, CRLF, CopyBackItem, escape_echo
+from adminkb.termsrv.collect import BATCH_CODE_PAGE, CRLF, CopyBackItem, batch_start, escape_echo
 
 FOLDER_PREFIX = "smtp-collect-"
 DEFAULT_MAILROOT = r"C:\Inetpub\mailroot"
@@ -90,13 +90,7 @@ def collect_batch_text(*, mailroot: str = DEFAULT_MAILROOT, site: int = 1, days:
     out = "%OUT%"
     vbs = f"{out}\\copy_recent.vbs"
     lines = [
-        "@echo off",
-        "rem " + escape_echo(message("collect.batch_purpose")),
-        "rem " + escape_echo(message("collect.batch_read_only")),
-        "setlocal",
-        f'set "OUT=%~dp0{FOLDER_PREFIX}%COMPUTERNAME%"',
-        f'if not exist "{out}\\" mkdir "{out}"',
-        f'if not exist "{out}\\" goto :no_folder',
+        *batch_start(FOLDER_PREFIX, "collect.batch_purpose", "collect.batch_read_only"),
         f'if not exist "{out}\\logs\\" mkdir "{out}\\logs"',
         f'echo %DATE% %TIME% > "{out}\\log.txt"',
         f'ver > "{out}\\ver.txt"',

@@ -17,7 +17,7 @@ The batch file changes nothing on the machine. It uses only commands that XP has
 from __future__ import annotations
 
 from adminkb.i18n import message
-from adminkb.termsrv.collect import BATCH_CODE_PAGE, CRLF, CopyBackItem, escape_echo
+from adminkb.termsrv.collect import BATCH_CODE_PAGE, CRLF, CopyBackItem, batch_start, escape_echo
 
 FOLDER_PREFIX = "imaging-collect-"
 
@@ -36,13 +36,7 @@ def collect_batch_text() -> str:
     out = "%OUT%"
     failed = escape_echo(message("imaging_collect.batch_failed"))
     lines = [
-        "@echo off",
-        "rem " + escape_echo(message("imaging_collect.batch_purpose")),
-        "rem " + escape_echo(message("imaging_collect.batch_read_only")),
-        "setlocal",
-        f'set "OUT=%~dp0{FOLDER_PREFIX}%COMPUTERNAME%"',
-        f'if not exist "{out}\\" mkdir "{out}"',
-        f'if not exist "{out}\\" goto :no_folder',
+        *batch_start(FOLDER_PREFIX, "imaging_collect.batch_purpose", "imaging_collect.batch_read_only"),
         f'echo %DATE% %TIME% > "{out}\\log.txt"',
         f'ver > "{out}\\ver.txt"',
         "rem " + escape_echo(message("imaging_collect.batch_hive")),

@@ -80,11 +80,18 @@ class LoopThread:
         try:
             loop.run_forever()
         finally:
-            # Sessions still open when the loop stops are cancelled, so closing the loop
-            # does not warn about pending tasks.
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            cancel_pending(loop)
             loop.close()
+
+
+def cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still running on a stopped `loop` and let their clean-up run.
+
+    Sessions still open when a lab server stops are cancelled this way, so closing the loop
+    afterwards does not warn about pending tasks.
+    """
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))

@@ -35,6 +35,7 @@ from adminkb import mailroot
 from adminkb.errors import InputError, LabError
 from adminkb.lab.clock import TAIWAN_TIME, Clock, resolve_clock
 from adminkb.lab.delivery import OUTBOUND_ADDRESS
+from adminkb.lab.loop_thread import cancel_pending
 from adminkb.lab.outbound import OutboundControls
 from adminkb.lab.pickup import DEFAULT_POLL_INTERVAL, PickupProcessor, PickupResult, PickupWatcher
 from adminkb.lab.policy import DENY, GRANT, AccessList, parse_address
@@ -357,12 +358,7 @@ class MailLab(OutboundControls):
         try:
             loop.run_forever()
         finally:
-            # Let cancelled session tasks run their clean-up before the loop closes.
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            cancel_pending(loop)
 
     async def _shut_down(self) -> None:
         assert self._server is not None and self._service is not None

@@ -75,17 +75,29 @@ def escape_echo(text: str) -> str:
     return text
 
 
+def batch_start(folder_prefix: str, purpose_key: str, read_only_key: str) -> list[str]:
+    """Return the first lines of a collect batch file: comments and the output folder in %OUT%.
+
+    The folder is `folder_prefix` plus the computer name, beside the batch file. When it cannot
+    be created, the batch file jumps to its `:no_folder` label.
+    """
+    out = "%OUT%"
+    return [
+        "@echo off",
+        "rem " + escape_echo(message(purpose_key)),
+        "rem " + escape_echo(message(read_only_key)),
+        "setlocal",
+        f'set "OUT=%~dp0{folder_prefix}%COMPUTERNAME%"',
+        f'if not exist "{out}\\" mkdir "{out}"',
+        f'if not exist "{out}\\" goto :no_folder',
+    ]
+
+
 def collect_batch_text() -> str:
     """Return the batch file text (CRLF line ends), with its messages in the current language."""
     out = "%OUT%"
     lines = [
-        "@echo off",
-        "rem " + escape_echo(message("termsrv.collect.batch_purpose")),
-        "rem " + escape_echo(message("termsrv.collect.batch_read_only")),
-        "setlocal",
-        f'set "OUT=%~dp0{FOLDER_PREFIX}%COMPUTERNAME%"',
-        f'if not exist "{out}\\" mkdir "{out}"',
-        f'if not exist "{out}\\" goto :no_folder',
+        *batch_start(FOLDER_PREFIX, "termsrv.collect.batch_purpose", "termsrv.collect.batch_read_only"),
         f'echo %DATE% %TIME% > "{out}\\log.txt"',
         f'ver > "{out}\\ver.txt"',
     ]
