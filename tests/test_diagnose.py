@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 
+import dns.name
 import dns.nameserver
 import dns.resolver
 import pytest
 
 from adminkb.diagnose import (CONFIGURATION, EXIT_CODES, FAULTS, OK, PICKUP_NOT_WRITABLE, PROBLEM, QUEUE, RELAY,
-                              RELAY_DENIED, REMOTE_MX_UNREACHABLE, SKIPPED, WRONG_SMART_HOST, DiagnoseRequest,
+                              RELAY_DENIED, REMOTE_MX_UNREACHABLE, SKIPPED, UNKNOWN, WRONG_SMART_HOST, DiagnoseRequest,
                               diagnose, diagnose_target, lab_configuration, restore_fault, stage_fault, stage_target_fault)
 from adminkb.diagnose.checks import checked_log_path
 from adminkb.dnscheck import resolver
@@ -471,3 +473,50 @@ def test_outbound_check_without_any_dns_is_skipped(target):
     assert dns_step.verdict == SKIPPED
     assert f"本機的 DNS 設定（{resolver.RESOLV_CONF}）中也沒有可用的伺服器" in dns_step.evidence
     assert result.step("outbound").verdict == SKIPPED
+
+
+def _closed_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@needs_aliases
+def test_dns_unreachable_blames_this_side(target):
+    target.lab.allow_relay(APP)
+    request = _lab_request(target, "user@example.net")
+    request.check_outbound = True
+    port = _closed_udp_port()
+    request.dns = f"127.0.0.1:{port}"
+    result = diagnose(request)
+    dns_step = result.step("dns")
+    assert dns_step.verdict == UNKNOWN
+    assert dns_step.verdict_label == "無法判斷"
+    assert result.cause == "dns_unreachable"
+    assert result.exit_status == EXIT_CODES["dns"]
+    assert f"這台電腦連不到 DNS 伺服器（127.0.0.1:{port}）" in result.summary()
+    assert "連線被拒" in dns_step.evidence
+    assert "這台電腦這一端" in dns_step.next_step
+    assert result.step("outbound").verdict == SKIPPED
+    assert result.to_dict()["outcome_class"] == "dns"
+
+
+@needs_aliases
+def test_dns_servfail_cause_distinct(target):
+    target.lab.allow_relay(APP)
+    lab_dns = target.lab.lab_dns
+    name = dns.name.from_text("example.net")
+    lab_dns.servfail_names.add(name)
+    try:
+        request = _lab_request(target, "user@example.net")
+        request.check_outbound = True
+        request.dns = lab_dns.nameserver
+        result = diagnose(request)
+    finally:
+        lab_dns.servfail_names.discard(name)
+    dns_step = result.step("dns")
+    assert dns_step.verdict == UNKNOWN
+    assert result.cause == "dns_no_answer"
+    assert f"DNS 伺服器（{lab_dns.nameserver}）沒有給出可用的回覆（SERVFAIL）" in result.summary()
+    assert "權威 DNS 伺服器" in dns_step.next_step
+    assert result.exit_status == EXIT_CODES["dns"]

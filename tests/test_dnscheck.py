@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 
+import dns.flags
+import dns.message
 import dns.name
 import dns.resolver
 import pytest
@@ -127,6 +129,89 @@ def test_lookup_timeout_status(client, silent):
     lookup = DnsClient(client.nameserver, client.port, timeout=1).lookup("example.net", "MX")
     assert lookup.status == "timeout"
     assert time.monotonic() - started < 1 + OVERSHOOT
+
+
+def closed_udp_port() -> int:
+    """Return a loopback UDP port that nothing listens on, so a query there gets ICMP port unreachable."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def truncating_server():
+    """A loopback DNS server whose UDP answers are all truncated and whose TCP port refuses connections.
+
+    A TCP socket is bound to the same port without listening, so that the resolver's retry over
+    TCP is refused by this test and not by whatever else might listen there.
+    """
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.2)
+    port = udp.getsockname()[1]
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("127.0.0.1", port))
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.is_set():
+            try:
+                wire, peer = udp.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            response = dns.message.make_response(dns.message.from_wire(wire))
+            response.flags |= dns.flags.TC
+            udp.sendto(response.to_wire(), peer)
+
+    responder = threading.Thread(target=answer, daemon=True)
+    responder.start()
+    yield port
+    stop.set()
+    responder.join(2)
+    udp.close()
+    tcp.close()
+
+
+@pytest.mark.timeout(10)
+def test_lookup_closed_udp_port_unreachable():
+    port = closed_udp_port()
+    started = time.monotonic()
+    lookup = DnsClient("127.0.0.1", port, timeout=3).lookup("example.net", "MX")
+    # The ICMP reply ends the lookup at once instead of after the 3-second timeout.
+    assert time.monotonic() - started < 1
+    assert lookup.status == "unreachable"
+    assert lookup.failed
+    assert [(failure.server, failure.transport) for failure in lookup.unreachable] == [(f"127.0.0.1:{port}", "UDP")]
+    assert lookup.unreachable[0].reason("en") == "Connection refused"
+    assert lookup.unreachable[0].reason("zh-TW") == "連線被拒（該位址與連接埠沒有程式在接聽）"
+    assert lookup.describe() == "example.net MX: UNREACHABLE"
+
+
+@pytest.mark.timeout(10)
+def test_lookup_refused_tcp_unreachable(truncating_server):
+    lookup = DnsClient("127.0.0.1", truncating_server, timeout=3).lookup("example.net", "MX")
+    assert lookup.status == "unreachable"
+    assert [(failure.server, failure.transport) for failure in lookup.unreachable] == [
+        (f"127.0.0.1:{truncating_server}", "TCP")]
+    assert isinstance(lookup.unreachable[0].error, ConnectionRefusedError)
+
+
+def test_lookup_servfail_not_unreachable(client, servfail):
+    servfail("example.net")
+    lookup = client.lookup("example.net", "MX")
+    assert lookup.status == "servfail"
+    assert lookup.unreachable == ()
+
+
+def test_lookup_servfail_beside_unreachable(server, servfail):
+    # One server replies SERVFAIL and the other cannot be reached. A reply came back, so the status is SERVFAIL.
+    servfail("example.net")
+    client = DnsClient([("127.0.0.1", closed_udp_port()), (server.address, server.port)], timeout=3)
+    lookup = client.lookup("example.net", "MX")
+    assert lookup.status == "servfail"
+    assert lookup.unreachable == ()
 
 
 def test_lookup_follows_cname(client):
@@ -335,6 +420,30 @@ def test_mx_servfail_refused_timeout(client, servfail, silent):
     silent("lab.test")
     quick = DnsClient(client.nameserver, client.port, timeout=0.5)
     expect(check_mx(quick, "lab.test")[0], "unknown", "timeout")
+
+
+@pytest.mark.timeout(15)
+def test_unreachable_results_blame_this_side():
+    port = closed_udp_port()
+    results = check_domain("example.net", nameserver=f"127.0.0.1:{port}", ip="127.0.0.25", timeout=3)
+    assert {result.verdict for result in results} == {"unknown"}
+    assert {result.outcome for result in results} == {"unreachable"}
+    spf = next(result for result in results if result.check == "spf")
+    assert spf.spf_result == "temperror"
+    mx = expect(results[0], "unknown", "unreachable")
+    assert f"127.0.0.1:{port}（UDP）：連線被拒" in mx.explanation("zh-TW")
+    assert f"127.0.0.1:{port} (UDP): Connection refused" in mx.explanation("en")
+    assert "這台電腦這一端" in mx.next_step("zh-TW")
+    assert "authoritative" not in mx.next_step("en")
+    assert mx.to_dict("en")["details"]["unreachable"] == [
+        {"server": f"127.0.0.1:{port}", "transport": "UDP", "error": "Connection refused"}]
+
+
+def test_servfail_result_keeps_its_advice(client, servfail):
+    servfail("example.net")
+    mx = expect(check_mx(client, "example.net")[0], "unknown", "servfail")
+    assert "authoritative" in mx.next_step("en")
+    assert "unreachable" not in mx.details
 
 
 def test_mx_implicit_lookup_failure(client, servfail):
@@ -694,19 +803,6 @@ def test_failure_kinds_distinct_per_check(server, servfail, silent, run, name):
     else:
         assert failed.outcome == "servfail"
         assert timed_out.outcome == "timeout"
-
-
-@pytest.mark.timeout(15)
-def test_closed_port_gives_timeout(server):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    # Nothing listens on `port` now; Linux answers with ICMP port unreachable.
-    started = time.monotonic()
-    lookup = DnsClient("127.0.0.1", port, timeout=1).lookup("example.com", "MX")
-    elapsed = time.monotonic() - started
-    assert lookup.status == "timeout"
-    assert elapsed < 1 + OVERSHOOT
 
 
 def test_lookup_records_in_fixed_order(client):

@@ -36,6 +36,8 @@ def test_subclasses_share_base():
     (errno.ENOENT, "找不到這個檔案或資料夾", "No such file or directory"),
     (errno.EACCES, "權限不足（拒絕存取）", "Permission denied"),
     (errno.ENOSPC, "磁碟空間不足", "No space left on device"),
+    (errno.ECONNREFUSED, "連線被拒（該位址與連接埠沒有程式在接聽）", "Connection refused"),
+    (errno.ENETUNREACH, "網路無法連線（這台電腦沒有通往該位址的路由）", "Network is unreachable"),
 ])
 def test_os_error_text_in_both_languages(monkeypatch, number, chinese, english):
     error = OSError(number, "system text")
@@ -48,3 +50,8 @@ def test_os_error_text_in_both_languages(monkeypatch, number, chinese, english):
 def test_os_error_text_falls_back_to_system_text():
     assert os_error_text(OSError(errno.EIO, "Input/output error")) == "Input/output error"
     assert os_error_text(ValueError("not an OSError")) == "not an OSError"
+
+
+def test_os_error_text_in_given_language(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    assert os_error_text(OSError(errno.EHOSTUNREACH, "system text"), "en") == "No route to host"

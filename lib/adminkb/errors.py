@@ -66,16 +66,21 @@ class PeerError(AdminKbError):
 
 
 # errno values whose reason the catalog words, so that the user reads it in their language.
+# On Windows, Python gives socket errors their WSA numbers, and the errno module uses the same
+# numbers for the network names below, so one table serves both systems.
 _OS_ERROR_KEYS = {
     errno.ENOENT: "no_such_file", errno.EACCES: "permission_denied", errno.EPERM: "not_permitted",
     errno.EISDIR: "is_a_directory", errno.ENOTDIR: "not_a_directory", errno.ENOSPC: "no_space",
     errno.EEXIST: "exists", errno.EROFS: "read_only",
+    errno.ECONNREFUSED: "connection_refused", errno.ENETUNREACH: "network_unreachable",
+    errno.EHOSTUNREACH: "host_unreachable", errno.ECONNRESET: "connection_reset",
+    errno.EADDRNOTAVAIL: "address_not_available",
 }
 
 
-def os_error_text(error: BaseException) -> str:
+def os_error_text(error: BaseException, language: str | None = None) -> str:
     """Return the reason of an OSError in the user's language, or the system's own text for rarer ones."""
     key = _OS_ERROR_KEYS.get(getattr(error, "errno", None))
     if key is not None:
-        return message(f"errors.os.{key}")
+        return message(f"errors.os.{key}", language)
     return getattr(error, "strerror", None) or str(error)

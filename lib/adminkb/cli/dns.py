@@ -1,8 +1,8 @@
 """`adminkb dns check`: the DNS checks for mail delivery on the command line.
 
 Output is a table, one JSON document or CSV. Exit status: 0 when every check is ok or a
-warning, 1 when a check found a problem or could not decide (SERVFAIL, REFUSED, timeout), 2
-when the input cannot be used.
+warning, 1 when a check found a problem or could not decide (SERVFAIL, REFUSED, timeout, no
+server reachable), 2 when the input cannot be used.
 """
 
 from __future__ import annotations

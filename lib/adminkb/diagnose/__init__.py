@@ -22,7 +22,7 @@ from adminkb.diagnose.checks import (DiagnoseRequest, badmail_step, checked_fold
 from adminkb.diagnose.lab import (FAULTS, PICKUP_NOT_WRITABLE, RELAY_DENIED, REMOTE_MX_UNREACHABLE, WRONG_SMART_HOST,
                                   lab_configuration, restore_fault, stage_fault)
 from adminkb.diagnose.model import (CONFIGURATION, CONNECTION, DNS, EXIT_CODES, EXIT_INPUT, EXIT_OK, EXIT_WARNINGS,
-                                    NOT_RUN, OK, PROBLEM, QUEUE, RELAY, SKIPPED, WARNING, Diagnosis, Step)
+                                    NOT_RUN, OK, PROBLEM, QUEUE, RELAY, SKIPPED, UNKNOWN, WARNING, Diagnosis, Step)
 from adminkb.errors import InputError
 from adminkb.metabase import SmtpVirtualServer, read_metabase
 from adminkb.smtp import build_test_message
@@ -136,6 +136,7 @@ def repair_target(target) -> None:  # noqa: ANN001 - a SmtpTarget
 __all__ = [
     "CONFIGURATION", "CONNECTION", "DNS", "EXIT_CODES", "EXIT_INPUT", "EXIT_OK", "EXIT_WARNINGS", "FAULTS",
     "NOT_RUN", "OK", "PICKUP_NOT_WRITABLE", "PROBLEM", "QUEUE", "RELAY", "RELAY_DENIED", "REMOTE_MX_UNREACHABLE",
-    "SKIPPED", "WARNING", "WRONG_SMART_HOST", "DiagnoseRequest", "Diagnosis", "Step", "diagnose", "diagnose_target",
-    "lab_configuration", "repair_target", "restore_fault", "select_virtual_server", "stage_fault", "stage_target_fault",
+    "SKIPPED", "UNKNOWN", "WARNING", "WRONG_SMART_HOST", "DiagnoseRequest", "Diagnosis", "Step", "diagnose",
+    "diagnose_target", "lab_configuration", "repair_target", "restore_fault", "select_virtual_server", "stage_fault",
+    "stage_target_fault",
 ]

@@ -20,10 +20,10 @@ from pathlib import Path
 import pandas as pd
 
 from adminkb import mailroot
-from adminkb.diagnose.model import NOT_RUN, OK, PROBLEM, SKIPPED, WARNING, Step
+from adminkb.diagnose.model import NOT_RUN, OK, PROBLEM, SKIPPED, UNKNOWN, WARNING, Step
 from adminkb.dnscheck.mx import check_mx, lookup_addresses
-from adminkb.dnscheck.resolver import (DnsClient, format_nameserver, system_configuration_source,
-                                       system_nameservers)
+from adminkb.dnscheck.resolver import (TIMEOUT, UNREACHABLE, DnsClient, format_nameserver,
+                                       system_configuration_source, system_nameservers)
 from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.mailroot_scan import badmail_reasons, folder_summary, scan_mailroot, stuck_domains
@@ -498,6 +498,10 @@ def log_step(request: DiagnoseRequest) -> Step:
 
 # DNS, port 25 to the recipient's MX, and the Smart Host: only when asked.
 
+# The cause of an MX lookup that got no usable answer, by its outcome; the others are dns_no_answer.
+_UNKNOWN_DNS_CAUSES = {UNREACHABLE: "dns_unreachable", TIMEOUT: "dns_timeout"}
+
+
 def dns_step(request: DiagnoseRequest) -> Step:
     """Look up the recipient domain's MX (only with --check-outbound).
 
@@ -530,6 +534,12 @@ def dns_step(request: DiagnoseRequest) -> Step:
         return Step("dns", OK if mx_result.verdict == "ok" else WARNING, evidence,
                     mx_result.next_step() if mx_result.verdict == "warning" else None,
                     cause="dns_partial" if mx_result.verdict == "warning" else None, values={"domain": domain})
+    if mx_result.verdict == "unknown":
+        # No usable answer says nothing about the recipient's domain. An unreachable server or a
+        # timeout points at this side, so the cause names the DNS server that was asked.
+        cause = _UNKNOWN_DNS_CAUSES.get(mx_result.outcome, "dns_no_answer")
+        values = {"domain": domain, "servers": client.describe_nameservers(), "status": mx_result.outcome.upper()}
+        return Step("dns", UNKNOWN, evidence, mx_result.next_step(), cause=cause, values=values)
     return Step("dns", PROBLEM, evidence, mx_result.next_step(), cause="dns_failed", values={"domain": domain})
 
 

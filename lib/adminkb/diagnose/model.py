@@ -9,9 +9,11 @@ from adminkb.i18n import message
 OK = "ok"
 WARNING = "warning"
 PROBLEM = "problem"
+# The check ran but could not decide, such as an MX lookup that got no usable answer.
+UNKNOWN = "unknown"
 SKIPPED = "skipped"
 NOT_RUN = "not_run"
-VERDICTS = (OK, WARNING, PROBLEM, SKIPPED, NOT_RUN)
+VERDICTS = (OK, WARNING, PROBLEM, UNKNOWN, SKIPPED, NOT_RUN)
 
 # Outcome classes and their exit statuses, as `adminkb diagnose --help` documents them.
 CONNECTION = "connection"
@@ -86,8 +88,11 @@ class Diagnosis:
 
     @property
     def most_likely(self) -> Step | None:
-        """Return the failed check that most likely explains the others: problems first, then warnings."""
-        for verdict in (PROBLEM, WARNING):
+        """Return the failed check that most likely explains the others.
+
+        Problems come first, then checks that could not decide, then warnings.
+        """
+        for verdict in (PROBLEM, UNKNOWN, WARNING):
             for name in CAUSE_PRIORITY:
                 found = [step for step in self.steps if step.name == name and step.verdict == verdict]
                 if found:
@@ -102,7 +107,11 @@ class Diagnosis:
 
     @property
     def exit_status(self) -> int:
-        """Return 0 when every check passed, 1 for warnings only, else the exit status of the cause's class."""
+        """Return 0 when every check passed, 1 for warnings only, else the exit status of the cause's class.
+
+        A check that could not decide also gives its class's status, because the checks that
+        depend on it were skipped.
+        """
         top = self.most_likely
         if top is None:
             return EXIT_OK
@@ -130,7 +139,7 @@ class Diagnosis:
             "server": self.server,
             "summary": self.summary(),
             "cause": top.cause if top else None,
-            "outcome_class": top.outcome_class if top and top.verdict == PROBLEM else None,
+            "outcome_class": top.outcome_class if top and top.verdict in (PROBLEM, UNKNOWN) else None,
             "exit_status": self.exit_status,
             "steps": [{"name": step.name, "verdict": step.verdict, "evidence": step.evidence,
                        "next_step": step.next_step, "cause": step.cause} for step in self.steps],

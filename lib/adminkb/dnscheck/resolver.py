@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dns.exception
+import dns.message
 import dns.name
 import dns.nameserver
+import dns.query
 import dns.rcode
 import dns.rdata
 import dns.rdatatype
 import dns.resolver
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.smtp.addresses import reject_ambiguous_ipv6
 
@@ -37,14 +40,17 @@ RESOLV_CONF = "/etc/resolv.conf"
 DEFAULT_TIMEOUT = 5.0
 
 # Lookup outcomes. NXDOMAIN and NODATA are answers from the server; the others mean that no
-# usable answer came back.
+# usable answer came back. UNREACHABLE means that no server could be reached at all: the
+# network reported an error (no route, connection refused) before any reply, so the problem is
+# on this side, not at the domain that was looked up.
 ANSWER = "answer"
 NXDOMAIN = "nxdomain"
 NODATA = "nodata"
 SERVFAIL = "servfail"
 REFUSED = "refused"
 TIMEOUT = "timeout"
-FAILED_STATUSES = (SERVFAIL, REFUSED, TIMEOUT)
+UNREACHABLE = "unreachable"
+FAILED_STATUSES = (SERVFAIL, REFUSED, TIMEOUT, UNREACHABLE)
 VOID_STATUSES = (NXDOMAIN, NODATA)
 
 
@@ -165,6 +171,33 @@ def format_nameserver(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
+class ConnectedDo53Nameserver(dns.nameserver.Do53Nameserver):
+    """A plain DNS server asked over a connected UDP socket.
+
+    dnspython sends UDP queries from an unconnected socket, on which the system does not
+    report an ICMP "port unreachable" reply, so a server address with nothing listening looks
+    like a silent server and the lookup waits for its whole timeout. A connected socket gets
+    that reply as ConnectionRefusedError (ConnectionResetError on Windows), and the lookup ends
+    at once with the network error. TCP queries (after a truncated UDP answer) are dnspython's own.
+    """
+
+    def query(self, request: dns.message.QueryMessage, timeout: float, source: str | None, source_port: int,
+              max_size: bool, one_rr_per_rrset: bool = False, ignore_trailing: bool = False) -> dns.message.Message:
+        if max_size:
+            return super().query(request, timeout, source, source_port, max_size, one_rr_per_rrset, ignore_trailing)
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            if source:
+                sock.bind((source, source_port))
+            # connect() on a UDP socket sends nothing. It sets the peer, and it fails at once when
+            # no route leads there.
+            sock.connect((self.address, self.port))
+            return dns.query.udp(request, self.address, timeout=timeout, port=self.port, sock=sock,
+                                 raise_on_truncation=True, one_rr_per_rrset=one_rr_per_rrset,
+                                 ignore_trailing=ignore_trailing, ignore_errors=True, ignore_unexpected=True)
+
+
 def make_resolver(nameserver: str | Sequence[tuple[str, int]] | None, port: int | None = None, *,
                   timeout: float = DEFAULT_TIMEOUT) -> dns.resolver.Resolver:
     """Create a resolver that queries only the given servers, with no cache and no search list.
@@ -175,7 +208,7 @@ def make_resolver(nameserver: str | Sequence[tuple[str, int]] | None, port: int 
     """
     servers = nameservers_for(nameserver, port)
     resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [dns.nameserver.Do53Nameserver(address, server_port) for address, server_port in servers]
+    resolver.nameservers = [ConnectedDo53Nameserver(address, server_port) for address, server_port in servers]
     resolver.port = servers[0][1]
     resolver.lifetime = checked_timeout(timeout)
     # Each server gets an equal share of the time for one try, so a silent first server leaves
@@ -184,6 +217,24 @@ def make_resolver(nameserver: str | Sequence[tuple[str, int]] | None, port: int 
     resolver.cache = None
     resolver.use_search_by_default = False
     return resolver
+
+
+@dataclass(frozen=True)
+class ServerFailure:
+    """A DNS server that could not be reached: `ADDRESS:PORT`, "UDP" or "TCP", and the network error."""
+
+    server: str
+    transport: str
+    error: OSError
+
+    def reason(self, language: str | None = None) -> str:
+        """Return the network error in the user's language."""
+        # On Windows a UDP socket reports an ICMP "port unreachable" reply as a connection reset.
+        refused = isinstance(self.error, ConnectionRefusedError) or (
+            self.transport == "UDP" and isinstance(self.error, ConnectionResetError))
+        if refused:
+            return message("errors.os.connection_refused", language)
+        return os_error_text(self.error, language)
 
 
 @dataclass
@@ -197,6 +248,8 @@ class Lookup:
     # The name the answer is for once CNAMEs are followed; differs from `name` behind an alias.
     canonical_name: str | None = None
     detail: str = ""
+    # For UNREACHABLE, each server asked and the network error that ended the query to it.
+    unreachable: tuple[ServerFailure, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -204,7 +257,7 @@ class Lookup:
 
     @property
     def failed(self) -> bool:
-        """Whether the server gave no usable answer (SERVFAIL, REFUSED or timeout)."""
+        """Whether no usable answer came back (SERVFAIL, REFUSED, timeout, or no server reachable)."""
         return self.status in FAILED_STATUSES
 
     @property
@@ -266,9 +319,10 @@ class DnsClient:
         except dns.resolver.NoAnswer:
             return Lookup(text, rdtype, NODATA)
         except dns.resolver.NoNameservers as error:
-            status = _failure_status(error)
+            failures = self._network_failures(error)
+            status = UNREACHABLE if failures else _failure_status(error)
             log.info("lookup of %s %s at %s failed: %s", text, rdtype, self.describe_nameservers(), status)
-            return Lookup(text, rdtype, status, detail=str(error))
+            return Lookup(text, rdtype, status, detail=str(error), unreachable=failures)
         except dns.exception.Timeout as error:
             log.info("lookup of %s %s at %s timed out", text, rdtype, self.describe_nameservers())
             return Lookup(text, rdtype, TIMEOUT, detail=str(error))
@@ -283,6 +337,30 @@ class DnsClient:
         # answer, so the records are sorted to make results and runbook outputs repeatable.
         records = sorted(answer.rrset or (), key=_record_order)
         return Lookup(text, rdtype, ANSWER, records, canonical_name=canonical)
+
+
+    def _network_failures(self, error: dns.resolver.NoNameservers) -> tuple[ServerFailure, ...]:
+        """Return each server's network error when every server failed with one, else ().
+
+        dnspython lists one entry per attempt. A server's last attempt decides: a truncated UDP
+        answer followed by a refused TCP connection means that the server could not be used.
+        """
+        last_attempts: dict[str, tuple] = {}
+        for entry in error.kwargs.get("errors", ()):
+            last_attempts[entry[0]] = entry
+        failures = []
+        for server_text, tcp, _port, exception, _response in last_attempts.values():
+            if not isinstance(exception, OSError):
+                return ()
+            failures.append(ServerFailure(self._server_address(server_text), "TCP" if tcp else "UDP", exception))
+        return tuple(failures)
+
+    def _server_address(self, server_text: str) -> str:
+        """Return `ADDRESS:PORT` for dnspython's name of a server (`Do53:ADDRESS@PORT`)."""
+        for address, port in self.nameservers:
+            if server_text == str(ConnectedDo53Nameserver(address, port)):
+                return format_nameserver(address, port)
+        return server_text
 
 
 def _record_order(rdata: dns.rdata.Rdata) -> tuple[int, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from adminkb.dnscheck.resolver import FAILED_STATUSES, Lookup
+from adminkb.dnscheck.resolver import FAILED_STATUSES, Lookup, ServerFailure
 from adminkb.i18n import message
 
 OK = "ok"
@@ -31,14 +31,28 @@ class CatalogText:
         return message(self.key, language, **self.values)
 
 
+@dataclass(frozen=True)
+class ServerFailuresText:
+    """The servers a lookup could not reach, each with its network error, rendered when shown."""
+
+    failures: tuple[ServerFailure, ...]
+
+    def render(self, language: str | None = None) -> str:
+        separator = message("dnscheck.lookup.failure_separator", language)
+        return separator.join(message("dnscheck.lookup.server_failure", language, server=failure.server,
+                                      transport=failure.transport, reason=failure.reason(language))
+                              for failure in self.failures)
+
+
 @dataclass
 class CheckResult:
     """One check's finding about one subject (a domain, a host name or an IP address).
 
     `outcome` names the finding; the explanation and next step are the catalog messages
     `dnscheck.<check>.<outcome>.explanation` and `.next`, filled from `values`, where a
-    `CatalogText` value is rendered in the same language. A lookup that failed (SERVFAIL,
-    REFUSED, timeout) uses the shared `dnscheck.lookup.<status>` messages.
+    `CatalogText` or `ServerFailuresText` value is rendered in the same language. A lookup that
+    failed (SERVFAIL, REFUSED, timeout, unreachable) uses the shared `dnscheck.lookup.<status>`
+    messages.
     """
 
     check: str
@@ -62,7 +76,7 @@ class CheckResult:
         return f"dnscheck.{self.check}.{self.outcome}"
 
     def _values(self, language: str | None) -> dict[str, object]:
-        rendered = {name: value.render(language) if isinstance(value, CatalogText) else value
+        rendered = {name: value.render(language) if isinstance(value, (CatalogText, ServerFailuresText)) else value
                     for name, value in self.values.items()}
         return {"subject": self.subject, **rendered}
 
@@ -85,11 +99,22 @@ def failed_lookup_result(check: str, subject: str, lookup: Lookup, records: list
     """Return the UNKNOWN result for a lookup that got no usable answer.
 
     Without `records`, the records seen are the failed lookup itself (`NAME TYPE: STATUS`).
+    A lookup that reached no server names each server and its network error.
     """
     if records is None:
         records = lookup.describe().splitlines()
-    return CheckResult(check, subject, UNKNOWN, lookup.status, records,
-                       values={"name": lookup.name, "type": lookup.rdtype}, details=dict(details))
+    values: dict[str, object] = {"name": lookup.name, "type": lookup.rdtype}
+    details = dict(details)
+    if lookup.unreachable:
+        values["failures"] = ServerFailuresText(lookup.unreachable)
+        details["unreachable"] = unreachable_details(lookup.unreachable)
+    return CheckResult(check, subject, UNKNOWN, lookup.status, records, values=values, details=details)
+
+
+def unreachable_details(failures: tuple[ServerFailure, ...]) -> list[dict[str, str]]:
+    """Return the servers that could not be reached as JSON-ready entries, the error in English."""
+    return [{"server": failure.server, "transport": failure.transport, "error": failure.reason("en")}
+            for failure in failures]
 
 
 def worst_verdict(results: list[CheckResult]) -> str:

@@ -24,8 +24,9 @@ import dns.exception
 import dns.name
 
 from adminkb.dnscheck.ptr import MAX_PTR_NAMES, reverse_name
-from adminkb.dnscheck.resolver import NXDOMAIN, DnsClient, Lookup, checked_domain, checked_ip
-from adminkb.dnscheck.result import OK, PROBLEM, UNKNOWN, WARNING, CatalogText, CheckResult
+from adminkb.dnscheck.resolver import NXDOMAIN, UNREACHABLE, DnsClient, Lookup, checked_domain, checked_ip
+from adminkb.dnscheck.result import (OK, PROBLEM, UNKNOWN, WARNING, CatalogText, CheckResult, ServerFailuresText,
+                                     unreachable_details)
 
 log = logging.getLogger("adminkb.dnscheck.spf")
 
@@ -360,6 +361,9 @@ class SpfEvaluator:
     def _lookup(self, name: str, rdtype: str) -> Lookup:
         lookup = self.client.lookup(name, rdtype)
         self.trail.extend(lookup.describe().splitlines())
+        if lookup.unreachable:
+            raise TempError("lookup_unreachable", name=name, type=rdtype, failures=lookup.unreachable,
+                            servers=", ".join(failure.server for failure in lookup.unreachable))
         if lookup.failed:
             raise TempError("lookup_failed", name=name, type=rdtype, status=lookup.status.upper())
         return lookup
@@ -579,6 +583,8 @@ def check_spf(client: DnsClient, domain: str, ip: str | None = None, *, sender: 
     if ip is None:
         return _check_record_only(client, domain)
     outcome = evaluate_spf(client, ip, domain, sender=sender, helo=helo)
+    if outcome.reason == "lookup_unreachable":
+        return _unreachable_result(domain, outcome.reason_values, outcome.trail, spf_result=outcome.result)
     values = {"ip": outcome.ip, "record": outcome.record or "-", "mechanism": outcome.mechanism or "-",
               "reason": outcome.reason_message(), "lookups": outcome.dns_terms, "limit": MAX_DNS_TERMS}
     details = {"record": outcome.record, "mechanism": outcome.mechanism, "dns_lookups": outcome.dns_terms,
@@ -586,6 +592,19 @@ def check_spf(client: DnsClient, domain: str, ip: str | None = None, *, sender: 
                "explanation_domain": outcome.explanation_domain, "explanation_text": outcome.explanation_text}
     return CheckResult("spf", domain, VERDICTS[outcome.result], outcome.result, outcome.trail, values,
                        spf_result=outcome.result, details=details)
+
+
+def _unreachable_result(domain: str, values: dict[str, object], trail: list[str],
+                        spf_result: str | None = None) -> CheckResult:
+    """Return the UNKNOWN result of an SPF check whose DNS server could not be reached.
+
+    It shares the explanation of every other check whose lookup reached no server, because the
+    fault is on this side and not in the domain's SPF record.
+    """
+    failures = values["failures"]
+    return CheckResult("spf", domain, UNKNOWN, UNREACHABLE, trail,
+                       {"name": values["name"], "type": values["type"], "failures": ServerFailuresText(failures)},
+                       spf_result=spf_result, details={"unreachable": unreachable_details(failures)})
 
 
 def _check_record_only(client: DnsClient, domain: str) -> CheckResult:
@@ -596,6 +615,8 @@ def _check_record_only(client: DnsClient, domain: str) -> CheckResult:
             return CheckResult("spf", domain, WARNING, "no_record", evaluator.trail)
         parse_record(text)
     except TempError as error:
+        if error.reason == "lookup_unreachable":
+            return _unreachable_result(domain, error.values, evaluator.trail)
         values = {"reason": CatalogText(f"dnscheck.spf.reason.{error.reason}", dict(error.values))}
         return CheckResult("spf", domain, UNKNOWN, "record_unknown", evaluator.trail, values)
     except PermError as error:
