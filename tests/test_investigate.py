@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -176,17 +177,56 @@ def test_auth_window_split(abuse_log):
     assert investigate.count_bursts(failures) == 0
 
 
-def test_auth_success_after_failures(tmp_path):
-    clock = FixedClock(START)
-    with MailLab(root=tmp_path, clock=clock, basic_auth=True, auth_requires_tls=False,
+def auth_log(tmp_path, *sessions: list[str]) -> pd.DataFrame:
+    """Return the log of one guessing session per list of passwords, each password tried in order."""
+    with MailLab(root=tmp_path, clock=FixedClock(START), basic_auth=True, auth_requires_tls=False,
                  accounts={"relayuser": PASSWORD}, pickup_interval=None) as lab:
-        assert guess(lab, GUESSER, ["wrong-1", "wrong-2", PASSWORD]) == [535, 535, 235]
-        frame = read_w3c(lab.log_files())
-    failures = investigate.auth_failures(frame, threshold=5)
+        for passwords in sessions:
+            expected = [235 if password == PASSWORD else 535 for password in passwords]
+            assert guess(lab, GUESSER, passwords) == expected
+        return read_w3c(lab.log_files())
+
+
+def test_auth_success_after_burst(tmp_path):
+    frame = auth_log(tmp_path, ["wrong-1", "wrong-2", PASSWORD])
+    failures = investigate.auth_failures(frame, threshold=2)
     row = failures.iloc[0]
     assert row[column("failures")] == 2
     assert row[column("successes")] == 1
     assert row[column("verdict")] == message("investigate.verdict.success_after_failures")
+    assert investigate.count_bursts(failures) == 1
+
+
+def test_auth_success_after_one_failure(tmp_path):
+    # One mistyped password, then the right one: below the threshold, so no guessed password.
+    frame = auth_log(tmp_path, ["wrong-1", PASSWORD])
+    failures = investigate.auth_failures(frame, threshold=5)
+    row = failures.iloc[0]
+    assert row[column("failures")] == 1
+    assert row[column("successes")] == 1
+    assert row[column("verdict")] == message("investigate.verdict.success_after_few_failures")
+    assert investigate.count_bursts(failures) == 0
+
+
+def test_auth_burst_after_success_not_guessed(tmp_path):
+    # The burst comes after the only success, so the success cannot be one of its guesses.
+    frame = auth_log(tmp_path, ["wrong-1", PASSWORD], ["wrong-2", "wrong-3", "wrong-4"])
+    failures = investigate.auth_failures(frame, threshold=3)
+    row = failures.iloc[0]
+    assert row[column("failures")] == 4
+    assert row[column("verdict")] == message("investigate.verdict.burst")
+    assert investigate.count_bursts(failures) == 1
+
+
+def test_cli_one_failure_not_guessed(capsys):
+    # The shipped sample: crm.example.com mistypes its password once and then signs in.
+    sample = Path(__file__).resolve().parent.parent / "data" / "logs" / "smtp_auth_failures.log"
+    arguments = build_parser().parse_args(["smtp", "investigate", str(sample), "--local-domain", LOCAL,
+                                           "--format", "json"])
+    assert arguments.handler(arguments) == 0
+    rows = json.loads(capsys.readouterr().out)["auth"]
+    crm = next(row for row in rows if row[column("client")] == "198.51.100.20")
+    assert crm[column("verdict")] == message("investigate.verdict.success_after_few_failures")
 
 
 def test_no_auth_no_rows(tmp_path):

@@ -270,8 +270,10 @@ def auth_failures(frame: pd.DataFrame, *, window: str = DEFAULT_WINDOW,
 
     Windows are fixed intervals of length `window` (a pandas offset such as "10min" or "1h")
     counted from midnight, so a burst that spans a window boundary is split in two. A window
-    with at least `threshold` failures is a burst. A success in the same window after
-    failures is marked, because it means a guess may have worked.
+    with at least `threshold` failures is a burst. A success that follows at least `threshold`
+    failures in the same window is marked as a guess that may have worked. A success after
+    fewer failures gets a milder verdict, because one or two failures are usually a mistyped
+    password.
     """
     length = _checked_offset(window, "window")
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
@@ -286,16 +288,24 @@ def auth_failures(frame: pd.DataFrame, *, window: str = DEFAULT_WINDOW,
     columns = [_column(name) for name in names]
     keys = ["client", "window"]
 
+    # The failures up to the window's last success are the guesses made before a login that worked.
+    # The log has whole seconds, so a failure in the same second as the success counts as before it.
+    last_success = auth[auth["succeeded"]].groupby(keys)["time"].max().rename("last_success")
+    auth = auth.join(last_success, on=keys)
+    auth["failed_before_success"] = auth["failed"] & (auth["time"] <= auth["last_success"])
+
     table = auth.groupby(keys, sort=True).agg(failures=("failed", "sum"), successes=("succeeded", "sum"),
+                                              failures_before_success=("failed_before_success", "sum"),
                                               first_seen=("time", "min"), last_seen=("time", "max"))
     table = table[table["failures"] > 0]
     first_failure = auth[auth["failed"]].groupby(keys)["time"].min().reindex(table.index)
-    last_success = auth[auth["succeeded"]].groupby(keys)["time"].max().reindex(table.index)
-    success_after_failure = (last_success >= first_failure).fillna(False).to_numpy(dtype=bool)
+    success_after_failure = (last_success.reindex(table.index) >= first_failure).fillna(False).to_numpy(dtype=bool)
+    guessed = (table["failures_before_success"] >= threshold).to_numpy(dtype=bool)
     burst = (table["failures"] >= threshold).to_numpy(dtype=bool)
     table["verdict"] = np.select(
-        [success_after_failure, burst],
-        [message("investigate.verdict.success_after_failures"), message("investigate.verdict.burst")],
+        [guessed, burst, success_after_failure],
+        [message("investigate.verdict.success_after_failures"), message("investigate.verdict.burst"),
+         message("investigate.verdict.success_after_few_failures")],
         default=message("investigate.verdict.occasional"))
     table = table.reset_index().rename(columns={"window": "window_start"})
     table["window_end"] = table["window_start"] + length
