@@ -245,3 +245,13 @@ def test_bad_address_names_cli_option(capsys, arguments, option, parameter):
     assert f"{option} " in err
     assert parameter not in err
     assert "notanaddress" in err
+
+
+def test_source_not_local_names_source_ip(capsys):
+    # 192.0.2.1 is a documentation address that no interface carries: binding fails locally.
+    status, out, err = run(capsys, "127.0.0.1:2525", "--from", "a@example.com", "--to", "b@example.net",
+                           "--source-ip", "192.0.2.1")
+    assert status == 1
+    assert out == ""
+    assert "cannot use 192.0.2.1 as the source address of the connection (--source-ip)" in err
+    assert "leave out --source-ip" in err

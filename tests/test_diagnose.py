@@ -520,3 +520,31 @@ def test_dns_servfail_cause_distinct(target):
     assert f"DNS 伺服器（{lab_dns.nameserver}）沒有給出可用的回覆（SERVFAIL）" in result.summary()
     assert "權威 DNS 伺服器" in dns_step.next_step
     assert result.exit_status == EXIT_CODES["dns"]
+
+
+# 192.0.2.1 is a documentation address that no interface of the test machine carries. Binding to
+# it fails locally, so no packet is sent.
+NOT_LOCAL = "192.0.2.1"
+
+
+def test_cli_source_not_local_names_option():
+    with pytest.raises(InputError) as caught:
+        run_area("diagnose", "--server", "127.0.0.1:2525", "--from", SENDER, "--to", "user@example.net",
+                 "--source", NOT_LOCAL)
+    text = str(caught.value)
+    assert caught.value.key == "smtp.input.source_not_local"
+    assert caught.value.exit_status == 2
+    assert NOT_LOCAL in text
+    assert "不加 --source，" in text
+    assert "--source-ip" not in text
+
+
+def test_source_not_local_not_blamed_on_server(target):
+    request = DiagnoseRequest(host=target.host, port=target.port, mail_from=SENDER, rcpt_to="user@example.net",
+                              source_address=NOT_LOCAL, timeout=5)
+    result = diagnose(request)
+    assert result.cause == "source_unusable"
+    assert result.exit_status == EXIT_CODES["connection"]
+    assert f"這台電腦不能用 {NOT_LOCAL} 作為來源位址" in result.summary()
+    assert "服務沒有執行" not in result.summary()
+    assert "--source-ip" not in result.most_likely.next_step

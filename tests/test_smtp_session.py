@@ -632,6 +632,15 @@ def test_address_must_be_text():
     assert "must be text" in str(caught.value)
 
 
+def test_source_not_on_this_computer():
+    # 192.0.2.1 is a documentation address that no interface carries: binding fails locally.
+    result = probe("127.0.0.1", 2525, mail_from=FROM, rcpt_to=TO, source_address="192.0.2.1", timeout=2)
+    assert result.exit_code == 2
+    assert result.verdict.category == "source_unusable"
+    assert "from the source address 192.0.2.1" in result.verdict.summary
+    assert "--source-ip" not in result.verdict.next_step
+
+
 def test_source_family_must_match_host():
     result = probe("::1", 2525, mail_from=FROM, rcpt_to=TO, source_address="127.0.0.10", timeout=2)
     assert result.exit_code == 2

@@ -17,7 +17,7 @@ from adminkb.i18n import message
 from adminkb.metabase import read_metabase
 from adminkb.output import render_blocks, render_json
 from adminkb.smtp import parse_host_port
-from adminkb.smtp.addresses import validate_address, validate_source_address, validate_timeout
+from adminkb.smtp.addresses import validate_address, validate_local_source_address, validate_timeout
 
 COLUMNS = ("step", "verdict", "evidence", "next_step")
 
@@ -69,7 +69,7 @@ def build_request(arguments: argparse.Namespace) -> DiagnoseRequest:
                            smart_host=arguments.smart_host, check_outbound=arguments.check_outbound,
                            send_test=arguments.send_test, dns=arguments.dns, mx_port=arguments.mx_port or 25,
                            timeout=validate_timeout(arguments.timeout),
-                           source_address=validate_source_address(arguments.source))
+                           source_address=validate_local_source_address(arguments.source, "--source"))
 
 
 def run_diagnose(arguments: argparse.Namespace) -> int:

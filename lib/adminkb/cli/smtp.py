@@ -19,6 +19,7 @@ from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.output import display_width, render_blocks, render_csv, render_json, render_table, write_csv
 from adminkb.smtp import DEFAULT_EHLO_NAME, EXIT_INPUT, STEPS, parse_host_port, probe
+from adminkb.smtp.addresses import validate_local_source_address
 from adminkb.smtp.audit import DEFAULT_VRFY_USER, MAX_CONNECTIONS, AuditReport, audit
 from adminkb.smtp.probe import ProbeResult
 from adminkb.smtp.session import host_port
@@ -95,9 +96,10 @@ def run_audit(arguments: argparse.Namespace) -> int:
     """Run the audit the arguments describe, print it, and return 0 (no problem), 1 (problems) or 2."""
     try:
         host, port = parse_host_port(arguments.target)
+        source_address = validate_local_source_address(arguments.source_ip, "--source-ip")
         report = audit(host, port, local_domain=arguments.local_domain, cafile=arguments.lab_ca,
                        tls_name=arguments.tls_name, vrfy_user=arguments.vrfy_user, timeout=arguments.timeout,
-                       source_address=arguments.source_ip, ehlo_name=arguments.ehlo)
+                       source_address=source_address, ehlo_name=arguments.ehlo)
     except InputError as error:
         print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
         return error.exit_status
@@ -267,10 +269,11 @@ def run_probe(arguments: argparse.Namespace) -> int:
             if not password:
                 raise InputError("smtp.input.password_missing", value=arguments.auth_user,
                                  next_key="smtp.input.password_next")
+        source_address = validate_local_source_address(arguments.source_ip, "--source-ip")
         result = probe(host, port, mail_from=arguments.mail_from, rcpt_to=arguments.rcpt_to,
                        quit_after=arguments.quit_after, send=arguments.send, starttls=arguments.starttls,
                        tls_verify=not arguments.no_verify, auth_user=arguments.auth_user, auth_password=password,
-                       source_address=arguments.source_ip, timeout=arguments.timeout, ehlo_name=arguments.ehlo)
+                       source_address=source_address, timeout=arguments.timeout, ehlo_name=arguments.ehlo)
     except InputError as error:
         print(message("cli.error_prefix", text=str(with_cli_option(error, PROBE_OPTIONS))), file=sys.stderr)
         return EXIT_INPUT

@@ -200,6 +200,9 @@ def _session_failure(name: str, result: ProbeResult, request: DiagnoseRequest) -
     if name == "banner" and request.configuration is not None:
         evidence, next_step = _connection_control_hint(request.configuration, evidence, next_step, request)
     cause = {"connect": "connect_failed", "banner": "banner_failed", "ehlo": "ehlo_failed"}.get(name, "recipient_rejected")
+    if verdict.category == "source_unusable":
+        # The connection never left this computer, so the server is not to blame.
+        cause = "source_unusable"
     return Step(name, level, evidence, next_step, cause=cause, values=values)
 
 

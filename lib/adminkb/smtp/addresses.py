@@ -9,8 +9,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import socket
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 
 # RFC 5321 section 4.5.3.1: maximum lengths of a local part, a domain and a whole path.
@@ -153,6 +154,26 @@ def validate_source_address(source: str | None) -> str | None:
     if isinstance(source, str) and is_ip(source.strip()):
         return source.strip()
     raise InputError("smtp.input.invalid_source", value=source, next_key="smtp.input.source_next")
+
+
+def validate_local_source_address(source: str | None, option: str) -> str | None:
+    """Return the source address when this computer can connect from it, else raise InputError.
+
+    `option` names where the address came from (`--source-ip`, `--source`), because the commands
+    that take a source address call it differently. The check binds a socket to the address and
+    closes it again, so nothing is sent.
+    """
+    source = validate_source_address(source)
+    if source is None:
+        return None
+    family = socket.AF_INET6 if ":" in source else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((source, 0))
+    except OSError as error:
+        raise InputError("smtp.input.source_not_local", value=source, option=option, reason=os_error_text(error),
+                         next_key="smtp.input.source_not_local_next") from None
+    return source
 
 
 def reject_ambiguous_ipv6(text: str, default_port: int) -> None:

@@ -356,7 +356,8 @@ class _ProbeRun:
             notes.append(f"smtp.verdict_note.protocol_{error.protocol}")
         return Verdict(level=level_for(category), category=category, step=error.step,
                        exit_code=EXIT_CODES.get(error.step, 1),
-                       values=self._values(detail=error.detail or "-", limit=error.limit, timeout=f"{error.timeout:g}"),
+                       values=self._values(detail=error.detail or "-", limit=error.limit, timeout=f"{error.timeout:g}",
+                                           source=error.source or "-"),
                        notes=tuple(notes))
 
     def _finish(self) -> None:

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from adminkb.errors import PeerError
+from adminkb.errors import PeerError, os_error_text
 from adminkb.i18n import message
 from adminkb.smtp.addresses import (is_ip, validate_ehlo_name, validate_host, validate_port,
                                     validate_source_address, validate_timeout)
@@ -66,7 +66,7 @@ class SessionError(PeerError):
     """
 
     def __init__(self, category: str, *, step: str, host: str, port: int, detail: object = "",
-                 timeout: float = 0.0, limit: int = 0, protocol: str = "") -> None:
+                 timeout: float = 0.0, limit: int = 0, protocol: str = "", source: str = "") -> None:
         self.category = category
         self.step = step
         self.detail = "" if detail is None else str(detail)
@@ -75,10 +75,11 @@ class SessionError(PeerError):
         self.protocol = protocol
         self.timeout = timeout
         self.limit = limit
+        self.source = source
         super().__init__(f"smtp.verdict.{category}", value=self.detail, next_key=f"smtp.verdict_next.{category}",
                          step=step, step_name=message(f"smtp.step.{step}"), timeout=_seconds(timeout), limit=limit,
                          target=host_port(host, port), detail=self.detail or "-", protocol=protocol,
-                         accepted=0, total=0, code="-")
+                         source=source or "-", accepted=0, total=0, code="-")
 
 
 def _seconds(value: float) -> str:
@@ -235,10 +236,10 @@ class SmtpSession:
             if remaining <= 0:
                 break
             sock = socket.socket(family, socktype, proto)
+            if self.source_address:
+                self._bind_source(sock)
             try:
                 sock.settimeout(remaining)
-                if self.source_address:
-                    sock.bind((self.source_address, 0))
                 sock.connect(address)
             except OSError as error:
                 sock.close()
@@ -251,6 +252,15 @@ class SmtpSession:
                       local=sock.getsockname()[0])
             return
         raise self._connect_failure(last_error)
+
+    def _bind_source(self, sock: socket.socket) -> None:
+        """Bind `sock` to the source address, or close it and raise when this computer lacks that address."""
+        try:
+            sock.bind((self.source_address, 0))
+        except OSError as error:
+            sock.close()
+            raise self._fail("source_unusable", step="connect", detail=os_error_text(error),
+                             source=self.source_address) from None
 
     def _candidates(self) -> list[tuple]:
         """Return the addresses to try, as getaddrinfo tuples of the source address's family."""

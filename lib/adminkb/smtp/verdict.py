@@ -86,7 +86,7 @@ class Verdict:
 
     def _values(self) -> dict[str, object]:
         values: dict[str, object] = {"target": "-", "step_name": "-", "accepted": 0, "total": 0, "timeout": "-",
-                                     "detail": "-", "code": "-", "limit": "-", "protocol": "-"}
+                                     "detail": "-", "code": "-", "limit": "-", "protocol": "-", "source": "-"}
         values.update(self.values)
         if self.step:
             values["step_name"] = self.step_name
