@@ -186,9 +186,22 @@ def test_collect_script_file(tmp_path, capsys):
 
 
 def test_collect_script_unwritable(tmp_path, capsys):
-    status = run("collect-script", "--output", str(tmp_path / "missing" / "x.cmd"))
+    target = tmp_path / "missing" / "x.cmd"
+    status = run("collect-script", "--output", str(target))
+    error = capsys.readouterr().err
     assert status == 2
-    assert "下一步" in capsys.readouterr().err
+    assert f"無法寫入檔案 {target}：找不到這個檔案或資料夾" in error
+    assert f"請確認資料夾 {tmp_path / 'missing'} 存在" in error
+    assert "讀取" not in error
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_collect_script_output_is_folder(tmp_path, capsys, force):
+    status = run("collect-script", "--output", str(tmp_path), *force)
+    error = capsys.readouterr().err
+    assert status == 2
+    assert f"--output 指定的 {tmp_path} 是資料夾" in error
+    assert f"--output {tmp_path / 'collect.cmd'}" in error
 
 
 # files
@@ -215,6 +228,26 @@ def test_files_refuse_overwrite(tmp_path, capsys):
     assert "已經存在" in capsys.readouterr().err
     assert (tmp_path / "termsrv-rollback.reg").read_bytes() == b"keep me"
     assert not (tmp_path / "termsrv-apply.reg").exists()
+
+
+def test_files_output_dir_is_file(tmp_path, capsys):
+    existing = tmp_path / "empty.log"
+    existing.write_bytes(b"")
+    status = run("files", str(DATA / "xp_terminal_server.reg"), "--output-dir", str(existing))
+    error = capsys.readouterr().err
+    assert status == 2
+    assert f"--output-dir 指定的 {existing} 已經存在，但不是資料夾" in error
+    assert "讀取" not in error
+    assert existing.read_bytes() == b""
+
+
+def test_files_output_dir_under_file(tmp_path, capsys):
+    (tmp_path / "empty.log").write_bytes(b"")
+    status = run("files", str(DATA / "xp_terminal_server.reg"), "--output-dir", str(tmp_path / "empty.log" / "sub"))
+    error = capsys.readouterr().err
+    assert status == 2
+    assert f"無法建立資料夾 {tmp_path / 'empty.log' / 'sub'}" in error
+    assert "讀取" not in error
 
 
 def test_files_force_overwrites(tmp_path, capsys):

@@ -534,6 +534,42 @@ def test_resubmit_write_failure_is_reported(root, journals, monkeypatch):
     assert not (root / "Pickup" / plan.steps[0].target).exists()
 
 
+def _zip_runner(root, target, journals):
+    plan = mailroot_ops.plan_archive(root, 30, zip_file=target, now=NOW)
+    return plan, mailroot_ops._Runner(plan, journals / "manual.jsonl")
+
+
+def test_zip_unwritable_is_write_failure(root, tmp_path, journals, monkeypatch):
+    target = tmp_path / "badmail.zip"
+    _, runner = _zip_runner(root, target, journals)
+    real_open = open
+
+    def denied(path, *arguments, **options):
+        if Path(path) == target:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *arguments, **options)
+    monkeypatch.setattr(mailroot_ops, "open", denied, raising=False)
+    with pytest.raises(InputError) as raised:
+        runner._write_zip(target)
+    assert raised.value.key == "mailroot_ops.write_failed"
+    assert str(target) in str(raised.value)
+
+
+def test_zip_unreadable_source_is_read_failure(root, tmp_path, journals, monkeypatch):
+    target = tmp_path / "badmail.zip"
+    plan, runner = _zip_runner(root, target, journals)
+    source = root / plan.steps[0].source
+
+    def denied(archive, filename, *arguments, **options):
+        raise PermissionError(errno.EACCES, "Permission denied", str(filename))
+    monkeypatch.setattr(mailroot_ops.zipfile.ZipFile, "write", denied)
+    with pytest.raises(InputError) as raised:
+        runner._write_zip(target)
+    assert raised.value.key == "mailroot_ops.unreadable"
+    assert str(source) in str(raised.value)
+    assert not target.exists()
+
+
 def test_zip_mismatch_keeps_original(root, tmp_path, journals):
     target = tmp_path / "badmail.zip"
     plan = mailroot_ops.plan_archive(root, 30, zip_file=target, now=NOW)

@@ -669,7 +669,10 @@ class _Runner:
                 os.fsync(handle.fileno())
         except PermissionError as error:
             partial.unlink(missing_ok=True)
-            raise InputError("mailroot_ops.unreadable", value=error.filename or str(partial),
+            if error.filename is None or Path(error.filename) == partial:
+                # The zip itself could not be created: a write failure, not a read failure.
+                raise _write_error(partial, error) from error
+            raise InputError("mailroot_ops.unreadable", value=error.filename,
                              detail=os_error_text(error), next_key="mailroot_ops.unreadable_next") from error
         except OSError as error:
             partial.unlink(missing_ok=True)

@@ -98,6 +98,11 @@ def _fail(error: InputError) -> int:
     return EXIT_BAD_INPUT
 
 
+def _write_error(path: Path, error: OSError) -> InputError:
+    return InputError("termsrv.write_failed", value=str(path), reason=os_error_text(error),
+                      folder=str(path.parent), next_key="termsrv.write_failed_next")
+
+
 # check
 
 def run_check(arguments: argparse.Namespace) -> int:
@@ -221,14 +226,17 @@ def run_collect_script(arguments: argparse.Namespace) -> int:
         sys.stdout.write(collect_batch_text())
         return EXIT_OK
     path = Path(arguments.output)
+    if path.is_dir():
+        return _fail(InputError("termsrv.collect.output_is_folder", value=str(path),
+                                example=str(path / "collect.cmd"),
+                                next_key="termsrv.collect.output_is_folder_next"))
     if path.exists() and not arguments.force:
         return _fail(InputError("termsrv.collect.output_exists", value=str(path),
                                 next_key="termsrv.collect.output_exists_next"))
     try:
         path.write_bytes(collect_batch_bytes())
     except OSError as error:
-        return _fail(InputError("termsrv.pe.unreadable", value=str(path), reason=os_error_text(error),
-                                next_key="termsrv.pe.unreadable_next"))
+        return _fail(_write_error(path, error))
     print(message("termsrv.change.wrote", path=path))
     print(message("termsrv.collect.copy_back_heading", folder=FOLDER_PREFIX + "<COMPUTERNAME>"))
     print(render_table(copy_back_rows(), COPY_BACK_COLUMNS, _headers(COPY_BACK_COLUMNS)))
@@ -259,6 +267,9 @@ def run_files(arguments: argparse.Namespace) -> int:
         print(message("errors.next_step", step=message("termsrv.change.already_applied_next")), file=sys.stderr)
         return EXIT_PROBLEMS
     folder = Path(arguments.output_dir)
+    if folder.exists() and not folder.is_dir():
+        return _fail(InputError("termsrv.change.output_dir_not_folder", value=str(folder),
+                                next_key="termsrv.change.output_dir_not_folder_next"))
     targets = {APPLY_FILE: files.apply, ROLLBACK_FILE: files.rollback}
     if not arguments.force:
         for name in targets:
@@ -267,12 +278,15 @@ def run_files(arguments: argparse.Namespace) -> int:
                                         next_key="termsrv.change.file_exists_next"))
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for name, regfile in targets.items():
-            write_regfile(folder / name, regfile)
-            print(message("termsrv.change.wrote", path=folder / name))
     except OSError as error:
-        return _fail(InputError("termsrv.pe.unreadable", value=str(folder), reason=os_error_text(error),
-                                next_key="termsrv.pe.unreadable_next"))
+        return _fail(InputError("termsrv.folder_create_failed", value=str(folder), reason=os_error_text(error),
+                                next_key="termsrv.folder_create_failed_next"))
+    for name, regfile in targets.items():
+        try:
+            write_regfile(folder / name, regfile)
+        except OSError as error:
+            return _fail(_write_error(folder / name, error))
+        print(message("termsrv.change.wrote", path=folder / name))
     for note in change_notes(files):
         print(note)
     diff = files.before.diff(files.after)
