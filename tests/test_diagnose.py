@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from pathlib import Path
@@ -219,6 +220,8 @@ def test_cli_table_with_mailroot_and_logs(target, capsys):
 @pytest.mark.parametrize(("arguments", "key"), [
     (["--from", "not an address"], "smtp"),
     (["--mailroot", "/nonexistent/mailroot"], "diagnose.path_missing"),
+    (["--mailroot", str(METABASE)], "diagnose.path_not_folder"),
+    (["--mailroot", os.devnull], "diagnose.path_special"),
     (["--dns", "127.0.0.1:53"], "diagnose.dns_without_outbound"),
     (["--mx-port", "2525"], "diagnose.mx_port_without_outbound"),
     (["--metabase", str(METABASE), "--virtual-server", "9"], "diagnose.no_virtual_server"),

@@ -94,6 +94,16 @@ def test_report_missing_plot_folder(capsys, tmp_path: Path):
     assert "absent" in capsys.readouterr().err
 
 
+def test_report_plot_folder_is_file(capsys, tmp_path: Path):
+    existing = tmp_path / "empty.log"
+    existing.write_bytes(b"")
+    status = run_area("log", "report", RELAY_LOG, "--plot-dir", str(existing))
+    error = capsys.readouterr().err
+    assert status == 2
+    assert f"「{existing}」已經存在，但不是資料夾" in error
+    assert "找不到" not in error
+
+
 def test_trace_delivered_exits_zero(capsys):
     status = run_area("log", "trace", DELIVERED_LOG, "--from", "web@example.com", "--to", "user@example.net",
                       "--tz", "Asia/Taipei")

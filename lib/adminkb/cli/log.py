@@ -324,6 +324,8 @@ def _checked_plot_dir(folder: str | None, *, force: bool) -> Path | None:
     if folder is None:
         return None
     path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise InputError("w3c.cli.plot_dir_not_folder", value=str(path), next_key="w3c.cli.plot_dir_missing_next")
     if not path.is_dir():
         raise InputError("w3c.cli.plot_dir_missing", value=str(path), next_key="w3c.cli.plot_dir_missing_next")
     existing = [name for name in PLOT_FILES if (path / name).exists()]

@@ -619,8 +619,8 @@ def checked_folder(path: str | os.PathLike[str] | None, option: str) -> Path | N
         raise InputError("diagnose.path_missing", value=str(folder), option=option,
                          next_key="diagnose.path_missing_next")
     if not folder.is_dir():
-        raise InputError("diagnose.path_not_folder", value=str(folder), option=option,
-                         next_key="diagnose.path_not_folder_next")
+        key = "diagnose.path_not_folder" if folder.is_file() else "diagnose.path_special"
+        raise InputError(key, value=str(folder), option=option, next_key="diagnose.path_not_folder_next")
     return folder
 
 
