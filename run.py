@@ -150,12 +150,18 @@ def main(argv: "list[str]") -> int:
     wheelhouse = os.environ.get("ADMINKB_WHEELHOUSE")
     # --wheelhouse is run.py's own option; everything else goes to JupyterLab or pytest.
     for index, argument in enumerate(rest):
-        if argument == "--wheelhouse" and index + 1 < len(rest):
+        if argument == "--wheelhouse":
+            # A missing value, or the next option in its place, would otherwise reach JupyterLab,
+            # which ignores the unknown option and installs from the Internet after all.
+            if index + 1 >= len(rest) or rest[index + 1].startswith("-"):
+                fail("bootstrap.wheelhouse_no_value", command=command)
             wheelhouse = rest[index + 1]
             del rest[index:index + 2]
             break
         if argument.startswith("--wheelhouse="):
             wheelhouse = argument.split("=", 1)[1]
+            if not wheelhouse:
+                fail("bootstrap.wheelhouse_no_value", command=command)
             del rest[index]
             break
     # Check the folder before anything else, so a wrong path is reported even when the

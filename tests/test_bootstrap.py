@@ -63,6 +63,23 @@ def test_missing_wheelhouse_with_current_venv(tmp_path):
     assert "JupyterLab" not in result.stdout
 
 
+@pytest.mark.parametrize("arguments", [
+    ("lab", "--wheelhouse"),
+    ("lab", "--wheelhouse="),
+    ("lab", "--wheelhouse", "--port", "8899"),
+    ("test", "--wheelhouse"),
+])
+def test_wheelhouse_without_folder(tmp_path, arguments):
+    # Rejected before anything is installed, so that no install from the Internet starts.
+    result = run_bootstrap(*arguments, env={"ADMINKB_VENV": str(tmp_path / "venv")})
+    assert result.returncode == 2
+    assert not (tmp_path / "venv").exists()
+    assert "--wheelhouse needs a folder after it" in result.stderr
+    assert f"python3 run.py {arguments[0]} --wheelhouse DIR" in result.stderr
+    assert "JupyterLab" not in result.stdout
+    assert "pytest" not in result.stdout
+
+
 @pytest.mark.timeout(300)
 def test_offline_install_failure_explained(tmp_path):
     # An empty wheelhouse behaves like a machine with no network: pip finds no distribution.
