@@ -407,6 +407,28 @@ def test_plan_rejects_missing_collected_folder(tmp_path, capsys):
     assert str(tmp_path / "nope") in capsys.readouterr().err
 
 
+def test_plan_collected_without_copies(tmp_path, capsys):
+    # A folder with only the .reg exports: the plan would silently lack every hash.
+    (tmp_path / "terminal_server.reg").write_bytes((DATA / "xp_terminal_server.reg").read_bytes())
+    assert run("plan", "--collected", str(tmp_path)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"收集資料夾 {tmp_path} 裡沒有任何 termsrv.dll 複本" in captured.err
+    assert "system32_termsrv.dll" in captured.err
+    assert "termsrv-collect-<電腦名稱> 資料夾本身" in captured.err
+
+
+def test_plan_collected_parent_folder(tmp_path, capsys):
+    # The folder copied back sits one level down: the error names it.
+    collected = tmp_path / "termsrv-collect-PC01"
+    collected.mkdir()
+    xp_build_copy(collected, "system32_termsrv.dll", 5512)
+    assert run("plan", "--collected", str(tmp_path)) == 2
+    error = capsys.readouterr().err
+    assert f"請改用 --collected {collected}" in error
+    assert run("plan", "--collected", str(collected)) == 0
+
+
 def test_plan_help_renders(capsys):
     with pytest.raises(SystemExit) as caught:
         run("plan", "--help")

@@ -23,7 +23,7 @@ from adminkb.termsrv import (
     APPLICABILITY_OTHER, COPY_BACK, ChangeFiles, PeCheck, RdpState, build_change_files, check_pe,
     collect_batch_bytes, collect_batch_text, model_from_regfiles, plan_rows, read_live_state, read_state, step_plan,
 )
-from adminkb.termsrv.collect import FOLDER_PREFIX
+from adminkb.termsrv.collect import DLL_COPIES, FOLDER_PREFIX
 from adminkb.termsrv.state import LIVE_SOURCE
 from adminkb.termsrv.plan import APPLY_FILE, REPLACE_ORDER, ROLLBACK_FILE
 
@@ -313,6 +313,18 @@ def _value_list(names: tuple[str, ...]) -> str:
 
 # plan
 
+def _no_copies_error(folder: Path) -> InputError:
+    """Return the error for a --collected folder without any termsrv.dll copy, pointing at a subfolder that has one."""
+    names = ", ".join(name for _, name in DLL_COPIES)
+    inside = sorted(child for child in folder.iterdir()
+                    if child.is_dir() and any((child / name).is_file() for name in REPLACE_ORDER))
+    if inside:
+        return InputError("termsrv.plan.collected_no_copies", value=str(folder), names=names, found=str(inside[0]),
+                          next_key="termsrv.plan.collected_subfolder_next")
+    return InputError("termsrv.plan.collected_no_copies", value=str(folder), names=names,
+                      prefix=FOLDER_PREFIX, next_key="termsrv.plan.collected_no_copies_next")
+
+
 def run_plan(arguments: argparse.Namespace) -> int:
     """Print the step plan, with hashes from the collected copies and the replacement when given."""
     try:
@@ -325,6 +337,8 @@ def run_plan(arguments: argparse.Namespace) -> int:
             for name in REPLACE_ORDER:
                 if (folder / name).exists():
                     originals[name] = check_pe(folder / name)
+            if not originals:
+                raise _no_copies_error(folder)
         replacement = check_pe(arguments.replacement) if arguments.replacement else None
         options = {"backup_folder": arguments.backup_folder} if arguments.backup_folder else {}
         steps = step_plan(originals, replacement, **options)
