@@ -195,3 +195,18 @@ def test_command_imports_own_area_only():
     result = subprocess.run([sys.executable, "-c", script, str(export)], capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stderr.decode().strip().splitlines()[-1] == "[]"
+
+
+def test_with_cli_option_maps_every_option_value():
+    from adminkb.cli import with_cli_option
+    from adminkb.errors import LabError
+
+    error = LabError("smtp.input.send_required", value="data", option="send=True", quit_option="quit_after",
+                     next_key="smtp.input.send_required_next")
+    mapped = with_cli_option(error, {"send=True": "--send", "quit_after": "--quit-after"})
+    assert isinstance(mapped, LabError)
+    assert mapped.values["option"] == "--send"
+    assert mapped.values["quit_option"] == "--quit-after"
+    assert mapped.value == "data"
+    assert mapped.next_key == "smtp.input.send_required_next"
+    assert with_cli_option(error, {"other": "--other"}) is error

@@ -211,6 +211,14 @@ def test_compression_without_deliver_rejected(tmp_path):
     assert not (tmp_path / "mailroot").exists()
 
 
+def test_non_loopback_names_cli_option(tmp_path):
+    result = run_lab_command("--root", str(tmp_path), "--listen", "0.0.0.0", "--port", "0", language="zh-TW")
+    errors = result.stderr.decode("utf-8")
+    assert result.returncode == 2
+    assert "才加上 --allow-non-loopback。" in errors
+    assert "allow_non_loopback=True" not in errors
+
+
 @pytest.mark.parametrize("value", ["0.5", "200000"])
 def test_compression_out_of_range_rejected(tmp_path, value):
     result = run_lab_command("--root", str(tmp_path), "--deliver", "--compression", value)

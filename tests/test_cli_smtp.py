@@ -255,3 +255,20 @@ def test_source_not_local_names_source_ip(capsys):
     assert out == ""
     assert "cannot use 192.0.2.1 as the source address of the connection (--source-ip)" in err
     assert "leave out --source-ip" in err
+
+
+def test_send_required_names_options(capsys):
+    status, _, err = run(capsys, "127.0.0.1:2525", "--from", "a@example.com", "--to", "b@example.net",
+                         "--quit-after", "data")
+    assert status == 1
+    assert "needs --send as well" in err
+    assert "drop --quit-after data" in err
+    assert "send=True" not in err
+
+
+def test_send_required_api_names_parameters():
+    from adminkb.smtp import probe
+
+    with pytest.raises(InputError) as raised:
+        probe("127.0.0.1", 2525, mail_from="a@example.com", rcpt_to="b@example.net", quit_after="data")
+    assert "needs send=True as well" in str(raised.value)

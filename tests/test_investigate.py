@@ -434,6 +434,27 @@ def test_cli_bad_input_exit_two(abuse_log, arguments):
     assert errors.strip()
 
 
+@pytest.mark.parametrize("arguments, option", [
+    (["--window", "0min"], "--window 的時間長度無效"),
+    (["--view", "timeline", "--client", "192.0.2.1"], "（--view summary）"),
+    (["--view", "timeline", "--client", GUESSER, "--frequency", "soon"], "--frequency 的時間長度無效"),
+])
+def test_cli_errors_name_options(abuse_log, arguments, option):
+    _, files = abuse_log
+    status, _, errors = run_cli(str(files[0]), "--local-domain", LOCAL, *arguments)
+    assert status == 2
+    assert option in errors
+    for python_name in ("pandas", "relay_report", "auth_failures", "window 的", "frequency 的"):
+        assert f" {python_name}" not in errors.replace(f"--{python_name}", "")
+
+
+def test_api_errors_name_parameters(abuse_log):
+    frame, _ = abuse_log
+    with pytest.raises(InputError) as raised:
+        investigate.abuse_timeline(frame, [LOCAL], client="192.0.2.1")
+    assert "relay_report(), auth_failures()" in str(raised.value)
+
+
 @pytest.mark.parametrize("query, address", [
     ("TO:<user@example.org>", "user@example.org"),
     ("TO:<user@example.org> NOTIFY=NEVER ORCPT=rfc822;user@example.org", "user@example.org"),

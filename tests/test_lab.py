@@ -509,7 +509,7 @@ def test_non_loopback_listen_refused(monkeypatch):
     with pytest.raises(LabError) as caught:
         MailLab(listen="192.0.2.10")
     assert "192.0.2.10" in str(caught.value)
-    assert "--allow-non-loopback" in str(caught.value)
+    assert "add allow_non_loopback=True only if" in str(caught.value)
     with pytest.raises(LabError):
         MailLab(listen="0.0.0.0")
 

@@ -686,6 +686,9 @@ def test_cafile_not_pem_rejected(tmp_path):
         audit("127.0.0.1", 25, cafile=not_pem)
     assert raised.value.key == "smtp_audit.input.invalid_cafile"
     assert str(not_pem) in str(raised.value)
+    assert "-----BEGIN CERTIFICATE-----" in str(raised.value)
+    # The command line has no lab certificate, so the advice names none.
+    assert "certificate_file" not in str(raised.value)
 
 
 @pytest.mark.parametrize("language, expected, english_text", [

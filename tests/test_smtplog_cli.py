@@ -104,6 +104,14 @@ def test_report_plot_folder_is_file(capsys, tmp_path: Path):
     assert "找不到" not in error
 
 
+def test_trace_without_criteria_names_options(capsys):
+    status = run_area("log", "trace", DELIVERED_LOG)
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "--from, --to, --message-id" in error
+    assert "sender=" not in error
+
+
 def test_trace_delivered_exits_zero(capsys):
     status = run_area("log", "trace", DELIVERED_LOG, "--from", "web@example.com", "--to", "user@example.net",
                       "--tz", "Asia/Taipei")

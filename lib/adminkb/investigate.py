@@ -50,6 +50,8 @@ AUTH_FAILED = 535
 RECIPIENT_ACCEPTED = (250, 251)
 MESSAGE_ACCEPTED = 250
 
+# The functions that show the tables a suspect is picked from, as an error names them.
+SUMMARY_FUNCTIONS = "relay_report(), auth_failures()"
 DEFAULT_WINDOW = "10min"
 DEFAULT_BURST_THRESHOLD = 5
 DEFAULT_FREQUENCY = "1h"
@@ -335,7 +337,7 @@ def _suspect_rows(frame: pd.DataFrame, client: str | None, account: str | None) 
     if account is not None:
         selected = selected[selected["account"].fillna("").str.lower() == str(account).lower()]
     if selected.empty and (client is not None or account is not None):
-        raise InputError("investigate.input.suspect_not_found", value=client or account,
+        raise InputError("investigate.input.suspect_not_found", value=client or account, option=SUMMARY_FUNCTIONS,
                          next_key="investigate.input.suspect_not_found_next")
     return selected[selected["time"].notna()]
 

@@ -157,14 +157,19 @@ def _escape_help_percent(parser: argparse.ArgumentParser) -> None:
                     choice.help = _escape_percent(choice.help)
 
 
-def with_cli_option(error: InputError, options: dict[str, str]) -> InputError:
-    """Return `error` with the Python parameter in its `option` value replaced by the CLI option name."""
-    option = error.values.get("option")
-    if option not in options:
+def with_cli_option(error: AdminKbError, options: dict[str, str]) -> AdminKbError:
+    """Return `error` (an InputError or a LabError) with the Python parameters it names replaced by CLI option names.
+
+    The values replaced are `option` and any other whose name ends in `_option`, when `options`
+    maps them (`{"send=True": "--send"}`, say).
+    """
+    named = {name: value for name, value in error.values.items()
+             if (name == "option" or name.endswith("_option")) and isinstance(value, str) and value in options}
+    if not named:
         return error
     values = {name: value for name, value in error.values.items() if name not in ("value", "where")}
-    values["option"] = options[option]
-    return InputError(error.key, value=error.value, where=error.where, next_key=error.next_key, **values)
+    values.update({name: options[value] for name, value in named.items()})
+    return type(error)(error.key, value=error.value, where=error.where, next_key=error.next_key, **values)
 
 
 def bounded_number(kind: type[int] | type[float], minimum: float, maximum: float):

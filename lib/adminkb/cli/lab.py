@@ -27,7 +27,7 @@ import dns.rdatatype
 import dns.zone
 
 from adminkb.cli import EXIT_OK, add_help_option, bounded_number, with_cli_option
-from adminkb.errors import InputError
+from adminkb.errors import InputError, LabError
 from adminkb.i18n import message
 from adminkb.lab import LAB_ADDRESS, MailLab
 from adminkb.lab.delivery import DeliveryRecord
@@ -70,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # MailLab parameters that InputError names, and the `adminkb lab` options that set them.
-LAB_OPTIONS = {"hostname": "--hostname", "local_domains": "--local-domain"}
+LAB_OPTIONS = {"hostname": "--hostname", "local_domains": "--local-domain",
+               "allow_non_loopback=True": "--allow-non-loopback"}
 
 
 def run_lab(arguments: argparse.Namespace) -> int:
@@ -86,7 +87,7 @@ def run_lab(arguments: argparse.Namespace) -> int:
         options["hostname"] = arguments.hostname
     try:
         lab = MailLab(**options)
-    except InputError as error:
+    except (InputError, LabError) as error:
         raise with_cli_option(error, LAB_OPTIONS) from None
 
     stop_request = StopRequest()

@@ -26,12 +26,13 @@ from typing import BinaryIO
 
 import pandas as pd
 
-from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option
+from adminkb.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEMS, add_help_option, with_cli_option
 from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.output import render_json, render_table
 from adminkb.plotting import RenderedFigure
 from adminkb.smtplog import DEFAULT_TOP, SmtpLogAnalysis, analyze, checked_top, table_title
+from adminkb.smtplog.trace import TRACE_PARAMETERS
 from adminkb.w3c import AUTO, DEFAULT_ENCODING, LOG_FORMATS, read_log, summarize
 from adminkb.w3c.sources import expand_paths
 
@@ -300,13 +301,17 @@ def run_report(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# The trace parameters that InputError names, and the `log trace` options that set them.
+TRACE_OPTIONS = {TRACE_PARAMETERS: "--from, --to, --message-id"}
+
+
 def run_trace(arguments: argparse.Namespace) -> int:
     """Print whether a message left; return 0 when it was delivered, 1 when not, 2 on bad input."""
     try:
         result = _analysis(arguments).trace(sender=arguments.sender, recipient=arguments.recipient,
                                             message_id=arguments.message_id)
     except InputError as error:
-        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        print(message("cli.error_prefix", text=str(with_cli_option(error, TRACE_OPTIONS))), file=sys.stderr)
         return EXIT_BAD_INPUT
     if arguments.format == "json":
         print(render_json({"verdict": result.verdict, "summary": result.summary, "criteria": result.criteria,

@@ -187,6 +187,10 @@ def _register_investigate(verbs: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_investigate)
 
 
+# investigate parameters that InputError names, and the `smtp investigate` options that set them.
+INVESTIGATE_OPTIONS = {"window": "--window", "frequency": "--frequency", investigate.SUMMARY_FUNCTIONS: "--view summary"}
+
+
 def run_investigate(arguments: argparse.Namespace) -> int:
     """Read the logs, print the chosen view, and return 1 when a burst of failed AUTH was found, else 0 (2: bad input)."""
     from adminkb.w3c import read_w3c
@@ -196,7 +200,7 @@ def run_investigate(arguments: argparse.Namespace) -> int:
         failures = investigate.auth_failures(frame, window=arguments.window, threshold=arguments.threshold)
         tables = _investigation_tables(frame, failures, arguments)
     except InputError as error:
-        print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
+        print(message("cli.error_prefix", text=str(with_cli_option(error, INVESTIGATE_OPTIONS))), file=sys.stderr)
         return error.exit_status
     if arguments.format == "json":
         print(render_json({name: _json_rows(table) for name, table in tables}))
@@ -256,7 +260,7 @@ def _render_frame(table) -> str:
 
 
 # probe() parameters that InputError names, and the `smtp probe` options that set them.
-PROBE_OPTIONS = {"mail_from": "--from", "rcpt_to": "--to"}
+PROBE_OPTIONS = {"mail_from": "--from", "rcpt_to": "--to", "send=True": "--send", "quit_after": "--quit-after"}
 
 
 def run_probe(arguments: argparse.Namespace) -> int:

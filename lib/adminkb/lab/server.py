@@ -611,7 +611,8 @@ class MailLab(OutboundControls):
         if self._listen.is_loopback:
             return
         if not self._allow_non_loopback:
-            raise LabError("lab.non_loopback", value=str(self._listen), next_key="lab.non_loopback_next")
+            raise LabError("lab.non_loopback", value=str(self._listen), option="allow_non_loopback=True",
+                           next_key="lab.non_loopback_next")
         if relay.opens_to_unlisted():
             raise LabError("lab.open_relay_exposed", value=str(self._listen),
                            next_key="lab.open_relay_exposed_next")

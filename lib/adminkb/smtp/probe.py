@@ -187,7 +187,8 @@ def _plan(*, mail_from: str, rcpt_to: str | Sequence[str], quit_after: str | Non
         raise InputError("smtp.input.invalid_quit_after", value=quit_after, steps=", ".join(STEPS))
     last_step = quit_after or ("quit" if send else "rcpt")
     if STEPS.index(last_step) >= STEPS.index("data") and not send:
-        raise InputError("smtp.input.send_required", value=last_step)
+        raise InputError("smtp.input.send_required", value=last_step, option="send=True", quit_option="quit_after",
+                         next_key="smtp.input.send_required_next")
     if message_content is not None and not send:
         raise InputError("smtp.input.message_without_send", value="message")
     if auth_user is not None:

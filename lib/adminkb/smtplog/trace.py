@@ -24,6 +24,8 @@ from adminkb.smtplog.labels import LogTable, format_reply, listed, localize_tabl
 from adminkb.smtplog.sessions import ACCEPTED, DEFERRED, DELIVERED, INCOMPLETE, REJECTED, UNCONFIRMED
 
 # Verdicts, from the best news to the worst.
+# The parameters that select a message, as an error names them.
+TRACE_PARAMETERS = "sender=, recipient=, message_id="
 VERDICTS = ("delivered", "unconfirmed", "deferred", "rejected", "received_only", "refused", "incomplete",
             "not_found")
 
@@ -98,7 +100,8 @@ def trace_message(transactions: pd.DataFrame, *, sender: str | None = None, reci
         shown_id = f"<{shown_id}>"
     message_id = shown_id.lower() if shown_id else None
     if sender is None and recipient is None and message_id is None:
-        raise InputError("smtplog.trace_needs_criteria", next_key="smtplog.trace_needs_criteria_next")
+        raise InputError("smtplog.trace_needs_criteria", option=TRACE_PARAMETERS,
+                         next_key="smtplog.trace_needs_criteria_next")
     any_value = message("smtplog.any_value")
     criteria = message("smtplog.trace_criteria", sender=sender or any_value, recipient=recipient or any_value,
                        message_id=shown_id or any_value)
