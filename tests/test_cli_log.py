@@ -223,7 +223,7 @@ def test_summary_lists_skipped_lines(capsys):
     listed = [line for line in lines if line.startswith(str(LOGS))]
     assert len(listed) == 1
     assert listed[0].split()[1] == "6"
-    assert listed[0].split()[-1] == "0x80"
+    assert listed[0].endswith("無法解碼的位元組 0x80")
 
 
 def test_summary_and_read_name_an_empty_file(tmp_path, capsys):
@@ -264,6 +264,24 @@ def test_summary_of_iis_format(capsys):
     text = capsys.readouterr().out
     assert "Microsoft IIS 格式" in text
     assert "記錄檔寫的當地時間" in text
+
+
+def test_summary_spells_out_field_counts(capsys):
+    run("summary", str(LOGS / "iis_format_sample.log"))
+    text = capsys.readouterr().out
+    assert "應有 15 個欄位，這一行有 0 個" in text
+    assert "15/0" not in text
+    run("summary", str(LOGS / "w3c_wrong_field_count.log"))
+    assert "應有 21 個欄位，這一行有 20 個" in capsys.readouterr().out
+
+
+def test_summary_quotes_text_details(capsys, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    run("summary", str(LOGS / "ncsa_format_sample.log"))
+    assert '"date=31/Feb/2026:09:15:08"' in capsys.readouterr().out
+    run("summary", str(LOGS / "iis_format_sample.log"), "--format", "json")
+    # JSON keeps the short detail for scripts.
+    assert json.loads(capsys.readouterr().out)["skipped_lines"][0]["detail"] == "15/0"
 
 
 def test_summary_shows_first_skipped_lines_only(tmp_path, capsys):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from adminkb.plotting import RenderedFigure
 from adminkb.smtplog import DEFAULT_TOP, SmtpLogAnalysis, analyze, checked_top, table_title
 from adminkb.smtplog.trace import TRACE_PARAMETERS
 from adminkb.w3c import AUTO, DEFAULT_ENCODING, LOG_FORMATS, read_log, summarize
+from adminkb.w3c import skipped as skipped_reasons
 from adminkb.w3c.sources import expand_paths
 
 READ_FORMATS = ("csv", "parquet")
@@ -262,10 +264,30 @@ def render_summary(document: dict) -> str:
         lines += [message("w3c.cli.reasons_heading"), render_table(reason_rows, ("reason", "lines"), _headers()), ""]
         shown = document["skipped_lines"][:SKIPPED_LINES_SHOWN]
         skipped_rows = [{"file": line["file"], "line": line["line"], "reason": message(f"w3c.reason.{line['reason']}"),
-                         "detail": line["detail"] or None} for line in shown]
+                         "detail": skipped_detail_text(line["reason"], line["detail"])} for line in shown]
         lines += [message("w3c.cli.skipped_heading", shown=len(shown), total=document["skipped"]),
                   render_table(skipped_rows, ("file", "line", "reason", "detail"), _headers())]
     return "\n".join(lines).rstrip("\n")
+
+
+# A field count kept as "EXPECTED/FOUND" in a skipped line's detail.
+_FIELD_COUNTS = re.compile(r"(\d+)/(\d+)")
+
+
+def skipped_detail_text(reason: str, detail: str) -> str | None:
+    """Return a skipped line's detail as a reader understands it, or None when there is none.
+
+    The detail stays short and language-neutral in the JSON output (`15/0`, `0xB5`); the table
+    spells it out: the field counts, the byte that could not be decoded, or the text quoted.
+    """
+    if not detail:
+        return None
+    counts = _FIELD_COUNTS.fullmatch(detail)
+    if counts and reason in (skipped_reasons.FIELD_COUNT, skipped_reasons.NOT_IN_FORMAT):
+        return message("w3c.detail.field_count", expected=counts.group(1), found=counts.group(2))
+    if reason == skipped_reasons.UNDECODABLE:
+        return message("w3c.detail.undecodable", byte=detail)
+    return message("w3c.detail.text", text=detail)
 
 
 def _headers() -> dict[str, str]:
