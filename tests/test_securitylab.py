@@ -179,12 +179,15 @@ def test_weak_password_guessed_and_flagged(monkeypatch):
     opened = open_security_target(timeout=5)
     try:
         attempts = opened.guess_passwords(attempts=4)
-        failures = investigate.auth_failures(opened.read_logs())
+        logs = opened.read_logs()
     finally:
         opened.close()
     replies = attempts[column("reply")].tolist()
     assert replies[2] == "235 2.7.0 Authentication successful"
     assert replies[:2] == ["535 5.7.3 Authentication unsuccessful"] * 2
-    row = failures.iloc[0]
+    # Two failures before the success reach a threshold of 2, but not the default of 5.
+    row = investigate.auth_failures(logs, threshold=2).iloc[0]
     assert row[message("investigate.column.client")] == securitylab.GUESSER_ADDRESS
     assert row[message("investigate.column.verdict")] == message("investigate.verdict.success_after_failures")
+    row = investigate.auth_failures(logs).iloc[0]
+    assert row[message("investigate.column.verdict")] == message("investigate.verdict.success_after_few_failures")

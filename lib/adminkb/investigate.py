@@ -274,8 +274,8 @@ def auth_failures(frame: pd.DataFrame, *, window: str = DEFAULT_WINDOW,
     counted from midnight, so a burst that spans a window boundary is split in two. A window
     with at least `threshold` failures is a burst. A success that follows at least `threshold`
     failures in the same window is marked as a guess that may have worked. A success after
-    fewer failures gets a milder verdict, because one or two failures are usually a mistyped
-    password.
+    fewer failures gets a milder verdict that asks to confirm with the user, because one or two
+    failures are often a mistyped password.
     """
     length = _checked_offset(window, "window")
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
