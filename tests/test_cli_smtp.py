@@ -272,3 +272,16 @@ def test_send_required_api_names_parameters():
     with pytest.raises(InputError) as raised:
         probe("127.0.0.1", 2525, mail_from="a@example.com", rcpt_to="b@example.net", quit_after="data")
     assert "needs send=True as well" in str(raised.value)
+
+
+def test_bad_port_has_next_step(capsys):
+    status, _, err = run(capsys, "127.0.0.1:99999", "--from", "a@example.com", "--to", "b@example.net")
+    assert status == 1
+    assert 'The port "99999" is invalid' in err
+    assert "Next step: Use a port from 1 to 65535" in err
+
+
+def test_empty_address_quoted(capsys):
+    status, _, err = run(capsys, "127.0.0.1:2525", "--from", "a@example.com", "--to", "")
+    assert status == 1
+    assert 'The e-mail address "" given as --to cannot be used' in err

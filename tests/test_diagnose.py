@@ -226,6 +226,8 @@ def test_cli_table_with_mailroot_and_logs(target, capsys):
     (["--mx-port", "2525"], "diagnose.mx_port_without_outbound"),
     (["--metabase", str(METABASE), "--virtual-server", "9"], "diagnose.no_virtual_server"),
     (["--timeout", "-1"], "smtp"),
+    (["--smart-host", "bad host"], "diagnose.smart_host_invalid"),
+    (["--smart-host", "[smarthost.example.com]:25"], "diagnose.smart_host_invalid"),
 ])
 def test_cli_bad_input_raises(arguments, key):
     base = {"--server": "127.0.0.1:2525", "--from": SENDER, "--to": "user@example.net"}
@@ -551,3 +553,13 @@ def test_source_not_local_not_blamed_on_server(target):
     assert f"這台電腦不能用 {NOT_LOCAL} 作為來源位址" in result.summary()
     assert "服務沒有執行" not in result.summary()
     assert "--source-ip" not in result.most_likely.next_step
+
+
+def test_cli_bad_smart_host_names_option():
+    with pytest.raises(InputError) as caught:
+        run_area("diagnose", "--server", "127.0.0.1:2525", "--from", SENDER, "--to", "user@example.net",
+                 "--smart-host", "bad host")
+    text = str(caught.value)
+    assert "--smart-host 的值「bad host」不是有效的主機名稱或 IP 位址" in text
+    assert "[192.0.2.25]:25" in text
+    assert "伺服器" not in text.splitlines()[0]

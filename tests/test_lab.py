@@ -504,6 +504,14 @@ def test_denied_connection_writes_no_log_line(tmp_path):
 # Safety and settings
 
 
+def test_bad_local_domain_example_is_domain():
+    with pytest.raises(InputError) as caught:
+        MailLab(local_domains=["bad domain"])
+    assert caught.value.next_key == "lab.invalid_domain_next"
+    assert "example.com" in str(caught.value)
+    assert "mail01.example.com" not in str(caught.value)
+
+
 def test_non_loopback_listen_refused(monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "en")
     with pytest.raises(LabError) as caught:

@@ -597,15 +597,15 @@ def test_postmaster_without_domain_only_for_recipients():
 
 
 @pytest.mark.parametrize("options, fragment", [
-    ({"port": 0}, "port 0 is invalid"),
-    ({"port": 70000}, "port 70000 is invalid"),
-    ({"timeout": 0}, "timeout 0 is invalid"),
-    ({"timeout": float("nan")}, "timeout nan is invalid"),
-    ({"timeout": -1}, "timeout -1 is invalid"),
+    ({"port": 0}, 'port "0" is invalid'),
+    ({"port": 70000}, 'port "70000" is invalid'),
+    ({"timeout": 0}, 'timeout "0" is invalid'),
+    ({"timeout": float("nan")}, 'timeout "nan" is invalid'),
+    ({"timeout": -1}, 'timeout "-1" is invalid'),
     ({"ehlo_name": "bad name"}, "EHLO name bad name"),
     ({"source_address": "not-an-ip"}, "source address not-an-ip"),
     ({"quit_after": "bogus"}, "stop step bogus is invalid"),
-    ({"quit_after": "data"}, "needs --send"),
+    ({"quit_after": "data"}, "needs send=True"),
     ({"auth_user": "app01"}, "no password"),
     ({"auth_password": "x"}, "without a user name"),
     ({"auth_user": "a\r\nb", "auth_password": "x"}, "must not be empty"),

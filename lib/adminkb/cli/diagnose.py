@@ -11,7 +11,7 @@ import argparse
 
 from adminkb.cli import MAX_SITE_ID, add_help_option, bounded_number
 from adminkb.diagnose import DiagnoseRequest, diagnose, select_virtual_server
-from adminkb.diagnose.checks import checked_folder, checked_log_path
+from adminkb.diagnose.checks import checked_folder, checked_log_path, checked_smart_host
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.metabase import read_metabase
@@ -66,7 +66,8 @@ def build_request(arguments: argparse.Namespace) -> DiagnoseRequest:
     return DiagnoseRequest(host=host, port=port, mail_from=arguments.mail_from, rcpt_to=arguments.rcpt_to,
                            mailroot=checked_folder(arguments.mailroot, "--mailroot"),
                            logs=checked_log_path(arguments.logs, "--logs"), configuration=configuration,
-                           smart_host=arguments.smart_host, check_outbound=arguments.check_outbound,
+                           smart_host=checked_smart_host(arguments.smart_host, "--smart-host"),
+                           check_outbound=arguments.check_outbound,
                            send_test=arguments.send_test, dns=arguments.dns, mx_port=arguments.mx_port or 25,
                            timeout=validate_timeout(arguments.timeout),
                            source_address=validate_local_source_address(arguments.source, "--source"))

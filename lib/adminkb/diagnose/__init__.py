@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 import os
 
-from adminkb.diagnose.checks import (DiagnoseRequest, badmail_step, checked_folder, checked_log_path, config_step,
-                                     dns_step, drop_step, local_outbound_steps, log_step, outbound_step,
-                                     pickup_step, queue_step, session_steps, smart_host_step)
+from adminkb.diagnose.checks import (DiagnoseRequest, badmail_step, checked_folder, checked_log_path,
+                                     checked_smart_host, config_step, dns_step, drop_step, local_outbound_steps,
+                                     log_step, outbound_step, pickup_step, queue_step, session_steps, smart_host_step)
 from adminkb.diagnose.lab import (FAULTS, PICKUP_NOT_WRITABLE, RELAY_DENIED, REMOTE_MX_UNREACHABLE, WRONG_SMART_HOST,
                                   lab_configuration, restore_fault, stage_fault)
 from adminkb.diagnose.model import (CONFIGURATION, CONNECTION, DNS, EXIT_CODES, EXIT_INPUT, EXIT_OK, EXIT_WARNINGS,
@@ -98,7 +98,7 @@ def diagnose_target(target, mail_from: str, rcpt_to: str, *, mailroot: str | os.
     request.logs = checked_log_path(logs, "LOG_PATH")
     if metabase is not None:
         request.configuration = select_virtual_server(read_metabase(metabase), None, target.port, str(metabase))
-    request.smart_host = smart_host
+    request.smart_host = checked_smart_host(smart_host, "SMART_HOST")
     request.check_outbound = check_outbound
     request.dns = dns
     return diagnose(request)

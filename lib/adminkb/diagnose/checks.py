@@ -29,6 +29,7 @@ from adminkb.i18n import message
 from adminkb.mailroot_scan import badmail_reasons, folder_summary, scan_mailroot, stuck_domains
 from adminkb.metabase import GRANT, SMART_HOST_TYPES, SmtpVirtualServer
 from adminkb.smtp import ProbeResult, parse_host_port, probe
+from adminkb.smtp.addresses import is_ip, validate_port
 from adminkb.w3c import read_w3c
 from adminkb.w3c.sources import FOLDER_SUFFIXES
 
@@ -600,8 +601,23 @@ def _smart_host_address(text: str) -> tuple[str, int]:
     """Return host and port of a Smart Host written as `name`, `[IP]` or either with `:port`."""
     bracketed = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", text.strip())
     if bracketed:
-        return bracketed.group(1), int(bracketed.group(2) or 25)
+        # IIS takes an IP address in brackets, never a name.
+        if not is_ip(bracketed.group(1)):
+            raise InputError("smtp.input.invalid_host", value=text, next_key="smtp.input.host_next")
+        return bracketed.group(1), validate_port(bracketed.group(2) or 25)
     return parse_host_port(text.strip())
+
+
+def checked_smart_host(text: str | None, option: str) -> str | None:
+    """Return the Smart Host as given, or raise InputError naming `option` when it is no host name or address."""
+    if text is None:
+        return None
+    try:
+        _smart_host_address(text)
+    except InputError:
+        raise InputError("diagnose.smart_host_invalid", value=text, option=option,
+                         next_key="diagnose.smart_host_invalid_next") from None
+    return text
 
 
 def _banner_probe(request: DiagnoseRequest, host: str, port: int, quit_after: str = "banner") -> ProbeResult:

@@ -714,21 +714,22 @@ def _checked_size(size: object) -> int:
     return size
 
 
-def _checked_name(value: object, option: str) -> str:
+def _checked_name(value: object, option: str, next_key: str = "lab.invalid_name_next") -> str:
     text = str(value).strip()
     if not text or any(character.isspace() for character in text) or not text.isascii():
-        raise InputError("lab.invalid_name", value=value, option=option, next_key="lab.invalid_name_next")
+        raise InputError("lab.invalid_name", value=value, option=option, next_key=next_key)
     return text
 
 
 def _checked_domains(domains: Iterable[str]) -> tuple[str, ...]:
     if isinstance(domains, str):
         domains = [domains]
-    checked = tuple(_checked_name(domain, "local_domains").lower().rstrip(".") for domain in domains)
+    checked = tuple(_checked_name(domain, "local_domains", "lab.invalid_domain_next").lower().rstrip(".")
+                    for domain in domains)
     for domain in checked:
         try:
             ipaddress.ip_address(domain)
         except ValueError:
             continue
-        raise InputError("lab.invalid_name", value=domain, option="local_domains", next_key="lab.invalid_name_next")
+        raise InputError("lab.invalid_name", value=domain, option="local_domains", next_key="lab.invalid_domain_next")
     return checked

@@ -126,13 +126,13 @@ def is_ip(text: str) -> bool:
 def validate_port(port: object) -> int:
     """Return the port as an int between 1 and 65535, or raise InputError."""
     if isinstance(port, bool):
-        raise InputError("smtp.input.invalid_port", value=port)
+        raise InputError("smtp.input.invalid_port", value=port, next_key="smtp.input.invalid_port_next")
     try:
         number = int(str(port), 10)
     except ValueError:
-        raise InputError("smtp.input.invalid_port", value=port) from None
+        raise InputError("smtp.input.invalid_port", value=port, next_key="smtp.input.invalid_port_next") from None
     if not 1 <= number <= 65535:
-        raise InputError("smtp.input.invalid_port", value=port)
+        raise InputError("smtp.input.invalid_port", value=port, next_key="smtp.input.invalid_port_next")
     return number
 
 
@@ -141,9 +141,10 @@ def validate_timeout(timeout: object) -> float:
     try:
         seconds = float(timeout)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InputError("smtp.input.invalid_timeout", value=timeout) from None
+        raise InputError("smtp.input.invalid_timeout", value=timeout,
+                         next_key="smtp.input.invalid_timeout_next") from None
     if not math.isfinite(seconds) or seconds <= 0:
-        raise InputError("smtp.input.invalid_timeout", value=timeout)
+        raise InputError("smtp.input.invalid_timeout", value=timeout, next_key="smtp.input.invalid_timeout_next")
     return seconds
 
 

@@ -193,7 +193,8 @@ def _plan(*, mail_from: str, rcpt_to: str | Sequence[str], quit_after: str | Non
         raise InputError("smtp.input.message_without_send", value="message")
     if auth_user is not None:
         if not isinstance(auth_user, str) or not auth_user or any(ch in auth_user for ch in "\r\n\0"):
-            raise InputError("smtp.input.invalid_auth_user", value=repr(auth_user))
+            raise InputError("smtp.input.invalid_auth_user", value=repr(auth_user),
+                             next_key="smtp.input.invalid_auth_user_next")
         if not auth_password:
             raise InputError("smtp.input.password_missing", value=auth_user, next_key="smtp.input.password_next")
     elif auth_password:
