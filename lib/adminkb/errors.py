@@ -66,8 +66,9 @@ class PeerError(AdminKbError):
 
 
 # errno values whose reason the catalog words, so that the user reads it in their language.
-# On Windows, Python gives socket errors their WSA numbers, and the errno module uses the same
-# numbers for the network names below, so one table serves both systems.
+# On Windows, Python gives socket errors their WSA numbers, and the errno module defines the
+# network names below as those same numbers (CPython's Modules/errnomodule.c), so one table
+# serves both systems.
 _OS_ERROR_KEYS = {
     errno.ENOENT: "no_such_file", errno.EACCES: "permission_denied", errno.EPERM: "not_permitted",
     errno.EISDIR: "is_a_directory", errno.ENOTDIR: "not_a_directory", errno.ENOSPC: "no_space",

@@ -277,8 +277,8 @@ _FIELD_COUNTS = re.compile(r"(\d+)/(\d+)")
 def skipped_detail_text(reason: str, detail: str) -> str | None:
     """Return a skipped line's detail as a reader understands it, or None when there is none.
 
-    The detail stays short and language-neutral in the JSON output (`15/0`, `0xB5`); the table
-    spells it out: the field counts, the byte that could not be decoded, or the text quoted.
+    The JSON output keeps the short, language-neutral detail (`15/0`, `0xB5`). The table spells
+    it out instead: the field counts, the byte that could not be decoded, or the text quoted.
     """
     if not detail:
         return None

@@ -502,7 +502,7 @@ def log_step(request: DiagnoseRequest) -> Step:
 
 # DNS, port 25 to the recipient's MX, and the Smart Host: only when asked.
 
-# The cause of an MX lookup that got no usable answer, by its outcome; the others are dns_no_answer.
+# The cause of an MX lookup that got no usable answer, by its outcome. Other outcomes get dns_no_answer.
 _UNKNOWN_DNS_CAUSES = {UNREACHABLE: "dns_unreachable", TIMEOUT: "dns_timeout"}
 
 
