@@ -471,3 +471,35 @@ def test_outbound_check_without_any_dns_is_skipped(target):
     assert dns_step.verdict == SKIPPED
     assert f"本機的 DNS 設定（{resolver.RESOLV_CONF}）中也沒有可用的伺服器" in dns_step.evidence
     assert result.step("outbound").verdict == SKIPPED
+
+
+@needs_aliases
+def test_local_recipient_found_without_configuration(target):
+    # No MetaBase.xml: the relay check to a reserved address tells that example.com is local.
+    request = _lab_request(target, LOCAL_RECIPIENT)
+    request.configuration = None
+    request.check_outbound = True
+    request.dns = target.lab.lab_dns.nameserver
+    result = diagnose(request)
+    assert result.cause is None
+    assert result.exit_status == 0
+    relay = result.step("relay")
+    assert relay.verdict == OK
+    assert "拒絕讓 127.0.0.10 轉送到保留位址 adminkb-relay-check@relay-check.invalid" in relay.evidence
+    assert result.step("dns").verdict == SKIPPED
+    assert result.step("outbound").verdict == SKIPPED
+    # Both sessions ended after RCPT TO, so nothing reached Queue or Drop.
+    assert list((target.lab.mailroot / "Queue").iterdir()) == []
+    assert list((target.lab.mailroot / "Drop").iterdir()) == []
+
+
+@needs_aliases
+def test_relaying_client_not_taken_for_local(target):
+    # A client that may relay gets the reserved address accepted too, so nothing is inferred.
+    target.lab.allow_relay(APP)
+    request = _lab_request(target, "user@example.net")
+    request.configuration = None
+    result = diagnose(request)
+    assert result.step("relay").verdict == OK
+    assert "保留位址" not in result.step("relay").evidence
+    assert result.step("dns").verdict == "not_run"
