@@ -42,10 +42,10 @@ MAX_OUTBOUND_ADDRESSES = 3
 # The EHLO reply of the IIS SMTP Service names the client address: "250-host Hello [192.0.2.10]".
 _HELLO_ADDRESS = re.compile(r"Hello \[([0-9A-Fa-f:.]+)\]")
 
-# The sources for "the recipient domain is local" (mail for it goes to Drop, not to an MX): the
-# configuration lists the domain; the server accepted RCPT from a client that its relay list does
-# not allow; or, without a configuration, the server accepted the recipient but refused to relay
-# to RELAY_CHECK_RECIPIENT in the same kind of session.
+# How diagnose learns that the recipient domain is local, so that mail for it goes to Drop and
+# not to an MX. The configuration may list the domain. The server may have accepted RCPT from a
+# client that its configured relay list does not allow. Without a configuration, the server may
+# accept the recipient but refuse to relay to RELAY_CHECK_RECIPIENT.
 LOCAL_CONFIGURED = "configured"
 LOCAL_INFERRED = "inferred"
 LOCAL_PROBED = "probed"
@@ -146,9 +146,9 @@ def session_steps(request: DiagnoseRequest) -> list[Step]:
 def _local_recipient(request: DiagnoseRequest) -> str | None:
     """Return LOCAL_CONFIGURED, LOCAL_INFERRED or LOCAL_PROBED when the accepted recipient is local, else None.
 
-    Called once RCPT TO was accepted. Without a configuration, a second read-only session asks
-    the server to take RELAY_CHECK_RECIPIENT: a relay denial there shows that this client may
-    not relay, so the recipient it accepted must be in a domain the server handles itself.
+    Called once RCPT TO was accepted. Without a configuration, a second read-only session offers
+    RELAY_CHECK_RECIPIENT to the server. A relay denial there shows that this client may not
+    relay, so the recipient that the server accepted must be in a domain it handles itself.
     """
     configuration = request.configuration
     if configuration is None:
