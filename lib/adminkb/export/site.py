@@ -222,6 +222,10 @@ def _write_site(out_dir: Path, files: dict[str, str]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         raise InputError("export.error.out_unwritable", value=str(out_dir), reason=os_error_text(error),
                          next_key="export.error.out_next") from error
+    except BaseException:
+        # Ctrl+C or SIGTERM while the pages are written.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _swap_into_place(staging: Path, out_dir: Path) -> None:
