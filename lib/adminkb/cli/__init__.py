@@ -207,7 +207,19 @@ def add_help_option(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     make_console_safe()
-    words = list(sys.argv[1:] if argv is None else argv)
+    # Installed first, so that SIGTERM while the command's modules load also ends with 130.
+    restore_handlers = interrupt_on_terminate()
+    try:
+        return _run_command(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print(message("cli.interrupted"), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        restore_handlers()
+
+
+def _run_command(words: list[str]) -> int:
+    """Parse `words`, run the command's handler and turn its errors into an exit status."""
     undecodable = next((word for word in words if _has_undecodable_bytes(word)), None)
     if undecodable is not None:
         error = InputError("cli.argument_not_utf8", value=_escaped_bytes(undecodable),
@@ -220,23 +232,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(words)
     level = logging.WARNING - 10 * min(arguments.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    restore_handlers = interrupt_on_terminate()
     try:
         return int(arguments.handler(arguments) or 0)
     except AdminKbError as error:
         print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
         return error.exit_status
-    except KeyboardInterrupt:
-        print(message("cli.interrupted"), file=sys.stderr)
-        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`adminkb ... | head`): not an error of ours. Point stdout at
         # devnull so that the interpreter's final flush does not raise a second time.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    finally:
-        restore_handlers()
 
 
 def interrupt_on_terminate() -> Callable[[], None]:

@@ -1,6 +1,7 @@
 """`adminkb run NOTEBOOK`: execute a runbook and keep the record of the run.
 
-Exit status: 0 every step done, 1 a step failed, 2 unusable input (unknown runbook or parameter).
+Exit status: 0 every step done, 1 a step failed, 2 unusable input (unknown runbook or parameter),
+130 interrupted (Ctrl+C or SIGTERM), after the steps that ran are recorded.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import sys
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option, bounded_number
 from adminkb.i18n import message
 from adminkb.output import render_table
-from adminkb.recorder import DEFAULT_CELL_TIMEOUT, MAX_CELL_TIMEOUT, OK, list_parameters, parameter_values, record_run
+from adminkb.recorder import (DEFAULT_CELL_TIMEOUT, INTERRUPTED, MAX_CELL_TIMEOUT, OK, RunInterrupted, RunRecord,
+                              list_parameters, parameter_values, record_run)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,13 +42,25 @@ def run_notebook(arguments: argparse.Namespace) -> int:
         print(render_table(rows, columns, {column: message(f"recorder.column.{column}") for column in columns}))
         return EXIT_OK
     parameters = parameter_values(arguments.notebook, arguments.parameter)
-    record = record_run(arguments.notebook, parameters, out=arguments.out, mask=arguments.mask,
-                        cell_timeout=arguments.timeout, progress=sys.stderr.isatty())
-    print(message("recorder.cli.wrote", folder=record.folder, status=message(f"recorder.outcome.{record.status}")))
+    try:
+        record = record_run(arguments.notebook, parameters, out=arguments.out, mask=arguments.mask,
+                            cell_timeout=arguments.timeout, progress=sys.stderr.isatty())
+    except RunInterrupted as interrupted:
+        # main() prints the interrupted line and exits with 130 once the record is shown.
+        if interrupted.record is not None:
+            print_record(interrupted.record)
+        raise
+    print_record(record)
+    return EXIT_OK if record.status == OK else EXIT_PROBLEMS
+
+
+def print_record(record: RunRecord) -> None:
+    """Print where the record went, its status, each step's outcome and the error that stopped the run."""
+    print(message("recorder.cli.wrote", folder=record.folder, status=message(f"recorder.outcome.{record.status}")),
+          flush=True)
     rows = [{"title": step.title, "outcome": message(f"recorder.outcome.{step.outcome}")} for step in record.steps]
     if rows:
         columns = ("title", "outcome")
         print(render_table(rows, columns, {column: message(f"recorder.column.{column}") for column in columns}))
-    if record.error:
+    if record.error and record.status != INTERRUPTED:
         print(message("recorder.cli.error", error=record.error))
-    return EXIT_OK if record.status == OK else EXIT_PROBLEMS
