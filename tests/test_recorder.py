@@ -19,8 +19,8 @@ from adminkb.errors import InputError
 from adminkb.export import external_resources
 from adminkb.export.render import WIDGET_VIEW, site_css
 from adminkb.i18n import message
-from adminkb.recorder import (FAILED, INTERRUPTED, NOT_RUN, OK, RunInterrupted, _new_run_folder, list_parameters,
-                              parameter_values, parse_value, record_run, resolve_notebook)
+from adminkb.recorder import (FAILED, INTERRUPTED, NOT_RUN, OK, PROBLEMS, RunInterrupted, _new_run_folder,
+                              list_parameters, parameter_values, parse_value, record_run, resolve_notebook)
 from adminkb.redaction import REDACTED, Redactor, secret_forms, secret_values
 from tests.clirun import run_area
 
@@ -639,3 +639,93 @@ def test_cli_corrupt_notebook_rejected(tmp_path, capsys, content, reason):
     assert "下一步：" in err
     assert "Traceback" not in err
     assert not (tmp_path / "runs").exists()
+
+
+# --- problems that checks found on a real server ---------------------------------------------------
+
+def _write_probe_notebook(folder):
+    """Write a runbook that probes SERVER in step 1 and does nothing that can fail in step 2."""
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell('SERVER = "lab"  # 目標伺服器')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# 95 檢查"),
+        nbformat.v4.new_markdown_cell("## 參數"),
+        parameters,
+        nbformat.v4.new_markdown_cell("## 步驟 1：連線檢查"),
+        nbformat.v4.new_code_cell('from adminkb.target import open_target\n\ntarget = open_target(SERVER)\n'
+                                  'target.probe("app@example.com", "helpdesk@example.com", timeout=5)'),
+        nbformat.v4.new_markdown_cell("## 步驟 2：收尾"),
+        nbformat.v4.new_code_cell("target.close()"),
+    ]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "95_probe.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.fixture
+def refused_server():
+    """A loopback "host:port" that refuses connections: bound, never listening, held for the test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_real_server_problem_recorded(tmp_path, refused_server):
+    record = record_run(_write_probe_notebook(tmp_path), {"SERVER": refused_server}, out=tmp_path / "runs",
+                        progress=False)
+    assert record.status == PROBLEMS
+    assert [step.outcome for step in record.steps] == [PROBLEMS, OK]
+    (problem,) = record.steps[0].problems
+    assert f"{refused_server} 拒絕連線" in problem
+    data = json.loads(record.html_file.with_name("record.json").read_text(encoding="utf-8"))
+    assert data["status"] == PROBLEMS
+    assert data["steps"][0]["problems"] == [problem]
+    page = record.html_file.read_text(encoding="utf-8")
+    assert f"<strong>{message('recorder.outcome.problems')}</strong><ul><li>{html.escape(problem)}</li></ul>" in page
+
+
+def test_lab_staged_problem_not_recorded(tmp_path):
+    notebook = _write_probe_notebook(tmp_path)
+    nb = nbformat.read(notebook, as_version=4)
+    # From the lab's default address the remote recipient needs relay, which the lab denies.
+    nb.cells[4].source = nb.cells[4].source.replace("helpdesk@example.com", "user@example.net")
+    nbformat.write(nb, notebook)
+    record = record_run(notebook, out=tmp_path / "runs", progress=False)
+    executed = nbformat.read(record.notebook_file, as_version=4)
+    assert "拒絕轉送" in json.dumps(executed.cells[4].outputs, ensure_ascii=False)
+    assert record.status == OK
+    assert [step.outcome for step in record.steps] == [OK, OK]
+
+
+def test_problem_text_redacted_and_masked(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    notebook = _write_probe_notebook(tmp_path)
+    nb = nbformat.read(notebook, as_version=4)
+    # A check result as a real server's would display it: its problem names the server and a secret.
+    nb.cells[4].source = (
+        "import os\nfrom IPython.display import display\nfrom adminkb.findings import FINDING_MIME\n\n"
+        "problem = f'mail01.example.com 拒絕 {os.environ[\"ADMINKB_SMTP_PASSWORD\"]}'\n"
+        "display({FINDING_MIME: {'problems': [problem]}, 'text/plain': problem}, raw=True)")
+    nb.cells[6].source = "print('done')"
+    nbformat.write(nb, notebook)
+    record = record_run(notebook, {"SERVER": "mail01.example.com:25"}, out=tmp_path / "runs", mask=True,
+                        progress=False)
+    (problem,) = record.steps[0].problems
+    assert "mail01.example.com" not in problem
+    assert SECRET not in problem
+    assert REDACTED in problem
+    for path in (record.notebook_file, record.html_file, record.html_file.with_name("record.json")):
+        text = path.read_text(encoding="utf-8")
+        assert "mail01.example.com" not in text
+        assert SECRET not in text
+
+
+def test_cli_problems_exit_1(tmp_path, refused_server, capsys):
+    notebook = _write_probe_notebook(tmp_path)
+    assert run_area("run", str(notebook), "--out", str(tmp_path / "runs"), "-p", "SERVER", refused_server) == 1
+    out = capsys.readouterr().out
+    assert "（結果：發現問題）" in out
+    assert "執行完成，1 個步驟發現問題：" in out
+    assert f"- 步驟 1：連線檢查：{refused_server} 拒絕連線" in out

@@ -18,6 +18,10 @@ The HTML page is rendered by `adminkb.export`, so it looks like an exported runb
 widgets by their static fallback, and passes the same check for external resources. When that
 check fails, the notebook and `record.json` are kept and `run.html` is not written.
 
+A run aimed at a real server also records the problems its checks found: a step whose check
+result listed problems (see `adminkb.findings`) has the outcome "problems", and so does the run
+when no step failed. The lab's runbooks stage faults on purpose, so their checks list none.
+
 Ctrl+C (or SIGTERM, which the command line turns into KeyboardInterrupt) stops the run, and the
 cells executed so far are still written, with status "interrupted". A run stopped before any
 cell started leaves no folder behind.
@@ -42,6 +46,7 @@ from typing import Any
 import nbformat
 
 from adminkb.errors import InputError, os_error_text
+from adminkb.findings import problems_in_output
 from adminkb.i18n import message
 from adminkb.masking import Masker, mask_notebook
 from adminkb.redaction import SECRET_NAME, Redactor, secret_values
@@ -57,6 +62,8 @@ _STEP_HEADING = re.compile(r"^##\s*(步驟\s*\d+.*)$", re.MULTILINE)
 _PARAMETER_NAME = re.compile(r"\A[A-Z][A-Z0-9_]*\Z")
 
 OK = "ok"
+# Every cell ran, but a check found a problem on the real server.
+PROBLEMS = "problems"
 FAILED = "failed"
 NOT_RUN = "not_run"
 INTERRUPTED = "interrupted"
@@ -204,10 +211,11 @@ def check_parameters(notebook: Path, parameters: dict[str, object]) -> dict[str,
 
 @dataclass
 class StepOutcome:
-    """A `## 步驟` section of the runbook and how its code cells ended."""
+    """A `## 步驟` section of the runbook, how its code cells ended, and the problems its checks found."""
 
     title: str
     outcome: str
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -233,6 +241,10 @@ class RunRecord:
     def html_file(self) -> Path:
         return Path(self.folder) / "run.html"
 
+    @property
+    def steps_with_problems(self) -> list[StepOutcome]:
+        return [step for step in self.steps if step.problems]
+
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
@@ -241,7 +253,8 @@ def step_outcomes(notebook: Any) -> list[StepOutcome]:
     """Return the outcome of each `## 步驟` section.
 
     A step is failed when a code cell raised, interrupted when the user stopped the run in one
-    of its cells, and not run after either.
+    of its cells, and not run after either. A step whose cells ran has the outcome "problems"
+    when one of its outputs lists problems a check found (`adminkb.findings`).
     """
     outcomes: list[StepOutcome] = []
     stopped_before = False
@@ -258,14 +271,27 @@ def step_outcomes(notebook: Any) -> list[StepOutcome]:
         if current is None or cell.cell_type != "code":
             continue
         executed = cell.get("execution_count") is not None
-        errors = [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+        outputs = cell.get("outputs", [])
+        for output in outputs:
+            current.problems.extend(problem for problem in problems_in_output(output)
+                                    if problem not in current.problems)
+        errors = [output for output in outputs if output.get("output_type") == "error"]
         if errors:
             interrupted = any(output.get("ename") == INTERRUPTED_ERROR_NAME for output in errors)
             current.outcome = INTERRUPTED if interrupted else FAILED
             stopped_before = True
-        elif not executed and current.outcome == OK and cell.source.strip():
+        elif not executed and current.outcome in (OK, PROBLEMS) and cell.source.strip():
             current.outcome = NOT_RUN
+        elif current.problems and current.outcome == OK:
+            current.outcome = PROBLEMS
     return outcomes
+
+
+def run_status(status: str, steps: list[StepOutcome]) -> str:
+    """Return the run's status: `status` from the execution, or "problems" when it ran and a step found some."""
+    if status == OK and any(step.outcome == PROBLEMS for step in steps):
+        return PROBLEMS
+    return status
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -338,10 +364,11 @@ def record_run(notebook: str | os.PathLike[str], parameters: dict[str, object] |
 
     masker = _run_masker(parameters) if mask else None
     executed = _clean_notebook(executed, redactor, masker)
+    steps = step_outcomes(executed)
     record = RunRecord(notebook=str(path), folder=str(folder), parameters=parameters,
                        started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
-                       host=message("recorder.masked_host") if mask else socket.gethostname(), status=status,
-                       masked=mask, steps=step_outcomes(executed), error=error_text)
+                       host=message("recorder.masked_host") if mask else socket.gethostname(),
+                       status=run_status(status, steps), masked=mask, steps=steps, error=error_text)
     record_data = _clean_data(record.to_dict(), redactor, masker)
     _write_text(executed_path, nbformat.writes(executed))
     _write_text(folder / "record.json", json.dumps(record_data, ensure_ascii=False, indent=2) + "\n")
@@ -538,7 +565,8 @@ def run_summary_cell(record: dict[str, Any]) -> Any:
             (message("recorder.html.status"), message(f"recorder.outcome.{record['status']}")),
             (message("recorder.html.parameters"), json.dumps(record["parameters"], ensure_ascii=False))]
     summary = "".join(f"<tr><th>{cell_text(name)}</th><td>{cell_text(value)}</td></tr>" for name, value in rows)
-    steps = "".join(f"<tr><td>{cell_text(step['title'])}</td><td>{_outcome_html(step['outcome'])}</td></tr>"
+    steps = "".join(f"<tr><td>{cell_text(step['title'])}</td>"
+                    f"<td>{_outcome_html(step['outcome'])}{_problems_html(step.get('problems', []))}</td></tr>"
                     for step in record["steps"])
     title = message("recorder.html.title", notebook=Path(str(record["notebook"])).name)
     source = (f"# {title}\n\n<table class=\"adminkb-run-record\">{summary}</table>\n\n"
@@ -547,9 +575,17 @@ def run_summary_cell(record: dict[str, Any]) -> Any:
 
 
 def _outcome_html(outcome: str) -> str:
-    """Return a step's outcome in the user's language, in bold when the step failed."""
+    """Return a step's outcome in the user's language, in bold unless the step ran without problems."""
     text = html.escape(message(f"recorder.outcome.{outcome}"))
-    return f"<strong>{text}</strong>" if outcome in (FAILED, INTERRUPTED) else text
+    return f"<strong>{text}</strong>" if outcome in (FAILED, INTERRUPTED, PROBLEMS) else text
+
+
+def _problems_html(problems: list[str]) -> str:
+    """Return the problems a step's checks found as a list for its table cell, or "" when there are none."""
+    if not problems:
+        return ""
+    items = "".join(f"<li>{' '.join(html.escape(problem).splitlines())}</li>" for problem in problems)
+    return f"<ul>{items}</ul>"
 
 
 def render_run_html(notebook: Any, record: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """`adminkb run NOTEBOOK`: execute a runbook and keep the record of the run.
 
-Exit status: 0 every step done, 1 a step failed, 2 unusable input (unknown runbook or parameter),
-130 interrupted (Ctrl+C or SIGTERM), after the steps that ran are recorded.
+Exit status: 0 every step done, 1 a step failed or a check found problems on a real server,
+2 unusable input (unknown runbook or parameter), 130 interrupted (Ctrl+C or SIGTERM), after the
+steps that ran are recorded.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from adminkb.cli import EXIT_OK, EXIT_PROBLEMS, add_help_option, bounded_number
 from adminkb.i18n import message
 from adminkb.output import render_table
-from adminkb.recorder import (DEFAULT_CELL_TIMEOUT, INTERRUPTED, MAX_CELL_TIMEOUT, OK, RunInterrupted, RunRecord,
+from adminkb.recorder import (DEFAULT_CELL_TIMEOUT, INTERRUPTED, MAX_CELL_TIMEOUT, OK, PROBLEMS, RunInterrupted, RunRecord,
                               list_parameters, parameter_values, record_run)
 
 
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_notebook(arguments: argparse.Namespace) -> int:
-    """List the parameters, or record a run and print where it went; return 1 when a step failed."""
+    """List the parameters, or record a run and print where it went; return 1 when a step failed or found problems."""
     if arguments.list_parameters:
         rows = [{"name": item.name, "default": item.default, "help": item.help}
                 for item in list_parameters(arguments.notebook)]
@@ -64,3 +65,10 @@ def print_record(record: RunRecord) -> None:
         print(render_table(rows, columns, {column: message(f"recorder.column.{column}") for column in columns}))
     if record.error and record.status != INTERRUPTED:
         print(message("recorder.cli.error", error=record.error))
+    found = record.steps_with_problems
+    if found:
+        key = "recorder.cli.completed_with_problems" if record.status == PROBLEMS else "recorder.cli.steps_with_problems"
+        print(message(key, count=len(found)))
+        for step in found:
+            for problem in step.problems:
+                print(message("recorder.cli.problem", step=step.title, problem=" ".join(problem.splitlines())))
