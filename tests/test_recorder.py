@@ -729,3 +729,23 @@ def test_cli_problems_exit_1(tmp_path, refused_server, capsys):
     assert "（結果：發現問題）" in out
     assert "執行完成，1 個步驟發現問題：" in out
     assert f"- 步驟 1：連線檢查：{refused_server} 拒絕連線" in out
+
+
+def test_real_server_run_shows_no_sample(tmp_path, refused_server):
+    record = record_run("07", {"SERVER": refused_server, "APP_IP": None, "TIMEOUT": 3}, out=tmp_path / "runs",
+                        progress=False)
+    executed = nbformat.read(record.notebook_file, as_version=4)
+    # The outputs of steps 7 and 8, which read a MetaBase.xml copy and an event log export.
+    outputs = json.dumps([cell.get("outputs", []) for cell in executed.cells
+                          if cell.cell_type == "code" and "runbook_table(" in cell.source], ensure_ascii=False)
+    assert "略過這一步：沒有設定 METABASE 參數" in outputs
+    assert "略過這一步：沒有設定 EVENT_LOG 參數" in outputs
+    # The sample MetaBase.xml lets 192.0.2.x relay, and the sample events are dated 2026-03-02.
+    assert "192.0.2." not in outputs
+    assert "2026-03-02" not in outputs
+    assert "範例資料" not in outputs
+    outcomes = {step.title.split("：")[0]: step.outcome for step in record.steps}
+    assert outcomes["步驟 7"] == OK
+    assert outcomes["步驟 8"] == OK
+    assert outcomes["步驟 2"] == PROBLEMS
+    assert record.status == PROBLEMS
