@@ -796,6 +796,22 @@ def test_cli_export_writes_site(small_collection, tmp_path, capsys):
     assert str(tmp_path / "out" / "index.html") in capsys.readouterr().out
 
 
+def test_cli_progress_lines_without_terminal(small_collection, tmp_path, capsys):
+    # pytest's captured stderr is not a terminal, as in a scheduled task or a CI log.
+    status = run_area("export", "--out", str(tmp_path / "out"), "--notebooks", str(small_collection),
+                      "--use-stored-outputs")
+    assert status == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["讀取手冊 1/2：91_first.ipynb", "讀取手冊 2/2：92_second.ipynb"]
+
+
+def test_cli_progress_lines_name_running(small_collection, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert run_area("export", "--out", str(tmp_path / "out"), "--notebooks", str(small_collection)) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["Running runbooks 1/2: 91_first.ipynb", "Running runbooks 2/2: 92_second.ipynb"]
+
+
 def test_cli_default_out_under_cwd(small_collection, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_area("export", "--notebooks", str(small_collection), "--use-stored-outputs") == 0
