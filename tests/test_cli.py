@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from adminkb import output
-from adminkb.cli import build_parser, main
+from adminkb.cli import build_parser, interrupt_on_terminate, main
 
 
 def run_cli(*arguments: str, language: str = "zh-TW", encoding: str | None = None):
@@ -210,3 +211,28 @@ def test_with_cli_option_maps_every_option_value():
     assert mapped.value == "data"
     assert mapped.next_key == "smtp.input.send_required_next"
     assert with_cli_option(error, {"other": "--other"}) is error
+
+
+@pytest.mark.skipif(os.name == "nt", reason="raise_signal(SIGTERM) ends the process on Windows")
+def test_sigterm_raises_keyboard_interrupt():
+    before = signal.getsignal(signal.SIGTERM)
+    restore = interrupt_on_terminate()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.skipif(os.name == "nt", reason="raise_signal(SIGTERM) ends the process on Windows")
+def test_sigterm_during_command_exits_130(monkeypatch, capsys):
+    def terminated(arguments):
+        signal.raise_signal(signal.SIGTERM)
+        return 0
+
+    monkeypatch.setattr("adminkb.cli.reg.run_read", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["reg", "read", "x.reg"]) == 130
+    assert "已中斷。" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before

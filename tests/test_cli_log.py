@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import stat
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from adminkb.cli import log as log_cli
+from adminkb.cli import main
 from adminkb.errors import InputError
 from clirun import run_area
 
@@ -200,6 +202,28 @@ def test_interrupted_write_removes_temporary(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         log_cli.write_atomically(out, interrupted)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="raise_signal(SIGTERM) ends the process on Windows")
+def test_sigterm_during_write_removes_temporary(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "rows.csv"
+    real_write = log_cli._write_csv
+    seen = []
+
+    def terminated_mid_write(frame, handle):
+        real_write(frame.head(1), handle)
+        seen.extend(path.name for path in tmp_path.iterdir())
+        signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(log_cli, "_write_csv", terminated_mid_write)
+    status = main(["log", "read", str(LOGS / "w3c_truncated_last_line.log"), "--out", str(out)])
+    assert status == 130
+    assert "已中斷。" in capsys.readouterr().err
+    # The temporary file existed while the CSV was written, and the interrupt removed it.
+    assert len(seen) == 1
+    assert seen[0].startswith(".rows.csv.")
+    assert seen[0].endswith(".tmp")
     assert list(tmp_path.iterdir()) == []
 
 

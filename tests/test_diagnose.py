@@ -563,3 +563,35 @@ def test_cli_bad_smart_host_names_option():
     assert "--smart-host 的值「bad host」不是有效的主機名稱或 IP 位址" in text
     assert "[192.0.2.25]:25" in text
     assert "伺服器" not in text.splitlines()[0]
+
+
+@needs_aliases
+def test_local_recipient_found_without_configuration(target):
+    # No MetaBase.xml: the relay check to a reserved address tells that example.com is local.
+    request = _lab_request(target, LOCAL_RECIPIENT)
+    request.configuration = None
+    request.check_outbound = True
+    request.dns = target.lab.lab_dns.nameserver
+    result = diagnose(request)
+    assert result.cause is None
+    assert result.exit_status == 0
+    relay = result.step("relay")
+    assert relay.verdict == OK
+    assert "拒絕讓 127.0.0.10 轉送到保留位址 adminkb-relay-check@relay-check.invalid" in relay.evidence
+    assert result.step("dns").verdict == SKIPPED
+    assert result.step("outbound").verdict == SKIPPED
+    # Both sessions ended after RCPT TO, so nothing reached Queue or Drop.
+    assert list((target.lab.mailroot / "Queue").iterdir()) == []
+    assert list((target.lab.mailroot / "Drop").iterdir()) == []
+
+
+@needs_aliases
+def test_relaying_client_not_taken_for_local(target):
+    # A client that may relay gets the reserved address accepted too, so nothing is inferred.
+    target.lab.allow_relay(APP)
+    request = _lab_request(target, "user@example.net")
+    request.configuration = None
+    result = diagnose(request)
+    assert result.step("relay").verdict == OK
+    assert "保留位址" not in result.step("relay").evidence
+    assert result.step("dns").verdict == "not_run"

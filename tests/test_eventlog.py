@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 
 from adminkb.errors import InputError
+from adminkb import eventlog
 from adminkb.eventlog import parse_eventquery_time, read_events
+from adminkb.samples import Notice, SampleTable
 from tests.clirun import run_area
 from tests.evtx_writer import Event, write_evtx
 
@@ -307,3 +309,24 @@ def test_cli_events_csv_on_cp950_console():
     text = result.stdout.decode("utf-8-sig")
     assert text.splitlines()[0].startswith("time,level,source,event_id")
     assert "遠端主機中斷了連線" in text
+
+
+# --- runbook 07's step 8 ----------------------------------------------------------------------
+
+def test_runbook_table_reads_given_export(evtx_file):
+    table = eventlog.runbook_table(evtx_file, lab=False)
+    assert not isinstance(table, SampleTable)
+    assert table.equals(eventlog.display_table(read_events(evtx_file)))
+
+
+def test_runbook_table_skipped_for_real_server():
+    shown = eventlog.runbook_table(None, lab=False)
+    assert isinstance(shown, Notice)
+    assert shown.startswith("略過這一步：沒有設定 EVENT_LOG 參數")
+
+
+def test_runbook_table_labels_lab_sample():
+    shown = eventlog.runbook_table(None, lab=True)
+    assert isinstance(shown, SampleTable)
+    assert shown.note.startswith("範例資料：下表讀自專案附的 data/evtx/System_smtpsvc_sample.evtx，不是您伺服器的事件")
+    assert shown.table.equals(eventlog.display_table(read_events(SAMPLE_EVTX)))

@@ -496,8 +496,9 @@ def test_figure_alt_text_from_title(tmp_path):
     assert "No description has been provided" in images[1]
 
 
-@pytest.mark.skipif(os.name == "nt", reason="SIGINT to a child process is POSIX only")
-def test_interrupted_export_exits_130(tmp_path):
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT and SIGTERM to a child process are POSIX only")
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_export_exits_130(tmp_path, stop_signal):
     folder = tmp_path / "notebooks"
     marker = tmp_path / "cell-started"
     # The cell creates the marker, then sleeps long enough for the signal to arrive while it runs.
@@ -512,7 +513,7 @@ def test_interrupted_export_exits_130(tmp_path):
         while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert marker.exists(), "the notebook's cell never started"
-        child.send_signal(signal.SIGINT)
+        child.send_signal(stop_signal)
         _, errors = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
@@ -522,6 +523,20 @@ def test_interrupted_export_exits_130(tmp_path):
     assert "Interrupted." in text
     assert "Traceback" not in text
     assert not out_dir.exists()
+    assert list(tmp_path.glob(".adminkb-export-*")) == []
+
+
+def test_interrupted_write_removes_staging(small_collection, tmp_path, monkeypatch):
+    def interrupted(staging, out_dir):
+        assert (staging / "index.html").is_file()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("adminkb.export.site._swap_into_place", interrupted)
+    out_dir = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        export_site(out_dir, notebooks_dir=small_collection, use_stored_outputs=True, progress=False)
+    assert not out_dir.exists()
+    assert list(tmp_path.glob(".adminkb-export-*")) == []
 
 
 # --- the output folder ------------------------------------------------------------------------
@@ -779,6 +794,22 @@ def test_cli_export_writes_site(small_collection, tmp_path, capsys):
     assert status == 0
     assert (tmp_path / "out" / "index.html").is_file()
     assert str(tmp_path / "out" / "index.html") in capsys.readouterr().out
+
+
+def test_cli_progress_lines_without_terminal(small_collection, tmp_path, capsys):
+    # pytest's captured stderr is not a terminal, as in a scheduled task or a CI log.
+    status = run_area("export", "--out", str(tmp_path / "out"), "--notebooks", str(small_collection),
+                      "--use-stored-outputs")
+    assert status == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["讀取手冊 1/2：91_first.ipynb", "讀取手冊 2/2：92_second.ipynb"]
+
+
+def test_cli_progress_lines_name_running(small_collection, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert run_area("export", "--out", str(tmp_path / "out"), "--notebooks", str(small_collection)) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["Running runbooks 1/2: 91_first.ipynb", "Running runbooks 2/2: 92_second.ipynb"]
 
 
 def test_cli_default_out_under_cwd(small_collection, tmp_path, monkeypatch):

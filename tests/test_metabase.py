@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from adminkb import metabase
 from adminkb.errors import InputError
+from adminkb.samples import Notice, SampleTable
 from adminkb.metabase import (DENY, GRANT, IpListFormatError, decode_ip_list, encode_ip_list, parse_metabase,
                               read_metabase, settings_table)
 from tests.clirun import run_area
@@ -214,3 +216,28 @@ def test_empty_connection_control_allows_all():
     assert first.connection_raw == b""
     assert first.connection_allows("203.0.113.9") is True
     assert first.connection_undecoded is False
+
+
+# --- runbook 07's step 7 ----------------------------------------------------------------------
+
+def test_runbook_table_reads_given_copy():
+    table = metabase.runbook_table(DATA / "MetaBase_smtp.xml", lab=False)
+    assert not isinstance(table, SampleTable)
+    assert table.equals(metabase.display_table(metabase.read_metabase(DATA / "MetaBase_smtp.xml")))
+
+
+def test_runbook_table_skipped_for_real_server():
+    shown = metabase.runbook_table(None, lab=False)
+    assert isinstance(shown, Notice)
+    assert shown.startswith("略過這一步：沒有設定 METABASE 參數")
+    assert "192.0.2" not in shown
+
+
+def test_runbook_table_labels_lab_sample():
+    shown = metabase.runbook_table(None, lab=True)
+    assert isinstance(shown, SampleTable)
+    assert shown.note.startswith("範例資料：下表讀自專案附的 data/metabase/MetaBase_smtp.xml，不是您伺服器的設定")
+    assert shown.table.equals(metabase.display_table(metabase.read_metabase(DATA / "MetaBase_smtp.xml")))
+    page = shown._repr_html_()
+    assert page.index("範例資料") < page.index("<table")
+    assert repr(shown).startswith("範例資料：")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -13,8 +19,8 @@ from adminkb.errors import InputError
 from adminkb.export import external_resources
 from adminkb.export.render import WIDGET_VIEW, site_css
 from adminkb.i18n import message
-from adminkb.recorder import (FAILED, NOT_RUN, OK, _new_run_folder, list_parameters, parameter_values, parse_value,
-                              record_run, resolve_notebook)
+from adminkb.recorder import (FAILED, INTERRUPTED, NOT_RUN, OK, PROBLEMS, RunInterrupted, _new_run_folder,
+                              list_parameters, parameter_values, parse_value, record_run, resolve_notebook)
 from adminkb.redaction import REDACTED, Redactor, secret_forms, secret_values
 from tests.clirun import run_area
 
@@ -455,3 +461,291 @@ def test_cli_timeout_keeps_record(tmp_path, capfd):
     assert slow.outputs[0]["text"] == "started\n"
     assert "請加大 --timeout" in slow.outputs[1]["evalue"]
     assert executed.cells[6].get("execution_count") is None
+
+
+# --- interrupted runs and unusable input --------------------------------------------------------
+
+def _write_interrupted_notebook(folder, stop_signal):
+    """Write a runbook whose step 2 sends `stop_signal` to the process that runs it, then sleeps.
+
+    The kernel's parent is the process that started it: pytest for record_run, the command for
+    `adminkb run`. Step 1 starts the mail lab and prints its temporary folder and the kernel's
+    process id, so a test can check that both are gone afterwards.
+    """
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell('SERVER = "lab"  # 目標伺服器')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# 96 中斷"),
+        nbformat.v4.new_markdown_cell("## 參數"),
+        parameters,
+        nbformat.v4.new_markdown_cell("## 步驟 1：啟動實驗室"),
+        nbformat.v4.new_code_cell('import os\nfrom adminkb.target import open_target\n\n'
+                                  'target = open_target(SERVER)\n'
+                                  'print("lab root", target.lab.root)\nprint("kernel pid", os.getpid())\n'
+                                  'print("password is", os.environ["ADMINKB_SMTP_PASSWORD"])'),
+        nbformat.v4.new_markdown_cell("## 步驟 2：被中斷的檢查"),
+        nbformat.v4.new_code_cell(f'import signal, time\nprint("before the signal", flush=True)\n'
+                                  f'os.kill(os.getppid(), signal.{stop_signal.name})\ntime.sleep(60)'),
+        nbformat.v4.new_markdown_cell("## 步驟 3：之後"),
+        nbformat.v4.new_code_cell('print("after")'),
+    ]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "96_interrupted.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def _code_cell(notebook, start):
+    """Return the code cell whose source starts with `start` (papermill may have added a cell before it)."""
+    return next(cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.startswith(start))
+
+
+def _printed_value(notebook, label):
+    """Return the text after `label` in the recorded stdout of step 1."""
+    text = "".join(output.get("text", "") for output in _code_cell(notebook, "import os").outputs)
+    line = next(line for line in text.splitlines() if line.startswith(label))
+    return line[len(label):].strip()
+
+
+def _wait_until_gone(check, seconds=10.0):
+    """Return True once `check()` is false, polling for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(os.name == "nt", reason="os.kill with SIGINT to a parent process is POSIX only")
+def test_interrupted_run_keeps_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    notebook = _write_interrupted_notebook(tmp_path, signal.SIGINT)
+    with pytest.raises(RunInterrupted) as caught:
+        record_run(notebook, out=tmp_path / "runs", progress=False)
+    record = caught.value.record
+    assert record is not None
+    assert record.status == INTERRUPTED
+    assert [step.outcome for step in record.steps] == [OK, INTERRUPTED, NOT_RUN]
+    data = json.loads(record.html_file.with_name("record.json").read_text(encoding="utf-8"))
+    assert data["status"] == INTERRUPTED
+    assert data["error"] == message("recorder.interrupted")
+    executed = nbformat.read(record.notebook_file, as_version=4)
+    stopped = _code_cell(executed, "import signal")
+    assert stopped.outputs[0]["text"] == "before the signal\n"
+    assert stopped.outputs[-1]["ename"] == "RunInterrupted"
+    assert _code_cell(executed, 'print("after")').get("execution_count") is None
+    page = record.html_file.read_text(encoding="utf-8")
+    assert f"<strong>{message('recorder.outcome.interrupted')}</strong>" in page
+    for path in (record.notebook_file, record.html_file, record.html_file.with_name("record.json")):
+        assert SECRET not in path.read_text(encoding="utf-8")
+    assert sorted(path.name for path in Path(record.folder).iterdir()) == [
+        "96_interrupted.ipynb", "record.json", "run.html"]
+    # The kernel was shut down, not killed, so the lab removed its temporary folder.
+    lab_root = Path(_printed_value(executed, "lab root"))
+    assert _wait_until_gone(lab_root.exists), f"{lab_root} was left behind"
+    kernel = int(_printed_value(executed, "kernel pid"))
+    assert _wait_until_gone(lambda: _process_exists(kernel)), f"kernel {kernel} still runs"
+
+
+def test_interrupt_before_any_cell_removes_folder(tmp_path, monkeypatch):
+    import papermill
+
+    def interrupted_while_kernel_starts(*arguments, **options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted_while_kernel_starts)
+    with pytest.raises(RunInterrupted) as caught:
+        record_run(_write_notebook(tmp_path), out=tmp_path / "runs", progress=False)
+    assert caught.value.record is None
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGTERM to a parent process is POSIX only")
+def test_cli_sigterm_keeps_record(tmp_path):
+    notebook = _write_interrupted_notebook(tmp_path, signal.SIGTERM)
+    runs = tmp_path / "runs"
+    environment = dict(os.environ, ADMINKB_LANG="zh-TW", ADMINKB_SMTP_PASSWORD=SECRET)
+    result = subprocess.run([sys.executable, "-m", "adminkb", "run", str(notebook), "--out", str(runs)],
+                            capture_output=True, timeout=240, env=environment)
+    out, err = result.stdout.decode("utf-8"), result.stderr.decode("utf-8")
+    assert result.returncode == 130, out + err
+    assert "已中斷。" in err
+    assert "Traceback" not in out + err
+    assert "結果：已中斷" in out
+    (folder,) = runs.iterdir()
+    record = json.loads((folder / "record.json").read_text(encoding="utf-8"))
+    assert record["status"] == INTERRUPTED
+    assert [step["outcome"] for step in record["steps"]] == [OK, INTERRUPTED, NOT_RUN]
+    assert (folder / "run.html").is_file()
+    executed = nbformat.read(folder / notebook.name, as_version=4)
+    lab_root = Path(_printed_value(executed, "lab root"))
+    assert _wait_until_gone(lab_root.exists), f"{lab_root} was left behind"
+    kernel = int(_printed_value(executed, "kernel pid"))
+    assert _wait_until_gone(lambda: _process_exists(kernel)), f"kernel {kernel} still runs"
+    for path in folder.iterdir():
+        assert SECRET not in path.read_text(encoding="utf-8")
+
+
+def test_cli_out_file_rejected(tmp_path, capsys):
+    from adminkb.cli import main
+
+    target = tmp_path / "empty.log"
+    target.write_text("keep me", encoding="utf-8")
+    assert main(["run", "01", "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out 指定的 {target} 是檔案，不是資料夾" in err
+    assert "下一步：" in err
+    assert "Traceback" not in err
+    assert target.read_text(encoding="utf-8") == "keep me"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["empty.log"]
+
+
+def test_out_under_file_rejected(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        record_run(_write_notebook(tmp_path), out=blocker / "runs", progress=False)
+    assert caught.value.key == "recorder.out_unusable"
+    assert str(blocker / "runs") in str(caught.value)
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b'{"cells": [\n', "第 2 行第 1 欄附近的內容不是有效的 JSON"),
+    (b"", "第 1 行第 1 欄附近的內容不是有效的 JSON"),
+    (b"[]", "不是 Jupyter notebook 的格式"),
+    (b"{}", "不是 Jupyter notebook 的格式"),
+    (b'{"nbformat": 9, "cells": []}', "不是 Jupyter notebook 的格式"),
+    ('{"cells": "錯"}'.encode("big5"), "不是 UTF-8 文字"),
+], ids=["truncated", "empty", "list", "object", "version", "big5"])
+def test_cli_corrupt_notebook_rejected(tmp_path, capsys, content, reason):
+    from adminkb.cli import main
+
+    path = tmp_path / "corrupt.ipynb"
+    path.write_bytes(content)
+    assert main(["run", str(path), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert f"無法讀取操作手冊 {path}：" in err
+    assert reason in err
+    assert "下一步：" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+# --- problems that checks found on a real server ---------------------------------------------------
+
+def _write_probe_notebook(folder):
+    """Write a runbook that probes SERVER in step 1 and does nothing that can fail in step 2."""
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell('SERVER = "lab"  # 目標伺服器')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# 95 檢查"),
+        nbformat.v4.new_markdown_cell("## 參數"),
+        parameters,
+        nbformat.v4.new_markdown_cell("## 步驟 1：連線檢查"),
+        nbformat.v4.new_code_cell('from adminkb.target import open_target\n\ntarget = open_target(SERVER)\n'
+                                  'target.probe("app@example.com", "helpdesk@example.com", timeout=5)'),
+        nbformat.v4.new_markdown_cell("## 步驟 2：收尾"),
+        nbformat.v4.new_code_cell("target.close()"),
+    ]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "95_probe.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.fixture
+def refused_server():
+    """A loopback "host:port" that refuses connections: bound, never listening, held for the test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_real_server_problem_recorded(tmp_path, refused_server):
+    record = record_run(_write_probe_notebook(tmp_path), {"SERVER": refused_server}, out=tmp_path / "runs",
+                        progress=False)
+    assert record.status == PROBLEMS
+    assert [step.outcome for step in record.steps] == [PROBLEMS, OK]
+    (problem,) = record.steps[0].problems
+    assert f"{refused_server} 拒絕連線" in problem
+    data = json.loads(record.html_file.with_name("record.json").read_text(encoding="utf-8"))
+    assert data["status"] == PROBLEMS
+    assert data["steps"][0]["problems"] == [problem]
+    page = record.html_file.read_text(encoding="utf-8")
+    assert f"<strong>{message('recorder.outcome.problems')}</strong><ul><li>{html.escape(problem)}</li></ul>" in page
+
+
+def test_lab_staged_problem_not_recorded(tmp_path):
+    notebook = _write_probe_notebook(tmp_path)
+    nb = nbformat.read(notebook, as_version=4)
+    # From the lab's default address the remote recipient needs relay, which the lab denies.
+    nb.cells[4].source = nb.cells[4].source.replace("helpdesk@example.com", "user@example.net")
+    nbformat.write(nb, notebook)
+    record = record_run(notebook, out=tmp_path / "runs", progress=False)
+    executed = nbformat.read(record.notebook_file, as_version=4)
+    assert "拒絕轉送" in json.dumps(executed.cells[4].outputs, ensure_ascii=False)
+    assert record.status == OK
+    assert [step.outcome for step in record.steps] == [OK, OK]
+
+
+def test_problem_text_redacted_and_masked(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_SMTP_PASSWORD", SECRET)
+    notebook = _write_probe_notebook(tmp_path)
+    nb = nbformat.read(notebook, as_version=4)
+    # A check result as a real server's would display it: its problem names the server and a secret.
+    nb.cells[4].source = (
+        "import os\nfrom IPython.display import display\nfrom adminkb.findings import FINDING_MIME\n\n"
+        "problem = f'mail01.example.com 拒絕 {os.environ[\"ADMINKB_SMTP_PASSWORD\"]}'\n"
+        "display({FINDING_MIME: {'problems': [problem]}, 'text/plain': problem}, raw=True)")
+    nb.cells[6].source = "print('done')"
+    nbformat.write(nb, notebook)
+    record = record_run(notebook, {"SERVER": "mail01.example.com:25"}, out=tmp_path / "runs", mask=True,
+                        progress=False)
+    (problem,) = record.steps[0].problems
+    assert "mail01.example.com" not in problem
+    assert SECRET not in problem
+    assert REDACTED in problem
+    for path in (record.notebook_file, record.html_file, record.html_file.with_name("record.json")):
+        text = path.read_text(encoding="utf-8")
+        assert "mail01.example.com" not in text
+        assert SECRET not in text
+
+
+def test_cli_problems_exit_1(tmp_path, refused_server, capsys):
+    notebook = _write_probe_notebook(tmp_path)
+    assert run_area("run", str(notebook), "--out", str(tmp_path / "runs"), "-p", "SERVER", refused_server) == 1
+    out = capsys.readouterr().out
+    assert "（結果：發現問題）" in out
+    assert "執行完成，1 個步驟發現問題：" in out
+    assert f"- 步驟 1：連線檢查：{refused_server} 拒絕連線" in out
+
+
+def test_real_server_run_shows_no_sample(tmp_path, refused_server):
+    record = record_run("07", {"SERVER": refused_server, "APP_IP": None, "TIMEOUT": 3}, out=tmp_path / "runs",
+                        progress=False)
+    executed = nbformat.read(record.notebook_file, as_version=4)
+    # The outputs of steps 7 and 8, which read a MetaBase.xml copy and an event log export.
+    outputs = json.dumps([cell.get("outputs", []) for cell in executed.cells
+                          if cell.cell_type == "code" and "runbook_table(" in cell.source], ensure_ascii=False)
+    assert "略過這一步：沒有設定 METABASE 參數" in outputs
+    assert "略過這一步：沒有設定 EVENT_LOG 參數" in outputs
+    # The sample MetaBase.xml lets 192.0.2.x relay, and the sample events are dated 2026-03-02.
+    assert "192.0.2." not in outputs
+    assert "2026-03-02" not in outputs
+    assert "範例資料" not in outputs
+    outcomes = {step.title.split("：")[0]: step.outcome for step in record.steps}
+    assert outcomes["步驟 7"] == OK
+    assert outcomes["步驟 8"] == OK
+    assert outcomes["步驟 2"] == PROBLEMS
+    assert record.status == PROBLEMS

@@ -55,6 +55,7 @@ from evtx import PyEvtxParser
 
 from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
+from adminkb.samples import SAMPLE_EVENT_LOG, Notice, SampleTable, sample_name
 
 log = logging.getLogger("adminkb.eventlog")
 
@@ -383,3 +384,17 @@ def display_table(frame: pd.DataFrame) -> pd.DataFrame:
     shown["time"] = shown["time"].dt.strftime("%Y-%m-%d %H:%M:%S")
     shown["level"] = [message(f"eventlog.level.{level}") for level in shown["level"]]
     return shown.rename(columns={column: message(f"eventlog.column.{column}") for column in DISPLAY_COLUMNS})
+
+
+def runbook_table(path: str | os.PathLike[str] | None, *, lab: bool) -> pd.DataFrame | SampleTable | Notice:
+    """Return the SMTP service's problem events from the export at `path`, for a runbook's step.
+
+    Without `path`, the lab gets the project's sample export under a line saying it is a sample,
+    and a real server gets a notice that the step was skipped and names EVENT_LOG.
+    """
+    if path is not None:
+        return display_table(read_events(path))
+    if not lab:
+        return Notice(message("eventlog.runbook.skipped"))
+    return SampleTable(message("eventlog.runbook.sample", file=sample_name(SAMPLE_EVENT_LOG)),
+                       display_table(read_events(SAMPLE_EVENT_LOG)))

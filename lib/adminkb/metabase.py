@@ -32,6 +32,7 @@ import pandas as pd
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
+from adminkb.samples import SAMPLE_METABASE, Notice, SampleTable, sample_name
 
 NAMESPACE = "urn:microsoft-catalog:XML_Metabase_V64_0"
 SERVICE_LOCATION = "/lm/smtpsvc"
@@ -465,6 +466,20 @@ def display_table(servers: list[SmtpVirtualServer]) -> pd.DataFrame:
     """Return `settings_table` with its column titles in the user's language, for notebooks."""
     titles = {column: message(f"metabase.column.{column}") for column in TABLE_COLUMNS}
     return settings_table(servers).rename(columns=titles)
+
+
+def runbook_table(path: str | os.PathLike[str] | None, *, lab: bool) -> pd.DataFrame | SampleTable | Notice:
+    """Return the settings table of the MetaBase.xml copy at `path`, for a runbook's step.
+
+    Without `path`, the lab gets the project's sample MetaBase.xml under a line saying it is a
+    sample, and a real server gets a notice that the step was skipped and names METABASE.
+    """
+    if path is not None:
+        return display_table(read_metabase(path))
+    if not lab:
+        return Notice(message("metabase.runbook.skipped"))
+    return SampleTable(message("metabase.runbook.sample", file=sample_name(SAMPLE_METABASE)),
+                       display_table(read_metabase(SAMPLE_METABASE)))
 
 
 def _list_text(ip_list: IpList | None, raw: bytes | None, absent_key: str) -> str:

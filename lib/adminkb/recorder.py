@@ -17,6 +17,14 @@ local parts, host names and addresses with `adminkb.masking`.
 The HTML page is rendered by `adminkb.export`, so it looks like an exported runbook, shows
 widgets by their static fallback, and passes the same check for external resources. When that
 check fails, the notebook and `record.json` are kept and `run.html` is not written.
+
+A run aimed at a real server also records the problems its checks found: a step whose check
+result listed problems (see `adminkb.findings`) has the outcome "problems", and so does the run
+when no step failed. The lab's runbooks stage faults on purpose, so their checks list none.
+
+Ctrl+C (or SIGTERM, which the command line turns into KeyboardInterrupt) stops the run, and the
+cells executed so far are still written, with status "interrupted". A run stopped before any
+cell started leaves no folder behind.
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ from typing import Any
 
 import nbformat
 
-from adminkb.errors import InputError
+from adminkb.errors import InputError, os_error_text
+from adminkb.findings import problems_in_output
 from adminkb.i18n import message
 from adminkb.masking import Masker, mask_notebook
 from adminkb.redaction import SECRET_NAME, Redactor, secret_values
@@ -53,8 +62,13 @@ _STEP_HEADING = re.compile(r"^##\s*(步驟\s*\d+.*)$", re.MULTILINE)
 _PARAMETER_NAME = re.compile(r"\A[A-Z][A-Z0-9_]*\Z")
 
 OK = "ok"
+# Every cell ran, but a check found a problem on the real server.
+PROBLEMS = "problems"
 FAILED = "failed"
 NOT_RUN = "not_run"
+INTERRUPTED = "interrupted"
+# The error name `_mark_stopped_cell` gives the cell that was running when the user interrupted the run.
+INTERRUPTED_ERROR_NAME = "RunInterrupted"
 
 
 def default_runs_folder() -> Path:
@@ -76,7 +90,33 @@ def resolve_notebook(name: str | os.PathLike[str]) -> Path:
         raise InputError("recorder.not_found", value=text, next_key="recorder.unknown_number_next")
     if path.suffix.lower() != ".ipynb":
         raise InputError("recorder.not_notebook", value=text, next_key="recorder.unknown_number_next")
+    check_notebook_readable(path)
     return path
+
+
+def check_notebook_readable(path: Path) -> None:
+    """Raise InputError naming `path` and the reason when it is not a notebook nbformat can read."""
+    try:
+        nbformat.read(path, as_version=4)
+    except OSError as error:
+        reason = os_error_text(error)
+    except UnicodeDecodeError:
+        reason = message("recorder.reason.not_utf8")
+    except nbformat.reader.NotJSONError as error:
+        cause = error.__cause__
+        if isinstance(cause, json.JSONDecodeError):
+            reason = message("recorder.reason.bad_json_at", line=cause.lineno, column=cause.colno)
+        else:
+            reason = message("recorder.reason.bad_json")
+    except (ValueError, AttributeError, nbformat.ValidationError) as error:
+        # nbformat raises AttributeError for JSON that is not an object, and a ValidationError or
+        # NBFormatError (a ValueError) for an object that lacks a notebook's keys or version.
+        log.info("%s is not a readable notebook: %r", path, error)
+        reason = message("recorder.reason.not_notebook")
+    else:
+        return
+    raise InputError("recorder.notebook_unreadable", value=str(path), reason=reason,
+                     next_key="recorder.notebook_unreadable_next")
 
 
 @dataclass(frozen=True)
@@ -171,10 +211,11 @@ def check_parameters(notebook: Path, parameters: dict[str, object]) -> dict[str,
 
 @dataclass
 class StepOutcome:
-    """A `## 步驟` section of the runbook and how its code cells ended."""
+    """A `## 步驟` section of the runbook, how its code cells ended, and the problems its checks found."""
 
     title: str
     outcome: str
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -200,20 +241,29 @@ class RunRecord:
     def html_file(self) -> Path:
         return Path(self.folder) / "run.html"
 
+    @property
+    def steps_with_problems(self) -> list[StepOutcome]:
+        return [step for step in self.steps if step.problems]
+
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 def step_outcomes(notebook: Any) -> list[StepOutcome]:
-    """Return the outcome of each `## 步驟` section: failed when a code cell raised, not run after that."""
+    """Return the outcome of each `## 步驟` section.
+
+    A step is failed when a code cell raised, interrupted when the user stopped the run in one
+    of its cells, and not run after either. A step whose cells ran has the outcome "problems"
+    when one of its outputs lists problems a check found (`adminkb.findings`).
+    """
     outcomes: list[StepOutcome] = []
-    failed_before = False
+    stopped_before = False
     current: StepOutcome | None = None
     for cell in notebook.cells:
         if cell.cell_type == "markdown":
             heading = _STEP_HEADING.search(cell.source)
             if heading:
-                current = StepOutcome(heading.group(1).strip(), NOT_RUN if failed_before else OK)
+                current = StepOutcome(heading.group(1).strip(), NOT_RUN if stopped_before else OK)
                 outcomes.append(current)
             elif cell.source.lstrip().startswith("## "):
                 current = None
@@ -221,17 +271,50 @@ def step_outcomes(notebook: Any) -> list[StepOutcome]:
         if current is None or cell.cell_type != "code":
             continue
         executed = cell.get("execution_count") is not None
-        errored = any(output.get("output_type") == "error" for output in cell.get("outputs", []))
-        if errored:
-            current.outcome = FAILED
-            failed_before = True
-        elif not executed and current.outcome == OK and cell.source.strip():
+        outputs = cell.get("outputs", [])
+        for output in outputs:
+            current.problems.extend(problem for problem in problems_in_output(output)
+                                    if problem not in current.problems)
+        errors = [output for output in outputs if output.get("output_type") == "error"]
+        if errors:
+            interrupted = any(output.get("ename") == INTERRUPTED_ERROR_NAME for output in errors)
+            current.outcome = INTERRUPTED if interrupted else FAILED
+            stopped_before = True
+        elif not executed and current.outcome in (OK, PROBLEMS) and cell.source.strip():
             current.outcome = NOT_RUN
+        elif current.problems and current.outcome == OK:
+            current.outcome = PROBLEMS
     return outcomes
 
 
+def run_status(status: str, steps: list[StepOutcome]) -> str:
+    """Return the run's status: `status` from the execution, or "problems" when it ran and a step found some."""
+    if status == OK and any(step.outcome == PROBLEMS for step in steps):
+        return PROBLEMS
+    return status
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised by `record_run` when the user interrupted the run, after the record is written.
+
+    `record` is the record of the cells executed so far, or None when no cell had started, in
+    which case the run folder was removed again.
+    """
+
+    def __init__(self, record: RunRecord | None) -> None:
+        super().__init__()
+        self.record = record
+
+
 def _new_run_folder(parent: Path, stem: str, started: datetime) -> Path:
-    parent.mkdir(parents=True, exist_ok=True)
+    """Create and return a new folder for the run under `parent`, named after the start time and `stem`."""
+    if parent.exists() and not parent.is_dir():
+        raise InputError("recorder.out_not_folder", value=str(parent), next_key="recorder.out_next")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError("recorder.out_unusable", value=str(parent), reason=os_error_text(error),
+                         next_key="recorder.out_next") from error
     base = f"{started.strftime('%Y%m%d-%H%M%S')}_{stem}"
     for attempt in range(1, 1000):
         folder = parent / (base if attempt == 1 else f"{base}-{attempt}")
@@ -250,8 +333,10 @@ def record_run(notebook: str | os.PathLike[str], parameters: dict[str, object] |
 
     A runbook that raises, a cell that runs longer than `cell_timeout` seconds and a kernel that
     dies all still get their record (status failed, with the reason), because a failed live run
-    is worth keeping. Raises InputError for an unknown runbook or parameter, and after writing
-    the notebook and record.json, when the HTML page would load an external resource.
+    is worth keeping. Raises InputError for an unknown or unreadable runbook, an unknown
+    parameter or an `out` that is not a usable folder, before anything runs. Raises InputError
+    after writing the notebook and record.json when the HTML page would load an external
+    resource. Raises RunInterrupted on Ctrl+C, after writing the record of the cells that ran.
     """
     path = resolve_notebook(notebook)
     parameters = check_parameters(path, dict(parameters or {}))
@@ -260,26 +345,68 @@ def record_run(notebook: str | os.PathLike[str], parameters: dict[str, object] |
     folder = _new_run_folder(Path(out) if out else default_runs_folder(), path.stem, started)
     executed_path = folder / path.name
     log.info("recording %s into %s with parameters %s", path.name, folder, sorted(parameters))
-    # The executed notebook still contains any secret a cell printed, so it is written to a
-    # private scratch folder and only its cleaned copy reaches the run folder.
-    with tempfile.TemporaryDirectory(prefix="adminkb-run-") as scratch:
-        executed, status, error_text = _execute(path, parameters, Path(scratch), redactor, kernel_name=kernel_name,
-                                                cell_timeout=cell_timeout, progress=progress)
+    try:
+        # The executed notebook still contains any secret a cell printed, so it is written to a
+        # private scratch folder and only its cleaned copy reaches the run folder.
+        with tempfile.TemporaryDirectory(prefix="adminkb-run-") as scratch:
+            executed, status, error_text = _execute(path, parameters, Path(scratch), redactor,
+                                                    kernel_name=kernel_name, cell_timeout=cell_timeout,
+                                                    progress=progress)
+    except KeyboardInterrupt:
+        # Interrupted before papermill started or while the scratch folder was removed.
+        _remove_if_empty(folder)
+        raise
     finished = datetime.now(timezone.utc)
+    if status == INTERRUPTED and not _any_cell_started(executed):
+        log.info("run of %s interrupted before any cell started; removed %s", path.name, folder)
+        _remove_if_empty(folder)
+        raise RunInterrupted(None)
 
     masker = _run_masker(parameters) if mask else None
     executed = _clean_notebook(executed, redactor, masker)
+    steps = step_outcomes(executed)
     record = RunRecord(notebook=str(path), folder=str(folder), parameters=parameters,
                        started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
-                       host=message("recorder.masked_host") if mask else socket.gethostname(), status=status,
-                       masked=mask, steps=step_outcomes(executed), error=error_text)
+                       host=message("recorder.masked_host") if mask else socket.gethostname(),
+                       status=run_status(status, steps), masked=mask, steps=steps, error=error_text)
     record_data = _clean_data(record.to_dict(), redactor, masker)
-    nbformat.write(executed, executed_path)
-    (folder / "record.json").write_text(json.dumps(record_data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    _write_text(executed_path, nbformat.writes(executed))
+    _write_text(folder / "record.json", json.dumps(record_data, ensure_ascii=False, indent=2) + "\n")
     # The notebook and the record are clean already; this catches a spelling the renderer made.
     page = redactor.text(render_run_html(executed, record_data))
-    record.html_file.write_text(page, encoding="utf-8")
+    _write_text(record.html_file, page)
+    if status == INTERRUPTED:
+        raise RunInterrupted(record)
     return record
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write UTF-8 `text` to `path` through a temporary file, so that a second Ctrl+C leaves no half file.
+
+    The run folder is new and this run's own, so a fixed temporary name cannot collide, and
+    open() gives the file the usual mode (0o666 less the umask).
+    """
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "x", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError as error:
+        log.info("kept run folder %s: %s", folder, error)
+
+
+def _any_cell_started(notebook: Any) -> bool:
+    """Return whether papermill started any code cell of `notebook`."""
+    return any(cell.cell_type == "code" and cell.get("metadata", {}).get("papermill", {}).get("start_time")
+               for cell in notebook.cells)
 
 
 def _execute(path: Path, parameters: dict[str, object], scratch: Path, redactor: Redactor, *, kernel_name: str,
@@ -298,11 +425,20 @@ def _execute(path: Path, parameters: dict[str, object], scratch: Path, redactor:
     raw_path = scratch / path.name
     kernel_stderr = scratch / "kernel-stderr.log"
     status, error_text, stop_reason = OK, None, None
+    # The index of each cell whose execution finished, so that an interrupt between two cells
+    # is not blamed on the cell before it.
+    finished_cells: set[int] = set()
     try:
         papermill.execute_notebook(str(path), str(raw_path), parameters=parameters, kernel_name=kernel_name,
                                    cwd=str(path.parent), progress_bar=progress, execution_timeout=cell_timeout,
                                    request_save_on_cell_execute=True,
-                                   kernel_manager_class=_kernel_manager_class(kernel_stderr))
+                                   kernel_manager_class=_kernel_manager_class(kernel_stderr),
+                                   on_cell_executed=lambda cell_index, **_: finished_cells.add(cell_index))
+    except KeyboardInterrupt:
+        # papermill has interrupted and shut down the kernel, so the runbook's lab removed its
+        # temporary folder, and has saved the notebook as far as it ran.
+        status = INTERRUPTED
+        log.info("recorded run of %s interrupted by the user", path.name)
     except PapermillExecutionError as error:
         status, error_text = FAILED, redactor.text(f"{error.ename}: {error.evalue}")
         log.warning("recorded run of %s failed in cell %s: %s", path.name, error.exec_count, error_text)
@@ -320,7 +456,11 @@ def _execute(path: Path, parameters: dict[str, object], scratch: Path, redactor:
     # papermill saves the notebook after every cell and once more when it stops, so the file
     # exists unless the kernel never started.
     executed = nbformat.read(raw_path if raw_path.is_file() else path, as_version=4)
-    if stop_reason is not None:
+    if status == INTERRUPTED:
+        error_text = message("recorder.interrupted")
+        _mark_stopped_cell(executed, message("recorder.interrupted_cell"), name=INTERRUPTED_ERROR_NAME,
+                           finished=finished_cells)
+    elif stop_reason is not None:
         status, error_text = FAILED, stop_reason
         _mark_stopped_cell(executed, stop_reason)
     return executed, status, error_text
@@ -340,19 +480,24 @@ def _kernel_manager_class(stderr_file: Path) -> type:
     return FileStderrKernelManager
 
 
-def _mark_stopped_cell(notebook: Any, reason: str) -> None:
-    """Give the cell that was running when the run stopped an error output that states `reason`.
+def _mark_stopped_cell(notebook: Any, reason: str, *, name: str = "RunStopped",
+                       finished: set[int] | None = None) -> None:
+    """Give the cell that was running when the run stopped an error output `name` that states `reason`.
 
-    That cell is the last code cell papermill started. The KeyboardInterrupt the stop may
-    have left in it is dropped, because `reason` states why the cell ended.
+    That cell is the last code cell papermill started, unless its index is in `finished`: then
+    the run stopped between two cells and no cell is marked. The KeyboardInterrupt the stop may
+    have left in the cell is dropped, because `reason` states why the cell ended.
     """
-    started = [cell for cell in notebook.cells if cell.cell_type == "code"
+    started = [(index, cell) for index, cell in enumerate(notebook.cells)
+               if cell.cell_type == "code" and cell.source.strip()
                and cell.get("metadata", {}).get("papermill", {}).get("start_time")]
     if not started:
         return
-    cell = started[-1]
+    index, cell = started[-1]
+    if finished is not None and index in finished:
+        return
     cell.outputs = [output for output in cell.get("outputs", []) if output.get("output_type") != "error"]
-    cell.outputs.append(nbformat.v4.new_output("error", ename="RunStopped", evalue=reason, traceback=[reason]))
+    cell.outputs.append(nbformat.v4.new_output("error", ename=name, evalue=reason, traceback=[reason]))
     cell.metadata["papermill"]["status"] = "failed"
     cell.metadata["papermill"]["exception"] = True
 
@@ -420,7 +565,8 @@ def run_summary_cell(record: dict[str, Any]) -> Any:
             (message("recorder.html.status"), message(f"recorder.outcome.{record['status']}")),
             (message("recorder.html.parameters"), json.dumps(record["parameters"], ensure_ascii=False))]
     summary = "".join(f"<tr><th>{cell_text(name)}</th><td>{cell_text(value)}</td></tr>" for name, value in rows)
-    steps = "".join(f"<tr><td>{cell_text(step['title'])}</td><td>{_outcome_html(step['outcome'])}</td></tr>"
+    steps = "".join(f"<tr><td>{cell_text(step['title'])}</td>"
+                    f"<td>{_outcome_html(step['outcome'])}{_problems_html(step.get('problems', []))}</td></tr>"
                     for step in record["steps"])
     title = message("recorder.html.title", notebook=Path(str(record["notebook"])).name)
     source = (f"# {title}\n\n<table class=\"adminkb-run-record\">{summary}</table>\n\n"
@@ -429,9 +575,17 @@ def run_summary_cell(record: dict[str, Any]) -> Any:
 
 
 def _outcome_html(outcome: str) -> str:
-    """Return a step's outcome in the user's language, in bold when the step failed."""
+    """Return a step's outcome in the user's language, in bold unless the step ran without problems."""
     text = html.escape(message(f"recorder.outcome.{outcome}"))
-    return f"<strong>{text}</strong>" if outcome == FAILED else text
+    return f"<strong>{text}</strong>" if outcome in (FAILED, INTERRUPTED, PROBLEMS) else text
+
+
+def _problems_html(problems: list[str]) -> str:
+    """Return the problems a step's checks found as a list for its table cell, or "" when there are none."""
+    if not problems:
+        return ""
+    items = "".join(f"<li>{' '.join(html.escape(problem).splitlines())}</li>" for problem in problems)
+    return f"<ul>{items}</ul>"
 
 
 def render_run_html(notebook: Any, record: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adminkb import mailroot, pickup
+from adminkb import findings, mailroot, pickup
 from adminkb.dnscheck.resolver import format_nameserver, parse_nameserver
 from adminkb.errors import InputError
 from adminkb.i18n import message
@@ -464,7 +464,12 @@ def _raw_headers(path: Path) -> dict[str, str]:
 
 
 def open_target(server: str = LAB, *, source_address: str | None = None) -> SmtpTarget:
-    """Start the mail lab for `server="lab"`, or point at a real `HOST[:PORT]`, and return the target."""
+    """Start the mail lab for `server="lab"`, or point at a real `HOST[:PORT]`, and return the target.
+
+    For a real server, the check results the runbook displays from now on list their problems
+    for the record of `adminkb run` (see `adminkb.findings`). The lab's staged faults do not count.
+    """
     target = SmtpTarget(server, source_address=source_address)
+    findings.report_findings(not target.is_lab)
     log.info("runbook target %s (lab: %s)", target.address, target.is_lab)
     return target

@@ -2,7 +2,8 @@
 
 Each area lives in its own module here and adds its sub-commands through `register(subparsers)`.
 Exit status: 0 all well, 1 the check found problems, 2 the input could not be used. Commands
-that use other numbers on purpose (`smtp probe`) document them in their `--help`.
+that use other numbers on purpose (`smtp probe`) document them in their `--help`. Ctrl+C and
+SIGTERM stop a command the same way: it cleans up, prints "Interrupted." and exits with 130.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 from adminkb import __version__
 from adminkb.errors import AdminKbError, InputError
@@ -48,6 +51,8 @@ AREA_HELP_KEYS = {
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_BAD_INPUT = 2
+# The shell's status for a command stopped by Ctrl+C (128 + SIGINT); SIGTERM gets it too.
+EXIT_INTERRUPTED = 130
 
 # Range of every network --timeout, in seconds. Below 0.1 s no reply can arrive, and above an
 # hour a hung step would look like a hang of adminkb itself.
@@ -207,7 +212,19 @@ def add_help_option(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     make_console_safe()
-    words = list(sys.argv[1:] if argv is None else argv)
+    # Installed first, so that SIGTERM while the command's modules load also ends with 130.
+    restore_handlers = interrupt_on_terminate()
+    try:
+        return _run_command(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print(message("cli.interrupted"), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        restore_handlers()
+
+
+def _run_command(words: list[str]) -> int:
+    """Parse `words`, run the command's handler and turn its errors into an exit status."""
     undecodable = next((word for word in words if _has_undecodable_bytes(word)), None)
     if undecodable is not None:
         error = InputError("cli.argument_not_utf8", value=_escaped_bytes(undecodable),
@@ -225,15 +242,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AdminKbError as error:
         print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
         return error.exit_status
-    except KeyboardInterrupt:
-        print(message("cli.interrupted"), file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # The reader went away (`adminkb ... | head`): not an error of ours. Point stdout at
         # devnull so that the interpreter's final flush does not raise a second time.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+
+
+def interrupt_on_terminate() -> Callable[[], None]:
+    """Make SIGTERM (and Ctrl+Break on Windows) raise KeyboardInterrupt; return a function that undoes it.
+
+    Python's default for SIGTERM ends the process at once and runs no `finally` block. A
+    half-written temporary file then stays, and the Jupyter kernel of `adminkb run` or `export`
+    exits without removing its mail lab's temporary folder. As a KeyboardInterrupt, SIGTERM takes
+    the clean-up path of Ctrl+C instead. `adminkb lab` installs its own handlers while it runs.
+    Signal handlers can be set only in the main thread, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    numbers = [signal.SIGTERM]
+    if hasattr(signal, "SIGBREAK"):
+        numbers.append(signal.SIGBREAK)
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in numbers}
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore
 
 
 def _has_undecodable_bytes(word: str) -> bool:

@@ -34,11 +34,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_export(arguments: argparse.Namespace) -> int:
-    """Export the site and print where it is; InputError propagates to main() (exit status 2)."""
+    """Export the site and print where it is; InputError propagates to main() (exit status 2).
+
+    On a terminal, a progress bar shows how far the export is. When stderr is a file or a pipe
+    (a scheduled task, a CI log), one line per runbook does, because a bar there is unreadable.
+    """
+    terminal = sys.stderr.isatty()
+    action = message("export.progress_read" if arguments.use_stored_outputs else "export.progress_run")
+
+    def print_progress(number: int, count: int, path: Path) -> None:
+        print(message("export.cli.progress_line", action=action, number=number, count=count, name=path.name),
+              file=sys.stderr, flush=True)
+
     result = export_site(arguments.out, notebooks_dir=arguments.notebooks,
                          use_stored_outputs=arguments.use_stored_outputs, no_input=arguments.no_input,
                          mask=arguments.mask, cell_timeout=arguments.cell_timeout,
-                         progress=sys.stderr.isatty())
+                         progress=terminal, on_runbook=None if terminal else print_progress)
     for warning in result.warnings:
         print(message("export.cli.warning", text=warning), file=sys.stderr)
     print(message("export.cli.done", count=len(result.pages), path=result.out_dir,

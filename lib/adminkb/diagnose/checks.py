@@ -43,11 +43,16 @@ MAX_OUTBOUND_ADDRESSES = 3
 # The EHLO reply of the IIS SMTP Service names the client address: "250-host Hello [192.0.2.10]".
 _HELLO_ADDRESS = re.compile(r"Hello \[([0-9A-Fa-f:.]+)\]")
 
-# The two sources for "the recipient domain is local" (mail for it goes to Drop, not to an MX):
-# the configuration lists the domain, or the server accepted RCPT from a client that its relay
-# list does not allow.
+# How diagnose learns that the recipient domain is local, so that mail for it goes to Drop and
+# not to an MX. The configuration may list the domain. The server may have accepted RCPT from a
+# client that its configured relay list does not allow. Without a configuration, the server may
+# accept the recipient but refuse to relay to RELAY_CHECK_RECIPIENT.
 LOCAL_CONFIGURED = "configured"
 LOCAL_INFERRED = "inferred"
+LOCAL_PROBED = "probed"
+# A recipient in a reserved top-level domain (RFC 2606), which no server hosts, so accepting it
+# means the client may relay. The probe quits after RCPT TO, so nothing is ever sent to it.
+RELAY_CHECK_RECIPIENT = "adminkb-relay-check@relay-check.invalid"
 
 PortMap = Callable[[str, int], int]
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
@@ -140,13 +145,19 @@ def session_steps(request: DiagnoseRequest) -> list[Step]:
 
 
 def _local_recipient(request: DiagnoseRequest) -> str | None:
-    """Return LOCAL_CONFIGURED or LOCAL_INFERRED when the accepted recipient is in a local domain, else None.
+    """Return LOCAL_CONFIGURED, LOCAL_INFERRED or LOCAL_PROBED when the accepted recipient is local, else None.
 
-    Called once RCPT TO was accepted. Without a configuration nothing is known, so None.
+    Called once RCPT TO was accepted. Without a configuration, a second read-only session offers
+    RELAY_CHECK_RECIPIENT to the server. A relay denial there shows that this client may not
+    relay, so the recipient that the server accepted must be in a domain it handles itself.
     """
     configuration = request.configuration
     if configuration is None:
-        return None
+        check = probe(request.host, request.port, mail_from=request.mail_from, rcpt_to=[RELAY_CHECK_RECIPIENT],
+                      source_address=request.source_address, timeout=request.timeout,
+                      total_timeout=4 * request.timeout)
+        request.facts["relay_check"] = check
+        return LOCAL_PROBED if check.verdict.category == "relay_denied" else None
     if configuration.local_domains is not None:
         local = {domain.lower().rstrip(".") for domain in configuration.local_domains}
         return LOCAL_CONFIGURED if _recipient_domain(request) in local else None
@@ -158,7 +169,7 @@ def _local_recipient(request: DiagnoseRequest) -> str | None:
 
 def _local_values(request: DiagnoseRequest) -> dict[str, object]:
     return {"recipient": request.rcpt_to, "domain": _recipient_domain(request),
-            "client": request.facts.get("client_ip") or "-"}
+            "client": request.facts.get("client_ip") or "-", "check": RELAY_CHECK_RECIPIENT}
 
 
 def _client_address(result: ProbeResult, source_address: str | None) -> str | None:

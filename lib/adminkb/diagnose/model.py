@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from adminkb.findings import finding_bundle
 from adminkb.i18n import message
 
 OK = "ok"
@@ -152,6 +153,11 @@ class Diagnosis:
         titles = {column: message(f"diagnose.column.{column}") for column in ("step", "verdict", "evidence",
                                                                                 "next_step")}
         return pd.DataFrame(self.rows()).rename(columns=titles)
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, object]:
+        # Lists the most likely cause for `adminkb run` when the runbook is aimed at a real server.
+        top = self.most_likely
+        return finding_bundle([self.summary()] if top is not None and top.verdict == PROBLEM else [])
 
     def _repr_html_(self) -> str:
         import html

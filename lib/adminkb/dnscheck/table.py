@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from adminkb.dnscheck.result import CheckResult
+from adminkb.dnscheck.result import PROBLEM, CheckResult
+from adminkb.findings.table import FindingTable, finding_table
 from adminkb.i18n import message
 
 COLUMNS = ("check", "subject", "verdict", "records", "explanation", "next_step")
@@ -20,9 +21,14 @@ def verdict_text(result: CheckResult) -> str:
     return text
 
 
-def results_table(results: Iterable[CheckResult], *, explain: bool = True) -> pd.DataFrame:
+def results_table(results: Iterable[CheckResult], *, explain: bool = True) -> FindingTable:
     """Return one row per result: check, subject, verdict, records seen and, with `explain`, the
-    explanation and next step."""
+    explanation and next step.
+
+    In a runbook aimed at a real server, the table's display also lists the problems for the
+    record of `adminkb run` (see `adminkb.findings`).
+    """
+    results = list(results)
     columns = COLUMNS if explain else COLUMNS[:4]
     rows = []
     for result in results:
@@ -31,4 +37,8 @@ def results_table(results: Iterable[CheckResult], *, explain: bool = True) -> pd
         if explain:
             row += [result.explanation(), result.next_step()]
         rows.append(row)
-    return pd.DataFrame(rows, columns=[message(f"dnscheck.cli.column_{name}") for name in columns])
+    frame = pd.DataFrame(rows, columns=[message(f"dnscheck.cli.column_{name}") for name in columns])
+    problems = [message("findings.check_problem", check=message(f"dnscheck.check_name.{result.check}"),
+                        subject=result.subject, explanation=result.explanation())
+                for result in results if result.verdict == PROBLEM]
+    return finding_table(frame, problems)

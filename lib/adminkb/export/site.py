@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,8 @@ def _page_for(path: Path, notebook: Any) -> Page:
 
 def export_site(out_dir: Path | None = None, *, notebooks_dir: Path | None = None,
                 use_stored_outputs: bool = False, no_input: bool = False, mask: bool = False,
-                cell_timeout: int = DEFAULT_CELL_TIMEOUT, progress: bool = True) -> ExportResult:
+                cell_timeout: int = DEFAULT_CELL_TIMEOUT, progress: bool = True,
+                on_runbook: Callable[[int, int, Path], object] | None = None) -> ExportResult:
     """Write the offline site for every runbook in `notebooks_dir` to `out_dir`, and return what it wrote.
 
     The runbooks are executed first (against the lab, as their parameters set by default) unless
@@ -130,7 +132,8 @@ def export_site(out_dir: Path | None = None, *, notebooks_dir: Path | None = Non
     renamed into place only when every page is written and free of external resources, so a
     failed export leaves `out_dir` as it was. An existing `out_dir` is replaced only when it is
     empty or an earlier export. With `mask`, one Masker covers the whole site, so a host keeps one
-    placeholder on every page.
+    placeholder on every page. `progress` shows a progress bar on stderr, and `on_runbook` is
+    called with (number, count, path) before each runbook is read or run.
     """
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir()
     out_dir = out_dir.absolute()
@@ -140,7 +143,10 @@ def export_site(out_dir: Path | None = None, *, notebooks_dir: Path | None = Non
 
     notebooks = []
     label = message("export.progress_read" if use_stored_outputs else "export.progress_run")
-    for path in tqdm(paths, desc=label, unit=message("export.progress_unit"), disable=not progress):
+    for number, path in enumerate(tqdm(paths, desc=label, unit=message("export.progress_unit"),
+                                       disable=not progress), start=1):
+        if on_runbook is not None:
+            on_runbook(number, len(paths), path)
         notebook = read_notebook(path)
         if not use_stored_outputs:
             execute_notebook(notebook, path, cell_timeout)
@@ -222,6 +228,10 @@ def _write_site(out_dir: Path, files: dict[str, str]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         raise InputError("export.error.out_unwritable", value=str(out_dir), reason=os_error_text(error),
                          next_key="export.error.out_next") from error
+    except BaseException:
+        # Ctrl+C or SIGTERM while the pages are written.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _swap_into_place(staging: Path, out_dir: Path) -> None:

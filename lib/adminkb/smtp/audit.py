@@ -36,6 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from adminkb.errors import InputError, os_error_text
+from adminkb.findings.table import FindingTable, finding_table
 from adminkb.i18n import catalog, message
 from adminkb.smtp.addresses import (is_domain, validate_ehlo_name, validate_host, validate_port,
                                     validate_source_address, validate_timeout)
@@ -156,12 +157,19 @@ class AuditReport:
         return [{"item": item.title, "outcome": item.outcome_label, "explanation": item.explanation,
                  "fix": item.fix} for item in self.items]
 
-    def table(self, *, with_explanation: bool = True) -> pd.DataFrame:
-        """Return the items as a table with the catalog's column names, for a notebook to show."""
+    def table(self, *, with_explanation: bool = True) -> FindingTable:
+        """Return the items as a table with the catalog's column names, for a notebook to show.
+
+        In a runbook aimed at a real server, the table's display also lists the problems for the
+        record of `adminkb run` (see `adminkb.findings`).
+        """
         columns = ("item", "outcome", "explanation", "fix") if with_explanation else ("item", "outcome", "fix")
         rows = self.rows()
-        return pd.DataFrame({message(f"smtp_audit.render.column_{name}"): [row[name] for row in rows]
-                             for name in columns})
+        frame = pd.DataFrame({message(f"smtp_audit.render.column_{name}"): [row[name] for row in rows]
+                              for name in columns})
+        problems = [message("findings.audit_problem", item=item.title, explanation=item.explanation)
+                    for item in self.problems]
+        return finding_table(frame, problems)
 
     def transcript_text(self, *, timing: bool = True) -> str:
         parts = []

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from adminkb.errors import InputError
+from adminkb.findings import finding_bundle
 from adminkb.i18n import message
 from adminkb.smtp.addresses import validate_address
 from adminkb.smtp.replies import Reply, explain
@@ -93,6 +94,10 @@ class ProbeResult:
 
     def _repr_html_(self) -> str:
         return render_html(self, timing=self.show_timing)
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, object]:
+        # Lists the problem for `adminkb run` when the runbook is aimed at a real server.
+        return finding_bundle([self.verdict.summary] if self.verdict.level is Level.PROBLEM else [])
 
 
 _LEVEL_COLOURS = {Level.OK: "#1a7f37", Level.WARNING: "#9a6700", Level.PROBLEM: "#cf222e", Level.UNKNOWN: "#57606a"}
