@@ -106,6 +106,20 @@ def test_refused_diagnosis_lists_cause(refused_port):
     assert displayed(result)[FINDING_MIME] == {"problems": [result.summary()]}
 
 
+def test_undecided_dns_diagnosis_lists_cause():
+    # The DNS server cannot be reached, so the DNS step cannot decide: still a finding to act on.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        closed = probe_socket.getsockname()[1]
+    with MailLab(pickup_interval=None, relay_grant=["127.0.0.1"]) as lab:
+        result = diagnose(DiagnoseRequest(host=lab.host, port=lab.port, mail_from="app@example.com",
+                                          rcpt_to="user@example.net", check_outbound=True,
+                                          dns=f"127.0.0.1:{closed}", timeout=TIMEOUT))
+    assert result.cause == "dns_unreachable"
+    findings.report_findings(True)
+    assert displayed(result)[FINDING_MIME] == {"problems": [result.summary()]}
+
+
 def test_dns_table_lists_problem_rows():
     with LabDns.from_files(lab_zone_files()) as server:
         client = DnsClient(server.address, server.port, timeout=3)

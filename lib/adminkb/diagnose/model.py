@@ -156,8 +156,9 @@ class Diagnosis:
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, object]:
         # Lists the most likely cause for `adminkb run` when the runbook is aimed at a real server.
+        # A check that could not decide counts, because its exit status is its class's too.
         top = self.most_likely
-        return finding_bundle([self.summary()] if top is not None and top.verdict == PROBLEM else [])
+        return finding_bundle([self.summary()] if top is not None and top.verdict in (PROBLEM, UNKNOWN) else [])
 
     def _repr_html_(self) -> str:
         import html
