@@ -29,28 +29,33 @@ pytestmark = pytest.mark.timeout(300)
 SECRET = "hunter2-lab-only-secret"
 
 
-def _write_notebook(folder, *, fail_in_step_2=False):
+def _write_runbook(folder, file_name, title, steps, *, parameters='SERVER = "lab"  # 目標伺服器', tail=()):
+    """Write a small runbook: a title, a parameters cell, then one heading and code cell per step.
+
+    `steps` lists (heading, code) pairs, and `tail` adds markdown cells at the end.
+    """
     notebook = nbformat.v4.new_notebook()
-    parameters = nbformat.v4.new_code_cell('SERVER = "lab"  # 目標伺服器\nTIMEOUT = 10  # 逾時秒數')
-    parameters.metadata["tags"] = ["parameters"]
-    step_two = 'raise RuntimeError("step two broke")' if fail_in_step_2 else 'print("server", SERVER)'
-    notebook.cells = [
-        nbformat.v4.new_markdown_cell("# 99 測試"),
-        nbformat.v4.new_markdown_cell("## 參數"),
-        parameters,
-        nbformat.v4.new_markdown_cell("## 步驟 1：讀取環境變數"),
-        nbformat.v4.new_code_cell('import os\nprint("password is", os.environ["ADMINKB_SMTP_PASSWORD"])\n'
-                                  'os.environ["ADMINKB_SMTP_PASSWORD"]'),
-        nbformat.v4.new_markdown_cell("## 步驟 2：連線"),
-        nbformat.v4.new_code_cell(step_two),
-        nbformat.v4.new_markdown_cell("## 步驟 3：結束"),
-        nbformat.v4.new_code_cell('print("done")'),
-        nbformat.v4.new_markdown_cell("## 結論"),
-    ]
+    parameters_cell = nbformat.v4.new_code_cell(parameters)
+    parameters_cell.metadata["tags"] = ["parameters"]
+    notebook.cells = [nbformat.v4.new_markdown_cell(f"# {title}"), nbformat.v4.new_markdown_cell("## 參數"),
+                      parameters_cell]
+    for heading, code in steps:
+        notebook.cells += [nbformat.v4.new_markdown_cell(f"## {heading}"), nbformat.v4.new_code_cell(code)]
+    notebook.cells += [nbformat.v4.new_markdown_cell(text) for text in tail]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = folder / "99_test.ipynb"
+    path = folder / file_name
     nbformat.write(notebook, path)
     return path
+
+
+def _write_notebook(folder, *, fail_in_step_2=False):
+    step_two = 'raise RuntimeError("step two broke")' if fail_in_step_2 else 'print("server", SERVER)'
+    return _write_runbook(folder, "99_test.ipynb", "99 測試", [
+        ("步驟 1：讀取環境變數", 'import os\nprint("password is", os.environ["ADMINKB_SMTP_PASSWORD"])\n'
+                                 'os.environ["ADMINKB_SMTP_PASSWORD"]'),
+        ("步驟 2：連線", step_two),
+        ("步驟 3：結束", 'print("done")'),
+    ], parameters='SERVER = "lab"  # 目標伺服器\nTIMEOUT = 10  # 逾時秒數', tail=["## 結論"])
 
 
 def test_secret_never_reaches_record(tmp_path, monkeypatch):
@@ -74,30 +79,20 @@ TRICKY_SECRETS = {"Passw0rd\\2026": "Passw0rd", 'Tr0ub4dor&3"x\\y<z': "Tr0ub4dor
 
 
 def _write_secret_notebook(folder):
-    """Write a runbook that shows the secret in every way a cell can: printed, returned, as HTML, JSON, a table, an error."""
-    notebook = nbformat.v4.new_notebook()
-    parameters = nbformat.v4.new_code_cell('SERVER = "lab"  # 目標伺服器')
-    parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [
-        nbformat.v4.new_markdown_cell("# 98 機密資料"),
-        nbformat.v4.new_markdown_cell("## 參數"),
-        parameters,
-        nbformat.v4.new_markdown_cell("## 步驟 1：印出與傳回"),
-        nbformat.v4.new_code_cell('import html, json, os, sys\npw = os.environ["ADMINKB_SMTP_PASSWORD"]\n'
-                                  'print("password is", pw)\npw'),
-        nbformat.v4.new_markdown_cell("## 步驟 2：HTML、JSON 與表格"),
-        nbformat.v4.new_code_cell('import pandas as pd\nfrom IPython.display import HTML, display\n'
-                                  'display(HTML(f"<b>{html.escape(pw)}</b>"))\nprint(json.dumps({"password": pw}))\n'
-                                  'pd.DataFrame({"password": [pw]})'),
-        nbformat.v4.new_markdown_cell("## 步驟 3：分兩段寫出"),
-        nbformat.v4.new_code_cell('sys.stdout.write(pw[:6])\nsys.stdout.flush()\nsys.stdout.write(pw[6:] + "\\n")'),
-        nbformat.v4.new_markdown_cell("## 步驟 4：錯誤訊息"),
-        nbformat.v4.new_code_cell('raise ValueError(f"login failed with {pw!r}")'),
-    ]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = folder / "98_secret.ipynb"
-    nbformat.write(notebook, path)
-    return path
+    """Write a runbook that shows the secret in every way a cell can.
+
+    The cells print it, return it, show it as HTML, JSON and a table, and raise it in an error.
+    """
+    return _write_runbook(folder, "98_secret.ipynb", "98 機密資料", [
+        ("步驟 1：印出與傳回", 'import html, json, os, sys\npw = os.environ["ADMINKB_SMTP_PASSWORD"]\n'
+                               'print("password is", pw)\npw'),
+        ("步驟 2：HTML、JSON 與表格", 'import pandas as pd\nfrom IPython.display import HTML, display\n'
+                                       'display(HTML(f"<b>{html.escape(pw)}</b>"))\n'
+                                       'print(json.dumps({"password": pw}))\npd.DataFrame({"password": [pw]})'),
+        ("步驟 3：分兩段寫出", 'sys.stdout.write(pw[:6])\nsys.stdout.flush()\n'
+                               'sys.stdout.write(pw[6:] + "\\n")'),
+        ("步驟 4：錯誤訊息", 'raise ValueError(f"login failed with {pw!r}")'),
+    ])
 
 
 @pytest.mark.parametrize("secret", list(TRICKY_SECRETS))
@@ -420,22 +415,10 @@ def test_cli_failed_run_exits_1(tmp_path, monkeypatch, capsys):
 
 
 def _write_slow_notebook(folder):
-    notebook = nbformat.v4.new_notebook()
-    parameters = nbformat.v4.new_code_cell('SERVER = "lab"  # 目標伺服器')
-    parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [
-        nbformat.v4.new_markdown_cell("# 97 逾時"),
-        nbformat.v4.new_markdown_cell("## 參數"),
-        parameters,
-        nbformat.v4.new_markdown_cell("## 步驟 1：很慢的檢查"),
-        nbformat.v4.new_code_cell('import time\nprint("started", flush=True)\ntime.sleep(60)'),
-        nbformat.v4.new_markdown_cell("## 步驟 2：之後"),
-        nbformat.v4.new_code_cell('print("after")'),
-    ]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = folder / "97_slow.ipynb"
-    nbformat.write(notebook, path)
-    return path
+    return _write_runbook(folder, "97_slow.ipynb", "97 逾時", [
+        ("步驟 1：很慢的檢查", 'import time\nprint("started", flush=True)\ntime.sleep(60)'),
+        ("步驟 2：之後", 'print("after")'),
+    ])
 
 
 def test_cli_timeout_keeps_record(tmp_path, capfd):
@@ -472,28 +455,15 @@ def _write_interrupted_notebook(folder, stop_signal):
     `adminkb run`. Step 1 starts the mail lab and prints its temporary folder and the kernel's
     process id, so a test can check that both are gone afterwards.
     """
-    notebook = nbformat.v4.new_notebook()
-    parameters = nbformat.v4.new_code_cell('SERVER = "lab"  # 目標伺服器')
-    parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [
-        nbformat.v4.new_markdown_cell("# 96 中斷"),
-        nbformat.v4.new_markdown_cell("## 參數"),
-        parameters,
-        nbformat.v4.new_markdown_cell("## 步驟 1：啟動實驗室"),
-        nbformat.v4.new_code_cell('import os\nfrom adminkb.target import open_target\n\n'
-                                  'target = open_target(SERVER)\n'
-                                  'print("lab root", target.lab.root)\nprint("kernel pid", os.getpid())\n'
-                                  'print("password is", os.environ["ADMINKB_SMTP_PASSWORD"])'),
-        nbformat.v4.new_markdown_cell("## 步驟 2：被中斷的檢查"),
-        nbformat.v4.new_code_cell(f'import signal, time\nprint("before the signal", flush=True)\n'
-                                  f'os.kill(os.getppid(), signal.{stop_signal.name})\ntime.sleep(60)'),
-        nbformat.v4.new_markdown_cell("## 步驟 3：之後"),
-        nbformat.v4.new_code_cell('print("after")'),
-    ]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = folder / "96_interrupted.ipynb"
-    nbformat.write(notebook, path)
-    return path
+    return _write_runbook(folder, "96_interrupted.ipynb", "96 中斷", [
+        ("步驟 1：啟動實驗室", 'import os\nfrom adminkb.target import open_target\n\n'
+                               'target = open_target(SERVER)\n'
+                               'print("lab root", target.lab.root)\nprint("kernel pid", os.getpid())\n'
+                               'print("password is", os.environ["ADMINKB_SMTP_PASSWORD"])'),
+        ("步驟 2：被中斷的檢查", f'import signal, time\nprint("before the signal", flush=True)\n'
+                                 f'os.kill(os.getppid(), signal.{stop_signal.name})\ntime.sleep(60)'),
+        ("步驟 3：之後", 'print("after")'),
+    ])
 
 
 def _code_cell(notebook, start):
@@ -645,23 +615,11 @@ def test_cli_corrupt_notebook_rejected(tmp_path, capsys, content, reason):
 
 def _write_probe_notebook(folder):
     """Write a runbook that probes SERVER in step 1 and does nothing that can fail in step 2."""
-    notebook = nbformat.v4.new_notebook()
-    parameters = nbformat.v4.new_code_cell('SERVER = "lab"  # 目標伺服器')
-    parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [
-        nbformat.v4.new_markdown_cell("# 95 檢查"),
-        nbformat.v4.new_markdown_cell("## 參數"),
-        parameters,
-        nbformat.v4.new_markdown_cell("## 步驟 1：連線檢查"),
-        nbformat.v4.new_code_cell('from adminkb.target import open_target\n\ntarget = open_target(SERVER)\n'
-                                  'target.probe("app@example.com", "helpdesk@example.com", timeout=5)'),
-        nbformat.v4.new_markdown_cell("## 步驟 2：收尾"),
-        nbformat.v4.new_code_cell("target.close()"),
-    ]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = folder / "95_probe.ipynb"
-    nbformat.write(notebook, path)
-    return path
+    return _write_runbook(folder, "95_probe.ipynb", "95 檢查", [
+        ("步驟 1：連線檢查", 'from adminkb.target import open_target\n\ntarget = open_target(SERVER)\n'
+                             'target.probe("app@example.com", "helpdesk@example.com", timeout=5)'),
+        ("步驟 2：收尾", "target.close()"),
+    ])
 
 
 @pytest.fixture
