@@ -25,7 +25,7 @@ from pathlib import PureWindowsPath
 
 from adminkb.errors import InputError
 from adminkb.i18n import message
-from adminkb.termsrv.collect import BATCH_CODE_PAGE, CRLF, CopyBackItem, batch_start, escape_echo
+from adminkb.termsrv.collect import BATCH_CODE_PAGE, CRLF, CopyBackItem, batch_end, batch_start, escape_echo
 
 FOLDER_PREFIX = "smtp-collect-"
 DEFAULT_MAILROOT = r"C:\Inetpub\mailroot"
@@ -117,16 +117,7 @@ def collect_batch_text(*, mailroot: str = DEFAULT_MAILROOT, site: int = 1, days:
         f'if errorlevel 2 echo {escape_echo(message("collect.batch_no_logs"))} "{logs}" >> "{out}\\log.txt"',
         f'del "{vbs}"',
         f'dir /s /a /-c /t:w "{mailroot}" > "{out}\\mailroot_dir.txt" 2>&1',
-        "echo " + escape_echo(message("collect.batch_done")),
-        f'echo "{out}"',
-        "endlocal",
-        "goto :eof",
-        "",
-        ":no_folder",
-        "echo " + escape_echo(message("collect.batch_no_folder")),
-        f'echo "{out}"',
-        "endlocal",
-        "exit /b 1",
+        *batch_end("collect.batch_done", "collect.batch_no_folder"),
     ]
     return CRLF.join(lines) + CRLF
 

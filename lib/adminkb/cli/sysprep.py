@@ -164,6 +164,20 @@ def intelppm_document(check: IntelppmCheck) -> dict[str, object]:
                              for entry in check.control_sets]}
 
 
+def _write_output(path: Path, data: bytes, force: bool, area: str) -> None:
+    """Write `data` to `path` with the `area` catalog's messages for the errors.
+
+    Raises InputError for an existing file without --force and for a failed write.
+    """
+    if path.exists() and not force:
+        raise InputError(f"{area}.output_exists", value=str(path), next_key=f"{area}.output_exists_next")
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        raise InputError(f"{area}.write_failed", value=str(path), reason=os_error_text(error),
+                         next_key=f"{area}.write_failed_next") from None
+
+
 def run_collect_script(arguments: argparse.Namespace) -> int:
     """Write the XP batch file (or print it without --output), list the files to copy back, and return 0 or 2."""
     if arguments.output is None:
@@ -171,14 +185,7 @@ def run_collect_script(arguments: argparse.Namespace) -> int:
         return EXIT_OK
     path = Path(arguments.output)
     try:
-        if path.exists() and not arguments.force:
-            raise InputError("imaging_collect.output_exists", value=str(path),
-                             next_key="imaging_collect.output_exists_next")
-        try:
-            path.write_bytes(collect_batch_bytes())
-        except OSError as error:
-            raise InputError("imaging_collect.write_failed", value=str(path), reason=os_error_text(error),
-                             next_key="imaging_collect.write_failed_next") from None
+        _write_output(path, collect_batch_bytes(), arguments.force, "imaging_collect")
     except InputError as error:
         print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -198,14 +205,7 @@ def run_unattend(arguments: argparse.Namespace) -> int:
             sys.stdout.write(text.replace("\r\n", "\n"))
             return EXIT_OK
         path = Path(arguments.output)
-        if path.exists() and not arguments.force:
-            raise InputError("imaging_unattend.output_exists", value=str(path),
-                             next_key="imaging_unattend.output_exists_next")
-        try:
-            path.write_bytes(text.encode("utf-8"))
-        except OSError as error:
-            raise InputError("imaging_unattend.write_failed", value=str(path), reason=os_error_text(error),
-                             next_key="imaging_unattend.write_failed_next") from None
+        _write_output(path, text.encode("utf-8"), arguments.force, "imaging_unattend")
     except InputError as error:
         print(message("cli.error_prefix", text=str(error)), file=sys.stderr)
         return EXIT_BAD_INPUT

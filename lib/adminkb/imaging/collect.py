@@ -17,7 +17,7 @@ The batch file changes nothing on the machine. It uses only commands that XP has
 from __future__ import annotations
 
 from adminkb.i18n import message
-from adminkb.termsrv.collect import BATCH_CODE_PAGE, CRLF, CopyBackItem, batch_start, escape_echo
+from adminkb.termsrv.collect import BATCH_CODE_PAGE, CRLF, CopyBackItem, batch_end, batch_start, escape_echo
 
 FOLDER_PREFIX = "imaging-collect-"
 
@@ -52,16 +52,7 @@ def collect_batch_text() -> str:
         f' "{out}\\sysprep.inf" >> "{out}\\log.txt"',
         f'if not exist "%SystemDrive%\\Sysprep\\sysprep.inf" echo'
         f' {escape_echo(message("imaging_collect.batch_no_sysprep"))} >> "{out}\\log.txt"',
-        "echo " + escape_echo(message("imaging_collect.batch_done")),
-        f'echo "{out}"',
-        "endlocal",
-        "goto :eof",
-        "",
-        ":no_folder",
-        "echo " + escape_echo(message("imaging_collect.batch_no_folder")),
-        f'echo "{out}"',
-        "endlocal",
-        "exit /b 1",
+        *batch_end("imaging_collect.batch_done", "imaging_collect.batch_no_folder"),
     ]
     return CRLF.join(lines) + CRLF
 

@@ -93,6 +93,23 @@ def batch_start(folder_prefix: str, purpose_key: str, read_only_key: str) -> lis
     ]
 
 
+def batch_end(done_key: str, no_folder_key: str) -> list[str]:
+    """Return the closing lines of a collect batch file: the done message and the `:no_folder` label."""
+    out = "%OUT%"
+    return [
+        "echo " + escape_echo(message(done_key)),
+        f'echo "{out}"',
+        "endlocal",
+        "goto :eof",
+        "",
+        ":no_folder",
+        "echo " + escape_echo(message(no_folder_key)),
+        f'echo "{out}"',
+        "endlocal",
+        "exit /b 1",
+    ]
+
+
 def collect_batch_text() -> str:
     """Return the batch file text (CRLF line ends), with its messages in the current language."""
     out = "%OUT%"
@@ -117,16 +134,7 @@ def collect_batch_text() -> str:
         "echo " + escape_echo(message("termsrv.collect.batch_no_fciv")),
         f'echo {escape_echo(message("termsrv.collect.batch_no_fciv"))} >> "{out}\\log.txt"',
         ":done",
-        "echo " + escape_echo(message("termsrv.collect.batch_done")),
-        f'echo "{out}"',
-        "endlocal",
-        "goto :eof",
-        "",
-        ":no_folder",
-        "echo " + escape_echo(message("termsrv.collect.batch_no_folder")),
-        f'echo "{out}"',
-        "endlocal",
-        "exit /b 1",
+        *batch_end("termsrv.collect.batch_done", "termsrv.collect.batch_no_folder"),
         "",
         # reg export prompts before it overwrites a file unless given /y, so an old copy is removed first.
         # NOTE: whether XP's reg.exe accepts /y is unconfirmed, so the batch file does not use it.
