@@ -259,7 +259,7 @@ def test_summary_and_read_name_an_empty_file(tmp_path, capsys):
     assert f"有 1 個檔案是空的，沒有任何記錄或指示詞：{empty}。" in capsys.readouterr().err
 
 
-def test_summary_names_no_empty_file_for_a_real_log(capsys):
+def test_summary_real_log_not_empty(capsys):
     run("summary", str(LOGS / "w3c_truncated_last_line.log"))
     assert "檔案是空的" not in capsys.readouterr().out
 

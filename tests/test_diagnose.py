@@ -567,7 +567,7 @@ def test_cli_bad_smart_host_names_option():
 
 @needs_aliases
 def test_local_recipient_found_without_configuration(target):
-    # No MetaBase.xml: the relay check to a reserved address tells that example.com is local.
+    # No MetaBase.xml: the relay check to a reserved address shows that example.com is local.
     request = _lab_request(target, LOCAL_RECIPIENT)
     request.configuration = None
     request.check_outbound = True

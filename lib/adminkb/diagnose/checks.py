@@ -43,8 +43,8 @@ MAX_OUTBOUND_ADDRESSES = 3
 # The EHLO reply of the IIS SMTP Service names the client address: "250-host Hello [192.0.2.10]".
 _HELLO_ADDRESS = re.compile(r"Hello \[([0-9A-Fa-f:.]+)\]")
 
-# How diagnose learns that the recipient domain is local, so that mail for it goes to Drop and
-# not to an MX. The configuration may list the domain. The server may have accepted RCPT from a
+# Sources of the finding that the recipient domain is local, so that mail for it goes to Drop
+# and not to an MX. The configuration may list the domain. The server may have accepted RCPT from a
 # client that its configured relay list does not allow. Without a configuration, the server may
 # accept the recipient but refuse to relay to RELAY_CHECK_RECIPIENT.
 LOCAL_CONFIGURED = "configured"

@@ -12,7 +12,7 @@ from the SYSTEM hive file itself (read with regipy). In a hive the control sets 
 `ControlSet00N` keys and `Select\\Current` names the one in use. An export can also contain
 `CurrentControlSet`, which is the running system's alias of one of them.
 
-A hive holds every control set of the machine. An export holds only the keys that were exported,
+A hive contains every control set of the machine. An export contains only the exported keys,
 so the check is complete only when the export contains `HKLM\\SYSTEM\\Select` (whose Current,
 Default, Failed and LastKnownGood values name the control sets Windows uses) and, for each of
 those control sets, its intelppm key or a parent of it. Exporting all of `HKLM\\SYSTEM`

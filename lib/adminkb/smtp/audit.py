@@ -494,7 +494,7 @@ class _Auditor:
                 accepted[name] = result.facts.tls.cipher or "-"
             elif self._is_refusal(result):
                 refused[name] = result.reason
-                logger.info("%s refused %s: %s", host_port(self.host, self.port), name, result.reason)
+                logger.info("%s rejected %s: %s", host_port(self.host, self.port), name, result.reason)
             else:
                 untested[name] = result.reason
         self._judge_versions(accepted, refused, untested)
