@@ -13,10 +13,8 @@ import base64
 import binascii
 import codecs
 import logging
-import operator
 import os
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 from adminkb import mailroot
@@ -67,38 +65,24 @@ KINDS = {".eml": "message", ".bad": "badmail_message", ".bdr": "badmail_reason",
          ".ltr": "transcript", ".rtr": "transcript"}
 
 
-@dataclass(slots=True)
-class FileRow:
-    role: str
-    path: str
-    name: str
-    kind: str
-    size: int
-    # Seconds since the epoch (st_mtime); the frame turns all of them into timestamps at once.
-    modified: float | None
-    mailbox_domain: str = ""
-    mailbox_user: str = ""
-    sender: str = ""
-    recipients: tuple[str, ...] = ()
-    from_: str = ""
-    to: str = ""
-    subject: str = ""
-    date: str = ""
-    message_id: str = ""
-    reason: str = ""
-    error_code: str = ""
-    reason_sender: str = ""
-    notes: list[str] | None = None
-    unreadable: bool = False
+# The columns of a row, in inventory order. A row is a tuple of these values.
+ROW_COLUMNS = ("role", "path", "name", "kind", "size", "modified", "mailbox_domain", "mailbox_user", "sender",
+               "recipients", "from", "to", "subject", "date", "message_id", "reason", "error_code", "reason_sender",
+               "notes")
+# Header values of a file without a readable header section: sender, recipients, From, To,
+# Subject, Date and Message-ID.
+_NO_HEADER = ("", (), "", "", "", "", "")
+# Reason values of a file other than a .BDR: reason, error code and sender.
+_NO_REASON = ("", "", "")
+_FIELD_INDEX = {b"from": 2, b"to": 3, b"subject": 4, b"date": 5, b"message-id": 6}
 
-    def note(self, key: str, **values: object) -> None:
-        if self.notes is None:
-            self.notes = []
-        text = message(f"mailroot.note.{key}", **values)
-        # Two headers in raw Big5 (From and Subject, say) earn one note, not the same note twice.
-        if text not in self.notes:
-            self.notes.append(text)
 
+def _note(notes: list[str], key: str, **values: object) -> None:
+    """Append the note `key` in the display language to `notes`, unless the same text is there already."""
+    text = message(f"mailroot.note.{key}", **values)
+    # Two headers in raw Big5 (From and Subject, say) earn one note, not the same note twice.
+    if text not in notes:
+        notes.append(text)
 
 
 def _displayable(text: str) -> str:
@@ -108,49 +92,87 @@ def _displayable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def scan_file(full_path: str, relative: str, ansi_encoding: str) -> FileRow:
-    shown = _displayable(relative)
-    parts = shown.split("/")
-    name = parts[-1]
-    role = _ROLES.get(parts[0].lower(), OTHER) if len(parts) > 1 else OTHER
-    dot = name.rfind(".")
-    row = FileRow(role=role, path=shown, name=name, kind=KINDS.get(name[dot:].lower(), "other") if dot >= 0 else "other",
-               size=0, modified=None)
-    if shown is not relative and shown != relative:
-        row.note("name_not_utf8")
-    if role == mailroot.MAILBOX:
-        row.mailbox_domain, row.mailbox_user = _mailbox_owner(parts)
-    if name.startswith(".") and mailroot.is_temporary_file_name(name):
-        row.kind = "temporary"
+def _folder_facts(prefix: str) -> tuple[str, str, str]:
+    """Return the role, mailbox domain and mailbox user of files in the folder `prefix` ("" for the root)."""
+    if not prefix:
+        return OTHER, "", ""
+    parts = prefix.split("/")
+    role = _ROLES.get(parts[0].lower(), OTHER)
+    if role != mailroot.MAILBOX:
+        return role, "", ""
+    # parts contains the folders below the mailroot, without the file name.
+    if len(parts) < 3:
+        return role, (parts[1] if len(parts) > 1 else ""), ""
+    match = _MAILBOX_FOLDER.match(parts[2])
+    return role, parts[1], match.group(1) if match else ""
 
-    reads_header = row.kind in ("message", "badmail_message") or role in (mailroot.PICKUP, mailroot.QUEUE,
-                                                                             mailroot.DROP)
+
+def scan_chunk(files: list[tuple[str, str]], ansi_encoding: str) -> ScanColumns:
+    """Scan the files given as (full path, path relative to the mailroot) pairs, in that order.
+
+    The walk gives the files of one folder one after another, so the folder's role and mailbox
+    owner are worked out once for each run of files from the same folder.
+    """
+    rows = []
+    unreadable = 0
+    folder: str | None = None
+    facts = (OTHER, "", "")
+    for full_path, relative in files:
+        shown = _displayable(relative)
+        prefix, _, name = shown.rpartition("/")
+        if prefix != folder:
+            folder, facts = prefix, _folder_facts(prefix)
+        row, failed = _scan_file(full_path, shown, name, facts, shown != relative, ansi_encoding)
+        rows.append(row)
+        unreadable += failed
+    return ScanColumns(rows, unreadable)
+
+
+def _scan_file(full_path: str, shown: str, name: str, facts: tuple[str, str, str], name_not_utf8: bool,
+               ansi_encoding: str) -> tuple[tuple[object, ...], bool]:
+    """Read one file and return its row, and whether reading it failed."""
+    role, mailbox_domain, mailbox_user = facts
+    dot = name.rfind(".")
+    kind = KINDS.get(name[dot:].lower(), "other") if dot >= 0 else "other"
+    if name.startswith(".") and mailroot.is_temporary_file_name(name):
+        kind = "temporary"
+    notes: list[str] = []
+    if name_not_utf8:
+        _note(notes, "name_not_utf8")
+    size, modified = 0, None
+    header, reason = _NO_HEADER, _NO_REASON
+    failed = False
+    reads_header = kind in ("message", "badmail_message") or role in (mailroot.PICKUP, mailroot.QUEUE, mailroot.DROP)
     try:
-        if row.kind == "badmail_reason" or (reads_header and row.kind != "temporary"):
+        if kind == "badmail_reason" or (reads_header and kind != "temporary"):
             # One open serves both the size and time (fstat) and the header, saving a stat call a file.
             descriptor = _open_read_only(full_path)
             try:
-                _set_status(row, os.fstat(descriptor))
-                if row.kind == "badmail_reason":
-                    _read_badmail_reason(descriptor, row, ansi_encoding)
+                status = os.fstat(descriptor)
+                size, modified = status.st_size, status.st_mtime
+                if kind == "badmail_reason":
+                    reason = _read_badmail_reason(descriptor, notes, ansi_encoding)
                 else:
-                    _read_message_header(descriptor, row)
+                    header = _read_message_header(descriptor, size, notes)
             finally:
                 os.close(descriptor)
         else:
             # Other files (.BDP, whose layout is not documented, transcripts, temporary files)
             # only get their size and time.
-            _set_status(row, os.stat(full_path))
+            status = os.stat(full_path)
+            size, modified = status.st_size, status.st_mtime
     except OSError as error:
         log.debug("cannot read %s: %s", full_path, error)
-        row.unreadable = True
-        if row.modified is None:
+        failed = True
+        if modified is None:
             try:
-                _set_status(row, os.stat(full_path))
+                status = os.stat(full_path)
+                size, modified = status.st_size, status.st_mtime
             except OSError:
                 pass  # The row keeps size 0 and no time, and its note says why.
-        row.note("unreadable", detail=os_error_text(error))
-    return row
+        _note(notes, "unreadable", detail=os_error_text(error))
+    return (role, shown, name, kind, size, modified, mailbox_domain, mailbox_user, *header, *reason,
+            "; ".join(notes)), failed
 
 
 # Binary mode matters on Windows only, where os.open would otherwise translate line ends.
@@ -175,59 +197,58 @@ def _read_up_to(descriptor: int, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _set_status(row: FileRow, status: os.stat_result) -> None:
-    row.size = status.st_size
-    row.modified = status.st_mtime
+def _read_message_header(descriptor: int, size: int, notes: list[str]) -> tuple[object, ...]:
+    """Read a message file's sender, recipients, From, To, Subject, Date and Message-ID.
 
-
-def _mailbox_owner(parts: list[str]) -> tuple[str, str]:
-    """Return the domain and user of a file in `Mailbox\\<domain>\\P3_<user>.mbx\\`."""
-    if len(parts) < 4:
-        return (parts[1] if len(parts) > 2 else ""), ""
-    match = _MAILBOX_FOLDER.match(parts[2])
-    return parts[1], match.group(1) if match else ""
-
-
-def _read_message_header(descriptor: int, row: FileRow) -> None:
+    Each problem with the header section (empty, not mail, cut) adds a note to `notes`.
+    """
     header, complete = _read_header_bytes(descriptor)
     if not header.strip():
-        row.note("empty" if row.size == 0 else "no_header")
-        return
+        _note(notes, "empty" if size == 0 else "no_header")
+        return _NO_HEADER
 
     # Envelope lines come first: one match finds where they end, one findall reads them.
     offset = _ENVELOPE_BLOCK.match(header).end()
+    sender = ""
     recipients: list[str] = []
-    for name, value in _ENVELOPE_LINE.findall(header, 0, offset):
-        address = value.strip().decode("utf-8", errors="replace").strip("<>")
-        if name.lower() == b"x-sender":
-            row.sender = address or "<>"
-        elif address:
-            recipients.append(address)
-    row.recipients = tuple(recipients)
-    if offset and header[offset - 1:offset] != b"\n":
-        # The header is envelope lines only, the last one without a line feed.
-        offset += 1
-
-    # The scan needs a line feed before the first header line, which the envelope's last line
-    # provides when there is one.
-    rest, start = (header, offset - 1) if offset else (b"\n" + header, 0)
+    if offset:
+        for name, value in _ENVELOPE_LINE.findall(header, 0, offset):
+            address = value.strip().decode("utf-8", errors="replace").strip("<>")
+            if name.lower() == b"x-sender":
+                sender = address or "<>"
+            elif address:
+                recipients.append(address)
+        if header[offset - 1:offset] != b"\n":
+            # The header is envelope lines only, the last one without a line feed.
+            offset += 1
+        # The scan needs a line feed before the first header line: the envelope's last one.
+        rest, start = header, offset - 1
+    else:
+        rest, start = b"\n" + header, 0
     not_mail = not header[offset:].strip()
+    fields = [sender, tuple(recipients), "", "", "", "", ""]
     for name, value in _HEADER_SCAN.findall(rest, start):
         if not name:
             not_mail = True
             continue
-        attribute = _FIELD_ATTRIBUTES[name.lower()]
-        if getattr(row, attribute):
+        index = _FIELD_INDEX[name.lower()]
+        if fields[index]:
             continue
         if b"\n" in value:
             value = b" ".join(part.strip() for part in value.split(b"\n"))
         else:
             value = value.strip()
-        setattr(row, attribute, _decode_header_value(value, row))
+        if value.isascii() and b"=?" not in value:
+            fields[index] = value.decode("ascii")
+        else:
+            fields[index], value_notes = _decode_header_cached(value)
+            for key, values in value_notes:
+                _note(notes, key, **dict(values))
     if not_mail:
-        row.note("not_mail")
+        _note(notes, "not_mail")
     if not complete:
-        row.note("header_too_long", limit=MAX_HEADER_BYTES)
+        _note(notes, "header_too_long", limit=MAX_HEADER_BYTES)
+    return tuple(fields)
 
 
 def _read_header_bytes(descriptor: int) -> tuple[bytes, bool]:
@@ -269,16 +290,6 @@ def _header_end(data: bytes, start: int) -> int | None:
         start = position + 1
 
 
-def _decode_header_value(value: bytes, row: FileRow) -> str:
-    """Decode a raw header value: RFC 2047 encoded words, or raw 8-bit text as UTF-8, else cp950."""
-    if value.isascii() and b"=?" not in value:
-        return value.decode("ascii")
-    text, notes = _decode_header_cached(value)
-    for key, values in notes:
-        row.note(key, **dict(values))
-    return text
-
-
 @lru_cache(maxsize=4096)
 def _decode_header_cached(value: bytes) -> tuple[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]]:
     """Return the decoded text of a header value and the notes it earns.
@@ -318,11 +329,12 @@ def _decode_word(match: re.Match[str], notes: list[tuple[str, tuple[tuple[str, s
         return match.group(0)
 
 
-def _read_badmail_reason(descriptor: int, row: FileRow, ansi_encoding: str) -> None:
+def _read_badmail_reason(descriptor: int, notes: list[str], ansi_encoding: str) -> tuple[str, str, str]:
+    """Read a .BDR file's reason, error code and sender, adding a note to `notes` when it has none of them."""
     data = _read_up_to(descriptor, MAX_HEADER_BYTES)
     if not data:
-        row.note("empty")
-        return
+        _note(notes, "empty")
+        return _NO_REASON
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         text = data.decode("utf-16", errors="replace")
     elif data.startswith(codecs.BOM_UTF8):
@@ -332,45 +344,22 @@ def _read_badmail_reason(descriptor: int, row: FileRow, ansi_encoding: str) -> N
     reason = _BDR_REASON.search(text)
     code = _BDR_CODE.search(text)
     sender = _BDR_SENDER.search(text)
-    row.reason = " ".join(reason.group(1).split()) if reason else ""
-    row.error_code = code.group(1).upper().replace("0X", "0x") if code else ""
-    row.reason_sender = sender.group(1).strip() if sender else ""
     if not (reason or code):
-        row.note("unknown_reason_format")
-
-
-# The row fields in inventory column order, with the attribute each column comes from.
-_ROW_FIELDS = (("role", "role"), ("path", "path"), ("name", "name"), ("kind", "kind"), ("size", "size"),
-               ("modified", "modified"), ("mailbox_domain", "mailbox_domain"), ("mailbox_user", "mailbox_user"),
-               ("sender", "sender"), ("recipients", "recipients"), ("from", "from_"), ("to", "to"),
-               ("subject", "subject"), ("date", "date"), ("message_id", "message_id"), ("reason", "reason"),
-               ("error_code", "error_code"), ("reason_sender", "reason_sender"), ("notes", "notes"))
-_ROW_VALUES = operator.attrgetter(*(attribute for _, attribute in _ROW_FIELDS))
-ROW_COLUMNS = tuple(column for column, _ in _ROW_FIELDS)
+        _note(notes, "unknown_reason_format")
+    return (" ".join(reason.group(1).split()) if reason else "",
+            code.group(1).upper().replace("0X", "0x") if code else "",
+            sender.group(1).strip() if sender else "")
 
 
 class ScanColumns:
     """The rows of one chunk of files as one list per column, in ROW_COLUMNS order."""
 
-    def __init__(self) -> None:
-        self.values: dict[str, list[object]] = {column: [] for column in ROW_COLUMNS}
-        self.unreadable = 0
+    def __init__(self, rows: list[tuple[object, ...]], unreadable: int) -> None:
+        # One transposition in C instead of a list append per column and row.
+        transposed = zip(*rows) if rows else ((),) * len(ROW_COLUMNS)
+        self.values: dict[str, list[object]] = {column: list(values)
+                                                for column, values in zip(ROW_COLUMNS, transposed)}
+        self.unreadable = unreadable
 
     def __len__(self) -> int:
         return len(self.values["path"])
-
-    @classmethod
-    def from_rows(cls, rows: list[FileRow]) -> ScanColumns:
-        """Return the columns of `rows`, in their order."""
-        columns = cls()
-        columns.unreadable = sum(row.unreadable for row in rows)
-        # One attrgetter call a row and one transposition, both in C, instead of a list append
-        # per column and row.
-        for column, values in zip(ROW_COLUMNS, zip(*map(_ROW_VALUES, rows))):
-            columns.values[column] = list(values)
-        return columns
-
-
-def scan_chunk(files: list[tuple[str, str]], ansi_encoding: str) -> ScanColumns:
-    """Scan the files given as (full path, path relative to the mailroot) pairs, in that order."""
-    return ScanColumns.from_rows([scan_file(full_path, relative, ansi_encoding) for full_path, relative in files])

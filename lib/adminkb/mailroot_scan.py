@@ -155,8 +155,6 @@ def _arrow_column(column: str, values: list[object]) -> pa.Array:
         return pa.array(values, pa.float64())
     if column == "recipients":
         return pa.array(values, pa.list_(pa.string()))
-    if column == "notes":
-        return pa.array(["; ".join(notes) if notes else "" for notes in values], pa.string())
     return pa.array(values, pa.string())
 
 
