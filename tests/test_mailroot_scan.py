@@ -330,6 +330,36 @@ def test_stuck_domains(sample):
     assert domains["oldest_age"].tolist() == [pd.Timedelta(days=3, hours=4)] * 2
 
 
+def _pool_other_than_system():
+    import pyarrow as pa
+
+    for make in (pa.mimalloc_memory_pool, pa.jemalloc_memory_pool):
+        try:
+            return make()
+        except NotImplementedError:
+            continue
+    pytest.skip("this pyarrow has no allocator besides the system one")
+
+
+def test_scan_restores_the_arrow_memory_pool(sample):
+    import pyarrow as pa
+
+    original = pa.default_memory_pool()
+    chosen = _pool_other_than_system()
+    pa.set_memory_pool(chosen)
+    try:
+        assert not scan_mailroot(sample, now=NOW).empty
+        assert pa.default_memory_pool().backend_name == chosen.backend_name
+        # An error inside the block restores the pool too.
+        with pytest.raises(ZeroDivisionError):
+            with mailroot_scan.system_memory_pool():
+                assert pa.default_memory_pool().backend_name == "system"
+                raise ZeroDivisionError
+        assert pa.default_memory_pool().backend_name == chosen.backend_name
+    finally:
+        pa.set_memory_pool(original)
+
+
 def test_badmail_reasons(sample):
     reasons = badmail_reasons(scan_mailroot(sample, now=NOW))
     assert reasons.to_dict(orient="records") == [{"reason": "Unknown Error", "error_code": "0xC00402C7", "count": 4}]
