@@ -330,6 +330,24 @@ def test_stuck_domains(sample):
     assert domains["oldest_age"].tolist() == [pd.Timedelta(days=3, hours=4)] * 2
 
 
+def test_stuck_domains_count_recipients_and_messages(tmp_path):
+    (tmp_path / "Queue").mkdir()
+    envelope = {"one.EML": ["a@Example.NET", "b@example.net", "localuser"], "two.EML": ["c@example.net"],
+                "three.EML": ["d@partner.example.org"]}
+    for name, recipients in envelope.items():
+        lines = "".join(f"X-Receiver: {address}\r\n" for address in recipients)
+        (tmp_path / "Queue" / name).write_bytes(f"X-Sender: s@example.com\r\n{lines}Subject: x\r\n\r\nbody\r\n".encode())
+    for age, name in ((5, "one.EML"), (2, "two.EML"), (1, "three.EML")):
+        stamp = (NOW - timedelta(hours=age)).timestamp()
+        os.utime(tmp_path / "Queue" / name, (stamp, stamp))
+    domains = stuck_domains(scan_mailroot(tmp_path, now=NOW)).to_dict("records")
+    # Domains ignore case; an address without "@" counts as its own destination.
+    assert domains == [
+        {"domain": "example.net", "messages": 2, "recipients": 3, "oldest_age": pd.Timedelta(hours=5)},
+        {"domain": "localuser", "messages": 1, "recipients": 1, "oldest_age": pd.Timedelta(hours=5)},
+        {"domain": "partner.example.org", "messages": 1, "recipients": 1, "oldest_age": pd.Timedelta(hours=1)}]
+
+
 def _pool_other_than_system():
     import pyarrow as pa
 
