@@ -86,6 +86,21 @@ def test_table_multiline_cell():
     assert text.splitlines()[2:] == ["one  x", "two"]
 
 
+def test_table_escapes_control_characters():
+    # A Subject of "=?utf-8?Q?a=1B[31mred?=" decodes to an ANSI colour sequence.
+    text = output.render_table([{"a": "a\x1b[31mred\x9b2J\ttab\x00", "b": "x"}], ["a", "b"])
+    assert "\x1b" not in text
+    assert "\x9b" not in text
+    assert "\x00" not in text
+    assert text.splitlines()[2] == "a\\x1b[31mred\\x9b2J tab\\x00  x"
+
+
+def test_blocks_escape_control_characters():
+    text = output.render_blocks([{"a": "ok\x1b]0;title\x07"}], ["a"])
+    assert "\x1b" not in text
+    assert "\\x1b]0;title\\x07" in text
+
+
 def test_blocks_align_values(monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
     rows = [{"step": "1", "command": "copy a b\ncopy c d", "check": None}, {"step": "2", "command": "", "check": "ok"}]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,10 +34,17 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - display_width(text))
 
 
+# Control characters other than line breaks, which the table shows as \xNN. A header or a server
+# reply can carry an escape sequence, and printed raw it would recolour or rewrite the
+# admin's terminal.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
+
+
 def _cell(value: object) -> str:
     if value is None:
         return "-"
-    return str(value)
+    text = str(value).replace("\t", " ")
+    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group(0)):02x}", text)
 
 
 def render_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str],
