@@ -205,6 +205,28 @@ def test_overlong_header_is_noted(tmp_path, monkeypatch):
     assert "longer than 262144 bytes" in row["notes"]
 
 
+def test_header_just_over_limit_is_noted(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    (tmp_path / "Queue").mkdir()
+    # Ends inside the last read chunk, a little past the limit.
+    header = b"X-Sender: a@example.com\r\nSubject: " + b"x" * (mailroot_read.MAX_HEADER_BYTES + 1800)
+    (tmp_path / "Queue" / "long.EML").write_bytes(header + b"\r\n\r\nbody\r\n")
+    row = row_of(scan_mailroot(tmp_path, now=NOW), "long.EML")
+    assert "longer than 262144 bytes" in row["notes"]
+    assert len(row["subject"]) < mailroot_read.MAX_HEADER_BYTES
+
+
+def test_header_at_limit_is_whole(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    (tmp_path / "Queue").mkdir()
+    start = b"X-Sender: a@example.com\r\nSubject: "
+    header = start + b"x" * (mailroot_read.MAX_HEADER_BYTES - len(start))
+    (tmp_path / "Queue" / "limit.EML").write_bytes(header + b"\r\n\r\nbody\r\n")
+    row = row_of(scan_mailroot(tmp_path, now=NOW), "limit.EML")
+    assert row["notes"] == ""
+    assert len(row["subject"]) == mailroot_read.MAX_HEADER_BYTES - len(start)
+
+
 def scan_one_queue_file(root, headers):
     """Write one Queue file with an envelope and `headers`, scan the tree and return that file's row."""
     (root / "Queue").mkdir(exist_ok=True)
@@ -254,6 +276,36 @@ def test_other_charset_words_decode(tmp_path, monkeypatch, charset, encoding, te
     assert row["notes"] == ""
 
 
+def test_surrogate_from_utf7_word_is_noted(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    # UTF-7 can spell a lone surrogate, which no output (Arrow, JSON, a console) can encode.
+    row = scan_one_queue_file(tmp_path, b"Subject: =?utf-7?Q?+2AA-?=")
+    assert row["subject"] == "=?utf-7?Q?+2AA-?="
+    assert row["notes"] == "invalid RFC 2047 encoded word =?utf-7?Q?+2AA-?=, kept as it is"
+
+
+def test_words_beside_raw_utf8_decode(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    row = scan_one_queue_file(tmp_path, "Subject: 回覆: =?utf-8?B?5ris6Kmm?=".encode())
+    assert row["subject"] == "回覆: 測試"
+    assert row["notes"] == ""
+
+
+def test_character_split_over_two_words(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    # 測 is E6 B8 AC in UTF-8; the first word carries E6 B8, the second AC and all of 試.
+    row = scan_one_queue_file(tmp_path, b"Subject: =?UTF-8?B?5rg=?= =?UTF-8?B?rOippg==?=")
+    assert row["subject"] == "測試"
+    assert row["notes"] == ""
+
+
+def test_malformed_word_keeps_its_spacing(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    row = scan_one_queue_file(tmp_path, b"Subject: =?utf-8?B?5ris?= =?utf-8?B?@@@?= =?utf-8?B?6Kmm?=")
+    assert row["subject"] == "測 =?utf-8?B?@@@?= 試"
+    assert row["notes"] == "invalid RFC 2047 encoded word =?utf-8?B?@@@?=, kept as it is"
+
+
 def test_missing_root_is_input_error(tmp_path, monkeypatch):
     monkeypatch.setenv("ADMINKB_LANG", "en")
     with pytest.raises(InputError) as caught:
@@ -268,6 +320,75 @@ def test_unknown_encoding_is_input_error(tmp_path, monkeypatch):
     with pytest.raises(InputError) as caught:
         scan_mailroot(tmp_path, ansi_encoding="no-such-codepage")
     assert "no-such-codepage" in str(caught.value)
+
+
+@pytest.mark.parametrize("codec", ["rot13", "hex", "base64", "zlib", "idna"])
+def test_non_text_encoding_is_input_error(tmp_path, monkeypatch, codec):
+    mailroot.create_mailroot(tmp_path)
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    with pytest.raises(InputError) as caught:
+        scan_mailroot(tmp_path, ansi_encoding=codec)
+    assert f'"{codec}" is unknown' in str(caught.value)
+
+
+def test_unreadable_root_is_input_error(tmp_path, monkeypatch):
+    mailroot.create_mailroot(tmp_path)
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+    with pytest.raises(InputError) as caught:
+        scan_mailroot(tmp_path)
+    assert f"Cannot list the mailroot folder {tmp_path}" in str(caught.value)
+    assert "Permission denied" in str(caught.value)
+    assert "Run as an account that can read it" in str(caught.value)
+
+
+@pytest.mark.parametrize("workers", [2.5, "2", True])
+def test_workers_of_wrong_type_rejected(sample, workers):
+    with pytest.raises(ValueError, match="invalid workers value"):
+        scan_mailroot(sample, workers=workers)
+
+
+@pytest.mark.parametrize("command", ["scan", "summary"])
+def test_cli_reports_unlisted_folder(tmp_path, cli, capsys, monkeypatch, command):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    mailroot.create_mailroot(tmp_path)
+    clean = b"X-Sender: a@example.com\r\nX-Receiver: b@example.com\r\nSubject: x\r\n\r\nbody\r\n"
+    (tmp_path / "Drop" / "a.eml").write_bytes(clean)
+    (tmp_path / "Pickup" / "b.eml").write_bytes(clean)
+    arguments = ["mailroot", command, str(tmp_path), "--format", "json", "--no-progress"]
+    assert cli(arguments) == 0
+    assert "could not be listed" not in capsys.readouterr().err
+    real_scandir = os.scandir
+
+    def denied_scandir(path):
+        if str(path).endswith("Drop"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(mailroot_scan.os, "scandir", denied_scandir)
+    status = cli(arguments)
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "these folders could not be listed" in captured.err
+    assert captured.err.rstrip().endswith("Drop")
+
+
+def test_unlisted_folders_in_frame_attrs(sample, monkeypatch):
+    real_scandir = os.scandir
+
+    def denied_scandir(path):
+        if str(path).endswith("Drop"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(mailroot_scan.os, "scandir", denied_scandir)
+    assert scan_mailroot(sample, now=NOW).attrs["unlisted_folders"] == ["Drop"]
+    monkeypatch.setattr(mailroot_scan.os, "scandir", real_scandir)
+    assert scan_mailroot(sample, now=NOW).attrs["unlisted_folders"] == []
 
 
 def test_progress_bar_on_request(sample, capsys):
@@ -318,9 +439,19 @@ def test_unreadable_bdr_reason_labelled(tmp_path, monkeypatch):
     (tmp_path / "Badmail").mkdir()
     (tmp_path / "Badmail" / "a.BDR").write_bytes(b"")
     (tmp_path / "Badmail" / "b.BDR").write_bytes(b"garbage")
+    (tmp_path / "Badmail" / "c.BDR").write_bytes(b"The specific error code was 0xC00402C7.")
+    real_open = mailroot_read._open_read_only
+
+    def denied_open(path):
+        if path.endswith("c.BDR"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path)
+
+    monkeypatch.setattr(mailroot_read, "_open_read_only", denied_open)
     reasons = badmail_reasons(scan_mailroot(tmp_path, now=NOW))
     assert reasons.to_dict("records") == [
-        {"reason": "(the .BDR is empty or in a layout that was not recognised)", "error_code": "", "count": 2}]
+        {"reason": "(the .BDR is empty, could not be read, or is in a layout that was not recognised)",
+         "error_code": "", "count": 3}]
 
 
 def test_stuck_domains(sample):
@@ -332,7 +463,7 @@ def test_stuck_domains(sample):
 
 def test_stuck_domains_count_recipients_and_messages(tmp_path):
     (tmp_path / "Queue").mkdir()
-    envelope = {"one.EML": ["a@Example.NET", "b@example.net", "localuser"], "two.EML": ["c@example.net"],
+    envelope = {"one.EML": ["a@Example.NET", "b@example.net.", "localuser"], "two.EML": ["c@example.net"],
                 "three.EML": ["d@partner.example.org"]}
     for name, recipients in envelope.items():
         lines = "".join(f"X-Receiver: {address}\r\n" for address in recipients)
@@ -341,7 +472,7 @@ def test_stuck_domains_count_recipients_and_messages(tmp_path):
         stamp = (NOW - timedelta(hours=age)).timestamp()
         os.utime(tmp_path / "Queue" / name, (stamp, stamp))
     domains = stuck_domains(scan_mailroot(tmp_path, now=NOW)).to_dict("records")
-    # Domains ignore case; an address without "@" counts as its own destination.
+    # Domains ignore case and a trailing dot; an address without "@" counts as its own destination.
     assert domains == [
         {"domain": "example.net", "messages": 2, "recipients": 3, "oldest_age": pd.Timedelta(hours=5)},
         {"domain": "localuser", "messages": 1, "recipients": 1, "oldest_age": pd.Timedelta(hours=5)},
@@ -492,8 +623,24 @@ def test_name_not_utf8_is_noted(tmp_path, monkeypatch):
     with open(raw_name, "wb") as handle:
         handle.write(b"X-Sender: a@example.com\r\nX-Receiver: b@example.net\r\n\r\nSubject: x\r\n\r\nbody\r\n")
     frame = scan_mailroot(tmp_path, progress=False)
-    assert frame["name"].tolist() == ["bad\ufffdname.EML"]
+    assert frame["name"].tolist() == ["bad\\xffname.EML"]
     assert "not UTF-8" in frame["notes"].iloc[0]
+
+
+def test_names_not_utf8_keep_badmail_sets_apart(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    badmail = os.fsencode(str(tmp_path / "Badmail"))
+    os.mkdir(badmail)
+    for byte, reason in ((b"\xff", "Reason FF."), (b"\xfe", "Reason FE.")):
+        with open(badmail + b"/M" + byte + b".BAD", "wb") as handle:
+            handle.write(b"X-Sender: a@example.com\r\nX-Receiver: b@example.net\r\nSubject: x\r\n\r\nbody\r\n")
+        with open(badmail + b"/M" + byte + b".BDR", "wb") as handle:
+            handle.write(f"Unable to deliver this message because the follow error was encountered: "
+                         f"\"{reason}\".\r\n\r\nThe specific error code was 0xC00402C7.\r\n".encode("cp950"))
+    frame = scan_mailroot(tmp_path, now=NOW).set_index("name")
+    assert frame.index.is_unique
+    assert frame.loc["M\\xff.BAD", "reason"] == "Reason FF."
+    assert frame.loc["M\\xfe.BAD", "reason"] == "Reason FE."
 
 
 def test_equal_recipient_lists_stay_lists(tmp_path, monkeypatch):

@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import itertools
 import logging
+import operator
 import os
 import re
 from functools import lru_cache
@@ -38,8 +40,13 @@ _CHARSET_ALIASES = {"big5": "cp950", "x-big5": "cp950", "cn-big5": "cp950", "csb
                     "ms950": "cp950", "windows-950": "cp950", "x-x-big5": "cp950"}
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
-# RFC 2047 drops the white space between two adjacent encoded words.
-_SPACE_BETWEEN_WORDS = re.compile(r"(=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=)[ \t]+(?==\?[^?\s]+\?[BbQq]\?)")
+# A run of encoded words with only spaces or tabs between them, which RFC 2047 drops. A run is
+# decoded as a whole because a word may end inside a multibyte character. RFC 2047 forbids
+# that, but Python's email package (3.11) accepts it, and so does this reader.
+_ENCODED_RUN = re.compile(r"=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=(?:[ \t]*=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=)*")
+# Errors from decoding an encoded word: an unknown or non-text charset (LookupError), bad
+# Base64 (binascii.Error), and bytes or code points the charset rejects (ValueError).
+_WORD_ERRORS = (LookupError, binascii.Error, ValueError)
 # One pass of one regular expression over the header section finds two things. The headers the
 # inventory shows match with group 1 (the name) and group 2 (the value and its continuation
 # lines). A line that is no "Name: value" header, no continuation line and not the empty end
@@ -85,11 +92,15 @@ def _note(notes: list[str], key: str, **values: object) -> None:
         notes.append(text)
 
 
-def _displayable(text: str) -> str:
-    """Replace bytes that were not valid UTF-8 in a file name (surrogate escapes) with U+FFFD."""
+def display_name(text: str) -> str:
+    """Show bytes that were not valid UTF-8 in a file name (surrogate escapes) as \\xNN.
+
+    Escapes keep two names apart that differ only in such bytes, so that their rows and their
+    Badmail sets stay distinct, where one replacement character for every byte would merge them.
+    """
     if text.isascii():
         return text
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _folder_facts(prefix: str) -> tuple[str, str, str]:
@@ -118,7 +129,7 @@ def scan_chunk(files: list[tuple[str, str]], ansi_encoding: str) -> ScanColumns:
     folder: str | None = None
     facts = (OTHER, "", "")
     for full_path, relative in files:
-        shown = _displayable(relative)
+        shown = display_name(relative)
         prefix, _, name = shown.rpartition("/")
         if prefix != folder:
             folder, facts = prefix, _folder_facts(prefix)
@@ -252,23 +263,26 @@ def _read_message_header(descriptor: int, size: int, notes: list[str]) -> tuple[
 
 
 def _read_header_bytes(descriptor: int) -> tuple[bytes, bool]:
-    """Return the bytes up to the blank line that ends the header section, and whether it was found."""
+    """Return the bytes up to the blank line that ends the header section, and whether they are all there.
+
+    A header section longer than MAX_HEADER_BYTES is cut there, and the second value is False.
+    A file that ends inside its header section gives all its bytes.
+    """
     data = os.read(descriptor, FIRST_READ)
     end = _header_end(data, 0)
-    if end is not None:
-        return data[:end], True
-    if len(data) < FIRST_READ:
-        return data, True
-    while len(data) < MAX_HEADER_BYTES:
-        chunk = os.read(descriptor, READ_CHUNK)
-        if not chunk:
-            return data, True
-        start = max(0, len(data) - 3)
-        data += chunk
-        end = _header_end(data, start)
-        if end is not None:
-            return data[:end], True
-    return data[:MAX_HEADER_BYTES], False
+    if end is None and len(data) == FIRST_READ:
+        while end is None and len(data) <= MAX_HEADER_BYTES:
+            chunk = os.read(descriptor, READ_CHUNK)
+            if not chunk:
+                break
+            start = max(0, len(data) - 3)
+            data += chunk
+            end = _header_end(data, start)
+    if end is None:
+        end = len(data)
+    if end > MAX_HEADER_BYTES:
+        return data[:MAX_HEADER_BYTES], False
+    return data[:end], True
 
 
 def _header_end(data: bytes, start: int) -> int | None:
@@ -292,41 +306,85 @@ def _header_end(data: bytes, start: int) -> int | None:
 
 @lru_cache(maxsize=4096)
 def _decode_header_cached(value: bytes) -> tuple[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]]:
-    """Return the decoded text of a header value and the notes it earns.
+    """Decode a raw header value and return the text and the notes it earns.
 
-    The cache pays off because a backed-up queue repeats the same From and Subject thousands
-    of times.
+    Raw 8-bit text is read as UTF-8, else cp950, else Latin-1, and encoded words are decoded
+    in it too, because some mailers mix the two in one header. The cache pays off because a
+    backed-up queue repeats the same From and Subject thousands of times.
     """
     notes: list[tuple[str, tuple[tuple[str, str], ...]]] = []
-    if not value.isascii():
-        try:
-            return value.decode("utf-8"), ()
-        except UnicodeDecodeError:
-            pass
-        try:
-            text = value.decode("cp950")
-        except UnicodeDecodeError:
-            return value.decode("latin-1"), (("undecodable_header", ()),)
-        return text, (("raw_cp950_header", ()),)
-    text = _SPACE_BETWEEN_WORDS.sub(r"\1", value.decode("ascii"))
-    text = _ENCODED_WORD.sub(lambda match: _decode_word(match, notes), text)
+    text = value.decode("ascii") if value.isascii() else _decode_raw(value, notes)
+    if "=?" in text:
+        text = _ENCODED_RUN.sub(lambda match: _decode_run(match.group(0), notes), text)
     return text, tuple(notes)
 
 
-def _decode_word(match: re.Match[str], notes: list[tuple[str, tuple[tuple[str, str], ...]]]) -> str:
-    """Return the text of one encoded word, or the word unchanged (with a note) when it is malformed."""
-    charset = match.group(1).split("*", 1)[0].lower()
-    codec = _CHARSET_ALIASES.get(charset, charset)
-    payload = match.group(3).encode("ascii")
+def _decode_raw(value: bytes, notes: list[tuple[str, tuple[tuple[str, str], ...]]]) -> str:
+    """Decode unencoded 8-bit header bytes: UTF-8, else cp950 (with a note), else Latin-1 (with a note)."""
     try:
-        if match.group(2).upper() == "B":
-            raw = base64.b64decode(payload + b"=" * (-len(payload) % 4), validate=True)
-        else:
-            raw = binascii.a2b_qp(payload, header=True)
-        return raw.decode(codec)
-    except (LookupError, binascii.Error, UnicodeDecodeError, ValueError):
-        notes.append(("bad_encoded_word", (("word", match.group(0)),)))
-        return match.group(0)
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = value.decode("cp950")
+    except UnicodeDecodeError:
+        notes.append(("undecodable_header", ()))
+        return value.decode("latin-1")
+    notes.append(("raw_cp950_header", ()))
+    return text
+
+
+def _decode_run(run: str, notes: list[tuple[str, tuple[tuple[str, str], ...]]]) -> str:
+    """Decode a run of encoded words, joining the bytes of adjacent words in the same charset.
+
+    When a word in the run is malformed, each word is decoded on its own instead: a malformed
+    word stays as written, with a note, and so does the white space next to it.
+    """
+    words = list(_ENCODED_WORD.finditer(run))
+    try:
+        parts = [(_word_codec(word), _word_bytes(word)) for word in words]
+        return "".join(_decode_text(b"".join(raw for _, raw in group), codec)
+                       for codec, group in itertools.groupby(parts, key=operator.itemgetter(0)))
+    except _WORD_ERRORS:
+        pass
+    pieces: list[str] = []
+    end = 0
+    previous_decoded = False
+    for word in words:
+        try:
+            text = _decode_text(_word_bytes(word), _word_codec(word))
+            decoded = True
+        except _WORD_ERRORS:
+            notes.append(("bad_encoded_word", (("word", word.group(0)),)))
+            text = word.group(0)
+            decoded = False
+        if not (decoded and previous_decoded):
+            pieces.append(run[end:word.start()])
+        pieces.append(text)
+        end = word.end()
+        previous_decoded = decoded
+    return "".join(pieces)
+
+
+def _word_codec(word: re.Match[str]) -> str:
+    """Return the Python codec for an encoded word's charset (an RFC 2231 language suffix is dropped)."""
+    charset = word.group(1).split("*", 1)[0].lower()
+    return _CHARSET_ALIASES.get(charset, charset)
+
+
+def _word_bytes(word: re.Match[str]) -> bytes:
+    """Return the bytes an encoded word carries, from its B (Base64) or Q encoding."""
+    payload = word.group(3).encode("ascii")
+    if word.group(2).upper() == "B":
+        return base64.b64decode(payload + b"=" * (-len(payload) % 4), validate=True)
+    return binascii.a2b_qp(payload, header=True)
+
+
+def _decode_text(raw: bytes, codec: str) -> str:
+    """Decode `raw` with `codec`, rejecting lone surrogates (UTF-7 can produce them), which no output can encode."""
+    text = raw.decode(codec)
+    text.encode("utf-8")
+    return text
 
 
 def _read_badmail_reason(descriptor: int, notes: list[str], ansi_encoding: str) -> tuple[str, str, str]:

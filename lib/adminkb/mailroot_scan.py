@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from adminkb import mailroot
 from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
-from adminkb.mailroot_read import OTHER, ROW_COLUMNS, ScanColumns, scan_chunk
+from adminkb.mailroot_read import OTHER, ROW_COLUMNS, ScanColumns, display_name, scan_chunk
 
 log = logging.getLogger("adminkb.mailroot_scan")
 
@@ -72,32 +72,45 @@ def scan_mailroot(root: str | os.PathLike[str], *, now: datetime | None = None, 
     `.BDR` files without a byte-order mark are decoded with `ansi_encoding`. `workers` is the
     number of processes that read the files: None takes one per CPU for trees of at least
     PARALLEL_THRESHOLD files and reads smaller trees in this process; 1 never starts a process.
+
+    Folders that cannot be listed are logged, and their paths relative to `root` are in the
+    frame's `attrs["unlisted_folders"]`. Worker processes are spawned, so a script that calls
+    this must keep its top-level code under `if __name__ == "__main__":`, or each worker
+    runs that code again while it starts (the inventory stays correct, but side effects repeat).
     """
     root_path = Path(root)
     if not root_path.is_dir():
         raise InputError("mailroot.scan_root_missing", value=str(root_path), next_key="mailroot.scan_root_missing_next")
     # A folder with none of the service's folders is not a mailroot (a typo, or /etc): an empty
     # inventory would read as "nothing waiting" and hide the mistake.
-    present = {entry.name.lower() for entry in root_path.iterdir() if entry.is_dir()}
+    try:
+        present = {entry.name.lower() for entry in root_path.iterdir() if entry.is_dir()}
+    except OSError as error:
+        raise InputError("mailroot.scan_root_unreadable", value=str(root_path), detail=os_error_text(error),
+                         next_key="mailroot.scan_root_unreadable_next") from error
     if not present & {folder.lower() for folder in mailroot.FOLDER_NAMES}:
         raise InputError("mailroot.scan_not_mailroot", value=str(root_path),
                          folders=", ".join(mailroot.FOLDER_NAMES), next_key="mailroot.scan_root_missing_next")
     try:
-        codecs.lookup(ansi_encoding)
-    except LookupError:
+        # Decoding checks more than codecs.lookup: "hex" and "rot13" are codecs but not text
+        # encodings, and "idna" rejects the "replace" error handler that .BDR decoding uses.
+        b"\xa4\xa4".decode(ansi_encoding, errors="replace")
+    except (LookupError, ValueError):
         raise InputError("mailroot.unknown_encoding", value=ansi_encoding,
                          next_key="mailroot.unknown_encoding_next") from None
     instant = now or datetime.now(timezone.utc)
 
-    if workers is not None and workers < 1:
-        raise ValueError(f"invalid workers value {workers}: give 1 or more, or None to choose by tree size")
+    if workers is not None and (type(workers) is not int or workers < 1):
+        raise ValueError(f"invalid workers value {workers!r}: give an int of 1 or more, or None to choose by tree size")
     root_text = str(root_path)
     # A first walk only counts, so that the bar has a total and the worker count a basis. The
     # second walk streams paths to the readers chunk by chunk, so no list of every path is kept.
-    count = _count_files(root_text)
+    # Folders that cannot be listed, by path relative to the root, with the reason.
+    unlisted: dict[str, str] = {}
+    count = _count_files(root_text, unlisted)
     show = count > PROGRESS_THRESHOLD if progress is None else progress
     processes = _worker_count(workers, count)
-    chunks = functools.partial(_chunked_walk, root_text)
+    chunks = functools.partial(_chunked_walk, root_text, unlisted)
     with system_memory_pool():
         if show:
             with tqdm(total=count, file=sys.stderr, unit=message("mailroot.progress_unit"),
@@ -110,8 +123,12 @@ def scan_mailroot(root: str | os.PathLike[str], *, now: datetime | None = None, 
             # One line for the whole scan, so that a tree of locked files does not flood the log.
             log.warning("%d of %d files under %s could not be read (run with -vv for each one)",
                         collected.unreadable, collected.rows, root_path)
+        for folder, reason in unlisted.items():
+            log.warning("cannot list folder %s under %s: %s", folder, root_path, reason)
         log.info("scanned %d files under %s", collected.rows, root_path)
-        return _frame(collected, instant)
+        inventory = _frame(collected, instant)
+    inventory.attrs["unlisted_folders"] = sorted(unlisted)
+    return inventory
 
 
 @contextlib.contextmanager
@@ -227,11 +244,12 @@ def _scan_in_pool(chunks: Iterator[list[tuple[str, str]]], ansi_encoding: str, p
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _walk(root: str, *, report: bool = True) -> Iterator[tuple[str, str]]:
+def _walk(root: str, unlisted: dict[str, str]) -> Iterator[tuple[str, str]]:
     """Yield (full path, path relative to `root` with / separators) for every file under `root`.
 
-    Links to folders are not followed. A folder that cannot be listed is skipped, and logged
-    when `report` is true. Plain strings keep this fast on trees of 100,000 files.
+    Links to folders are not followed. A folder that cannot be listed is skipped, and its
+    relative path ("." for the root) and the error go into `unlisted`. Plain strings keep this
+    fast on trees of 100,000 files.
     """
     stack = [(root, "")]
     while stack:
@@ -245,18 +263,17 @@ def _walk(root: str, *, report: bool = True) -> Iterator[tuple[str, str]]:
                     elif entry.is_file():
                         yield entry.path, relative
         except OSError as error:
-            if report:
-                log.warning("cannot list folder %s: %s", folder, error)
+            unlisted.setdefault(display_name(prefix.rstrip("/")) or ".", os_error_text(error))
 
 
-def _count_files(root: str) -> int:
+def _count_files(root: str, unlisted: dict[str, str]) -> int:
     """Return the number of files `_walk` yields under `root`."""
-    return sum(1 for _ in _walk(root, report=False))
+    return sum(1 for _ in _walk(root, unlisted))
 
 
-def _chunked_walk(root: str) -> Iterator[list[tuple[str, str]]]:
+def _chunked_walk(root: str, unlisted: dict[str, str]) -> Iterator[list[tuple[str, str]]]:
     """Yield the files under `root` in lists of CHUNK_FILES, in the walk's order."""
-    files = _walk(root)
+    files = _walk(root, unlisted)
     while chunk := list(itertools.islice(files, CHUNK_FILES)):
         yield chunk
 
@@ -419,7 +436,9 @@ def stuck_domains(inventory: pd.DataFrame) -> pd.DataFrame:
     # The domain is the text after the last "@", in lower case, or the whole address if there is
     # no "@". Plain Python does this 8 times faster than pandas' str.rpartition (measured on
     # 117,000 addresses with pandas 3.1).
-    domains = [address.rpartition("@")[2].lower() or "-" for addresses in recipients for address in addresses]
+    # A trailing dot (an absolute DNS name) names the same domain as without it.
+    domains = [address.rpartition("@")[2].lower().rstrip(".") or "-" for addresses in recipients
+               for address in addresses]
     addresses = pd.DataFrame({"domain": domains, "message": np.repeat(np.arange(len(recipients)), counts)})
     per_message = addresses.groupby(["domain", "message"], sort=False).size().rename("recipients").reset_index()
     per_message["age"] = queued["age"].to_numpy()[per_message["message"].to_numpy()]

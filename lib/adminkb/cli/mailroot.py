@@ -133,14 +133,24 @@ def run_scan(arguments: argparse.Namespace) -> int:
     else:
         print(message("mailroot.cli.scan_heading", path=arguments.path, count=len(records)))
         print(render_table(records, TABLE_COLUMNS, _headers(TABLE_COLUMNS)))
-    return EXIT_PROBLEMS if (inventory["notes"] != "").any() else EXIT_OK
+    unlisted = _warn_unlisted(inventory)
+    return EXIT_PROBLEMS if unlisted or (inventory["notes"] != "").any() else EXIT_OK
+
+
+def _warn_unlisted(inventory: pd.DataFrame) -> bool:
+    """Print the folders the scan could not list to stderr; return whether there were any."""
+    folders = inventory.attrs.get("unlisted_folders", [])
+    if folders:
+        print(message("mailroot.unlisted_folders", folders=", ".join(folders)), file=sys.stderr)
+    return bool(folders)
 
 
 def run_diff(arguments: argparse.Namespace) -> int:
     """Print the files that changed since a saved inventory; return 1 when any did."""
     # Load first, so a misspelt name fails before a long scan.
     earlier = load_inventory(arguments.since, arguments.state_dir)
-    changes = diff_inventories(earlier, _scan(arguments))
+    current = _scan(arguments)
+    changes = diff_inventories(earlier, current)
     records = plain_records(changes)
     if arguments.format == "json":
         print(render_json({"path": arguments.path, "since": arguments.since, "changes": records}))
@@ -151,7 +161,9 @@ def run_diff(arguments: argparse.Namespace) -> int:
             record["change"] = message(f"mailroot.change.{record['change']}")
         print(message("mailroot.cli.diff_heading", path=arguments.path, name=arguments.since, count=len(records)))
         print(_table_or_none_records(records, list(changes.columns)))
-    return EXIT_PROBLEMS if records else EXIT_OK
+    # Files in a folder that could not be listed would show as gone, so the warning matters here too.
+    unlisted = _warn_unlisted(current)
+    return EXIT_PROBLEMS if records or unlisted else EXIT_OK
 
 
 def run_archive(arguments: argparse.Namespace) -> int:
@@ -237,7 +249,8 @@ def run_summary(arguments: argparse.Namespace) -> int:
                     message("mailroot.cli.reasons_heading"), _table_or_none(reasons)]
         print("\n".join(sections))
     waiting = folders[folders["role"].isin([QUEUE, BADMAIL])]["messages"].sum()
-    return EXIT_PROBLEMS if waiting else EXIT_OK
+    unlisted = _warn_unlisted(inventory)
+    return EXIT_PROBLEMS if waiting or unlisted else EXIT_OK
 
 
 def _table_or_none_records(records: list[dict[str, object]], columns: list[str]) -> str:
