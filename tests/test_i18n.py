@@ -100,6 +100,16 @@ def test_values_filled_in(monkeypatch):
     assert message("errors.invalid_input", value="abc") == "The input cannot be used: abc"
 
 
+def test_message_loads_only_its_area(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    i18n._area_messages.cache_clear()
+    try:
+        assert message("mailroot.cli.none") == "(none)"
+        assert i18n._area_messages.cache_info().currsize == 1
+    finally:
+        i18n._area_messages.cache_clear()
+
+
 def test_missing_key_raises():
     with pytest.raises(KeyError):
         message("no.such.message")
