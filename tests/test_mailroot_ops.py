@@ -674,3 +674,135 @@ def test_unfinished_journal_not_counted(root, journals, monkeypatch):
     monkeypatch.setattr(mailroot_ops._Runner, "run", lambda self: None)
     mailroot_ops.execute(plan, journals)
     assert mailroot_ops.earlier_resubmits(plan, journals) == []
+
+
+# Duplicates, spellings of one mailroot, damaged journals, and where files may go.
+
+def test_same_file_named_three_ways_sent_once(root, journals, monkeypatch):
+    monkeypatch.chdir(root.parent)
+    name = "NTFS_01a1b2c301dca9e200000006.BAD"
+    plan = mailroot_ops.plan_resubmit(root, [name, f"Badmail/{name}", f"{root.name}/Badmail/{name}"])
+    assert [step.source for step in plan.steps] == [f"Badmail/{name}"]
+    mailroot_ops.execute(plan, journals)
+    assert pickup_names(root) == ["resubmit-NTFS_01a1b2c301dca9e200000006.eml"]
+
+
+def test_two_ndrs_same_message_rejected(root):
+    for stem in ("NTFS_01e1b2c301dca9e20000000b", "NTFS_01f1b2c301dca9e20000000c"):
+        (root / "Badmail" / f"{stem}.BAD").write_bytes(ndr_for(chinese_original()))
+    before = tree(root)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_resubmit(root, ["NTFS_01e1b2c301dca9e20000000b.BAD", "NTFS_01f1b2c301dca9e20000000c.BAD"])
+    assert raised.value.key == "mailroot_ops.same_message_twice"
+    assert "NTFS_01e1b2c301dca9e20000000b.BAD" in str(raised.value)
+    assert "NTFS_01f1b2c301dca9e20000000c.BAD" in str(raised.value)
+    assert tree(root) == before
+
+
+def test_two_ndrs_different_recipients_both_sent(root):
+    (root / "Badmail" / "NTFS_01e1b2c301dca9e20000000b.BAD").write_bytes(ndr_for(chinese_original()))
+    (root / "Badmail" / "NTFS_01f1b2c301dca9e20000000c.BAD").write_bytes(
+        ndr_for(chinese_original(), failed=("ok@example.net",), delivered=()))
+    plan = mailroot_ops.plan_resubmit(root, ["NTFS_01e1b2c301dca9e20000000b.BAD", "NTFS_01f1b2c301dca9e20000000c.BAD"])
+    assert [step.recipients for step in plan.steps] == [("gone@example.net",), ("ok@example.net",)]
+
+
+def test_other_spelling_of_mailroot_rejected(root, journals, tmp_path):
+    link = tmp_path / "link-to-mailroot"
+    link.symlink_to(root, target_is_directory=True)
+    assert run_area("mailroot", "resubmit", str(root), DROP_SOURCE, "--confirm", "--state-dir", str(journals)) == 0
+    for spelling in (link, root / ".." / root.name):
+        with pytest.raises(InputError) as raised:
+            run_area("mailroot", "resubmit", str(spelling), DROP_SOURCE, "--confirm", "--state-dir", str(journals))
+        assert raised.value.key == "mailroot_ops.already_resubmitted"
+    assert pickup_names(root) == ["resubmit-NTFS_00d1b2c301dca9e200000004.eml"]
+
+
+def test_unfinished_journal_found_by_other_spelling(root, journals, tmp_path, monkeypatch):
+    link = tmp_path / "link-to-mailroot"
+    link.symlink_to(root, target_is_directory=True)
+    plan = mailroot_ops.plan_resubmit(root, [root / DROP_SOURCE])
+    monkeypatch.setattr(mailroot_ops._Runner, "run", lambda self: None)
+    mailroot_ops.execute(plan, journals)
+    [journal] = journals.glob("resubmit-*.jsonl")
+    assert mailroot_ops.unfinished_journals(link, "resubmit", journals) == [journal]
+
+
+def test_resume_after_cut_line_leaves_readable_journal(root, journals):
+    plan = mailroot_ops.plan_archive(root, 30, now=NOW)
+    outcome = mailroot_ops.execute(plan, journals)
+    lines = outcome.journal.read_text(encoding="utf-8").splitlines()
+    outcome.journal.write_text("\n".join(lines[:3]) + "\n" + lines[3][:5], encoding="utf-8")
+    mailroot_ops.resume(outcome.journal)
+    # Every line parses: the cut line was dropped before the resumed run appended.
+    events = journal_events(outcome.journal)
+    assert events[-1] == {"event": "finished"}
+    assert mailroot_ops.unfinished_journals(root, "archive", journals) == []
+
+
+def test_damaged_journal_stops_resubmit(root, journals):
+    journals.mkdir()
+    (journals / "resubmit-20260301T000000000000Z-1.jsonl").write_text('{"event": "plan", "ver', encoding="utf-8")
+    before = tree(root)
+    with pytest.raises(InputError) as raised:
+        run_area("mailroot", "resubmit", str(root), DROP_SOURCE, "--confirm", "--state-dir", str(journals))
+    assert raised.value.key == "mailroot_ops.journal_unreadable"
+    assert "resubmit-20260301T000000000000Z-1.jsonl" in str(raised.value)
+    assert "Move the damaged journal out of" in str(raised.value)
+    assert tree(root) == before
+
+
+def test_empty_journal_is_skipped(root, journals):
+    journals.mkdir()
+    (journals / "resubmit-20260301T000000000000Z-1.jsonl").write_bytes(b"")
+    assert run_area("mailroot", "resubmit", str(root), DROP_SOURCE, "--confirm", "--state-dir", str(journals)) == 0
+    assert pickup_names(root) == ["resubmit-NTFS_00d1b2c301dca9e200000004.eml"]
+
+
+def test_pickup_link_stages_beside_real_pickup(root, journals, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "other-disk"
+    elsewhere.mkdir()
+    shutil.move(str(root / "Pickup"), str(elsewhere / "Pickup"))
+    (root / "Pickup").symlink_to(elsewhere / "Pickup", target_is_directory=True)
+    renames = []
+    real_rename = os.rename
+
+    def recording_rename(source, target):
+        renames.append((Path(source), Path(target)))
+        return real_rename(source, target)
+
+    monkeypatch.setattr(mailroot_ops.os, "rename", recording_rename)
+    mailroot_ops.execute(mailroot_ops.plan_resubmit(root, [root / DROP_SOURCE]), journals)
+    [(staging, target)] = renames
+    # The staging file sat next to the real Pickup, on its volume, and never in the mailroot.
+    assert staging.parent == elsewhere
+    assert target.name == "resubmit-NTFS_00d1b2c301dca9e200000004.eml"
+    assert (elsewhere / "Pickup" / target.name).is_file()
+    assert not list(root.glob(".adminkb-resubmit-*"))
+
+
+@pytest.mark.parametrize("folder", ["Pickup", "Queue", "Badmail", "Drop"])
+def test_zip_in_service_folder_refused(root, folder):
+    before = tree(root)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(root, 30, zip_file=root / folder / "old.zip", now=NOW)
+    assert raised.value.key in ("mailroot_ops.service_folder_refused", "mailroot_ops.queue_refused")
+    assert tree(root) == before
+
+
+@pytest.mark.parametrize("folder", ["Pickup", "Drop", "SortTemp"])
+def test_folder_archive_in_service_folder_refused(root, folder):
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(root, 30, to=root / folder, now=NOW)
+    assert raised.value.key == "mailroot_ops.service_folder_refused"
+    assert f"mailroot's {folder} folder" in str(raised.value)
+
+
+def test_zip_partial_name_taken_refused(root, tmp_path):
+    notes = tmp_path / "report.zip.partial"
+    notes.write_text("my important notes", encoding="utf-8")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(root, 30, zip_file=tmp_path / "report.zip", now=NOW)
+    assert raised.value.key == "mailroot_ops.target_exists"
+    assert str(notes) in str(raised.value)
+    assert notes.read_text(encoding="utf-8") == "my important notes"

@@ -14,13 +14,17 @@ file either where it was or where it went, and `resume` finishes the job from th
 - An archive into a zip writes the whole zip under a `.partial` name, renames it into place,
   and only then removes the originals. Until the rerun removes them, they exist both in the
   zip and in Badmail, and never in neither.
-- A resubmission copies the message into a staging file in the mailroot's root folder (the
-  service does not watch it, and it is on Pickup's volume), journals that, and renames the
-  staging file into Pickup. A staging file that is gone after a crash was renamed, so the rerun
+- A resubmission copies the message into a staging file in the folder that contains Pickup's
+  real location, normally the mailroot itself (the service does not watch it, and it is on
+  Pickup's volume), journals that, and renames the staging file into Pickup. A staging file that is gone after a crash was renamed, so the rerun
   never puts a message into Pickup twice, even after the service has already picked it up.
   A file that a finished journal already resubmitted (same source path, size and modification
   time, or same Message-ID) is rejected unless the caller passes `again=True`. So running the
-  same command twice does not send the message twice either.
+  same command twice does not send the message twice either, also when the mailroot is named
+  through a link or "..". A journal folder with a damaged journal stops every operation until
+  that journal is moved away, because it may record an earlier resubmit.
+  NOTE: the check reads only the journal folder in use, so a run with another state folder
+  (--state-dir) can send a message again.
 
 Queue files are never touched: the service keeps them open while it works on them.
 """
@@ -37,7 +41,7 @@ import re
 import signal
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.message import Message
@@ -172,6 +176,7 @@ def plan_archive(root: str | os.PathLike[str], older_than_days: float, *, to: st
 
     if zip_file is not None:
         destination = Path(zip_file).absolute()
+        _check_not_service_folder(root_path, destination.parent)
         _check_zip_destination(destination)
         steps = [Step(ZIP, f"{mailroot.BADMAIL}/{entry.name}", f"{mailroot.BADMAIL}/{entry.name}",
                       entry.stat().st_size) for entry in chosen]
@@ -182,6 +187,7 @@ def plan_archive(root: str | os.PathLike[str], older_than_days: float, *, to: st
                              next_key="mailroot_ops.destination_not_folder_next")
         destination = base / instant.strftime("%Y-%m-%d")
         _check_not_queue(root_path, destination)
+        _check_not_service_folder(root_path, destination)
         steps = []
         for entry in chosen:
             if (destination / entry.name).exists():
@@ -207,19 +213,36 @@ def plan_resubmit(root: str | os.PathLike[str], files: Sequence[str | os.PathLik
         raise InputError("mailroot_ops.no_files", next_key="mailroot_ops.no_files_next")
     steps = []
     taken: set[str] = set()
+    sources: set[str] = set()
+    messages: dict[tuple[str, tuple[str, ...]], str] = {}
     for file in files:
         source = _resubmit_source(root_path, Path(file))
+        if os.path.normcase(source) in sources:
+            # The same file named twice (NTFS_x.BAD and Badmail/NTFS_x.BAD, say) is sent once.
+            log.info("resubmit source %s was given more than once, so it is copied once", source)
+            continue
+        sources.add(os.path.normcase(source))
         sender, recipients, data = resubmit_content(root_path / source)
+        message_id = _message_id(data)
+        if message_id:
+            # Two NDRs of one message for the same failed recipients would deliver it twice.
+            # NDRs for different recipients are fine: each sends to its own.
+            key = (message_id, tuple(sorted(address.lower() for address in recipients)))
+            if key in messages:
+                raise InputError("mailroot_ops.same_message_twice", value=f"{messages[key]}, {source}",
+                                 next_key="mailroot_ops.same_message_twice_next")
+            messages[key] = source
         target = _pickup_name(pickup_folder, source, taken)
         taken.add(target.lower())
         status = (root_path / source).stat()
         steps.append(Step(COPY_TO_PICKUP, source, target, status.st_size, sender, tuple(recipients),
-                          status.st_mtime_ns, _message_id(data)))
+                          status.st_mtime_ns, message_id))
     return Plan(RESUBMIT, root_path, pickup_folder, steps)
 
 
 def _mailroot(root: str | os.PathLike[str]) -> Path:
-    root_path = Path(root).absolute()
+    # Links and ".." are resolved, so that the journals of one mailroot match however it is spelt.
+    root_path = Path(os.path.realpath(root))
     if not root_path.is_dir():
         raise InputError("mailroot.scan_root_missing", value=str(root_path), next_key="mailroot.scan_root_missing_next")
     _check_not_queue(root_path, root_path)
@@ -233,15 +256,25 @@ def _check_not_queue(root: Path, path: Path) -> None:
 
 
 def _is_within(path: Path, folder: Path) -> bool:
-    resolved_path = os.path.normcase(os.path.abspath(path))
-    resolved_folder = os.path.normcase(os.path.abspath(folder))
+    resolved_path = os.path.normcase(os.path.realpath(path))
+    resolved_folder = os.path.normcase(os.path.realpath(folder))
     return resolved_path == resolved_folder or resolved_path.startswith(resolved_folder + os.sep)
 
 
+def _check_not_service_folder(root: Path, path: Path) -> None:
+    """Raise InputError when `path` is one of the mailroot's service folders or lies inside one."""
+    for folder in mailroot.FOLDER_NAMES:
+        if _is_within(path, root / folder):
+            raise InputError("mailroot_ops.service_folder_refused", value=str(path), folder=folder,
+                             next_key="mailroot_ops.service_folder_refused_next")
+
+
 def _check_zip_destination(destination: Path) -> None:
-    if destination.exists():
-        raise InputError("mailroot_ops.target_exists", value=str(destination),
-                         next_key="mailroot_ops.target_exists_next")
+    # The zip is written as <name>.partial first, so a file of that name must not be lost either.
+    for path in (destination, _partial_zip(destination)):
+        if path.exists():
+            raise InputError("mailroot_ops.target_exists", value=str(path),
+                             next_key="mailroot_ops.target_exists_next")
     if not destination.parent.is_dir():
         raise InputError("mailroot_ops.destination_missing", value=str(destination.parent),
                          next_key="mailroot_ops.destination_missing_next")
@@ -268,7 +301,7 @@ def _resubmit_source(root: Path, file: Path) -> str:
                          next_key="mailroot_ops.not_resubmittable_next")
     if candidate.suffix.lower() in (".bdr", ".bdp"):
         raise InputError("mailroot_ops.reason_file", value=str(file), next_key="mailroot_ops.reason_file_next")
-    return Path(os.path.relpath(os.path.abspath(candidate), root)).as_posix()
+    return Path(os.path.relpath(os.path.realpath(candidate), root)).as_posix()
 
 
 def _pickup_name(pickup_folder: Path, source: str, taken: set[str]) -> str:
@@ -412,6 +445,7 @@ def resume(journal: str | os.PathLike[str]) -> Outcome:
     """Finish the job an interrupted `execute` recorded in `journal`; a finished journal is left as it is."""
     path = Path(journal)
     plan, events = _read_journal(path)
+    _drop_cut_last_line(path)
     runner = _Runner(plan, path, events)
     outcome = runner.run()
     outcome.resumed = True
@@ -435,15 +469,11 @@ def unfinished_journals(root: str | os.PathLike[str], operation: str,
     folder = Path(state_dir) if state_dir is not None else default_journal_dir()
     if not folder.is_dir():
         return []
-    root_text = str(Path(root).absolute())
+    root_text = os.path.realpath(root)
     found = []
-    for path in sorted(folder.glob(f"{operation}-*.jsonl")):
-        try:
-            plan, events = _read_journal(path)
-        except InputError as error:
-            log.warning("skipping journal %s: %s", path, error)
-            continue
-        if str(plan.mailroot) == root_text and not any(event.get("event") == "finished" for event in events):
+    for path, plan, events in _journals_in(folder, operation):
+        if os.path.realpath(plan.mailroot) == root_text and not any(event.get("event") == "finished"
+                                                                    for event in events):
             found.append(path)
     return found
 
@@ -460,15 +490,12 @@ def earlier_resubmits(plan: Plan, state_dir: str | os.PathLike[str] | None = Non
         return []
     by_file: dict[tuple[str, int, int], EarlierResubmit] = {}
     by_message_id: dict[str, EarlierResubmit] = {}
-    for path in sorted(folder.glob(f"{RESUBMIT}-*.jsonl")):
-        try:
-            earlier_plan, events = _read_journal(path)
-            finished_at = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-        except (InputError, OSError) as error:
-            log.warning("skipping journal %s: %s", path, error)
+    root_text = os.path.realpath(plan.mailroot)
+    for path, earlier_plan, events in _journals_in(folder, RESUBMIT):
+        if os.path.realpath(earlier_plan.mailroot) != root_text or not any(event.get("event") == "finished"
+                                                                           for event in events):
             continue
-        if earlier_plan.mailroot != plan.mailroot or not any(event.get("event") == "finished" for event in events):
-            continue
+        finished_at = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
         done = {event.get("step") for event in events if event.get("event") == "done"}
         for index, step in enumerate(earlier_plan.steps):
             if index not in done:
@@ -486,6 +513,44 @@ def earlier_resubmits(plan: Plan, state_dir: str | os.PathLike[str] | None = Non
         if record is not None:
             found.append(EarlierResubmit(step.source, record.journal, record.finished_at))
     return found
+
+
+def _journals_in(folder: Path, operation: str) -> Iterator[tuple[Path, Plan, list[dict[str, object]]]]:
+    """Yield each journal of `operation` in `folder`, oldest first, with its plan and events.
+
+    An empty journal (a run stopped before it wrote its plan, so it changed nothing) is skipped.
+    Any other journal that cannot be read raises InputError: skipping it could hide an
+    unfinished job or an earlier resubmit, and so send a message twice.
+    """
+    for path in sorted(folder.glob(f"{operation}-*.jsonl")):
+        try:
+            if path.stat().st_size == 0:
+                log.info("skipping empty journal %s", path)
+                continue
+            plan, events = _read_journal(path)
+        except OSError as error:
+            raise InputError("mailroot_ops.journal_unreadable", value=str(path), detail=os_error_text(error),
+                             folder=str(folder), next_key="mailroot_ops.journal_unreadable_in_folder_next") from error
+        except InputError as error:
+            raise InputError("mailroot_ops.journal_unreadable", value=str(path), where=error.where,
+                             detail=error.values.get("detail", ""), folder=str(folder),
+                             next_key="mailroot_ops.journal_unreadable_in_folder_next") from error
+        yield path, plan, events
+
+
+def _drop_cut_last_line(path: Path) -> None:
+    """Cut a journal back to its last whole line, so that the next entry starts on a line of its own.
+
+    A crash or a full disk while appending can leave the last line cut, which reading ignores.
+    """
+    try:
+        with open(path, "rb+") as handle:
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+    except OSError as error:
+        raise InputError("mailroot_ops.journal_failed", value=str(path), detail=os_error_text(error),
+                         next_key="mailroot_ops.journal_failed_next") from error
 
 
 def _read_journal(path: Path) -> tuple[Plan, list[dict[str, object]]]:
@@ -622,7 +687,7 @@ class _Runner:
 
     def _archive_to_zip(self) -> None:
         zip_path = self.plan.destination
-        partial = zip_path.with_name(zip_path.name + ".partial")
+        partial = _partial_zip(zip_path)
         if "zip_written" not in self.flags:
             self._write_zip(partial)
             _crash_point("zip_written")
@@ -684,7 +749,7 @@ class _Runner:
         for index, step in enumerate(self.plan.steps):
             if index in self.done:
                 continue
-            staging = self.plan.mailroot / f"{_STAGING_PREFIX}{self.journal.stem}-{index}.tmp"
+            staging = _staging_folder(self.plan.destination) / f"{_STAGING_PREFIX}{self.journal.stem}-{index}.tmp"
             target = self.plan.destination / step.target
             if index not in self.staged:
                 source = self.plan.mailroot / step.source
@@ -707,6 +772,20 @@ class _Runner:
                 _fsync_folder(target.parent)
                 _crash_point("renamed")
             self._mark("done", index)
+
+
+def _staging_folder(pickup_folder: Path) -> Path:
+    """Return the folder where resubmitted files are written before they are renamed into Pickup.
+
+    It is the parent of Pickup's real location: on Pickup's volume, so that the rename works
+    when Pickup is a link to another disk, and outside Pickup, whose files the service sends.
+    """
+    return Path(os.path.realpath(pickup_folder)).parent
+
+
+def _partial_zip(zip_path: Path) -> Path:
+    """Return the name a zip archive is written under until it is complete."""
+    return zip_path.with_name(zip_path.name + ".partial")
 
 
 def _write_synced(path: Path, data: bytes) -> None:
