@@ -306,3 +306,33 @@ def test_stray_cr_in_envelope_goes_to_badmail(lab):
     results = lab.process_pickup()
     assert results[0].badmail is True
     assert lab.queue_files() == []
+
+
+@pytest.mark.parametrize("line", [b" X-Receiver: evil@example.net", b"\tX-Receiver: evil@example.net",
+                                  b"X-Receiver\x0b: evil@example.net", b"X-Receiver-Extra: evil@example.net"])
+def test_near_envelope_line_adds_no_recipient(lab, line):
+    data = (b"X-Sender: web@example.com\r\nX-Receiver: user@example.net\r\n" + line
+            + b"\r\nFrom: web@example.com\r\nTo: user@example.net\r\nSubject: E\r\n\r\nbody\r\n")
+    (lab.pickup_dir / "forged.eml").write_bytes(data)
+    [result] = lab.process_pickup()
+    assert result.recipients == ("user@example.net",)
+    # The queue reader, which delivery uses, agrees with the Pickup pass.
+    [queued] = lab.queue_files()
+    sender, recipients, _ = mailroot.split_envelope(queued.read_bytes())
+    assert (sender, recipients) == ("web@example.com", ["user@example.net"])
+
+
+def test_split_envelope_forms():
+    data = (b"x-sender :<>\nX-Receiver: Someone <one@example.net>\r\nX-RECEIVER:\t<two@example.net> \r\n"
+            b"X-Receiver:\r\nSubject: s\r\n")
+    sender, recipients, offset = mailroot.split_envelope(data)
+    assert sender == ""
+    assert recipients == ["one@example.net", "two@example.net"]
+    assert data[offset:] == b"Subject: s\r\n"
+
+
+def test_split_envelope_without_lines():
+    assert mailroot.split_envelope(b"Subject: s\r\n\r\nbody") == (None, [], 0)
+    # A file of envelope lines only, the last one without a line end.
+    data = b"X-Sender: a@example.com\r\nX-Receiver: b@example.net"
+    assert mailroot.split_envelope(data) == ("a@example.com", ["b@example.net"], len(data))

@@ -231,6 +231,48 @@ def rename_without_replacing(source: Path, target: Path) -> None:
     source.unlink()
 
 
+# An envelope line: `X-Sender` or `X-Receiver` at the very start of the line, then optional
+# spaces or tabs, a colon and the address. The lab's Pickup pass and queue and resubmit all
+# call split_envelope, and the inventory (adminkb.mailroot_read) applies the same rule with its
+# own regular expression, so that no reader finds a recipient that another one misses. An
+# indented line, or one with other characters before the colon, ends the envelope.
+_ENVELOPE_LINE = re.compile(rb"(x-sender|x-receiver)[ \t]*:(.*)", re.IGNORECASE | re.DOTALL)
+_BRACKETED_ADDRESS = re.compile(r"<([^<>]*)>\s*\Z")
+
+
+def split_envelope(data: bytes) -> tuple[str | None, list[str], int]:
+    """Read the envelope lines at the start of a message file.
+
+    Returns the sender (None without an `X-Sender` line), the recipients in file order, and the
+    offset where the message after the envelope starts. Lines end in CRLF or LF. An address
+    written as `Name <address>` gives the address, and `<>` gives the null sender "". Empty
+    `X-Receiver` lines name no recipient. Bytes outside UTF-8 are kept as surrogate escapes.
+    """
+    sender: str | None = None
+    recipients: list[str] = []
+    offset = 0
+    while offset < len(data):
+        end = data.find(b"\n", offset)
+        end = len(data) if end < 0 else end
+        line = data[offset:end]
+        match = _ENVELOPE_LINE.fullmatch(line[:-1] if line.endswith(b"\r") else line)
+        if match is None:
+            break
+        address = _envelope_value(match.group(2))
+        if match.group(1).lower() == b"x-sender":
+            sender = address
+        elif address:
+            recipients.append(address)
+        offset = end + 1
+    return sender, recipients, min(offset, len(data))
+
+
+def _envelope_value(raw: bytes) -> str:
+    text = raw.strip().decode("utf-8", errors="surrogateescape")
+    bracketed = _BRACKETED_ADDRESS.search(text)
+    return bracketed.group(1).strip() if bracketed else text.strip("<>")
+
+
 def read_envelope(path: str | os.PathLike[str]) -> tuple[str | None, list[str], EmailMessage]:
     """Read a message file: its `X-Sender`, its `X-Receiver` list and the message after them.
 
@@ -239,25 +281,16 @@ def read_envelope(path: str | os.PathLike[str]) -> tuple[str | None, list[str], 
     words (a Chinese subject, say) come back as text.
     """
     data = Path(path).read_bytes()
-    sender: str | None = None
-    recipients: list[str] = []
-    offset = 0
-    while True:
-        end = data.find(b"\n", offset)
-        if end < 0:
-            break
-        line = data[offset:end].rstrip(b"\r")
-        name, _, value = line.partition(b":")
-        key = name.strip().lower()
-        if key == b"x-sender":
-            sender = value.strip().decode("utf-8", errors="replace")
-        elif key == b"x-receiver":
-            recipients.append(value.strip().decode("utf-8", errors="replace"))
-        else:
-            break
-        offset = end + 1
+    raw_sender, raw_recipients, offset = split_envelope(data)
+    # For display: bytes outside UTF-8 become U+FFFD instead of surrogate escapes.
+    sender = None if raw_sender is None else _shown(raw_sender)
+    recipients = [_shown(address) for address in raw_recipients]
     parsed = BytesParser(policy=email.policy.default).parsebytes(data[offset:], headersonly=True)
     return sender, recipients, parsed
+
+
+def _shown(text: str) -> str:
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 def message_table(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:

@@ -37,7 +37,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import signal
 import zipfile
 import zlib
@@ -71,7 +70,6 @@ JOURNAL_VERSION = 1
 _STAGING_PREFIX = ".adminkb-resubmit-"
 _COPY_CHUNK = 1024 * 1024
 # Envelope lines at the top of Drop and Badmail files, as the service writes them.
-_ENVELOPE_LINE = re.compile(rb"\A(X-Sender|X-Receiver):[ \t]*(.*)\Z", re.IGNORECASE)
 _crash_counts: dict[str, int] = {}
 
 
@@ -343,21 +341,7 @@ def resubmit_content(path: Path) -> tuple[str, list[str], bytes]:
 
 def _split_envelope(data: bytes) -> tuple[str | None, list[str], bytes]:
     """Split the X-Sender and X-Receiver lines off the top of a message file."""
-    sender: str | None = None
-    recipients: list[str] = []
-    offset = 0
-    while offset < len(data):
-        end = data.find(b"\n", offset)
-        end = len(data) if end < 0 else end
-        match = _ENVELOPE_LINE.match(data[offset:end].rstrip(b"\r"))
-        if match is None:
-            break
-        value = match.group(2).strip().decode("utf-8", errors="surrogateescape").strip("<>")
-        if match.group(1).lower() == b"x-sender":
-            sender = value
-        elif value:
-            recipients.append(value)
-        offset = end + 1
+    sender, recipients, offset = mailroot.split_envelope(data)
     return sender, recipients, data[offset:]
 
 

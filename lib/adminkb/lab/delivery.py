@@ -713,23 +713,8 @@ class DeliveryAgent:
 def _read_queue_file(path: Path) -> _QueuedMessage:
     """Split a queue file into its X-Sender/X-Receiver envelope and the message bytes."""
     data = path.read_bytes()
-    sender = ""
-    recipients: list[str] = []
-    offset = 0
-    while True:
-        end = data.find(b"\r\n", offset)
-        if end < 0:
-            break
-        line = data[offset:end]
-        name, _, value = line.partition(b":")
-        lowered = name.strip().lower()
-        if lowered == b"x-sender":
-            sender = value.strip().decode("utf-8", "surrogateescape").strip("<>")
-        elif lowered == b"x-receiver":
-            recipients.append(value.strip().decode("utf-8", "surrogateescape").strip("<>"))
-        else:
-            break
-        offset = end + 2
+    envelope_sender, recipients, offset = mailroot.split_envelope(data)
+    sender = envelope_sender or ""
     content = data[offset:]
     message_id = find_message_id(content)
     return _QueuedMessage(path, sender, recipients, content, message_id.strip() if message_id else "-")

@@ -28,7 +28,6 @@ log = logging.getLogger("adminkb.lab")
 
 DEFAULT_POLL_INTERVAL = 0.2
 
-_ENVELOPE_LINE = re.compile(rb"\A(x-sender|x-receiver)[ \t]*:[ \t]*(.*)\Z", re.IGNORECASE)
 _BCC_HEADER = re.compile(rb"\Abcc[ \t]*:", re.IGNORECASE)
 
 # NOTE: the reason text follows the service's Badmail wording (including its "follow error"
@@ -65,25 +64,12 @@ def parse_pickup_file(data: bytes) -> PickupEnvelope:
 
     Lines may end in CRLF or a bare LF. The message stops at a line holding a single dot.
     """
-    lines = data.split(b"\n")
+    sender, recipients, offset = mailroot.split_envelope(data)
+    lines = data[offset:].split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    sender: str | None = None
-    recipients: list[str] = []
-    index = 0
-    while index < len(lines):
-        match = _ENVELOPE_LINE.match(lines[index].rstrip(b"\r"))
-        if match is None:
-            break
-        value = match.group(2).strip().decode("utf-8", errors="surrogateescape")
-        if match.group(1).lower() == b"x-sender":
-            sender = value.strip("<>")
-        elif value:
-            recipients.append(value.strip("<>"))
-        index += 1
-
     message_lines = []
-    for line in lines[index:]:
+    for line in lines:
         line = line.rstrip(b"\r")
         if line == b".":
             break
