@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adminkb import mailroot
 from adminkb.errors import InputError, LabError
 from adminkb.lab import FixedClock, MailLab
+from adminkb.lab import dsn
 from adminkb.lab.delivery import _arrival_from_name
 from adminkb.lab.service import BDP_MAGIC
 from adminkb.w3c import read_w3c
@@ -546,3 +548,34 @@ def test_helo_only_client_never_reaches_esmtp_provider(lab):
     assert records[0].reply.startswith("421 4.7.0 mx.bigmail.lab.test accepts only ESMTP clients")
     lab.set_outbound_esmtp(True)
     assert outcomes(lab.advance(minutes=15)) == [("user@bigmail.lab.test", "delivered")]
+
+
+def test_failed_report_never_redelivers(lab, monkeypatch, caplog):
+    send(lab, ["user@example.net", "nosuchuser@example.net"], message_id="<mixed@example.com>")
+    send(lab, "other@example.net", message_id="<next@example.com>")
+    agent = lab.start_outbound()
+
+    def broken_report(*_, **__):
+        raise RuntimeError("report could not be built")
+
+    monkeypatch.setattr(agent, "_build_report", broken_report)
+    records = lab.deliver_queue()
+    # The error stayed with its message: the next message was still delivered.
+    assert ("other@example.net", "delivered") in outcomes(records)
+    assert "delivery attempt for queue file" in caplog.text
+    [kept] = lab.queue_files()
+    assert mailroot.split_envelope(kept.read_bytes())[1] == ["nosuchuser@example.net"]
+    monkeypatch.undo()
+    retried = lab.advance(minutes=15)
+    assert outcomes(retried) == [("nosuchuser@example.net", "failed"), ("nosuchuser@example.net", "ndr")]
+    delivered_to = [recipient for arrived in lab.remote.received() for recipient in arrived.recipients]
+    assert delivered_to.count("user@example.net") == 1
+    assert lab.queue_files() == []
+
+
+def test_report_for_recipient_outside_ascii():
+    report = dsn.build_dsn(action="failed", postmaster="postmaster@example.com", reporting_mta="mail01.example.com",
+                           sender="app@example.com", arrival=START, now=START, zone=timezone.utc,
+                           message_id="<r1@example.com>", boundary="b1", original=b"Subject: x\r\n\r\nbody\r\n",
+                           recipients=[dsn.RecipientStatus("用戶@例子.台灣", "5.1.1", "550 5.1.1 unknown", None)])
+    assert "Final-Recipient: rfc822;用戶@例子.台灣".encode() in report

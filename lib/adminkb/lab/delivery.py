@@ -352,15 +352,15 @@ class DeliveryAgent:
                 for name in due:
                     try:
                         self._attempt(name, now)
-                    except OSError as error:
-                        # A mailroot file that cannot be read or written must not stop the other
-                        # messages. The file stays in Queue and the next retry tries it again.
-                        # NOTE: when the failure comes after a remote server accepted the message,
-                        # that retry delivers it a second time.
+                    except Exception:
+                        # One message that fails (a file that cannot be read or written, a report
+                        # that cannot be built) must not stop the others. Its file stays in Queue
+                        # without the recipients already delivered to, and the next retry tries
+                        # the rest again.
                         state = self._states.get(name)
                         if state is not None:
                             state.next_attempt = now + self._retry_delay(max(state.attempts, 1))
-                        log.error("delivery attempt for queue file %s failed: %s", name, error)
+                        log.exception("delivery attempt for queue file %s failed", name)
             return self.records[first:]
 
     def _attempt(self, name: str, now: datetime) -> None:
@@ -396,6 +396,12 @@ class DeliveryAgent:
         for item in delivered:
             self._record(now, queued, item.recipient, DELIVERED, host=item.host, address=item.address,
                          reply=item.text, reason=item.reason, attempt=state.attempts)
+        if delivered and (failed or deferred):
+            # The delivered recipients leave the queue file before the report is built, so that
+            # a retry after an error there does not deliver to them again.
+            # NOTE: if this rewrite itself fails, the retry still delivers to them a second time.
+            undelivered = [item.recipient for item in results if item.outcome != DELIVERED]
+            _replace_file(path, mailroot.envelope_lines(queued.sender, undelivered) + queued.content)
         if failed:
             self._return_to_sender(queued, failed, state, now)
         if deferred:

@@ -95,7 +95,9 @@ def build_dsn(*, action: str, postmaster: str, reporting_mta: str, sender: str, 
             + f"--{boundary}\r\nContent-Type: {returned_type}\r\n\r\n")
     tail = f"\r\n--{boundary}--\r\n"
     body = returned if returned.endswith(b"\r\n") or not returned else returned + b"\r\n"
-    return text.encode("ascii", "surrogateescape") + body + tail.encode("ascii")
+    # UTF-8, not ASCII: an SMTP client may have given a recipient outside ASCII, and the report
+    # must still be built for it.
+    return text.encode("utf-8", "surrogateescape") + body + tail.encode("ascii")
 
 
 def is_dsn(content: bytes) -> bool:
