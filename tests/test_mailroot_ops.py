@@ -806,3 +806,101 @@ def test_zip_partial_name_taken_refused(root, tmp_path):
     assert raised.value.key == "mailroot_ops.target_exists"
     assert str(notes) in str(raised.value)
     assert notes.read_text(encoding="utf-8") == "my important notes"
+
+
+# File names with bytes that are not UTF-8, as a mailroot copied to Linux can have.
+
+UNDECODABLE = b"NTFS_\xff\xfe.BAD"
+UNDECODABLE_SHOWN = "NTFS_\\xff\\xfe.BAD"
+
+
+def write_undecodable(folder: Path) -> str:
+    """Write a 40-day-old message file named UNDECODABLE into `folder` and return its path as a str."""
+    path = os.fsencode(folder) + b"/" + UNDECODABLE
+    with open(path, "wb") as handle:
+        handle.write(b"From: app@example.com\r\nTo: user@example.net\r\nMessage-ID: <ff@example.com>\r\n\r\nbody\r\n")
+    os.utime(path, (OLD.timestamp(), OLD.timestamp()))
+    return os.fsdecode(path)
+
+
+def test_archive_undecodable_name(root, tmp_path, journals, capsys):
+    write_undecodable(root / "Badmail")
+    for path in (root / "Badmail").glob("*01d1*"):
+        os.utime(path)
+    archive = tmp_path / "archive"
+    command = ["mailroot", "archive", str(root), "--older-than", "30", "--to", str(archive),
+               "--state-dir", str(journals)]
+    assert run_area(*command) == 0
+    assert UNDECODABLE_SHOWN in capsys.readouterr().out
+    assert UNDECODABLE in os.listdir(os.fsencode(root / "Badmail"))
+
+    assert run_area(*command, "--confirm") == 0
+    assert "Archived 7 files" in capsys.readouterr().out
+    [dated] = archive.iterdir()
+    assert UNDECODABLE in os.listdir(os.fsencode(dated))
+    assert UNDECODABLE not in os.listdir(os.fsencode(root / "Badmail"))
+    [journal] = journals.iterdir()
+    plan_line = journal.read_bytes().splitlines()[0]
+    assert plan_line.isascii()
+    sources = [step["source"] for step in json.loads(plan_line)["steps"]]
+    assert "Badmail/" + os.fsdecode(UNDECODABLE) in sources
+
+
+def test_archive_undecodable_name_into_zip(root, tmp_path, journals):
+    write_undecodable(root / "Badmail")
+    target = tmp_path / "badmail.zip"
+    mailroot_ops.execute(mailroot_ops.plan_archive(root, 30, zip_file=target, now=NOW), journals)
+    with zipfile.ZipFile(target) as archive:
+        assert archive.read("Badmail/" + UNDECODABLE_SHOWN).startswith(b"From: app@example.com")
+    assert UNDECODABLE not in os.listdir(os.fsencode(root / "Badmail"))
+
+
+def test_archive_undecodable_name_resumed(root, tmp_path, journals, monkeypatch):
+    write_undecodable(root / "Badmail")
+    archive = tmp_path / "archive"
+    plan = mailroot_ops.plan_archive(root, 30, to=archive, now=NOW)
+    # The run stops right after the journal's plan line, as after a kill at that point.
+    monkeypatch.setattr(mailroot_ops._Runner, "run", lambda self: None)
+    mailroot_ops.execute(plan, journals)
+    monkeypatch.undo()
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    [journal] = mailroot_ops.unfinished_journals(root, "archive", journals)
+    assert "Badmail/" + os.fsdecode(UNDECODABLE) in [step.source for step in mailroot_ops._read_journal(journal)[0].steps]
+
+    outcome = mailroot_ops.resume(journal)
+    assert outcome.done == len(plan.steps)
+    assert UNDECODABLE in os.listdir(os.fsencode(archive / "2026-03-20"))
+    table = mailroot_ops.journal_table(journal)
+    assert "Badmail/" + UNDECODABLE_SHOWN in list(table["source"])
+
+
+def test_resubmit_undecodable_name(root, journals, capsys):
+    source = write_undecodable(root / "Badmail")
+    command = ["mailroot", "resubmit", str(root), source, "--state-dir", str(journals)]
+    assert run_area(*command) == 0
+    output = capsys.readouterr().out
+    assert UNDECODABLE_SHOWN in output
+    assert "resubmit-NTFS_\\xff\\xfe.eml" in output
+
+    assert run_area(*command, "--confirm") == 0
+    assert "Copied 1 messages" in capsys.readouterr().out
+    written = os.fsencode(root / "Pickup") + b"/resubmit-NTFS_\xff\xfe.eml"
+    with open(written, "rb") as handle:
+        envelope = parse_pickup_file(handle.read())
+    assert envelope.recipients == ("user@example.net",)
+    with pytest.raises(InputError) as raised:
+        run_area(*command, "--confirm")
+    assert raised.value.key == "mailroot_ops.already_resubmitted"
+    assert "Badmail/" + UNDECODABLE_SHOWN in str(raised.value)
+
+
+def test_resubmit_undecodable_name_resumed(root, journals, monkeypatch):
+    source = write_undecodable(root / "Badmail")
+    plan = mailroot_ops.plan_resubmit(root, [source])
+    monkeypatch.setattr(mailroot_ops._Runner, "run", lambda self: None)
+    mailroot_ops.execute(plan, journals)
+    monkeypatch.undo()
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert run_area("mailroot", "resubmit", str(root), source, "--confirm", "--state-dir", str(journals)) == 0
+    assert b"resubmit-NTFS_\xff\xfe.eml" in os.listdir(os.fsencode(root / "Pickup"))
+    assert mailroot_ops.unfinished_journals(root, "resubmit", journals) == []

@@ -53,6 +53,7 @@ import pandas as pd
 from adminkb import mailroot, pickup
 from adminkb.errors import InputError, os_error_text
 from adminkb.i18n import message
+from adminkb.mailroot_read import display_name
 
 log = logging.getLogger("adminkb.mailroot_ops")
 
@@ -103,7 +104,7 @@ class EarlierResubmit:
 
     def describe(self) -> str:
         """Return the source, the UTC time its journal finished and the journal path, on one line."""
-        return f"{self.source} ({self.finished_at:%Y-%m-%d %H:%M:%S} UTC, {self.journal})"
+        return f"{display_name(self.source)} ({self.finished_at:%Y-%m-%d %H:%M:%S} UTC, {self.journal})"
 
 
 @dataclass
@@ -116,12 +117,17 @@ class Plan:
     steps: list[Step]
 
     def table(self) -> pd.DataFrame:
-        """Return the steps as a table: action, source, target, size, and for a resubmission the envelope."""
+        """Return the steps as a table: action, source, target, size, and for a resubmission the envelope.
+
+        Bytes of a file name or address that are not UTF-8 are shown as \\xNN (see `display_name`).
+        """
         columns = ["action", "source", "target", "size"]
         if self.operation == RESUBMIT:
             columns += ["sender", "recipients"]
-        rows = [{"action": step.action, "source": step.source, "target": step.target, "size": step.size,
-                 "sender": step.sender, "recipients": list(step.recipients)} for step in self.steps]
+        rows = [{"action": step.action, "source": display_name(step.source), "target": display_name(step.target),
+                 "size": step.size, "sender": display_name(step.sender),
+                 "recipients": [display_name(recipient) for recipient in step.recipients]}
+                for step in self.steps]
         return pd.DataFrame(rows, columns=columns)
 
 
@@ -176,7 +182,10 @@ def plan_archive(root: str | os.PathLike[str], older_than_days: float, *, to: st
         destination = Path(zip_file).absolute()
         _check_not_service_folder(root_path, destination.parent)
         _check_zip_destination(destination)
-        steps = [Step(ZIP, f"{mailroot.BADMAIL}/{entry.name}", f"{mailroot.BADMAIL}/{entry.name}",
+        # A zip member name must be UTF-8, so bytes of a file name that are not get their \xNN form.
+        # NOTE: a name that contains the text \xff then gets the same member name as the one with
+        # the byte 0xFF there, and the check against the zip stops the run before either is removed.
+        steps = [Step(ZIP, f"{mailroot.BADMAIL}/{entry.name}", f"{mailroot.BADMAIL}/{display_name(entry.name)}",
                       entry.stat().st_size) for entry in chosen]
     else:
         base = Path(to).absolute() if to is not None else root_path / "BadmailArchive"
@@ -189,7 +198,7 @@ def plan_archive(root: str | os.PathLike[str], older_than_days: float, *, to: st
         steps = []
         for entry in chosen:
             if (destination / entry.name).exists():
-                raise InputError("mailroot_ops.target_exists", value=str(destination / entry.name),
+                raise InputError("mailroot_ops.target_exists", value=display_name(str(destination / entry.name)),
                                  next_key="mailroot_ops.target_exists_next")
             steps.append(Step(MOVE, f"{mailroot.BADMAIL}/{entry.name}", entry.name, entry.stat().st_size))
     return Plan(ARCHIVE, root_path, destination, steps)
@@ -410,19 +419,38 @@ def execute(plan: Plan, state_dir: str | os.PathLike[str] | None = None, *, agai
     folder = Path(state_dir) if state_dir is not None else default_journal_dir()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     journal = folder / f"{plan.operation}-{stamp}-{os.getpid()}.jsonl"
+    _create_journal(journal, {"event": "plan", "version": JOURNAL_VERSION, "operation": plan.operation,
+                              "mailroot": str(plan.mailroot), "destination": str(plan.destination),
+                              "steps": [asdict(step) for step in plan.steps]})
+    log.info("%s of %d files started, journal %s", plan.operation, len(plan.steps), journal)
+    return _Runner(plan, journal).run()
+
+
+def _create_journal(journal: Path, plan_line: dict[str, object]) -> None:
+    """Create `journal` with its plan line, fsynced, or raise InputError and leave no journal behind.
+
+    The line is written with ensure_ascii=True. A file name with bytes that are not UTF-8 is a
+    str with lone surrogates (Python's surrogateescape), which UTF-8 cannot encode, and JSON
+    writes those as \\udcNN escapes that json.loads turns back into the same str.
+    """
+    line = json.dumps(plan_line, ensure_ascii=True) + "\n"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(journal, "x", encoding="utf-8"):
-            pass
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(journal, "x", encoding="ascii")
     except OSError as error:
         raise InputError("mailroot_ops.journal_failed", value=str(journal), detail=os_error_text(error),
                          next_key="mailroot_ops.journal_failed_next") from error
-    runner = _Runner(plan, journal)
-    runner.append({"event": "plan", "version": JOURNAL_VERSION, "operation": plan.operation,
-                   "mailroot": str(plan.mailroot), "destination": str(plan.destination),
-                   "steps": [asdict(step) for step in plan.steps]})
-    log.info("%s of %d files started, journal %s", plan.operation, len(plan.steps), journal)
-    return runner.run()
+    try:
+        with handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        # A journal without its plan line cannot be resumed, and nothing has changed yet.
+        journal.unlink(missing_ok=True)
+        raise InputError("mailroot_ops.journal_failed", value=str(journal), detail=os_error_text(error),
+                         next_key="mailroot_ops.journal_failed_next") from error
+    _crash_point("journal")
 
 
 def resume(journal: str | os.PathLike[str]) -> Outcome:
@@ -443,7 +471,7 @@ def journal_table(journal: str | os.PathLike[str]) -> pd.DataFrame:
     for event in events:
         step = event.get("step")
         source = plan.steps[int(step)].source if isinstance(step, int) and 0 <= step < len(plan.steps) else ""
-        rows.append({"event": str(event.get("event", "")), "step": step, "source": source})
+        rows.append({"event": str(event.get("event", "")), "step": step, "source": display_name(source)})
     return pd.DataFrame(rows, columns=["event", "step", "source"]).astype({"step": "Int64"})
 
 
@@ -785,8 +813,8 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 def _write_error(path: Path, error: OSError) -> InputError:
     key = "mailroot_ops.disk_full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "mailroot_ops.write_failed"
-    log.error("writing %s failed: %s", path, error)
-    return InputError(key, value=str(path), detail=os_error_text(error), next_key=f"{key}_next")
+    log.error("writing %s failed: %s", display_name(str(path)), error)
+    return InputError(key, value=display_name(str(path)), detail=os_error_text(error), next_key=f"{key}_next")
 
 
 def _remove(path: Path) -> None:
@@ -853,5 +881,5 @@ def describe_outcome(outcome: Outcome) -> str:
     text = message(key, count=outcome.done, destination=outcome.plan.destination, journal=outcome.journal)
     if outcome.missing:
         text += "\n" + message("mailroot_ops.sources_missing", count=len(outcome.missing),
-                               names=", ".join(outcome.missing))
+                               names=", ".join(display_name(name) for name in outcome.missing))
     return text

@@ -22,6 +22,7 @@ from adminkb import mailroot_ops
 from adminkb.errors import InputError
 from adminkb.i18n import message
 from adminkb.mailroot import BADMAIL, QUEUE
+from adminkb.mailroot_read import display_name
 from adminkb.mailroot_scan import (MAX_WORKERS, PARALLEL_THRESHOLD, badmail_reasons, diff_inventories, folder_summary, format_age, load_inventory,
                                    save_inventory, scan_mailroot, stuck_domains)
 from adminkb.output import FORMATS, render_csv, render_json, render_table, write_csv
@@ -203,8 +204,8 @@ def _run_operation(arguments: argparse.Namespace, operation: str, make_plan, aga
                                        "steps": records}
         if operation == mailroot_ops.RESUBMIT:
             document["already_resubmitted"] = [
-                {"source": item.source, "finished_at": item.finished_at.isoformat(), "journal": str(item.journal)}
-                for item in earlier]
+                {"source": display_name(item.source), "finished_at": item.finished_at.isoformat(),
+                 "journal": str(item.journal)} for item in earlier]
     else:
         for record in records:
             record["action"] = message(f"mailroot_ops.action.{record['action']}")
@@ -227,7 +228,8 @@ def _run_operation(arguments: argparse.Namespace, operation: str, make_plan, aga
         return EXIT_OK
     outcome = mailroot_ops.execute(plan, arguments.state_dir, again=again)
     if arguments.format == "json":
-        document.update({"journal": str(outcome.journal), "done": outcome.done, "missing": outcome.missing})
+        document.update({"journal": str(outcome.journal), "done": outcome.done,
+                         "missing": [display_name(name) for name in outcome.missing]})
         print(render_json(document))
     else:
         print(mailroot_ops.describe_outcome(outcome))
