@@ -904,3 +904,39 @@ def test_resubmit_undecodable_name_resumed(root, journals, monkeypatch):
     assert run_area("mailroot", "resubmit", str(root), source, "--confirm", "--state-dir", str(journals)) == 0
     assert b"resubmit-NTFS_\xff\xfe.eml" in os.listdir(os.fsencode(root / "Pickup"))
     assert mailroot_ops.unfinished_journals(root, "resubmit", journals) == []
+
+
+# Names near the file systems' limit of 255 bytes.
+
+@pytest.mark.parametrize("stem_character", ["a", "碁"])
+def test_resubmit_long_name_fits(root, journals, stem_character):
+    # 9 + 3 * 79 + 4 = 250 bytes with 碁 (three bytes in UTF-8), 9 + 237 + 4 with "a".
+    stem = "NTFS_abcd" + stem_character * (79 if stem_character == "碁" else 237)
+    source = root / "Drop" / f"{stem}.EML"
+    assert len(source.name.encode()) == 250
+    source.write_bytes((root / DROP_SOURCE).read_bytes())
+    targets = []
+    for run in range(3):
+        plan = mailroot_ops.plan_resubmit(root, [source])
+        targets.append(plan.steps[0].target)
+        mailroot_ops.execute(plan, journals, again=run > 0)
+    assert targets[0].endswith(".eml")
+    assert targets[1].endswith("-2.eml")
+    assert targets[2].endswith("-3.eml")
+    for target in targets:
+        assert len(target.encode()) <= 255
+        assert stem.startswith(target[len("resubmit-"):].removesuffix(".eml").split("-")[0])
+    assert set(pickup_names(root)) == set(targets)
+
+
+def test_resubmit_long_undecodable_name_fits(root, journals):
+    name = b"NTFS_" + b"\xff" * 241 + b".BAD"
+    assert len(name) == 250
+    path = os.fsencode(root / "Badmail") + b"/" + name
+    with open(path, "wb") as handle:
+        handle.write((root / DROP_SOURCE).read_bytes())
+    plan = mailroot_ops.plan_resubmit(root, [os.fsdecode(path)])
+    [step] = plan.steps
+    assert len(os.fsencode(step.target)) <= 255
+    mailroot_ops.execute(plan, journals)
+    assert os.fsencode(step.target) in os.listdir(os.fsencode(root / "Pickup"))

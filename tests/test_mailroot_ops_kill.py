@@ -182,7 +182,7 @@ def test_archive_other_volume_killed(tmp_path, other_volume, crash_at):
     run_killed(["archive", str(root), str(journals), "to", str(archive)], crash_at)
 
     [dated] = list(archive.iterdir())
-    temporary = [path.name for path in dated.iterdir() if path.name.endswith(".adminkb.tmp")]
+    temporary = [path.name for path in dated.iterdir() if mailroot.is_temporary_file_name(path.name)]
     counts = places([root / mailroot.BADMAIL, dated]) - Counter(temporary)
     assert set(counts) == set(files), "after the kill no file is lost"
     doubled = sorted(name for name, count in counts.items() if count > 1)
@@ -298,3 +298,33 @@ def test_resubmit_killed(tmp_path, crash_at):
     assert set(message_ids.values()) == {1}
     assert [path.name for path in root.iterdir() if path.is_file()] == [], "no staging file is left behind"
     assert {path.name: path.read_bytes() for path in (root / mailroot.DROP).iterdir()} == files
+
+
+def long_name(stem_character: str, size: int, suffix: str) -> str:
+    """Return a file name of exactly `size` UTF-8 bytes: "NTFS_", `stem_character` repeated, "a"s, then `suffix`."""
+    room = size - len("NTFS_") - len(suffix)
+    width = len(stem_character.encode())
+    return "NTFS_" + stem_character * (room // width) + "a" * (room % width) + suffix
+
+
+@pytest.mark.parametrize("stem_character", ["a", "碁"])
+def test_archive_other_volume_long_names(tmp_path, other_volume, stem_character):
+    root = tmp_path / "mailroot"
+    mailroot.create_mailroot(root)
+    files = {}
+    for suffix in (".BAD", ".BDR"):
+        name = long_name(stem_character, 250, suffix)
+        assert len(name.encode()) == 250
+        files[name] = f"content of {suffix}\r\n".encode()
+        path = root / mailroot.BADMAIL / name
+        path.write_bytes(files[name])
+        os.utime(path, (path.stat().st_mtime - 10 * 86400,) * 2)
+    journals = tmp_path / "journals"
+    plan = mailroot_ops.plan_archive(root, 1, to=other_volume / "archive")
+
+    outcome = mailroot_ops.execute(plan, journals)
+
+    assert outcome.done == 2
+    assert {path.name: path.read_bytes() for path in plan.destination.iterdir()} == files
+    assert list((root / mailroot.BADMAIL).iterdir()) == []
+    assert mailroot_ops.unfinished_journals(root, "archive", journals) == []

@@ -69,6 +69,12 @@ COPY_TO_PICKUP = "copy_to_pickup"
 CRASH_ENV = "ADMINKB_OPS_CRASH_AT"
 JOURNAL_VERSION = 1
 _STAGING_PREFIX = ".adminkb-resubmit-"
+# NTFS allows 255 UTF-16 units in a file name, ext4 and XFS 255 bytes. UTF-8 never takes fewer
+# bytes than UTF-16 takes units, so a name of at most 255 UTF-8 bytes fits all three.
+_MAX_NAME_BYTES = 255
+_PICKUP_PREFIX = "resubmit-"
+_PICKUP_SUFFIX = ".eml"
+_MAX_PICKUP_NUMBER = 999
 _COPY_CHUNK = 1024 * 1024
 # Envelope lines at the top of Drop and Badmail files, as the service writes them.
 _crash_counts: dict[str, int] = {}
@@ -312,14 +318,35 @@ def _resubmit_source(root: Path, file: Path) -> str:
 
 
 def _pickup_name(pickup_folder: Path, source: str, taken: set[str]) -> str:
-    """Return a Pickup file name for `source` that no file in Pickup and no earlier step uses."""
-    stem = Path(source).name.rsplit(".", 1)[0]
-    for number in range(1, 1000):
-        name = f"resubmit-{stem}.eml" if number == 1 else f"resubmit-{stem}-{number}.eml"
+    """Return a Pickup file name for `source` that no file in Pickup and no earlier step uses.
+
+    The name is `resubmit-<stem>.eml`, then `resubmit-<stem>-2.eml` and so on, with the stem
+    cut so that even the longest numbered name fits in _MAX_NAME_BYTES.
+    """
+    room = _MAX_NAME_BYTES - len(f"{_PICKUP_PREFIX}-{_MAX_PICKUP_NUMBER}{_PICKUP_SUFFIX}")
+    stem = _cut_to_bytes(Path(source).name.rsplit(".", 1)[0], room)
+    for number in range(1, _MAX_PICKUP_NUMBER + 1):
+        suffix = _PICKUP_SUFFIX if number == 1 else f"-{number}{_PICKUP_SUFFIX}"
+        name = f"{_PICKUP_PREFIX}{stem}{suffix}"
         if name.lower() not in taken and not (pickup_folder / name).exists():
             return name
-    raise InputError("mailroot_ops.target_exists", value=str(pickup_folder / f"resubmit-{stem}.eml"),
+    raise InputError("mailroot_ops.target_exists",
+                     value=display_name(str(pickup_folder / f"{_PICKUP_PREFIX}{stem}{_PICKUP_SUFFIX}")),
                      next_key="mailroot_ops.target_exists_next")
+
+
+def _cut_to_bytes(text: str, limit: int) -> str:
+    """Return the longest start of `text` whose file-system encoding takes at most `limit` bytes.
+
+    The cut falls between characters, never inside one. A byte that is not UTF-8 (a lone
+    surrogate from surrogateescape) counts as the one byte it stands for.
+    """
+    size = 0
+    for index, character in enumerate(text):
+        size += len(os.fsencode(character))
+        if size > limit:
+            return text[:index]
+    return text
 
 
 # The bytes a resubmitted message is written with.
@@ -680,7 +707,7 @@ class _Runner:
 
     def _copy_across(self, source: Path, target: Path) -> None:
         """Copy `source` to `target` on another volume through a temporary file, never replacing `target`."""
-        temporary = target.with_name(f".{target.name}.adminkb.tmp")
+        temporary = _temporary_copy_path(target)
         try:
             with open(source, "rb") as reader, open(temporary, "wb") as writer:
                 while chunk := reader.read(_COPY_CHUNK):
@@ -798,6 +825,17 @@ def _staging_folder(pickup_folder: Path) -> Path:
 def _partial_zip(zip_path: Path) -> Path:
     """Return the name a zip archive is written under until it is complete."""
     return zip_path.with_name(zip_path.name + ".partial")
+
+
+def _temporary_copy_path(target: Path) -> Path:
+    """Return the path `_copy_across` writes `target`'s copy under before linking it into place.
+
+    The name is short, so a target name of up to _MAX_NAME_BYTES still gets one, and it is the
+    same for the same target, so a rerun after a crash overwrites its own leftover. The leading
+    "." and the ".tmp" suffix make `mailroot.is_temporary_file_name` skip it.
+    """
+    digest = hashlib.sha256(os.fsencode(target.name)).hexdigest()[:16]
+    return target.with_name(f".adminkb-copy-{digest}.tmp")
 
 
 def _write_synced(path: Path, data: bytes) -> None:
