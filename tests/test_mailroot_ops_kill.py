@@ -328,3 +328,26 @@ def test_archive_other_volume_long_names(tmp_path, other_volume, stem_character)
     assert {path.name: path.read_bytes() for path in plan.destination.iterdir()} == files
     assert list((root / mailroot.BADMAIL).iterdir()) == []
     assert mailroot_ops.unfinished_journals(root, "archive", journals) == []
+
+
+def test_archive_other_volume_keeps_times(tmp_path, other_volume):
+    root = tmp_path / "mailroot"
+    files = build_badmail(root)
+    times = {}
+    for number, name in enumerate(files):
+        path = root / mailroot.BADMAIL / name
+        # Distinct times for every file: modified 10 days and `number` minutes ago, read 5 days later.
+        modified = path.stat().st_mtime - number * 60
+        accessed = modified + 5 * 86400
+        os.utime(path, (accessed, modified))
+        times[name] = (accessed, modified)
+    plan = mailroot_ops.plan_archive(root, 1, to=other_volume / "archive")
+
+    mailroot_ops.execute(plan, tmp_path / "journals")
+
+    copied = {path.name: path.stat() for path in plan.destination.iterdir()}
+    assert set(copied) == set(files)
+    # FAT stores modification times in 2-second steps, so a copy there may be up to 2 s off.
+    for name, (accessed, modified) in times.items():
+        assert abs(copied[name].st_mtime - modified) <= 2, name
+        assert abs(copied[name].st_atime - accessed) <= 2, name

@@ -706,14 +706,21 @@ class _Runner:
         _fsync_folder(target.parent)
 
     def _copy_across(self, source: Path, target: Path) -> None:
-        """Copy `source` to `target` on another volume through a temporary file, never replacing `target`."""
+        """Copy `source` to `target` on another volume through a temporary file, never replacing `target`.
+
+        The copy gets the source's access and modification times, as a rename would keep them.
+        """
         temporary = _temporary_copy_path(target)
         try:
             with open(source, "rb") as reader, open(temporary, "wb") as writer:
+                # Taken before reading, which can update the access time.
+                status = os.fstat(reader.fileno())
                 while chunk := reader.read(_COPY_CHUNK):
                     writer.write(chunk)
                 writer.flush()
                 os.fsync(writer.fileno())
+            # Set once the writer is closed, so that no later write through it can change them.
+            os.utime(temporary, ns=(status.st_atime_ns, status.st_mtime_ns))
             _crash_point("copy_written")
             # A disk formatted FAT or exFAT has no hard links, so this falls back to a checked rename there.
             mailroot.rename_without_replacing(temporary, target)
