@@ -269,7 +269,94 @@ def test_journal_folder_unwritable(root, tmp_path):
     with pytest.raises(InputError) as raised:
         mailroot_ops.execute(plan, blocker / "journals")
     assert raised.value.key == "mailroot_ops.journal_failed"
+    assert "No file was archived yet, so every original is still in Badmail." in str(raised.value)
+    assert "another folder with --state-dir" in str(raised.value)
     assert tree(root) == before
+
+
+def fail_nth_open(monkeypatch, marker, mode_letter, failing):
+    """Make the `failing`-th open by mailroot_ops of a path containing `marker`, in a mode with `mode_letter`, fail with ENOSPC."""
+    real_open = open
+    count = 0
+
+    def faulty_open(path, mode="r", *arguments, **options):
+        nonlocal count
+        if marker in str(path) and mode_letter in mode:
+            count += 1
+            if count == failing:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_open(path, mode, *arguments, **options)
+    monkeypatch.setattr(mailroot_ops, "open", faulty_open, raising=False)
+
+
+def cross_volume(monkeypatch, folder):
+    """Make os.rename from outside `folder` into it fail with EXDEV, as if `folder` were on another volume."""
+    real_rename = os.rename
+
+    def rename(source, target):
+        if str(target).startswith(str(folder)) and not str(source).startswith(str(folder)):
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(source), None, str(target))
+        return real_rename(source, target)
+    monkeypatch.setattr(os, "rename", rename)
+
+
+def archive_command(root, archive, journals):
+    return ["mailroot", "archive", str(root), "--older-than", "30", "--to", str(archive), "--confirm",
+            "--state-dir", str(journals)]
+
+
+def test_journal_full_partway_then_rerun(root, tmp_path, journals, monkeypatch):
+    archive = tmp_path / "archive"
+    plan = mailroot_ops.plan_archive(root, 30, to=archive, now=NOW)
+    # Appends after the plan line: "done" for steps 0, 1 and 2 work, the one for step 3 fails.
+    fail_nth_open(monkeypatch, str(journals), "a", 4)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.execute(plan, journals)
+    text = str(raised.value)
+    [journal] = journals.iterdir()
+    assert raised.value.key == "mailroot_ops.journal_failed"
+    assert f"Cannot write the operation journal {journal}" in text
+    assert f"3 of 6 files were already archived to {plan.destination}" in text
+    assert "the step that was running when it failed may be done as well" in text
+    assert "with the same --state-dir" in text
+    assert "no file is changed" not in text
+    assert "another folder with --state-dir" not in text
+    assert len(list(plan.destination.iterdir())) == 4
+
+    monkeypatch.undo()
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert run_area(*archive_command(root, archive, journals)) == 0
+    assert len(list(plan.destination.iterdir())) == 6
+    assert {path.name for path in (root / "Badmail").iterdir()} == {
+        "NTFS_01d1b2c301dca9e200000009.BAD", "NTFS_01d1b2c301dca9e200000009.BDR"}
+    assert mailroot_ops.unfinished_journals(root, "archive", journals) == []
+
+
+@pytest.mark.parametrize("failing, archived", [(1, 0), (4, 3)])
+def test_target_full_partway_then_rerun(root, tmp_path, journals, monkeypatch, failing, archived):
+    archive = tmp_path / "archive"
+    plan = mailroot_ops.plan_archive(root, 30, to=archive, now=NOW)
+    cross_volume(monkeypatch, archive)
+    fail_nth_open(monkeypatch, ".adminkb-copy-", "w", failing)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.execute(plan, journals)
+    text = str(raised.value)
+    assert raised.value.key == "mailroot_ops.disk_full"
+    assert "Every original is still in place" not in text
+    assert "run the same command again, and it finishes the job from the journal" in text
+    if archived:
+        [journal] = journals.iterdir()
+        assert f"{archived} of 6 files were already archived to {plan.destination}" in text
+        assert f"The journal {journal} records which." in text
+    else:
+        assert "No file was archived yet, so every original is still in Badmail." in text
+    assert len(list((root / "Badmail").iterdir())) == 8 - archived
+
+    monkeypatch.undo()
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert run_area(*archive_command(root, archive, journals)) == 0
+    assert len(list(plan.destination.iterdir())) == 6
+    assert len(list((root / "Badmail").iterdir())) == 2
 
 
 def test_vanished_source_is_reported(root, journals):
@@ -434,7 +521,7 @@ def test_resubmit_full_disk_then_rerun(root, journals, monkeypatch):
     with pytest.raises(InputError) as raised:
         mailroot_ops.execute(plan, journals)
     assert raised.value.key == "mailroot_ops.disk_full"
-    assert "still in place" in str(raised.value)
+    assert "No message was copied into Pickup yet, and every original is kept." in str(raised.value)
     assert tree(root) == before
     monkeypatch.undo()
     monkeypatch.setenv("ADMINKB_LANG", "en")

@@ -51,7 +51,7 @@ from pathlib import Path
 import pandas as pd
 
 from adminkb import mailroot, pickup
-from adminkb.errors import InputError, os_error_text
+from adminkb.errors import AdminKbError, InputError, os_error_text
 from adminkb.i18n import message
 from adminkb.mailroot_read import display_name
 
@@ -135,6 +135,32 @@ class Plan:
                  "recipients": [display_name(recipient) for recipient in step.recipients]}
                 for step in self.steps]
         return pd.DataFrame(rows, columns=columns)
+
+
+class OperationStopped(InputError):
+    """An error that stopped `execute` or `resume`, followed by what the journal records as done.
+
+    `key`, `value` and the other values are those of the error that stopped the run, so callers
+    can check them as before. `progress` lists catalog keys, with their values, of the sentences
+    added after the error's own text.
+    """
+
+    def __init__(self, error: AdminKbError, progress: list[tuple[str, dict[str, object]]],
+                 next_key: str | None) -> None:
+        self.progress = progress
+        values = {name: value for name, value in error.values.items() if name not in ("value", "where")}
+        super().__init__(error.key, value=error.value, where=error.where, next_key=next_key, **values)
+
+    def describe(self) -> str:
+        """Return what failed, what was already done, and the next step, in the user's language."""
+        text = message(self.key, **self.values)
+        if self.where:
+            text = message("errors.where", text=text, where=self.where)
+        for key, values in self.progress:
+            text = message("mailroot_ops.progress.join", first=text, second=message(key, **values))
+        if self.next_key:
+            text = f"{text}\n{message('errors.next_step', step=message(self.next_key, **self.values))}"
+        return text
 
 
 @dataclass
@@ -446,9 +472,13 @@ def execute(plan: Plan, state_dir: str | os.PathLike[str] | None = None, *, agai
     folder = Path(state_dir) if state_dir is not None else default_journal_dir()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     journal = folder / f"{plan.operation}-{stamp}-{os.getpid()}.jsonl"
-    _create_journal(journal, {"event": "plan", "version": JOURNAL_VERSION, "operation": plan.operation,
-                              "mailroot": str(plan.mailroot), "destination": str(plan.destination),
-                              "steps": [asdict(step) for step in plan.steps]})
+    try:
+        _create_journal(journal, {"event": "plan", "version": JOURNAL_VERSION, "operation": plan.operation,
+                                  "mailroot": str(plan.mailroot), "destination": str(plan.destination),
+                                  "steps": [asdict(step) for step in plan.steps]})
+    except InputError as error:
+        raise OperationStopped(error, [(f"mailroot_ops.progress.{plan.operation}_none", {})],
+                               error.next_key) from error
     log.info("%s of %d files started, journal %s", plan.operation, len(plan.steps), journal)
     return _Runner(plan, journal).run()
 
@@ -645,17 +675,39 @@ class _Runner:
         _crash_point("journal")
 
     def run(self) -> Outcome:
+        """Carry out the steps the journal does not record as done; raise OperationStopped on an InputError."""
         if "finished" not in self.flags:
-            if self.plan.operation == RESUBMIT:
-                self._resubmit()
-            elif self.plan.steps and self.plan.steps[0].action == ZIP:
-                self._archive_to_zip()
-            else:
-                self._archive_to_folder()
-            self.append({"event": "finished"})
+            try:
+                if self.plan.operation == RESUBMIT:
+                    self._resubmit()
+                elif self.plan.steps and self.plan.steps[0].action == ZIP:
+                    self._archive_to_zip()
+                else:
+                    self._archive_to_folder()
+                self.append({"event": "finished"})
+            except InputError as error:
+                raise self._stopped(error) from error
             log.info("%s finished: %d steps, %d sources missing, journal %s", self.plan.operation,
                      len(self.plan.steps), len(self.missing), self.journal)
         return Outcome(self.plan, self.journal, len(self.plan.steps) - len(self.missing), list(self.missing))
+
+    def _stopped(self, error: InputError) -> OperationStopped:
+        """Return `error` as an OperationStopped that adds what the journal records as done."""
+        operation = self.plan.operation
+        done = len(self.done) - len(self.missing)
+        counts = {"done": done, "total": len(self.plan.steps) - len(self.missing),
+                  "destination": self.plan.destination}
+        if error.key == "mailroot_ops.journal_failed":
+            # The journal can fail after a step's file operation and before its line, so the
+            # count may be one short. The next step must keep this journal's folder.
+            progress = [(f"mailroot_ops.progress.{operation}_some", counts),
+                        ("mailroot_ops.progress.last_step_unsure", {})]
+            return OperationStopped(error, progress, "mailroot_ops.journal_failed_partway_next")
+        if done == 0:
+            return OperationStopped(error, [(f"mailroot_ops.progress.{operation}_none", {})], error.next_key)
+        progress = [(f"mailroot_ops.progress.{operation}_some", counts),
+                    ("mailroot_ops.progress.journal_records", {"journal": self.journal})]
+        return OperationStopped(error, progress, error.next_key)
 
     def _mark(self, event: str, index: int) -> None:
         self.append({"event": event, "step": index})
