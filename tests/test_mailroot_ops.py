@@ -359,6 +359,47 @@ def test_target_full_partway_then_rerun(root, tmp_path, journals, monkeypatch, f
     assert len(list((root / "Badmail").iterdir())) == 2
 
 
+def deny_removal(monkeypatch, folder):
+    """Make Path.unlink of files in `folder` fail as in a read-only folder."""
+    real_unlink = Path.unlink
+
+    def unlink(path, missing_ok=False):
+        if path.parent == folder:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_unlink(path, missing_ok=missing_ok)
+    monkeypatch.setattr(Path, "unlink", unlink)
+
+
+@pytest.mark.parametrize("into_zip", [False, True])
+def test_read_only_badmail_is_removal_failure(root, tmp_path, journals, monkeypatch, into_zip):
+    archive = tmp_path / "archive"
+    target = tmp_path / "badmail.zip"
+    if into_zip:
+        plan = mailroot_ops.plan_archive(root, 30, zip_file=target, now=NOW)
+        copy = target
+    else:
+        plan = mailroot_ops.plan_archive(root, 30, to=archive, now=NOW)
+        copy = plan.destination / plan.steps[0].target
+        cross_volume(monkeypatch, archive)
+    deny_removal(monkeypatch, root / "Badmail")
+    before = tree(root)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.execute(plan, journals)
+    text = str(raised.value)
+    assert raised.value.key == "mailroot_ops.remove_failed"
+    assert f"Cannot remove the original {root / plan.steps[0].source} after copying it to {copy}" in text
+    assert "Failed to write" not in text
+    assert "may delete files in Badmail" in text
+    assert tree(root) == before
+    assert copy.is_file()
+
+    monkeypatch.undo()
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    [journal] = mailroot_ops.unfinished_journals(root, "archive", journals)
+    assert mailroot_ops.resume(journal).done == 6
+    assert len(list((root / "Badmail").iterdir())) == 2
+
+
 def test_vanished_source_is_reported(root, journals):
     plan = mailroot_ops.plan_archive(root, 30, now=NOW)
     (root / plan.steps[0].source).unlink()

@@ -731,7 +731,7 @@ class _Runner:
                 if not _same_content(source, target):
                     raise InputError("mailroot_ops.target_exists", value=str(target),
                                      next_key="mailroot_ops.target_exists_next")
-                _remove(source)
+                _remove(source, target)
             elif source_exists:
                 self._move(source, target)
             elif not target_exists:
@@ -754,7 +754,7 @@ class _Runner:
                 raise _write_error(target, error) from error
             self._copy_across(source, target)
             _crash_point("copied")
-            _remove(source)
+            _remove(source, target)
         _fsync_folder(target.parent)
 
     def _copy_across(self, source: Path, target: Path) -> None:
@@ -813,7 +813,7 @@ class _Runner:
                 if not _matches_member(source, member):
                     raise InputError("mailroot_ops.zip_mismatch", value=str(source), where=str(zip_path),
                                      next_key="mailroot_ops.zip_mismatch_next")
-                _remove(source)
+                _remove(source, zip_path)
                 _crash_point("unlinked")
             self._mark("done", index)
 
@@ -914,13 +914,17 @@ def _write_error(path: Path, error: OSError) -> InputError:
     return InputError(key, value=display_name(str(path)), detail=os_error_text(error), next_key=f"{key}_next")
 
 
-def _remove(path: Path) -> None:
+def _remove(path: Path, copy: Path) -> None:
+    """Remove the original `path`, which `copy` (a file or a zip) now contains. A file already gone is no error."""
     try:
         path.unlink()
     except FileNotFoundError:
         pass
     except OSError as error:
-        raise _write_error(path, error) from error
+        log.error("removing %s after copying it to %s failed: %s", display_name(str(path)), copy, error)
+        raise InputError("mailroot_ops.remove_failed", value=display_name(str(path)),
+                         copy=display_name(str(copy)), detail=os_error_text(error),
+                         next_key="mailroot_ops.remove_failed_next") from error
 
 
 def _fsync_folder(folder: Path) -> None:
