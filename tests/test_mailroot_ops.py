@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from adminkb import mailroot, mailroot_ops, pickup
+from adminkb.cli import main
 from adminkb.errors import InputError
 from adminkb.lab import FixedClock, MailLab
 from adminkb.lab.pickup import parse_pickup_file
@@ -398,6 +399,57 @@ def test_read_only_badmail_is_removal_failure(root, tmp_path, journals, monkeypa
     [journal] = mailroot_ops.unfinished_journals(root, "archive", journals)
     assert mailroot_ops.resume(journal).done == 6
     assert len(list((root / "Badmail").iterdir())) == 2
+
+
+def interrupt_rename(monkeypatch, interrupted_call):
+    """Make the `interrupted_call`-th os.rename raise KeyboardInterrupt, as Ctrl+C at that moment does."""
+    real_rename = os.rename
+    count = 0
+
+    def rename(source, target):
+        nonlocal count
+        count += 1
+        if count == interrupted_call:
+            raise KeyboardInterrupt
+        return real_rename(source, target)
+    monkeypatch.setattr(os, "rename", rename)
+
+
+def test_cli_archive_interrupted_names_journal(root, tmp_path, journals, monkeypatch, capsys):
+    for path in (root / "Badmail").glob("*01d1*"):
+        os.utime(path)
+    archive = tmp_path / "archive"
+    command = archive_command(root, archive, journals)
+    interrupt_rename(monkeypatch, 3)
+    assert main(command) == 130
+    [journal] = journals.iterdir()
+    error_output = capsys.readouterr().err
+    assert f"The archive stopped before it finished, and its journal {journal} is unfinished." in error_output
+    assert "Run the same command again, and it finishes the job from that journal." in error_output
+    assert error_output.rstrip().endswith("Interrupted.")
+
+    monkeypatch.undo()
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert main(command) == 0
+    [dated] = archive.iterdir()
+    assert len(list(dated.iterdir())) == 6
+    assert mailroot_ops.unfinished_journals(root, "archive", journals) == []
+
+
+def test_cli_resubmit_interrupted_names_journal(root, journals, monkeypatch, capsys):
+    command = ["mailroot", "resubmit", str(root), str(root / DROP_SOURCE), "--confirm", "--state-dir", str(journals)]
+    interrupt_rename(monkeypatch, 1)
+    assert main(command) == 130
+    [journal] = journals.iterdir()
+    error_output = capsys.readouterr().err
+    assert f"The resubmission stopped before it finished, and its journal {journal} is unfinished." in error_output
+    assert "without sending any message twice" in error_output
+    assert pickup_names(root) == []
+
+    monkeypatch.undo()
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    assert main(command) == 0
+    assert pickup_names(root) == ["resubmit-NTFS_00d1b2c301dca9e200000004.eml"]
 
 
 def test_vanished_source_is_reported(root, journals):

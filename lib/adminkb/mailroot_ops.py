@@ -163,6 +163,19 @@ class OperationStopped(InputError):
         return text
 
 
+class OperationInterrupted(KeyboardInterrupt):
+    """Ctrl+C or SIGTERM stopped `execute` or `resume`, leaving `journal` unfinished.
+
+    The message, in the user's language, names the journal and the next step: running the same
+    command again finishes the job from it.
+    """
+
+    def __init__(self, operation: str, journal: Path) -> None:
+        self.operation = operation
+        self.journal = journal
+        super().__init__(message(f"mailroot_ops.interrupted.{operation}", journal=journal))
+
+
 @dataclass
 class Outcome:
     """The result of `execute` or `resume`: the journal, the steps done and the sources that had vanished."""
@@ -675,7 +688,10 @@ class _Runner:
         _crash_point("journal")
 
     def run(self) -> Outcome:
-        """Carry out the steps the journal does not record as done; raise OperationStopped on an InputError."""
+        """Carry out the steps the journal does not record as done.
+
+        Raises OperationStopped for an InputError and OperationInterrupted for Ctrl+C or SIGTERM.
+        """
         if "finished" not in self.flags:
             try:
                 if self.plan.operation == RESUBMIT:
@@ -687,6 +703,9 @@ class _Runner:
                 self.append({"event": "finished"})
             except InputError as error:
                 raise self._stopped(error) from error
+            except KeyboardInterrupt as interrupt:
+                log.warning("%s interrupted, journal %s is unfinished", self.plan.operation, self.journal)
+                raise OperationInterrupted(self.plan.operation, self.journal) from interrupt
             log.info("%s finished: %d steps, %d sources missing, journal %s", self.plan.operation,
                      len(self.plan.steps), len(self.missing), self.journal)
         return Outcome(self.plan, self.journal, len(self.plan.steps) - len(self.missing), list(self.missing))

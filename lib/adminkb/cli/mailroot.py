@@ -189,7 +189,7 @@ def _run_operation(arguments: argparse.Namespace, operation: str, make_plan, aga
     if unfinished and arguments.confirm:
         for journal in unfinished:
             print(message("mailroot_ops.cli.resuming", journal=journal), file=sys.stderr)
-            print(mailroot_ops.describe_outcome(mailroot_ops.resume(journal)))
+            print(mailroot_ops.describe_outcome(_interruptible(mailroot_ops.resume, journal)))
         return EXIT_OK
     for journal in unfinished:
         print(message("mailroot_ops.cli.unfinished", journal=journal), file=sys.stderr)
@@ -226,7 +226,7 @@ def _run_operation(arguments: argparse.Namespace, operation: str, make_plan, aga
                               files="; ".join(item.describe() for item in earlier)))
             print(message("mailroot_ops.cli.dry_run"))
         return EXIT_OK
-    outcome = mailroot_ops.execute(plan, arguments.state_dir, again=again)
+    outcome = _interruptible(mailroot_ops.execute, plan, arguments.state_dir, again=again)
     if arguments.format == "json":
         document.update({"journal": str(outcome.journal), "done": outcome.done,
                          "missing": [display_name(name) for name in outcome.missing]})
@@ -234,6 +234,15 @@ def _run_operation(arguments: argparse.Namespace, operation: str, make_plan, aga
     else:
         print(mailroot_ops.describe_outcome(outcome))
     return EXIT_OK
+
+
+def _interruptible(function, *positional, **keywords) -> mailroot_ops.Outcome:
+    """Call `function`, and on Ctrl+C print which journal is unfinished before main() prints "Interrupted."."""
+    try:
+        return function(*positional, **keywords)
+    except mailroot_ops.OperationInterrupted as interrupted:
+        print(interrupted, file=sys.stderr)
+        raise
 
 
 def run_summary(arguments: argparse.Namespace) -> int:
