@@ -1120,3 +1120,30 @@ def test_resubmit_long_undecodable_name_fits(root, journals):
     assert len(os.fsencode(step.target)) <= 255
     mailroot_ops.execute(plan, journals)
     assert os.fsencode(step.target) in os.listdir(os.fsencode(root / "Pickup"))
+
+
+def test_resubmit_twice_lists_ten_files(root, journals, capsys):
+    sources = []
+    for number in range(25):
+        path = root / "Drop" / f"NTFS_{number:024x}.EML"
+        path.write_bytes(f"X-Receiver: user{number}@example.com\r\nMessage-ID: <m{number}@example.com>\r\n\r\n"
+                         f"body {number}\r\n".encode())
+        sources.append(str(path))
+    command = ["mailroot", "resubmit", str(root), *sources, "--state-dir", str(journals)]
+    assert run_area(*command, "--confirm") == 0
+    capsys.readouterr()
+
+    with pytest.raises(InputError) as raised:
+        run_area(*command, "--confirm")
+    text = str(raised.value)
+    assert raised.value.key == "mailroot_ops.already_resubmitted"
+    listed = [line for line in text.splitlines() if line.startswith("  Drop/")]
+    assert [line.split()[0] for line in listed] == [f"Drop/NTFS_{number:024x}.EML" for number in range(10)]
+    assert "\n  and 15 more\n" in text
+    assert f"NTFS_{10:024x}.EML" not in text
+
+    assert run_area(*command) == 0
+    output = capsys.readouterr().out
+    note = output[output.index("Note: these files were already resubmitted"):]
+    assert len([line for line in note.splitlines() if line.startswith("  Drop/")]) == 10
+    assert "\n  and 15 more\n" in note

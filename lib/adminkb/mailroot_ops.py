@@ -76,6 +76,9 @@ _PICKUP_PREFIX = "resubmit-"
 _PICKUP_SUFFIX = ".eml"
 _MAX_PICKUP_NUMBER = 999
 _COPY_CHUNK = 1024 * 1024
+# Files an error or note lists by name. The rest are counted, so that a run over thousands of
+# files does not print a line of hundreds of kilobytes.
+MAX_LISTED_FILES = 10
 # Envelope lines at the top of Drop and Badmail files, as the service writes them.
 _crash_counts: dict[str, int] = {}
 
@@ -111,6 +114,14 @@ class EarlierResubmit:
     def describe(self) -> str:
         """Return the source, the UTC time its journal finished and the journal path, on one line."""
         return f"{display_name(self.source)} ({self.finished_at:%Y-%m-%d %H:%M:%S} UTC, {self.journal})"
+
+
+def describe_earlier_resubmits(earlier: Sequence[EarlierResubmit]) -> str:
+    """Return the first MAX_LISTED_FILES earlier resubmits, one an indented line, then "and N more" if there are more."""
+    lines = [item.describe() for item in earlier[:MAX_LISTED_FILES]]
+    if len(earlier) > MAX_LISTED_FILES:
+        lines.append(message("mailroot_ops.and_more", count=len(earlier) - MAX_LISTED_FILES))
+    return "".join(f"\n  {line}" for line in lines)
 
 
 @dataclass
@@ -479,8 +490,7 @@ def execute(plan: Plan, state_dir: str | os.PathLike[str] | None = None, *, agai
     if plan.operation == RESUBMIT and not again:
         earlier = earlier_resubmits(plan, state_dir)
         if earlier:
-            raise InputError("mailroot_ops.already_resubmitted",
-                             value="; ".join(item.describe() for item in earlier),
+            raise InputError("mailroot_ops.already_resubmitted", value=describe_earlier_resubmits(earlier),
                              next_key="mailroot_ops.already_resubmitted_next")
     folder = Path(state_dir) if state_dir is not None else default_journal_dir()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")

@@ -223,7 +223,7 @@ def _run_operation(arguments: argparse.Namespace, operation: str, make_plan, aga
         else:
             if earlier:
                 print(message("mailroot_ops.cli.would_reject",
-                              files="; ".join(item.describe() for item in earlier)))
+                              files=mailroot_ops.describe_earlier_resubmits(earlier)))
             print(message("mailroot_ops.cli.dry_run"))
         return EXIT_OK
     outcome = _interruptible(mailroot_ops.execute, plan, arguments.state_dir, again=again)
