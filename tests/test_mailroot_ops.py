@@ -598,6 +598,25 @@ def test_resubmit_headers_only_ndr(root):
     assert raised.value.key == "mailroot_ops.ndr_without_original"
 
 
+@pytest.mark.parametrize("change, detail", [
+    ((b"Action: failed", b"Action: delayed"),
+     "its message/delivery-status part lists only recipients whose Action is not failed (delayed, delivered)"),
+    ((b"Content-Type: message/delivery-status", b"Content-Type: text/plain"), "it has no message/delivery-status part"),
+])
+def test_resubmit_ndr_without_failed_recipient(root, change, detail):
+    bad = root / "Badmail" / "NTFS_01e1b2c301dca9e20000000e.BAD"
+    report = ndr_for(chinese_original(), failed=("late@example.net",)).replace(*change)
+    bad.write_bytes(mailroot.envelope_lines("", ["orders@example.com"]) + report)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_resubmit(root, [bad])
+    text = str(raised.value)
+    assert raised.value.key == "mailroot_ops.ndr_no_failed_recipient"
+    assert f"{bad} is a non-delivery report (NDR), but {detail}" in text
+    assert "no X-Receiver line" not in text
+    assert "Do not put the report itself into Pickup" in text
+    assert "the service is still retrying" in text
+
+
 def test_resubmit_without_recipients(root):
     bad = root / "Badmail" / "NTFS_01e1b2c301dca9e20000000d.BAD"
     bad.write_bytes(b"Subject: no one\r\n\r\nbody\r\n")

@@ -432,27 +432,44 @@ def _split_envelope(data: bytes) -> tuple[str | None, list[str], bytes]:
 
 
 def _original_from_ndr(path: Path, report: Message, ndr_recipients: list[str]) -> tuple[str, list[str], bytes]:
-    """Return the sender, failed recipients and bytes of the original message inside an NDR (RFC 3464)."""
+    """Return the sender, failed recipients and bytes of the original message inside an NDR (RFC 3464).
+
+    Raises InputError when the NDR carries only the original's headers, or when its
+    delivery-status part is missing or lists no recipient whose Action is failed.
+    """
     original: Message | None = None
-    failed: list[str] = []
+    has_status = False
+    recipients: list[tuple[str, str]] = []
     for part in report.walk():
         content_type = part.get_content_type()
         if content_type == "message/rfc822" and original is None:
             payload = part.get_payload()
             original = payload[0] if isinstance(payload, list) and payload else None
         elif content_type == "message/delivery-status":
-            failed.extend(_failed_recipients(part))
+            has_status = True
+            recipients.extend(_status_recipients(part))
     if original is None:
         raise InputError("mailroot_ops.ndr_without_original", value=str(path),
                          next_key="mailroot_ops.ndr_without_original_next")
+    failed = [address for action, address in recipients if action == "failed"]
+    if not failed:
+        if not has_status:
+            detail = message("mailroot_ops.ndr_detail.no_status_part")
+        elif not recipients:
+            detail = message("mailroot_ops.ndr_detail.no_recipient")
+        else:
+            actions = ", ".join(sorted({action for action, _ in recipients}))
+            detail = message("mailroot_ops.ndr_detail.actions", actions=actions)
+        raise InputError("mailroot_ops.ndr_no_failed_recipient", value=str(path), detail=detail,
+                         next_key="mailroot_ops.ndr_no_failed_recipient_next")
     # The NDR went to the original sender, so its envelope recipient is that sender.
     sender = ndr_recipients[0] if ndr_recipients else _first_address(original.get("From", ""))
     content = original.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
     return sender, failed, content
 
 
-def _failed_recipients(status: Message) -> list[str]:
-    """Return the recipients of a message/delivery-status part whose Action is failed (or not given)."""
+def _status_recipients(status: Message) -> list[tuple[str, str]]:
+    """Return the Action (failed when not given) and address of each recipient in a message/delivery-status part."""
     recipients = []
     payload = status.get_payload()
     blocks = payload[1:] if isinstance(payload, list) else []
@@ -460,8 +477,8 @@ def _failed_recipients(status: Message) -> list[str]:
         action = (block.get("Action") or "failed").strip().lower()
         field_value = block.get("Original-Recipient") or block.get("Final-Recipient") or ""
         address = field_value.partition(";")[2].strip().strip("<>")
-        if action == "failed" and address:
-            recipients.append(address)
+        if address:
+            recipients.append((action, address))
     return recipients
 
 
