@@ -703,7 +703,7 @@ class _Runner:
 
     def append(self, entry: dict[str, object]) -> None:
         """Write one journal line and fsync it before the next step starts."""
-        line = json.dumps(entry, ensure_ascii=False) + "\n"
+        line = json.dumps(entry, ensure_ascii=True) + "\n"
         try:
             with open(self.journal, "a", encoding="utf-8") as handle:
                 handle.write(line)
