@@ -336,3 +336,43 @@ def test_split_envelope_without_lines():
     # A file of envelope lines only, the last one without a line end.
     data = b"X-Sender: a@example.com\r\nX-Receiver: b@example.net"
     assert mailroot.split_envelope(data) == ("a@example.com", ["b@example.net"], len(data))
+
+
+@pytest.mark.timeout(60)
+def test_stop_ends_pickup_pass_between_files(tmp_path):
+    # Every file is there before the lab starts, so that its first pass could take all of them.
+    waiting = tmp_path / "lab" / "mailroot" / "Pickup"
+    waiting.mkdir(parents=True)
+    for number in range(3000):
+        (waiting / f"m{number:05d}.eml").write_bytes(
+            f"X-Sender: a@example.com\r\nX-Receiver: u{number}@example.com\r\n\r\nbody\r\n".encode())
+    lab = MailLab(root=tmp_path / "lab", clock=FixedClock(START), pickup_interval=0.02)
+    lab.start()
+    try:
+        assert wait_for(lambda: len(lab.drop_files()) >= 50, timeout=30)
+    finally:
+        lab.stop()
+    left = len(lab.pickup_files())
+    stored = len(lab.drop_files())
+    time.sleep(0.5)
+    # Nothing moves after stop() returned, and every file is in exactly one place.
+    assert len(lab.pickup_files()) == left
+    assert len(lab.drop_files()) == stored
+    assert left > 0
+    assert left + stored == 3000
+
+
+@pytest.mark.timeout(30)
+def test_watcher_waits_for_file_being_written(tmp_path):
+    with MailLab(clock=FixedClock(START), pickup_interval=0.05) as lab:
+        path = lab.pickup_dir / "slow.eml"
+        with open(path, "wb") as handle:
+            handle.write(b"X-Sender: a@example.com\r\nX-Receiver: user@example.com\r\n\r\n")
+            # Write a line every 10 ms, faster than the 50 ms poll, for about half a second.
+            for number in range(50):
+                handle.write(f"line {number}\r\n".encode())
+                handle.flush()
+                time.sleep(0.01)
+        assert wait_for(lambda: len(lab.drop_files()) == 1)
+        _sender, _recipients, stored = parse_stored(lab.drop_files()[0])
+    assert stored.get_content().splitlines()[-1] == "line 49"

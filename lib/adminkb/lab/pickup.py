@@ -122,25 +122,49 @@ class PickupProcessor:
         self._lock = threading.Lock()
         # Files that could not be read, so that a file failing on every pass is logged once.
         self._failed: set[str] = set()
+        # Size and modification time of each file at the previous watcher pass.
+        self._last_seen: dict[str, tuple[int, int]] = {}
 
     @property
     def folder(self) -> Path:
         return self.server.mailroot / mailroot.PICKUP
 
-    def process(self) -> list[PickupResult]:
+    def process(self, *, stop: threading.Event | None = None, settled_only: bool = False) -> list[PickupResult]:
         """Take every file out of Pickup, in name order, and return what became of each.
 
         Like the service, the lab takes files of any name (KB Q221384 reproduces its problem
         with a file called Message.txt), so a writer must create the file elsewhere and rename it
-        in, as `adminkb.pickup.write_pickup_bytes` does.
+        in, as `adminkb.pickup.write_pickup_bytes` does. The pass ends early once `stop` is
+        set. With `settled_only`, a file is taken only when its size and modification time are
+        the same as at the previous such pass, so a file still being copied in is left alone.
         """
         with self._lock:
+            waiting = self._waiting_files()
+            if settled_only:
+                waiting = self._settled(waiting)
             results = []
-            for path in self._waiting_files():
+            for path in waiting:
+                if stop is not None and stop.is_set():
+                    break
                 result = self._process_file(path)
                 if result is not None:
                     results.append(result)
             return results
+
+    def _settled(self, paths: list[Path]) -> list[Path]:
+        """Return the files of `paths` whose size and modification time did not change since the last call."""
+        seen: dict[str, tuple[int, int]] = {}
+        settled = []
+        for path in paths:
+            try:
+                status = path.stat()
+            except OSError:
+                continue
+            seen[path.name] = (status.st_size, status.st_mtime_ns)
+            if self._last_seen.get(path.name) == seen[path.name]:
+                settled.append(path)
+        self._last_seen = seen
+        return settled
 
     def _waiting_files(self) -> list[Path]:
         try:
@@ -149,7 +173,8 @@ class PickupProcessor:
             log.error("cannot list the Pickup folder %s: %s", self.folder, error)
             return []
         # NOTE: whether the service waits while another program still has a Pickup file open
-        # for writing is not documented. The lab takes whatever file is there at each pass.
+        # for writing is not documented. The watcher waits until a file has not changed for
+        # one poll interval, so a writer that pauses longer than that still loses the rest.
         return [entry for entry in entries if entry.is_file()]
 
     def _process_file(self, path: Path) -> PickupResult | None:
@@ -231,7 +256,10 @@ class PickupWatcher:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.processor.process()
+                # A stop ends the pass between two files, so that stop() returns only when no
+                # file is being taken, and a lab started next on the same mailroot finds
+                # nothing half done.
+                self.processor.process(stop=self._stop, settled_only=True)
             except Exception:
                 # One bad pass must not end the watcher; the next pass tries again.
                 log.exception("a Pickup pass failed in the lab")
