@@ -49,6 +49,9 @@ AddressSpec = str | tuple[str, str]
 STAGING_PREFIX = ".adminkb-pickup-"
 
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+# C0 and C1 control characters, DEL, the Unicode line and paragraph separators and lone
+# surrogates: characters an error message shows escaped, so the user sees what is there.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _BARE_LINE_END = re.compile(rb"\r?\n|\r")
 
 
@@ -113,13 +116,31 @@ def compose_message(sender: AddressSpec, to: Sequence[AddressSpec], subject: str
 
 
 def pickup_bytes(message: EmailMessage | bytes, sender: str, recipients: Sequence[str]) -> bytes:
-    """Return the whole Pickup file: envelope lines, then the message with CRLF ends and doubled leading dots."""
-    return mailroot.envelope_lines(sender, recipients) + _stuffed_message(message)
+    """Return the whole Pickup file: envelope lines, then the message with CRLF ends and doubled leading dots.
+
+    A message whose first line looks like an envelope line raises InputError, because the
+    service would read that line as part of the envelope written before it.
+    """
+    content = _stuffed_message(message)
+    _check_no_envelope_line(content)
+    return mailroot.envelope_lines(sender, recipients) + content
 
 
 def _stuffed_message(message: EmailMessage | bytes) -> bytes:
     content = message.as_bytes(policy=MESSAGE_POLICY) if isinstance(message, EmailMessage) else bytes(message)
     return dot_stuff(crlf_lines(content))
+
+
+def _check_no_envelope_line(content: bytes) -> None:
+    # A reader takes leading X-Sender and X-Receiver lines as the envelope, and some readers
+    # (`mailroot.read_envelope`) accept any case and white space around the name. So such a
+    # first line would extend the writer's own envelope block.
+    first_line = content.split(b"\r\n", 1)[0]
+    name, colon, _ = first_line.partition(b":")
+    if colon and name.strip().lower() in (b"x-sender", b"x-receiver"):
+        raise InputError("pickup.envelope_line_in_message",
+                         value=_shown_text(first_line.decode("utf-8", errors="backslashreplace")),
+                         next_key="pickup.envelope_line_in_message_next")
 
 
 def crlf_lines(content: bytes) -> bytes:
@@ -291,6 +312,11 @@ def _address(item: AddressSpec) -> Address:
     if not (at and local and domain) or any(character.isspace() or character in "<>,;" for character in addr_spec):
         raise InputError("pickup.invalid_address", value=addr_spec, next_key="pickup.invalid_address_next")
     return Address(display_name=_single_line(display_name, "address"), addr_spec=addr_spec)
+
+
+def _shown_text(text: str) -> str:
+    """Return `text` for an error message, with control characters and lone surrogates written as escapes (\\x00)."""
+    return _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _first_address(header: object) -> str:
