@@ -1,4 +1,4 @@
-"""The Pickup writer's input checks: envelope lines at the start of the message."""
+"""The Pickup writer's input checks: envelope lines at the start of the message, and addresses."""
 
 from email.message import EmailMessage
 
@@ -71,3 +71,111 @@ def test_envelope_line_later_in_headers_is_kept():
     raw = b"Subject: s\r\nX-Receiver: note@example.net\r\n\r\nbody\r\n"
     data = pickup.pickup_bytes(raw, SENDER, RECIPIENTS)
     assert data.endswith(raw)
+
+
+def envelope_of(data):
+    """Return the X-Sender and X-Receiver lines at the top of a Pickup file."""
+    envelope = []
+    for line in data.split(b"\r\n"):
+        if not line.startswith((b"X-Sender:", b"X-Receiver:")):
+            break
+        envelope.append(line)
+    return envelope
+
+
+@pytest.mark.parametrize("recipients", [[""], ["   "], ["user@example.net", ""]])
+def test_empty_recipient_is_rejected(tmp_path, recipients):
+    with pytest.raises(InputError) as caught:
+        pickup.write_pickup_file(tmp_path, b"Subject: s\r\n\r\nbody\r\n", sender=SENDER, recipients=recipients)
+    assert caught.value.key == "pickup.empty_address"
+    assert "The X-Receiver address is empty" in str(caught.value)
+    assert pickup_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("address, shown", [
+    ("us\x00er@example.net", "us\\x00er@example.net"),
+    ("user@exa\x01mple.net", "user@exa\\x01mple.net"),
+    ("user\x7f@example.net", "user\\x7f@example.net"),
+    ("user@example.net\x1b[31m", "user@example.net\\x1b[31m"),
+])
+def test_control_character_in_recipient_is_rejected(address, shown):
+    with pytest.raises(InputError) as caught:
+        pickup.pickup_bytes(b"Subject: s\r\n\r\nbody\r\n", SENDER, [address])
+    assert caught.value.key == "pickup.control_character"
+    assert caught.value.value == shown
+    assert "X-Receiver" in str(caught.value)
+
+
+@pytest.mark.parametrize("address", ["us er@example.net", "user@exam ple.net", "user\u3000@example.net",
+                                     "<user@example.net>", "a@b@example.net", "a.@example.net",
+                                     "user@example..net", "user@", "@example.net", "user"])
+def test_malformed_recipient_is_rejected(address):
+    with pytest.raises(InputError) as caught:
+        pickup.pickup_bytes(b"Subject: s\r\n\r\nbody\r\n", SENDER, [address])
+    assert caught.value.key == "pickup.invalid_address"
+    assert caught.value.value == address
+    assert "not a valid e-mail address" in str(caught.value)
+
+
+@pytest.mark.parametrize("sender, key", [
+    ("a@b@example.net", "pickup.invalid_address"),
+    ("web server@example.com", "pickup.invalid_address"),
+    ("app\x00@example.com", "pickup.control_character"),
+    (" ", "pickup.empty_address"),
+])
+def test_malformed_sender_is_rejected(sender, key):
+    with pytest.raises(InputError) as caught:
+        pickup.pickup_bytes(b"Subject: s\r\n\r\nbody\r\n", sender, RECIPIENTS)
+    assert caught.value.key == key
+
+
+def test_malformed_header_address_is_input_error():
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, ["a@b@example.net"], "s", "body\n")
+    assert caught.value.key == "pickup.invalid_address"
+    assert caught.value.value == "a@b@example.net"
+
+
+def test_malformed_bcc_is_input_error(tmp_path):
+    message = pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n")
+    with pytest.raises(InputError) as caught:
+        pickup.write_pickup_file(tmp_path, message, bcc=["audit\x00@example.org"])
+    assert caught.value.key == "pickup.control_character"
+    assert "Bcc" in str(caught.value)
+    assert pickup_files(tmp_path) == []
+
+
+def test_spaces_around_address_are_removed():
+    data = pickup.pickup_bytes(b"Subject: s\r\n\r\nbody\r\n", " app@example.com\t", ["  user@example.net "])
+    assert envelope_of(data) == [b"X-Sender: app@example.com", b"X-Receiver: user@example.net"]
+
+
+def test_explicit_empty_sender_writes_null_sender(tmp_path):
+    message = pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n")
+    path = pickup.write_pickup_file(tmp_path, message, sender="")
+    assert envelope_of(path.read_bytes()) == [b"X-Sender: <>", b"X-Receiver: user@example.net"]
+
+
+def test_raw_bytes_with_empty_sender_write_null_sender():
+    data = pickup.pickup_bytes(b"Subject: bounce\r\n\r\nbody\r\n", "", RECIPIENTS)
+    assert envelope_of(data) == [b"X-Sender: <>", b"X-Receiver: user@example.net"]
+
+
+def test_message_without_from_needs_sender(tmp_path):
+    message = EmailMessage(policy=pickup.MESSAGE_POLICY)
+    message["To"] = "user@example.net"
+    message["Subject"] = "no sender"
+    message.set_content("body\n")
+    with pytest.raises(InputError) as caught:
+        pickup.write_pickup_file(tmp_path, message)
+    assert caught.value.key == "pickup.sender_missing"
+    assert "Pass sender=" in str(caught.value)
+    assert pickup_files(tmp_path) == []
+
+
+def test_message_without_from_takes_given_sender(tmp_path):
+    message = EmailMessage(policy=pickup.MESSAGE_POLICY)
+    message["To"] = "user@example.net"
+    message.set_content("body\n")
+    path = pickup.write_pickup_file(tmp_path, message, sender="app@example.com")
+    assert envelope_of(path.read_bytes()) == [b"X-Sender: app@example.com", b"X-Receiver: user@example.net"]

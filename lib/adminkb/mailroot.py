@@ -145,7 +145,8 @@ def envelope_lines(sender: str, recipients: Sequence[str]) -> bytes:
 
     An empty sender is the null reverse-path of bounces and is written `<>`. Addresses are
     UTF-8, and bytes a client sent outside ASCII (decoded with surrogateescape) are written
-    back unchanged.
+    back unchanged. Only line breaks raise InputError here, because the lab stores what an
+    SMTP client sent. The Pickup writer checks each address in full before it calls this.
     """
     if not recipients:
         raise InputError("mailroot.no_recipients", next_key="mailroot.no_recipients_next")

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
@@ -53,6 +54,10 @@ _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 # surrogates: characters an error message shows escaped, so the user sees what is there.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _BARE_LINE_END = re.compile(rb"\r?\n|\r")
+# Characters that no header line or envelope line may contain: C0 controls other than tab,
+# DEL, C1 controls, U+2028 and U+2029. The email package treats VT, FF, FS, GS, RS, NEL,
+# U+2028 and U+2029 as line ends, like CR and LF.
+_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -93,12 +98,12 @@ def compose_message(sender: AddressSpec, to: Sequence[AddressSpec], subject: str
     if not to and not cc:
         raise InputError("pickup.no_header_recipients", next_key="pickup.no_header_recipients_next")
     message = EmailMessage(policy=MESSAGE_POLICY)
-    sender_address = _address(sender)
+    sender_address = _address(sender, "From")
     message["From"] = sender_address
     if to:
-        message["To"] = [_address(item) for item in to]
+        message["To"] = [_address(item, "To") for item in to]
     if cc:
-        message["Cc"] = [_address(item) for item in cc]
+        message["Cc"] = [_address(item, "Cc") for item in cc]
     message["Subject"] = _single_line(subject, "Subject")
     message["Date"] = email.utils.format_datetime(date if date is not None else datetime.now().astimezone())
     message["Message-ID"] = message_id or email.utils.make_msgid(domain=sender_address.domain or None)
@@ -118,12 +123,15 @@ def compose_message(sender: AddressSpec, to: Sequence[AddressSpec], subject: str
 def pickup_bytes(message: EmailMessage | bytes, sender: str, recipients: Sequence[str]) -> bytes:
     """Return the whole Pickup file: envelope lines, then the message with CRLF ends and doubled leading dots.
 
-    A message whose first line looks like an envelope line raises InputError, because the
-    service would read that line as part of the envelope written before it.
+    An empty `sender` writes the null sender `<>` of a bounce. An empty, white-space-containing
+    or unparsable address raises InputError, and so does a message whose first line looks like
+    an envelope line, because the service would read that line as part of the envelope.
     """
+    envelope_sender = _addr_spec(sender, "X-Sender") if sender != "" else ""
+    envelope_recipients = [_addr_spec(recipient, "X-Receiver") for recipient in recipients]
     content = _stuffed_message(message)
     _check_no_envelope_line(content)
-    return mailroot.envelope_lines(sender, recipients) + content
+    return mailroot.envelope_lines(envelope_sender, envelope_recipients) + content
 
 
 def _stuffed_message(message: EmailMessage | bytes) -> bytes:
@@ -167,7 +175,7 @@ def envelope_from_headers(message: EmailMessage, bcc: Sequence[AddressSpec] = ()
     for name in ("To", "Cc"):
         for header in message.get_all(name, []):
             recipients.extend(address.addr_spec for address in header.addresses)
-    recipients.extend(_address(item).addr_spec for item in bcc)
+    recipients.extend(_address(item, "Bcc").addr_spec for item in bcc)
     return sender, _unique(recipients)
 
 
@@ -178,7 +186,8 @@ def write_pickup_file(folder: str | os.PathLike[str], message: EmailMessage | by
     """Write `message` into the Pickup `folder` with envelope lines and return the new file's path.
 
     The envelope defaults to the message's own headers (`envelope_from_headers`); raw bytes
-    need `sender` and `recipients`. The file is named `<GUID>.eml` like System.Net.Mail's
+    need `sender` and `recipients`. A message without a From or Sender header needs `sender`,
+    and `sender=""` writes the null sender `<>` of a bounce. The file is named `<GUID>.eml` like System.Net.Mail's
     unless `name` is given. Leading dots are doubled. `write_pickup_bytes` does the writing,
     with `staging` as its temporary folder, so the service never sees part of the file, and a
     missing folder, a full disk or any other write failure raises InputError and leaves no file
@@ -188,10 +197,13 @@ def write_pickup_file(folder: str | os.PathLike[str], message: EmailMessage | by
         if not isinstance(message, EmailMessage):
             raise InputError("pickup.envelope_needed", next_key="pickup.envelope_needed_next")
         header_sender, header_recipients = envelope_from_headers(message, bcc)
-        sender = header_sender if sender is None else sender
+        if sender is None:
+            if not header_sender:
+                raise InputError("pickup.sender_missing", next_key="pickup.sender_missing_next")
+            sender = header_sender
         recipients = header_recipients if recipients is None else list(recipients)
     elif bcc:
-        recipients = _unique([*recipients, *(_address(item).addr_spec for item in bcc)])
+        recipients = _unique([*recipients, *(_address(item, "Bcc").addr_spec for item in bcc)])
     data = pickup_bytes(message, sender, recipients)
     path = write_pickup_bytes(folder, name or f"{uuid.uuid4()}.eml", data, staging=staging)
     log.info("wrote %s to Pickup (%d bytes, sender %s, %d recipients)", path.name, len(data), sender or "<>",
@@ -300,18 +312,45 @@ def _write_error(key: str, folder: Path, error: OSError) -> InputError:
     return InputError(key, value=str(folder), detail=os_error_text(error), next_key=f"{key}_next")
 
 
-def _address(item: AddressSpec) -> Address:
+def _address(item: AddressSpec | Address, field: str) -> Address:
+    """Return `item` as an Address for the `field` header, its addr-spec checked by `_addr_spec`."""
     if isinstance(item, Address):
-        return item
-    if isinstance(item, tuple):
+        display_name, addr_spec = item.display_name, item.addr_spec
+    elif isinstance(item, tuple):
         display_name, addr_spec = item
     else:
         display_name, addr_spec = "", item
-    addr_spec = _single_line(str(addr_spec).strip(), "address")
-    local, at, domain = addr_spec.rpartition("@")
-    if not (at and local and domain) or any(character.isspace() or character in "<>,;" for character in addr_spec):
-        raise InputError("pickup.invalid_address", value=addr_spec, next_key="pickup.invalid_address_next")
-    return Address(display_name=_single_line(display_name, "address"), addr_spec=addr_spec)
+    return Address(display_name=_single_line(display_name, field), addr_spec=_addr_spec(addr_spec, field))
+
+
+def _addr_spec(address: str, field: str) -> str:
+    """Return `address` (user@example.com) as the `field` header or envelope line will carry it.
+
+    Spaces and tabs around it are removed. An empty address, one with white space, a control
+    character or one of `<>,;` inside, and one the email package cannot parse raise InputError.
+    """
+    text = str(address).strip(" \t")
+    if not text:
+        raise InputError("pickup.empty_address", field=field, next_key="pickup.empty_address_next")
+    _single_line(text, field)
+    _check_control_characters(text, field)
+    local, at, domain = text.rpartition("@")
+    if not (at and local and domain) or any(character.isspace() or character in "<>,;" for character in text):
+        raise InputError("pickup.invalid_address", value=text, next_key="pickup.invalid_address_next")
+    try:
+        return Address(addr_spec=text).addr_spec
+    except (HeaderParseError, ValueError) as error:
+        # The email package raises HeaderParseError, or a defect (a ValueError) such as
+        # InvalidHeaderDefect, for a@b@example.net, a.@example.com or a@example..com.
+        raise InputError("pickup.invalid_address", value=text, next_key="pickup.invalid_address_next") from error
+
+
+def _check_control_characters(text: str, field: str) -> None:
+    """Raise InputError when `text` contains a control character other than tab, or a line separator."""
+    match = _CONTROL_CHARACTER.search(text)
+    if match is not None:
+        raise InputError("pickup.control_character", value=_shown_text(text), field=field,
+                         character=f"U+{ord(match.group()):04X}", next_key="pickup.control_character_next")
 
 
 def _shown_text(text: str) -> str:
