@@ -1,5 +1,7 @@
 """The Pickup writer's input checks: envelope lines at the start of the message, and addresses."""
 
+import email
+import email.policy
 from email.message import EmailMessage
 
 import pytest
@@ -179,3 +181,73 @@ def test_message_without_from_takes_given_sender(tmp_path):
     message.set_content("body\n")
     path = pickup.write_pickup_file(tmp_path, message, sender="app@example.com")
     assert envelope_of(path.read_bytes()) == [b"X-Sender: app@example.com", b"X-Receiver: user@example.net"]
+
+
+def parsed(message):
+    return email.message_from_bytes(message.as_bytes(policy=pickup.MESSAGE_POLICY), policy=email.policy.default)
+
+
+def test_non_ascii_domain_becomes_idna_in_headers():
+    message = pickup.compose_message(("王小明", "app@公司.台灣"), [("李大華", "user@例子.台灣")], "報表", "body\n",
+                                     cc=["boss@例子。台灣"])
+    headers = message.as_bytes(policy=pickup.MESSAGE_POLICY).split(b"\r\n\r\n", 1)[0]
+    assert headers.isascii()
+    assert b"user@xn--fsqu00a.xn--kpry57d" in headers
+    assert b"=?utf-8?b?5L6L" not in headers
+    reread = parsed(message)
+    assert reread["From"].addresses[0].addr_spec == "app@xn--55qx5d.xn--kpry57d"
+    assert reread["From"].addresses[0].display_name == "王小明"
+    assert reread["To"].addresses[0].addr_spec == "user@xn--fsqu00a.xn--kpry57d"
+    assert reread["To"].addresses[0].display_name == "李大華"
+    assert reread["Cc"].addresses[0].addr_spec == "boss@xn--fsqu00a.xn--kpry57d"
+    assert reread["Message-ID"].endswith("@xn--55qx5d.xn--kpry57d>")
+
+
+def test_non_ascii_domain_becomes_idna_in_envelope(tmp_path):
+    message = pickup.compose_message("app@公司.台灣", ["user@例子.台灣"], "報表", "body\n")
+    path = pickup.write_pickup_file(tmp_path, message, bcc=["audit@例子.台灣"])
+    data = path.read_bytes()
+    assert data.isascii()
+    assert envelope_of(data) == [b"X-Sender: app@xn--55qx5d.xn--kpry57d",
+                                 b"X-Receiver: user@xn--fsqu00a.xn--kpry57d",
+                                 b"X-Receiver: audit@xn--fsqu00a.xn--kpry57d"]
+
+
+def test_raw_bytes_envelope_domain_becomes_idna():
+    data = pickup.pickup_bytes(b"Subject: s\r\n\r\nbody\r\n", "app@公司.台灣", ["user@例子.台灣"])
+    assert envelope_of(data) == [b"X-Sender: app@xn--55qx5d.xn--kpry57d", b"X-Receiver: user@xn--fsqu00a.xn--kpry57d"]
+
+
+@pytest.mark.parametrize("domain", ["例子..台灣", "例" * 64 + ".台灣", "例子.\udce4"],
+                         ids=["empty label", "label too long", "undecodable byte"])
+def test_domain_idna_rejects_is_input_error(domain):
+    with pytest.raises(InputError) as caught:
+        pickup.pickup_bytes(b"Subject: s\r\n\r\nbody\r\n", SENDER, [f"user@{domain}"])
+    assert caught.value.key == "pickup.invalid_domain"
+    assert caught.value.value == domain.replace("\udce4", "\\udce4")
+    assert "IDNA ASCII form" in str(caught.value)
+
+
+def test_non_ascii_local_part_in_header_is_rejected():
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, ["用戶@example.net"], "s", "body\n")
+    assert caught.value.key == "pickup.non_ascii_local_part"
+    assert caught.value.value == "用戶@example.net"
+    assert "does not support SMTPUTF8" in str(caught.value)
+    assert "The To address" in str(caught.value)
+
+
+@pytest.mark.parametrize("sender, recipients", [("用戶@example.com", RECIPIENTS), (SENDER, ["用戶@example.net"])])
+def test_non_ascii_local_part_in_envelope_is_rejected(tmp_path, sender, recipients):
+    with pytest.raises(InputError) as caught:
+        pickup.write_pickup_file(tmp_path, b"Subject: s\r\n\r\nbody\r\n", sender=sender, recipients=recipients)
+    assert caught.value.key == "pickup.non_ascii_local_part"
+    assert pickup_files(tmp_path) == []
+
+
+def test_non_ascii_local_part_in_zh_tw(monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "zh-TW")
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, ["用戶@example.net"], "s", "body\n")
+    assert "SMTPUTF8" in str(caught.value)
+    assert "本機部分" in str(caught.value)

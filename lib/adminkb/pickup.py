@@ -90,7 +90,9 @@ def compose_message(sender: AddressSpec, to: Sequence[AddressSpec], subject: str
                     extra_headers: Sequence[tuple[str, str]] = ()) -> EmailMessage:
     """Build an RFC 5322 message; Chinese display names and subjects become RFC 2047 encoded words.
 
-    Bcc recipients belong in the envelope only, so they are not an argument here: give them to
+    Non-ASCII domains are written in their IDNA ASCII form (xn--), and a non-ASCII local part
+    raises InputError, because the IIS SMTP service does not support SMTPUTF8. Bcc recipients
+    belong in the envelope only, so they are not an argument here: give them to
     `write_pickup_file`. `date` defaults to now in local time and `message_id` to a new id in
     the sender's domain. With attachments the message is multipart/mixed, with a boundary
     derived from the content so that the same input gives the same bytes.
@@ -326,8 +328,10 @@ def _address(item: AddressSpec | Address, field: str) -> Address:
 def _addr_spec(address: str, field: str) -> str:
     """Return `address` (user@example.com) as the `field` header or envelope line will carry it.
 
-    Spaces and tabs around it are removed. An empty address, one with white space, a control
-    character or one of `<>,;` inside, and one the email package cannot parse raise InputError.
+    Spaces and tabs around it are removed, and a non-ASCII domain becomes its IDNA ASCII form
+    (例子.台灣 becomes xn--fsqu00a.xn--kpry57d). An empty address, one with white space, a
+    control character or one of `<>,;` inside, a non-ASCII local part, a domain that the idna
+    codec rejects, and an address the email package cannot parse raise InputError.
     """
     text = str(address).strip(" \t")
     if not text:
@@ -337,12 +341,27 @@ def _addr_spec(address: str, field: str) -> str:
     local, at, domain = text.rpartition("@")
     if not (at and local and domain) or any(character.isspace() or character in "<>,;" for character in text):
         raise InputError("pickup.invalid_address", value=text, next_key="pickup.invalid_address_next")
+    if not local.isascii():
+        # A non-ASCII local part needs SMTPUTF8 (RFC 6531), which the IIS SMTP service lacks.
+        raise InputError("pickup.non_ascii_local_part", value=_shown_text(text), field=field,
+                         next_key="pickup.non_ascii_local_part_next")
+    if not domain.isascii():
+        text = f"{local}@{_ascii_domain(domain, text, field)}"
     try:
         return Address(addr_spec=text).addr_spec
     except (HeaderParseError, ValueError) as error:
         # The email package raises HeaderParseError, or a defect (a ValueError) such as
         # InvalidHeaderDefect, for a@b@example.net, a.@example.com or a@example..com.
         raise InputError("pickup.invalid_address", value=text, next_key="pickup.invalid_address_next") from error
+
+
+def _ascii_domain(domain: str, address: str, field: str) -> str:
+    """Return the IDNA ASCII form of `domain` (IDNA 2003, as Python's "idna" codec implements it)."""
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError as error:
+        raise InputError("pickup.invalid_domain", value=_shown_text(domain), address=_shown_text(address),
+                         field=field, next_key="pickup.invalid_domain_next") from error
 
 
 def _check_control_characters(text: str, field: str) -> None:
