@@ -274,7 +274,8 @@ def test_invalid_content_type_is_input_error(monkeypatch):
 
 
 def test_envelope_from_headers_prefers_sender():
-    message = sample_message(extra_headers=[("Sender", "bulk@example.com")])
+    message = sample_message()
+    message["Sender"] = "bulk@example.com"
     sender, recipients = pickup.envelope_from_headers(message)
     assert sender == "bulk@example.com"
     assert recipients == ["lee@example.net"]

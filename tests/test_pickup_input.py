@@ -1,4 +1,4 @@
-"""The Pickup writer's input checks: envelope lines at the start of the message, and addresses."""
+"""The Pickup writer's input checks: envelope lines at the start of the message, addresses and header names."""
 
 import email
 import email.policy
@@ -251,3 +251,46 @@ def test_non_ascii_local_part_in_zh_tw(monkeypatch):
         pickup.compose_message(SENDER, ["用戶@example.net"], "s", "body\n")
     assert "SMTPUTF8" in str(caught.value)
     assert "本機部分" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["Reply-To: attacker@evil.example\tX-Y", "", "X Y", "X-Y:", "X-\x00Y", "X-\u5831\u8868",
+                                  "X-Y\r\nBcc", "X-Y\x7f"])
+def test_invalid_header_name_is_rejected(name):
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n", extra_headers=[(name, "v")])
+    assert caught.value.key == "pickup.invalid_header_name"
+    assert "is invalid" in str(caught.value)
+    assert "X-Report-Id" in str(caught.value)
+
+
+def test_invalid_header_name_shows_escapes():
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n", extra_headers=[("Reply-To: a@evil.example\tX-Y", "v")])
+    assert caught.value.value == "Reply-To: a@evil.example\\tX-Y"
+
+
+@pytest.mark.parametrize("name", ["Bcc", "bcc", "BCC", "From", "To", "Cc", "Sender", "Subject", "Date", "Message-ID",
+                                  "message-id", "MIME-Version", "Content-Type", "content-transfer-encoding",
+                                  "X-Sender", "x-receiver"])
+def test_writer_header_is_rejected(name):
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n", extra_headers=[(name, "victim@example.org")])
+    assert caught.value.key == "pickup.writer_header"
+    assert caught.value.value == name
+    assert "extra_headers cannot set" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["X-Report-Id", "Reply-To", "In-Reply-To", "Importance", "X-Priority", "!#$%&'*+-.^_`|~",
+                                  "X;Y"])
+def test_valid_header_name_is_written(name):
+    message = pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n", extra_headers=[(name, "1")])
+    headers = message.as_bytes(policy=pickup.MESSAGE_POLICY).split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert f"{name}: 1".encode("ascii") in headers
+
+
+def test_reply_to_header_parses_back():
+    message = pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n",
+                                     extra_headers=[("Reply-To", "helpdesk@example.com")])
+    reread = parsed(message)
+    assert reread["Reply-To"].addresses[0].addr_spec == "helpdesk@example.com"
+    assert reread.get_all("Bcc") is None

@@ -45,6 +45,14 @@ MESSAGE_POLICY = email.policy.SMTP.clone(cte_type="7bit")
 # A display address: "user@example.com", or (display name, "user@example.com").
 AddressSpec = str | tuple[str, str]
 
+# Headers that `compose_message` sets itself, or that would change who receives the message or
+# show Bcc recipients to everyone, so `extra_headers` cannot set them.
+WRITER_HEADERS = ("From", "To", "Cc", "Bcc", "Sender", "Subject", "Date", "Message-ID", "MIME-Version",
+                  "Content-Type", "Content-Transfer-Encoding", "X-Sender", "X-Receiver")
+_WRITER_HEADER_KEYS = frozenset(name.lower() for name in WRITER_HEADERS)
+# A header field name (RFC 5322 section 3.6.8): printable ASCII characters 33 to 126 except ":".
+_FIELD_NAME = re.compile("[!-9;-~]+")
+
 # Temporary files of `write_pickup_bytes` start with this prefix and end in ".tmp", which
 # `mailroot.is_temporary_file_name` recognizes.
 STAGING_PREFIX = ".adminkb-pickup-"
@@ -94,7 +102,8 @@ def compose_message(sender: AddressSpec, to: Sequence[AddressSpec], subject: str
     raises InputError, because the IIS SMTP service does not support SMTPUTF8. Bcc recipients
     belong in the envelope only, so they are not an argument here: give them to
     `write_pickup_file`. `date` defaults to now in local time and `message_id` to a new id in
-    the sender's domain. With attachments the message is multipart/mixed, with a boundary
+    the sender's domain. `extra_headers` may not set a header that the arguments set or that
+    changes who receives the message (`WRITER_HEADERS`). With attachments the message is multipart/mixed, with a boundary
     derived from the content so that the same input gives the same bytes.
     """
     if not to and not cc:
@@ -110,7 +119,7 @@ def compose_message(sender: AddressSpec, to: Sequence[AddressSpec], subject: str
     message["Date"] = email.utils.format_datetime(date if date is not None else datetime.now().astimezone())
     message["Message-ID"] = message_id or email.utils.make_msgid(domain=sender_address.domain or None)
     for name, value in extra_headers:
-        message[_single_line(name, "header")] = _single_line(value, "header")
+        message[_header_name(name)] = _single_line(value, name)
     message.set_content(body)
 
     attached = list(attachments)
@@ -362,6 +371,16 @@ def _ascii_domain(domain: str, address: str, field: str) -> str:
     except UnicodeError as error:
         raise InputError("pickup.invalid_domain", value=_shown_text(domain), address=_shown_text(address),
                          field=field, next_key="pickup.invalid_domain_next") from error
+
+
+def _header_name(name: str) -> str:
+    """Return `name` if it is a valid header field name that `extra_headers` may set, else raise InputError."""
+    if not isinstance(name, str) or _FIELD_NAME.fullmatch(name) is None:
+        raise InputError("pickup.invalid_header_name", value=_shown_text(str(name)),
+                         next_key="pickup.invalid_header_name_next")
+    if name.lower() in _WRITER_HEADER_KEYS:
+        raise InputError("pickup.writer_header", value=name, next_key="pickup.writer_header_next")
+    return name
 
 
 def _check_control_characters(text: str, field: str) -> None:
