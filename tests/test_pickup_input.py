@@ -1,4 +1,4 @@
-"""The Pickup writer's input checks: envelope lines at the start of the message, addresses and header names."""
+"""The Pickup writer's input checks: envelope lines, addresses, header names and values, the body and file names."""
 
 import email
 import email.policy
@@ -294,3 +294,90 @@ def test_reply_to_header_parses_back():
     reread = parsed(message)
     assert reread["Reply-To"].addresses[0].addr_spec == "helpdesk@example.com"
     assert reread.get_all("Bcc") is None
+
+
+CONTROL_CHARACTERS = ["\x00", "\x01", "\x0b", "\x0c", "\x1b", "\x1c", "\x1d", "\x1e", "\x1f", "\x7f", "\x85", "\u2028",
+                      "\u2029"]
+
+
+@pytest.mark.parametrize("character", CONTROL_CHARACTERS)
+def test_control_character_in_subject_is_rejected(character):
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, RECIPIENTS, f"月報{character}三月", "body\n")
+    assert caught.value.key == "pickup.control_character"
+    assert caught.value.values["field"] == "Subject"
+    assert caught.value.values["character"] == f"U+{ord(character):04X}"
+    assert "月報" in caught.value.value
+    assert character not in caught.value.value
+
+
+@pytest.mark.parametrize("character", CONTROL_CHARACTERS)
+def test_control_character_in_header_value_is_rejected(character):
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n", extra_headers=[("X-Report", f"a{character}b")])
+    assert caught.value.key == "pickup.control_character"
+    assert caught.value.values["field"] == "X-Report"
+
+
+@pytest.mark.parametrize("character", CONTROL_CHARACTERS)
+def test_control_character_in_display_name_is_rejected(character):
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message((f"王{character}小明", SENDER), RECIPIENTS, "s", "body\n")
+    assert caught.value.key == "pickup.control_character"
+    assert caught.value.values["field"] == "From"
+
+
+@pytest.mark.parametrize("message_id, key", [
+    ("<a\r\nb@example.com>", "pickup.line_break"),
+    ("<a\nBcc: victim@example.org>", "pickup.line_break"),
+    ("<a\x00b@example.com>", "pickup.control_character"),
+    ("<a\x0bb@example.com>", "pickup.control_character"),
+])
+def test_bad_message_id_is_rejected(message_id, key):
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n", message_id=message_id)
+    assert caught.value.key == key
+    assert caught.value.values["field"] == "Message-ID"
+
+
+@pytest.mark.parametrize("filename, key", [
+    ("a\x00b.txt", "pickup.control_character"),
+    ("a\x1cb.bin", "pickup.control_character"),
+    ("a\r\nb.txt", "pickup.line_break"),
+])
+def test_control_character_in_attachment_name_is_rejected(filename, key):
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n", attachments=[pickup.Attachment(filename, b"x")])
+    assert caught.value.key == key
+    assert caught.value.values["field"] == "filename"
+
+
+def test_tab_in_header_text_is_kept():
+    message = pickup.compose_message(SENDER, RECIPIENTS, "a\tb", "body\n", extra_headers=[("X-Report", "c\td")])
+    reread = parsed(message)
+    assert reread["Subject"] == "a\tb"
+    assert reread["X-Report"] == "c\td"
+
+
+@pytest.mark.parametrize("body, line", [("a\x00b\n", 1), ("first\nsecond \x00\n", 2), ("中文\n\n\x00\n", 3)])
+def test_nul_in_body_is_rejected(body, line):
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, RECIPIENTS, "s", body)
+    assert caught.value.key == "pickup.nul_in_body"
+    assert caught.value.value == line
+    assert f"Line {line} of the message body contains a NUL" in str(caught.value)
+
+
+def test_other_controls_in_body_are_kept():
+    message = pickup.compose_message(SENDER, RECIPIENTS, "s", "bell\x07 form\x0cfeed\n")
+    assert parsed(message).get_content() == "bell\x07 form\x0cfeed\r\n"
+
+
+@pytest.mark.parametrize("name", ["a\x00b.eml", "report\x1f.eml", "tab\there.eml"])
+def test_control_character_in_file_name_is_rejected(tmp_path, name):
+    message = pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n")
+    with pytest.raises(InputError) as caught:
+        pickup.write_pickup_file(tmp_path, message, name=name)
+    assert caught.value.key == "pickup.file_name_control_character"
+    assert "\x00" not in str(caught.value)
+    assert pickup_files(tmp_path) == []

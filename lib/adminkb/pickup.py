@@ -62,6 +62,8 @@ _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 # surrogates: characters an error message shows escaped, so the user sees what is there.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _BARE_LINE_END = re.compile(rb"\r?\n|\r")
+# Windows file names cannot contain the characters 0 to 31, and POSIX file names cannot contain NUL.
+_FILE_NAME_CONTROL = re.compile("[\x00-\x1f]")
 # Characters that no header line or envelope line may contain: C0 controls other than tab,
 # DEL, C1 controls, U+2028 and U+2029. The email package treats VT, FF, FS, GS, RS, NEL,
 # U+2028 and U+2029 as line ends, like CR and LF.
@@ -102,9 +104,10 @@ def compose_message(sender: AddressSpec, to: Sequence[AddressSpec], subject: str
     raises InputError, because the IIS SMTP service does not support SMTPUTF8. Bcc recipients
     belong in the envelope only, so they are not an argument here: give them to
     `write_pickup_file`. `date` defaults to now in local time and `message_id` to a new id in
-    the sender's domain. `extra_headers` may not set a header that the arguments set or that
-    changes who receives the message (`WRITER_HEADERS`). With attachments the message is multipart/mixed, with a boundary
-    derived from the content so that the same input gives the same bytes.
+    the sender's domain. `extra_headers` may not set `WRITER_HEADERS`. Header text may contain
+    tab but no other control character, and the body may not contain NUL. With attachments the
+    message is multipart/mixed, with a boundary derived from the content so that the same
+    input gives the same bytes.
     """
     if not to and not cc:
         raise InputError("pickup.no_header_recipients", next_key="pickup.no_header_recipients_next")
@@ -115,17 +118,20 @@ def compose_message(sender: AddressSpec, to: Sequence[AddressSpec], subject: str
         message["To"] = [_address(item, "To") for item in to]
     if cc:
         message["Cc"] = [_address(item, "Cc") for item in cc]
-    message["Subject"] = _single_line(subject, "Subject")
+    message["Subject"] = _header_text(subject, "Subject")
     message["Date"] = email.utils.format_datetime(date if date is not None else datetime.now().astimezone())
-    message["Message-ID"] = message_id or email.utils.make_msgid(domain=sender_address.domain or None)
+    message["Message-ID"] = (_header_text(message_id, "Message-ID") if message_id
+                             else email.utils.make_msgid(domain=sender_address.domain or None))
     for name, value in extra_headers:
-        message[_header_name(name)] = _single_line(value, name)
+        message[_header_name(name)] = _header_text(value, name)
+    _check_no_nul(body)
     message.set_content(body)
 
     attached = list(attachments)
     for item in attached:
         maintype, subtype = _content_type(item).split("/", 1)
-        message.add_attachment(bytes(item.data), maintype=maintype, subtype=subtype, filename=item.filename)
+        message.add_attachment(bytes(item.data), maintype=maintype, subtype=subtype,
+                               filename=_header_text(item.filename, "filename"))
     if attached:
         message.set_boundary(_stable_boundary(message))
     return message
@@ -248,6 +254,9 @@ def write_pickup_bytes(folder: str | os.PathLike[str], name: str, data: bytes, *
     folder_path = Path(folder)
     if not folder_path.is_dir():
         raise InputError("pickup.folder_missing", value=str(folder_path), next_key="pickup.folder_missing_next")
+    if _FILE_NAME_CONTROL.search(name):
+        raise InputError("pickup.file_name_control_character", value=_shown_text(name),
+                         next_key="pickup.file_name_control_character_next")
     if Path(name).name != name or name in ("", ".", ".."):
         raise InputError("mailroot.bad_file_name", value=name, next_key="mailroot.bad_file_name_next")
     target = folder_path / name
@@ -331,7 +340,7 @@ def _address(item: AddressSpec | Address, field: str) -> Address:
         display_name, addr_spec = item
     else:
         display_name, addr_spec = "", item
-    return Address(display_name=_single_line(display_name, field), addr_spec=_addr_spec(addr_spec, field))
+    return Address(display_name=_header_text(display_name, field), addr_spec=_addr_spec(addr_spec, field))
 
 
 def _addr_spec(address: str, field: str) -> str:
@@ -345,8 +354,7 @@ def _addr_spec(address: str, field: str) -> str:
     text = str(address).strip(" \t")
     if not text:
         raise InputError("pickup.empty_address", field=field, next_key="pickup.empty_address_next")
-    _single_line(text, field)
-    _check_control_characters(text, field)
+    _header_text(text, field)
     local, at, domain = text.rpartition("@")
     if not (at and local and domain) or any(character.isspace() or character in "<>,;" for character in text):
         raise InputError("pickup.invalid_address", value=text, next_key="pickup.invalid_address_next")
@@ -383,12 +391,25 @@ def _header_name(name: str) -> str:
     return name
 
 
-def _check_control_characters(text: str, field: str) -> None:
-    """Raise InputError when `text` contains a control character other than tab, or a line separator."""
+def _header_text(text: str, field: str) -> str:
+    """Return `text` for the `field` header, raising InputError for a line break or a control character other than tab."""
+    # A CR or LF in a header value would start a new header line.
+    if "\r" in text or "\n" in text:
+        raise InputError("pickup.line_break", value=_shown_text(text), field=field, next_key="pickup.line_break_next")
     match = _CONTROL_CHARACTER.search(text)
     if match is not None:
         raise InputError("pickup.control_character", value=_shown_text(text), field=field,
                          character=f"U+{ord(match.group()):04X}", next_key="pickup.control_character_next")
+    return text
+
+
+def _check_no_nul(body: str) -> None:
+    # NUL is not allowed in Internet mail: RFC 5322 text excludes it, and so does 7bit MIME data
+    # (RFC 2045 section 2.7). It is rejected even in a body that would go out as base64.
+    position = body.find("\x00")
+    if position >= 0:
+        raise InputError("pickup.nul_in_body", value=body.count("\n", 0, position) + 1,
+                         next_key="pickup.nul_in_body_next")
 
 
 def _shown_text(text: str) -> str:
@@ -400,13 +421,6 @@ def _first_address(header: object) -> str:
     addresses = getattr(header, "addresses", ())
     return addresses[0].addr_spec if addresses else ""
 
-
-def _single_line(text: str, field: str) -> str:
-    # A CR or LF in a header value would start a new header line.
-    if "\r" in text or "\n" in text:
-        raise InputError("pickup.line_break", value=text.encode("unicode_escape").decode("ascii"), field=field,
-                         next_key="pickup.line_break_next")
-    return text
 
 
 def _content_type(item: Attachment) -> str:
