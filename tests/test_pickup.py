@@ -1,5 +1,6 @@
 """The Pickup writer: message layout, encoded words, attachments, dot-doubling and failed writes."""
 
+import copy
 import email
 import email.policy
 import errno
@@ -285,3 +286,86 @@ def test_envelope_from_headers_removes_duplicates():
     message = sample_message(to=["a@example.net", "A@example.net"], cc=["b@example.net"])
     _, recipients = pickup.envelope_from_headers(message, bcc=["b@example.net", "c@example.net"])
     assert recipients == ["a@example.net", "b@example.net", "c@example.net"]
+
+
+def attachment_parts(message):
+    """Return the attachments of `message` after a round trip through its bytes, by file name."""
+    parsed = email.message_from_bytes(message.as_bytes(policy=pickup.MESSAGE_POLICY), policy=email.policy.default)
+    return {part.get_filename(): part for part in parsed.iter_attachments()}
+
+
+def written_header(part, name):
+    """Return the lines of header `name` as `part` is written, with its folded lines."""
+    lines = part.as_bytes(policy=pickup.MESSAGE_POLICY).split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    start = next(index for index, line in enumerate(lines) if line.lower().startswith(name.lower() + b":"))
+    end = start + 1
+    while end < len(lines) and lines[end].startswith((b" ", b"\t")):
+        end += 1
+    return lines[start:end]
+
+
+def test_utf8_text_attachment_has_charset():
+    text = "說明：第一行\n第二行\n"
+    found = attachment_parts(sample_message(attachments=[pickup.Attachment("說明.txt", text.encode("utf-8"))]))
+    part = found["說明.txt"]
+    assert part.get_content_type() == "text/plain"
+    assert part.get_param("charset") == "utf-8"
+    assert part.get_content() == text
+
+
+def test_explicit_text_type_gets_charset():
+    found = attachment_parts(sample_message(attachments=[pickup.Attachment("a.csv", "名稱,數量\n".encode(), "text/csv")]))
+    assert found["a.csv"].get_content_type() == "text/csv"
+    assert found["a.csv"].get_content() == "名稱,數量\n"
+
+
+def test_non_utf8_text_attachment_is_octet_stream():
+    big5 = "說明".encode("big5") + b"\r\n"
+    found = attachment_parts(sample_message(attachments=[pickup.Attachment("說明.txt", big5)]))
+    part = found["說明.txt"]
+    assert part.get_content_type() == "application/octet-stream"
+    assert part.get_param("charset") is None
+    assert part.get_content() == big5
+
+
+def test_binary_attachment_has_no_charset():
+    found = attachment_parts(sample_message(attachments=[pickup.Attachment("報表.pdf", b"%PDF-1.4\xff")]))
+    assert found["報表.pdf"].get_content_type() == "application/pdf"
+    assert found["報表.pdf"].get_param("charset") is None
+
+
+def test_ascii_attachment_name_in_content_type():
+    message = sample_message(attachments=[pickup.Attachment("notes.txt", b"plain\n")])
+    content_type = b"".join(written_header(message.get_payload()[1], b"Content-Type"))
+    assert b'name="notes.txt"' in content_type
+    assert attachment_parts(message)["notes.txt"]["Content-Type"].params["name"] == "notes.txt"
+
+
+@pytest.mark.parametrize("filename", ["說明.txt", "報表.pdf", "很長的檔案名稱" * 6 + ".xlsx", "Résumé.docx"],
+                         ids=["text", "pdf", "folded", "latin"])
+def test_non_ascii_name_is_encoded_word_in_content_type(filename):
+    message = sample_message(attachments=[pickup.Attachment(filename, b"data")])
+    assert message.as_bytes(policy=pickup.MESSAGE_POLICY).isascii()
+    content_type = written_header(message.get_payload()[1], b"Content-Type")
+    assert content_type[1].startswith(b' name="=?utf-8?b?')
+    assert content_type[-1].endswith(b'?="')
+    assert b"name*" not in b"".join(content_type)
+    for line in content_type[1:]:
+        assert len(line) <= 78
+    assert b"filename*" in b"".join(written_header(message.get_payload()[1], b"Content-Disposition"))
+    part = attachment_parts(message)[filename]
+    assert part["Content-Type"].params["name"] == filename
+    assert part.get_payload(decode=True) == b"data"
+
+
+def test_encoded_name_survives_deepcopy():
+    message = sample_message(attachments=[pickup.Attachment("說明.txt", "內容\n".encode())])
+    assert copy.deepcopy(message).as_bytes(policy=pickup.MESSAGE_POLICY) == message.as_bytes(policy=pickup.MESSAGE_POLICY)
+
+
+def test_subject_leading_spaces_are_written():
+    # The writer keeps them. The email package's parsers drop white space at the start of
+    # any header value when they read it back, which is what the assert below shows.
+    data = sample_message(subject="  indented").as_bytes(policy=pickup.MESSAGE_POLICY)
+    assert b"\r\nSubject:   indented\r\n" in data
+    assert email.message_from_bytes(data, policy=email.policy.default)["Subject"] == "indented"

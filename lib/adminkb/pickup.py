@@ -14,6 +14,7 @@ volume, which the service does not watch), flushes it to disk and then renames i
 
 from __future__ import annotations
 
+import base64
 import email.policy
 import email.utils
 import errno
@@ -58,6 +59,9 @@ _FIELD_NAME = re.compile("[!-9;-~]+")
 STAGING_PREFIX = ".adminkb-pickup-"
 
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+# The UTF-8 bytes in one encoded word of an attachment name: 42 bytes are 56 base64 characters,
+# so a folded ` name="=?utf-8?b?...?=` line stays within 78 characters.
+_ENCODED_WORD_BYTES = 42
 # C0 and C1 control characters, DEL, the Unicode line and paragraph separators and lone
 # surrogates: characters an error message shows escaped, so the user sees what is there.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
@@ -75,7 +79,9 @@ class Attachment:
     """A file to attach: its name as the recipient sees it, its bytes and its MIME type.
 
     An empty `content_type` is guessed from the file name (application/octet-stream when
-    the extension is unknown).
+    the extension is unknown). A text/* attachment is labelled charset="utf-8" when its bytes
+    are valid UTF-8, and is sent as application/octet-stream otherwise, so that no reader
+    decodes it with a wrong character set.
     """
 
     filename: str
@@ -129,9 +135,7 @@ def compose_message(sender: AddressSpec, to: Sequence[AddressSpec], subject: str
 
     attached = list(attachments)
     for item in attached:
-        maintype, subtype = _content_type(item).split("/", 1)
-        message.add_attachment(bytes(item.data), maintype=maintype, subtype=subtype,
-                               filename=_header_text(item.filename, "filename"))
+        _attach(message, item)
     if attached:
         message.set_boundary(_stable_boundary(message))
     return message
@@ -423,12 +427,77 @@ def _first_address(header: object) -> str:
 
 
 
+def _attach(message: EmailMessage, item: Attachment) -> None:
+    """Add `item` to `message` as a base64 part named in Content-Disposition and in Content-Type."""
+    filename = _header_text(item.filename, "filename")
+    maintype, subtype = _content_type(item).split("/", 1)
+    params = {}
+    if maintype.lower() == "text":
+        try:
+            bytes(item.data).decode("utf-8")
+        except UnicodeDecodeError:
+            maintype, subtype = "application", "octet-stream"
+        else:
+            params["charset"] = "utf-8"
+    if filename.isascii():
+        params["name"] = filename
+    message.add_attachment(bytes(item.data), maintype=maintype, subtype=subtype, filename=filename, params=params)
+    if filename and not filename.isascii():
+        part = message.get_payload()[-1]
+        del part["Content-Type"]
+        part["Content-Type"] = _content_type_with_encoded_name(f"{maintype}/{subtype}", params, filename)
+
+
+def _content_type_with_encoded_name(content_type: str, params: dict[str, str], filename: str) -> _FoldedHeader:
+    """Return a Content-Type value whose `name` parameter is `filename` in RFC 2047 encoded words.
+
+    The email package writes a non-ASCII parameter only in the RFC 2231 form (name*=), which
+    mail programs of the IIS 6 era may not read from Content-Type. Encoded words inside a quoted
+    parameter break RFC 2047 section 5, but they are the legacy form those programs read, and
+    Thunderbird writes them too in its legacy parameter mode. Content-Disposition keeps the
+    standard RFC 2231 filename*=. NOTE: this form has not been tried in Outlook itself.
+    """
+    words = []
+    chunk = ""
+    for character in filename:
+        if len((chunk + character).encode("utf-8")) > _ENCODED_WORD_BYTES:
+            words.append(chunk)
+            chunk = ""
+        chunk += character
+    words.append(chunk)
+    encoded = [f"=?utf-8?b?{base64.b64encode(word.encode('utf-8')).decode('ascii')}?=" for word in words]
+    lines = ["; ".join([content_type, *(f'{key}="{value}"' for key, value in params.items())]) + ";"]
+    lines.append(f' name="{encoded[0]}')
+    lines.extend(f" {word}" for word in encoded[1:])
+    lines[-1] += '"'
+    return _FoldedHeader("Content-Type", "\n".join(lines))
+
+
 def _content_type(item: Attachment) -> str:
     content_type = item.content_type or mimetypes.guess_type(item.filename)[0] or "application/octet-stream"
     if content_type.count("/") != 1 or not all(content_type.split("/")):
         raise InputError("pickup.invalid_content_type", value=content_type,
                          next_key="pickup.invalid_content_type_next")
     return content_type
+
+
+class _FoldedHeader(str):
+    """A header value that is written exactly as given, with its lines joined by the policy's line end.
+
+    `email.policy.EmailPolicy` stores a value that has a `name` attribute as it is and writes it
+    by calling its `fold` method, so the email package does not re-encode it.
+    """
+
+    def __new__(cls, name: str, value: str) -> _FoldedHeader:
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def __getnewargs__(self) -> tuple[str, str]:
+        return self.name, str(self)
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        return f"{self.name}: {policy.linesep.join(self.splitlines())}{policy.linesep}"
 
 
 def _stable_boundary(message: EmailMessage) -> str:
