@@ -360,7 +360,8 @@ def test_non_ascii_name_is_encoded_word_in_content_type(filename):
 
 def test_encoded_name_survives_deepcopy():
     message = sample_message(attachments=[pickup.Attachment("說明.txt", "內容\n".encode())])
-    assert copy.deepcopy(message).as_bytes(policy=pickup.MESSAGE_POLICY) == message.as_bytes(policy=pickup.MESSAGE_POLICY)
+    copied = copy.deepcopy(message)
+    assert copied.as_bytes(policy=pickup.MESSAGE_POLICY) == message.as_bytes(policy=pickup.MESSAGE_POLICY)
 
 
 def test_subject_leading_spaces_are_written():

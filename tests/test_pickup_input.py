@@ -253,8 +253,8 @@ def test_non_ascii_local_part_in_zh_tw(monkeypatch):
     assert "本機部分" in str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["Reply-To: attacker@evil.example\tX-Y", "", "X Y", "X-Y:", "X-\x00Y", "X-\u5831\u8868",
-                                  "X-Y\r\nBcc", "X-Y\x7f"])
+@pytest.mark.parametrize("name", ["Reply-To: attacker@evil.example\tX-Y", "", "X Y", "X-Y:", "X-\x00Y",
+                                  "X-\u5831\u8868", "X-Y\r\nBcc", "X-Y\x7f"])
 def test_invalid_header_name_is_rejected(name):
     with pytest.raises(InputError) as caught:
         pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n", extra_headers=[(name, "v")])
@@ -265,7 +265,8 @@ def test_invalid_header_name_is_rejected(name):
 
 def test_invalid_header_name_shows_escapes():
     with pytest.raises(InputError) as caught:
-        pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n", extra_headers=[("Reply-To: a@evil.example\tX-Y", "v")])
+        pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n",
+                               extra_headers=[("Reply-To: a@evil.example\tX-Y", "v")])
     assert caught.value.value == "Reply-To: a@evil.example\\tX-Y"
 
 
@@ -280,8 +281,8 @@ def test_writer_header_is_rejected(name):
     assert "extra_headers cannot set" in str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["X-Report-Id", "Reply-To", "In-Reply-To", "Importance", "X-Priority", "!#$%&'*+-.^_`|~",
-                                  "X;Y"])
+@pytest.mark.parametrize("name", ["X-Report-Id", "Reply-To", "In-Reply-To", "Importance", "X-Priority",
+                                  "!#$%&'*+-.^_`|~", "X;Y"])
 def test_valid_header_name_is_written(name):
     message = pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n", extra_headers=[(name, "1")])
     headers = message.as_bytes(policy=pickup.MESSAGE_POLICY).split(b"\r\n\r\n", 1)[0].split(b"\r\n")
@@ -381,3 +382,10 @@ def test_control_character_in_file_name_is_rejected(tmp_path, name):
     assert caught.value.key == "pickup.file_name_control_character"
     assert "\x00" not in str(caught.value)
     assert pickup_files(tmp_path) == []
+
+
+def test_tab_inside_address_is_shown_escaped():
+    with pytest.raises(InputError) as caught:
+        pickup.pickup_bytes(b"Subject: s\r\n\r\nbody\r\n", SENDER, ["us\ter@example.net"])
+    assert caught.value.key == "pickup.invalid_address"
+    assert caught.value.value == "us\\ter@example.net"

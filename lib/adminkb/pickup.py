@@ -208,8 +208,8 @@ def write_pickup_file(folder: str | os.PathLike[str], message: EmailMessage | by
 
     The envelope defaults to the message's own headers (`envelope_from_headers`); raw bytes
     need `sender` and `recipients`. A message without a From or Sender header needs `sender`,
-    and `sender=""` writes the null sender `<>` of a bounce. The file is named `<GUID>.eml` like System.Net.Mail's
-    unless `name` is given. Leading dots are doubled. `write_pickup_bytes` does the writing,
+    and `sender=""` writes the null sender `<>` of a bounce. The file is named `<GUID>.eml`
+    like System.Net.Mail's unless `name` is given. Leading dots are doubled. `write_pickup_bytes` does the writing,
     with `staging` as its temporary folder, so the service never sees part of the file, and a
     missing folder, a full disk or any other write failure raises InputError and leaves no file
     behind.
@@ -361,7 +361,7 @@ def _addr_spec(address: str, field: str) -> str:
     _header_text(text, field)
     local, at, domain = text.rpartition("@")
     if not (at and local and domain) or any(character.isspace() or character in "<>,;" for character in text):
-        raise InputError("pickup.invalid_address", value=text, next_key="pickup.invalid_address_next")
+        raise InputError("pickup.invalid_address", value=_shown_text(text), next_key="pickup.invalid_address_next")
     if not local.isascii():
         # A non-ASCII local part needs SMTPUTF8 (RFC 6531), which the IIS SMTP service lacks.
         raise InputError("pickup.non_ascii_local_part", value=_shown_text(text), field=field,
@@ -396,7 +396,7 @@ def _header_name(name: str) -> str:
 
 
 def _header_text(text: str, field: str) -> str:
-    """Return `text` for the `field` header, raising InputError for a line break or a control character other than tab."""
+    """Return `text` for the `field` header; a line break or a control character but tab raises InputError."""
     # A CR or LF in a header value would start a new header line.
     if "\r" in text or "\n" in text:
         raise InputError("pickup.line_break", value=_shown_text(text), field=field, next_key="pickup.line_break_next")
@@ -424,7 +424,6 @@ def _shown_text(text: str) -> str:
 def _first_address(header: object) -> str:
     addresses = getattr(header, "addresses", ())
     return addresses[0].addr_spec if addresses else ""
-
 
 
 def _attach(message: EmailMessage, item: Attachment) -> None:
