@@ -389,3 +389,10 @@ def test_tab_inside_address_is_shown_escaped():
         pickup.pickup_bytes(b"Subject: s\r\n\r\nbody\r\n", SENDER, ["us\ter@example.net"])
     assert caught.value.key == "pickup.invalid_address"
     assert caught.value.value == "us\\ter@example.net"
+
+
+def test_line_separator_error_names_it():
+    with pytest.raises(InputError) as caught:
+        pickup.compose_message(SENDER, RECIPIENTS, "a\u2028b", "body\n")
+    assert "contains U+2028, a control character or line separator" in str(caught.value)
+    assert "a\\u2028b" in str(caught.value)
