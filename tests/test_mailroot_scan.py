@@ -39,6 +39,18 @@ def sample(tmp_path, monkeypatch):
     return root
 
 
+def deny_listing(monkeypatch, folder_name):
+    """Make os.scandir in the scan fail with "Permission denied" for folders called `folder_name`."""
+    real_scandir = os.scandir
+
+    def denied_scandir(path):
+        if str(path).endswith(folder_name):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(mailroot_scan.os, "scandir", denied_scandir)
+
+
 def row_of(inventory, name):
     matches = inventory[inventory["name"] == name]
     assert len(matches) == 1, f"{name} appears {len(matches)} times"
@@ -276,34 +288,22 @@ def test_other_charset_words_decode(tmp_path, monkeypatch, charset, encoding, te
     assert row["notes"] == ""
 
 
-def test_surrogate_from_utf7_word_is_noted(tmp_path, monkeypatch):
-    monkeypatch.setenv("ADMINKB_LANG", "en")
+@pytest.mark.parametrize("header, subject, notes", [
     # UTF-7 can spell a lone surrogate, which no output (Arrow, JSON, a console) can encode.
-    row = scan_one_queue_file(tmp_path, b"Subject: =?utf-7?Q?+2AA-?=")
-    assert row["subject"] == "=?utf-7?Q?+2AA-?="
-    assert row["notes"] == "invalid RFC 2047 encoded word =?utf-7?Q?+2AA-?=, kept as it is"
-
-
-def test_words_beside_raw_utf8_decode(tmp_path, monkeypatch):
-    monkeypatch.setenv("ADMINKB_LANG", "en")
-    row = scan_one_queue_file(tmp_path, "Subject: 回覆: =?utf-8?B?5ris6Kmm?=".encode())
-    assert row["subject"] == "回覆: 測試"
-    assert row["notes"] == ""
-
-
-def test_character_split_over_two_words(tmp_path, monkeypatch):
-    monkeypatch.setenv("ADMINKB_LANG", "en")
+    (b"Subject: =?utf-7?Q?+2AA-?=", "=?utf-7?Q?+2AA-?=",
+     "invalid RFC 2047 encoded word =?utf-7?Q?+2AA-?=, kept as it is"),
+    ("Subject: 回覆: =?utf-8?B?5ris6Kmm?=".encode(), "回覆: 測試", ""),
     # 測 is E6 B8 AC in UTF-8; the first word carries E6 B8, the second AC and all of 試.
-    row = scan_one_queue_file(tmp_path, b"Subject: =?UTF-8?B?5rg=?= =?UTF-8?B?rOippg==?=")
-    assert row["subject"] == "測試"
-    assert row["notes"] == ""
-
-
-def test_malformed_word_keeps_its_spacing(tmp_path, monkeypatch):
+    (b"Subject: =?UTF-8?B?5rg=?= =?UTF-8?B?rOippg==?=", "測試", ""),
+    # A malformed word keeps the white space on both sides.
+    (b"Subject: =?utf-8?B?5ris?= =?utf-8?B?@@@?= =?utf-8?B?6Kmm?=", "測 =?utf-8?B?@@@?= 試",
+     "invalid RFC 2047 encoded word =?utf-8?B?@@@?=, kept as it is"),
+], ids=["utf7-surrogate", "beside-raw-utf8", "split-character", "malformed-middle"])
+def test_encoded_word_edge_cases(tmp_path, monkeypatch, header, subject, notes):
     monkeypatch.setenv("ADMINKB_LANG", "en")
-    row = scan_one_queue_file(tmp_path, b"Subject: =?utf-8?B?5ris?= =?utf-8?B?@@@?= =?utf-8?B?6Kmm?=")
-    assert row["subject"] == "測 =?utf-8?B?@@@?= 試"
-    assert row["notes"] == "invalid RFC 2047 encoded word =?utf-8?B?@@@?=, kept as it is"
+    row = scan_one_queue_file(tmp_path, header)
+    assert row["subject"] == subject
+    assert row["notes"] == notes
 
 
 def test_missing_root_is_input_error(tmp_path, monkeypatch):
@@ -362,14 +362,7 @@ def test_cli_reports_unlisted_folder(tmp_path, cli, capsys, monkeypatch, command
     arguments = ["mailroot", command, str(tmp_path), "--format", "json", "--no-progress"]
     assert cli(arguments) == 0
     assert "could not be listed" not in capsys.readouterr().err
-    real_scandir = os.scandir
-
-    def denied_scandir(path):
-        if str(path).endswith("Drop"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(mailroot_scan.os, "scandir", denied_scandir)
+    deny_listing(monkeypatch, "Drop")
     status = cli(arguments)
     captured = capsys.readouterr()
     assert status == 1
@@ -378,16 +371,9 @@ def test_cli_reports_unlisted_folder(tmp_path, cli, capsys, monkeypatch, command
 
 
 def test_unlisted_folders_in_frame_attrs(sample, monkeypatch):
-    real_scandir = os.scandir
-
-    def denied_scandir(path):
-        if str(path).endswith("Drop"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(mailroot_scan.os, "scandir", denied_scandir)
+    deny_listing(monkeypatch, "Drop")
     assert scan_mailroot(sample, now=NOW).attrs["unlisted_folders"] == ["Drop"]
-    monkeypatch.setattr(mailroot_scan.os, "scandir", real_scandir)
+    monkeypatch.undo()
     assert scan_mailroot(sample, now=NOW).attrs["unlisted_folders"] == []
 
 
