@@ -1166,3 +1166,50 @@ def test_resubmit_twice_lists_ten_files(root, journals, capsys):
     note = output[output.index("Note: these files were already resubmitted"):]
     assert len([line for line in note.splitlines() if line.startswith("  Drop/")]) == 10
     assert "\n  and 15 more\n" in note
+
+
+def test_dangling_partial_link_refused(root, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "S.zip.partial").symlink_to(root / "Pickup" / "injected.eml")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_archive(root, 30, zip_file=out / "S.zip", now=NOW)
+    assert raised.value.key == "mailroot_ops.target_exists"
+    assert not (root / "Pickup" / "injected.eml").exists()
+
+
+def test_hard_link_sent_once(root, journals):
+    source = root / "Badmail" / "NTFS_01a1b2c301dca9e200000006.BAD"
+    os.link(source, root / "Badmail" / "NTFS_01a1b2c301dca9e2000000ff.BAD")
+    plan = mailroot_ops.plan_resubmit(root, [source.name, "NTFS_01a1b2c301dca9e2000000ff.BAD"])
+    assert [step.source for step in plan.steps] == [f"Badmail/{source.name}"]
+
+
+def test_pickup_at_volume_root_refused(root, monkeypatch):
+    real_stat = os.stat
+    staging = os.path.realpath(root)
+
+    def other_device(path, *args, **kwargs):
+        status = real_stat(path, *args, **kwargs)
+        if os.fspath(path) == staging:
+            return os.stat_result((status.st_mode, status.st_ino, status.st_dev + 1, *tuple(status)[3:]))
+        return status
+
+    monkeypatch.setattr(mailroot_ops.os, "stat", other_device)
+    before = tree(root)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.plan_resubmit(root, [root / DROP_SOURCE])
+    assert raised.value.key == "pickup.staging_other_volume"
+    assert "PickupDirectory" in str(raised.value)
+    assert tree(root) == before
+
+
+@pytest.mark.parametrize("line", ["null", "[]", "42"])
+def test_journal_line_not_object_rejected(root, journals, line):
+    plan = mailroot_ops.plan_archive(root, 30, now=NOW)
+    outcome = mailroot_ops.execute(plan, journals)
+    lines = outcome.journal.read_text(encoding="utf-8").splitlines()
+    outcome.journal.write_text("\n".join([lines[0], line, *lines[1:]]) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.unfinished_journals(root, "archive", journals)
+    assert raised.value.key == "mailroot_ops.journal_unreadable"

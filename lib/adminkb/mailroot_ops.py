@@ -274,9 +274,15 @@ def plan_resubmit(root: str | os.PathLike[str], files: Sequence[str | os.PathLik
         raise InputError("pickup.folder_missing", value=str(pickup_folder), next_key="pickup.folder_missing_next")
     if not files:
         raise InputError("mailroot_ops.no_files", next_key="mailroot_ops.no_files_next")
+    staging = _staging_folder(pickup_folder)
+    if os.stat(staging).st_dev != os.stat(pickup_folder).st_dev:
+        # Pickup is the root of its own volume, so no folder on that volume lies outside it.
+        raise InputError("pickup.staging_other_volume", value=str(staging), folder=str(pickup_folder),
+                         next_key="mailroot_ops.pickup_volume_root_next")
     steps = []
     taken: set[str] = set()
     sources: set[str] = set()
+    inodes: set[tuple[int, int]] = set()
     messages: dict[tuple[str, tuple[str, ...]], str] = {}
     for file in files:
         source = _resubmit_source(root_path, Path(file))
@@ -285,6 +291,12 @@ def plan_resubmit(root: str | os.PathLike[str], files: Sequence[str | os.PathLik
             log.info("resubmit source %s was given more than once, so it is copied once", source)
             continue
         sources.add(os.path.normcase(source))
+        status = (root_path / source).stat()
+        if status.st_ino and (status.st_dev, status.st_ino) in inodes:
+            # Two names of one file (a hard link) are one message.
+            log.info("resubmit source %s is a link to a file given before, so it is copied once", source)
+            continue
+        inodes.add((status.st_dev, status.st_ino))
         sender, recipients, data = resubmit_content(root_path / source)
         message_id = _message_id(data)
         if message_id:
@@ -297,7 +309,6 @@ def plan_resubmit(root: str | os.PathLike[str], files: Sequence[str | os.PathLik
             messages[key] = source
         target = _pickup_name(pickup_folder, source, taken)
         taken.add(target.lower())
-        status = (root_path / source).stat()
         steps.append(Step(COPY_TO_PICKUP, source, target, status.st_size, sender, tuple(recipients),
                           status.st_mtime_ns, message_id))
     return Plan(RESUBMIT, root_path, pickup_folder, steps)
@@ -335,7 +346,9 @@ def _check_not_service_folder(root: Path, path: Path) -> None:
 def _check_zip_destination(destination: Path) -> None:
     # The zip is written as <name>.partial first, so a file of that name must not be lost either.
     for path in (destination, _partial_zip(destination)):
-        if path.exists():
+        # lexists: a link to a missing file counts too, because writing through it would put
+        # the zip wherever it points (into Pickup, say).
+        if os.path.lexists(path):
             raise InputError("mailroot_ops.target_exists", value=str(path),
                              next_key="mailroot_ops.target_exists_next")
     if not destination.parent.is_dir():
@@ -671,7 +684,10 @@ def _read_journal(path: Path) -> tuple[Plan, list[dict[str, object]]]:
     events = []
     for number, line in enumerate(lines, start=1):
         try:
-            events.append(json.loads(line))
+            event = json.loads(line)
+            if not isinstance(event, dict):
+                raise json.JSONDecodeError("not a JSON object", line, 0)
+            events.append(event)
         except json.JSONDecodeError:
             if number == len(lines):
                 # A crash while appending can cut only the last line, and its step is redone.
@@ -838,7 +854,7 @@ class _Runner:
             self.append({"event": "zip_written"})
         if "zip_closed" not in self.flags:
             if partial.exists():
-                if zip_path.exists():
+                if os.path.lexists(zip_path):
                     raise InputError("mailroot_ops.target_exists", value=str(zip_path),
                                      next_key="mailroot_ops.target_exists_next")
                 os.rename(partial, zip_path)
@@ -864,6 +880,9 @@ class _Runner:
             self._mark("done", index)
 
     def _write_zip(self, partial: Path) -> None:
+        if partial.is_symlink():
+            # Planning rejects an existing .partial, so a link here appeared since: never write through it.
+            raise InputError("mailroot_ops.target_exists", value=str(partial), next_key="mailroot_ops.target_exists_next")
         try:
             with open(partial, "wb") as handle:
                 with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
