@@ -95,6 +95,12 @@ def test_table_escapes_control_characters():
     assert text.splitlines()[2] == "a\\x1b[31mred\\x9b2J tab\\x00  x"
 
 
+def test_table_escapes_bidi_override():
+    text = output.render_table([{"a": "invoice\u202efdp.exe"}], ["a"])
+    assert "\u202e" not in text
+    assert text.splitlines()[2] == "invoice\\u202efdp.exe"
+
+
 def test_blocks_escape_control_characters():
     text = output.render_blocks([{"a": "ok\x1b]0;title\x07"}], ["a"])
     assert "\x1b" not in text

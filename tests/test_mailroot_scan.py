@@ -639,3 +639,24 @@ def test_equal_recipient_lists_stay_lists(tmp_path, monkeypatch):
     inventory = scan_mailroot(tmp_path, now=NOW)
     assert inventory["recipients"].tolist() == [[f"b{number}@example.net", "c@example.net"] for number in range(3)]
     assert inventory["subject"].tolist() == ["s0", "s1", "s2"]
+
+
+def test_bdr_surrogate_from_chosen_codec(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMINKB_LANG", "en")
+    (tmp_path / "Badmail").mkdir()
+    (tmp_path / "Badmail" / "a.BDR").write_bytes(
+        b"Unable to deliver this message because the follow error was encountered: \"x +2AA- y\".\r\n"
+        b"The specific error code was 0xC00402C7.\r\n")
+    row = row_of(scan_mailroot(tmp_path, now=NOW, ansi_encoding="utf-7"), "a.BDR")
+    assert row["error_code"] == "0xC00402C7"
+    assert row["reason"] == "x ? y"
+
+
+def test_two_bracketed_addresses_read_alike(tmp_path):
+    (tmp_path / "Queue").mkdir()
+    data = b"X-Sender: a@example.com\r\nX-Receiver: <good@example.net> <evil@example.net>\r\nSubject: x\r\n\r\nbody\r\n"
+    (tmp_path / "Queue" / "two.EML").write_bytes(data)
+    _sender, recipients, _offset = mailroot.split_envelope(data)
+    # Neither address is chosen silently, and the inventory shows what delivery would use.
+    assert recipients == ["good@example.net> <evil@example.net"]
+    assert row_of(scan_mailroot(tmp_path, now=NOW), "two.EML")["recipients"] == recipients

@@ -238,7 +238,10 @@ def rename_without_replacing(source: Path, target: Path) -> None:
 # own regular expression, so that no reader finds a recipient that another one misses. An
 # indented line, or one with other characters before the colon, ends the envelope.
 _ENVELOPE_LINE = re.compile(rb"(x-sender|x-receiver)[ \t]*:(.*)", re.IGNORECASE | re.DOTALL)
-_BRACKETED_ADDRESS = re.compile(r"<([^<>]*)>\s*\Z")
+# "Name <address>": one bracketed address at the end, with no other bracket before it. A value
+# such as "<a@example.net> <b@example.net>" matches nothing, so it stays one (invalid) address
+# instead of silently becoming one of the two.
+_BRACKETED_ADDRESS = re.compile(r"\A[^<>]*<([^<>]*)>\s*\Z")
 
 
 def split_envelope(data: bytes) -> tuple[str | None, list[str], int]:
@@ -259,7 +262,7 @@ def split_envelope(data: bytes) -> tuple[str | None, list[str], int]:
         match = _ENVELOPE_LINE.fullmatch(line[:-1] if line.endswith(b"\r") else line)
         if match is None:
             break
-        address = _envelope_value(match.group(2))
+        address = envelope_address(match.group(2))
         if match.group(1).lower() == b"x-sender":
             sender = address
         elif address:
@@ -268,8 +271,9 @@ def split_envelope(data: bytes) -> tuple[str | None, list[str], int]:
     return sender, recipients, min(offset, len(data))
 
 
-def _envelope_value(raw: bytes) -> str:
-    text = raw.strip().decode("utf-8", errors="surrogateescape")
+def envelope_address(raw: bytes, errors: str = "surrogateescape") -> str:
+    """Return the address in the value of an envelope line; `errors` is the UTF-8 error handler."""
+    text = raw.strip().decode("utf-8", errors=errors)
     bracketed = _BRACKETED_ADDRESS.search(text)
     return bracketed.group(1).strip() if bracketed else text.strip("<>")
 

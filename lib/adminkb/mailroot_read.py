@@ -224,7 +224,7 @@ def _read_message_header(descriptor: int, size: int, notes: list[str]) -> tuple[
     recipients: list[str] = []
     if offset:
         for name, value in _ENVELOPE_LINE.findall(header, 0, offset):
-            address = value.strip().decode("utf-8", errors="replace").strip("<>")
+            address = mailroot.envelope_address(value, errors="replace")
             if name.lower() == b"x-sender":
                 sender = address or "<>"
             elif address:
@@ -399,6 +399,9 @@ def _read_badmail_reason(descriptor: int, notes: list[str], ansi_encoding: str) 
         text = data[3:].decode("utf-8", errors="replace")
     else:
         text = data.decode(ansi_encoding, errors="replace")
+    # Some codecs a user may choose (utf-7, unicode_escape) can produce lone surrogates, which
+    # the inventory's Arrow columns cannot hold.
+    text = text.encode("utf-8", errors="replace").decode("utf-8")
     reason = _BDR_REASON.search(text)
     code = _BDR_CODE.search(text)
     sender = _BDR_SENDER.search(text)

@@ -34,17 +34,23 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - display_width(text))
 
 
-# Control characters other than line breaks, which the table shows as \xNN. A header or a server
-# reply can carry an escape sequence, and printed raw it would recolour or rewrite the
-# admin's terminal.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
+# Control characters other than line breaks, and the bidirectional formatting characters, which
+# the table shows as escapes. A header or a server reply can carry an escape sequence, which
+# printed raw would recolour or rewrite the admin's terminal, or a right-to-left override,
+# which would show text in another order than it has.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _cell(value: object) -> str:
     if value is None:
         return "-"
     text = str(value).replace("\t", " ")
-    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group(0)):02x}", text)
+    return _CONTROL_CHARACTERS.sub(_escape_character, text)
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def render_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str],
