@@ -272,7 +272,8 @@ def test_invalid_header_name_shows_escapes():
 
 @pytest.mark.parametrize("name", ["Bcc", "bcc", "BCC", "From", "To", "Cc", "Sender", "Subject", "Date", "Message-ID",
                                   "message-id", "MIME-Version", "Content-Type", "content-transfer-encoding",
-                                  "X-Sender", "x-receiver"])
+                                  "X-Sender", "x-receiver", "Content-Disposition", "Content-Language",
+                                  "Resent-To", "Resent-Bcc", "resent-cc"])
 def test_writer_header_is_rejected(name):
     with pytest.raises(InputError) as caught:
         pickup.compose_message(SENDER, RECIPIENTS, "s", "body\n", extra_headers=[(name, "victim@example.org")])

@@ -110,10 +110,10 @@ def compose_message(sender: AddressSpec, to: Sequence[AddressSpec], subject: str
     raises InputError, because the IIS SMTP service does not support SMTPUTF8. Bcc recipients
     belong in the envelope only, so they are not an argument here: give them to
     `write_pickup_file`. `date` defaults to now in local time and `message_id` to a new id in
-    the sender's domain. `extra_headers` may not set `WRITER_HEADERS`. Header text may contain
-    tab but no other control character, and the body may not contain NUL. With attachments the
-    message is multipart/mixed, with a boundary derived from the content so that the same
-    input gives the same bytes.
+    the sender's domain. `extra_headers` may not set `WRITER_HEADERS`, Content-* or Resent-*
+    headers. Header text may contain tab but no other control character, and the body may not
+    contain NUL. With attachments the message is multipart/mixed, with a boundary derived from
+    the content so that the same input gives the same bytes.
     """
     if not to and not cc:
         raise InputError("pickup.no_header_recipients", next_key="pickup.no_header_recipients_next")
@@ -390,7 +390,10 @@ def _header_name(name: str) -> str:
     if not isinstance(name, str) or _FIELD_NAME.fullmatch(name) is None:
         raise InputError("pickup.invalid_header_name", value=_shown_text(str(name)),
                          next_key="pickup.invalid_header_name_next")
-    if name.lower() in _WRITER_HEADER_KEYS:
+    # Content-* headers describe the MIME structure the writer builds (a Content-Disposition
+    # given here was dropped without a word), and Resent-* headers are addressing that every
+    # recipient sees (Resent-Bcc included).
+    if name.lower() in _WRITER_HEADER_KEYS or name.lower().startswith(("content-", "resent-")):
         raise InputError("pickup.writer_header", value=name, next_key="pickup.writer_header_next")
     return name
 
