@@ -244,13 +244,14 @@ _ENVELOPE_LINE = re.compile(rb"(x-sender|x-receiver)[ \t]*:(.*)", re.IGNORECASE 
 _BRACKETED_ADDRESS = re.compile(r"\A[^<>]*<([^<>]*)>\s*\Z")
 
 
-def split_envelope(data: bytes) -> tuple[str | None, list[str], int]:
+def split_envelope(data: bytes, errors: str = "surrogateescape") -> tuple[str | None, list[str], int]:
     """Read the envelope lines at the start of a message file.
 
     Returns the sender (None without an `X-Sender` line), the recipients in file order, and the
     offset where the message after the envelope starts. Lines end in CRLF or LF. An address
     written as `Name <address>` gives the address, and `<>` gives the null sender "". Empty
-    `X-Receiver` lines name no recipient. Bytes outside UTF-8 are kept as surrogate escapes.
+    `X-Receiver` lines name no recipient. `errors` is the UTF-8 error handler for bytes
+    outside UTF-8: surrogate escapes by default, so that the address can be written back.
     """
     sender: str | None = None
     recipients: list[str] = []
@@ -262,7 +263,7 @@ def split_envelope(data: bytes) -> tuple[str | None, list[str], int]:
         match = _ENVELOPE_LINE.fullmatch(line[:-1] if line.endswith(b"\r") else line)
         if match is None:
             break
-        address = envelope_address(match.group(2))
+        address = envelope_address(match.group(2), errors)
         if match.group(1).lower() == b"x-sender":
             sender = address
         elif address:
@@ -274,6 +275,9 @@ def split_envelope(data: bytes) -> tuple[str | None, list[str], int]:
 def envelope_address(raw: bytes, errors: str = "surrogateescape") -> str:
     """Return the address in the value of an envelope line; `errors` is the UTF-8 error handler."""
     text = raw.strip().decode("utf-8", errors=errors)
+    if "<" not in text and ">" not in text:
+        # The usual plain address. The inventory calls this for every envelope line it reads.
+        return text
     bracketed = _BRACKETED_ADDRESS.search(text)
     return bracketed.group(1).strip() if bracketed else text.strip("<>")
 
@@ -286,16 +290,10 @@ def read_envelope(path: str | os.PathLike[str]) -> tuple[str | None, list[str], 
     words (a Chinese subject, say) come back as text.
     """
     data = Path(path).read_bytes()
-    raw_sender, raw_recipients, offset = split_envelope(data)
     # For display: bytes outside UTF-8 become U+FFFD instead of surrogate escapes.
-    sender = None if raw_sender is None else _shown(raw_sender)
-    recipients = [_shown(address) for address in raw_recipients]
+    sender, recipients, offset = split_envelope(data, errors="replace")
     parsed = BytesParser(policy=email.policy.default).parsebytes(data[offset:], headersonly=True)
     return sender, recipients, parsed
-
-
-def _shown(text: str) -> str:
-    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 def message_table(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:

@@ -16,8 +16,8 @@ file either where it was or where it went, and `resume` finishes the job from th
   zip and in Badmail, and never in neither.
 - A resubmission copies the message into a staging file in the folder that contains Pickup's
   real location, normally the mailroot itself (the service does not watch it, and it is on
-  Pickup's volume), journals that, and renames the staging file into Pickup. A staging file that is gone after a crash was renamed, so the rerun
-  never puts a message into Pickup twice, even after the service has already picked it up.
+  Pickup's volume), journals that, and renames the staging file into Pickup. A staging file
+  that is gone after a crash was renamed, so the rerun never puts a message into Pickup twice, even after the service has already picked it up.
   A file that a finished journal already resubmitted (same source path, size and modification
   time, or same Message-ID) is rejected unless the caller passes `again=True`. So running the
   same command twice does not send the message twice either, also when the mailroot is named
@@ -117,7 +117,7 @@ class EarlierResubmit:
 
 
 def describe_earlier_resubmits(earlier: Sequence[EarlierResubmit]) -> str:
-    """Return the first MAX_LISTED_FILES earlier resubmits, one an indented line, then "and N more" if there are more."""
+    """Return the first MAX_LISTED_FILES earlier resubmits, one per indented line, then "and N more" for the rest."""
     lines = [item.describe() for item in earlier[:MAX_LISTED_FILES]]
     if len(earlier) > MAX_LISTED_FILES:
         lines.append(message("mailroot_ops.and_more", count=len(earlier) - MAX_LISTED_FILES))
@@ -281,22 +281,19 @@ def plan_resubmit(root: str | os.PathLike[str], files: Sequence[str | os.PathLik
                          next_key="mailroot_ops.pickup_volume_root_next")
     steps = []
     taken: set[str] = set()
-    sources: set[str] = set()
-    inodes: set[tuple[int, int]] = set()
+    # Each file once: by device and inode, which also catches hard links, or by path where the
+    # file system gives no inode number.
+    seen: set[object] = set()
     messages: dict[tuple[str, tuple[str, ...]], str] = {}
     for file in files:
         source = _resubmit_source(root_path, Path(file))
-        if os.path.normcase(source) in sources:
-            # The same file named twice (NTFS_x.BAD and Badmail/NTFS_x.BAD, say) is sent once.
-            log.info("resubmit source %s was given more than once, so it is copied once", source)
-            continue
-        sources.add(os.path.normcase(source))
         status = (root_path / source).stat()
-        if status.st_ino and (status.st_dev, status.st_ino) in inodes:
-            # Two names of one file (a hard link) are one message.
-            log.info("resubmit source %s is a link to a file given before, so it is copied once", source)
+        identity = (status.st_dev, status.st_ino) if status.st_ino else os.path.normcase(source)
+        if identity in seen:
+            # NTFS_x.BAD and Badmail/NTFS_x.BAD, or two hard links, are one message.
+            log.info("resubmit source %s names a file given before, so it is copied once", source)
             continue
-        inodes.add((status.st_dev, status.st_ino))
+        seen.add(identity)
         sender, recipients, data = resubmit_content(root_path / source)
         message_id = _message_id(data)
         if message_id:
@@ -425,7 +422,8 @@ def resubmit_content(path: Path) -> tuple[str, list[str], bytes]:
     except OSError as error:
         raise InputError("mailroot_ops.unreadable", value=str(path), detail=os_error_text(error),
                          next_key="mailroot_ops.unreadable_next") from error
-    sender, recipients, content = _split_envelope(data)
+    sender, recipients, offset = mailroot.split_envelope(data)
+    content = data[offset:]
     parsed = BytesParser(policy=email.policy.compat32).parsebytes(content)
     if parsed.get_content_type() == "multipart/report" and \
             (parsed.get_param("report-type") or "").lower() == "delivery-status":
@@ -436,12 +434,6 @@ def resubmit_content(path: Path) -> tuple[str, list[str], bytes]:
     if not recipients:
         raise InputError("mailroot_ops.no_recipients", value=str(path), next_key="mailroot_ops.no_recipients_next")
     return sender or "", recipients, pickup.pickup_bytes(content, sender or "", recipients)
-
-
-def _split_envelope(data: bytes) -> tuple[str | None, list[str], bytes]:
-    """Split the X-Sender and X-Receiver lines off the top of a message file."""
-    sender, recipients, offset = mailroot.split_envelope(data)
-    return sender, recipients, data[offset:]
 
 
 def _original_from_ndr(path: Path, report: Message, ndr_recipients: list[str]) -> tuple[str, list[str], bytes]:
@@ -882,7 +874,8 @@ class _Runner:
     def _write_zip(self, partial: Path) -> None:
         if partial.is_symlink():
             # Planning rejects an existing .partial, so a link here appeared since: never write through it.
-            raise InputError("mailroot_ops.target_exists", value=str(partial), next_key="mailroot_ops.target_exists_next")
+            raise InputError("mailroot_ops.target_exists", value=str(partial),
+                             next_key="mailroot_ops.target_exists_next")
         try:
             with open(partial, "wb") as handle:
                 with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
