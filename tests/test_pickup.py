@@ -343,7 +343,7 @@ def test_ascii_attachment_name_in_content_type():
 
 @pytest.mark.parametrize("filename", ["說明.txt", "報表.pdf", "很長的檔案名稱" * 6 + ".xlsx", "Résumé.docx"],
                          ids=["text", "pdf", "folded", "latin"])
-def test_non_ascii_name_is_encoded_word_in_content_type(filename):
+def test_content_type_name_encoded_word(filename):
     message = sample_message(attachments=[pickup.Attachment(filename, b"data")])
     assert message.as_bytes(policy=pickup.MESSAGE_POLICY).isascii()
     content_type = written_header(message.get_payload()[1], b"Content-Type")

@@ -41,7 +41,7 @@ def test_raw_envelope_line_is_rejected(tmp_path, first_line):
     assert pickup_files(tmp_path) == []
 
 
-def test_raw_envelope_line_after_bare_lf_is_rejected():
+def test_raw_envelope_line_after_lf_rejected():
     with pytest.raises(InputError) as caught:
         pickup.pickup_bytes(b"X-Receiver: evil@example.net\nSubject: s\n\nbody\n", SENDER, RECIPIENTS)
     assert caught.value.key == "pickup.envelope_line_in_message"
@@ -158,7 +158,7 @@ def test_explicit_empty_sender_writes_null_sender(tmp_path):
     assert envelope_of(path.read_bytes()) == [b"X-Sender: <>", b"X-Receiver: user@example.net"]
 
 
-def test_raw_bytes_with_empty_sender_write_null_sender():
+def test_raw_bytes_empty_sender_null():
     data = pickup.pickup_bytes(b"Subject: bounce\r\n\r\nbody\r\n", "", RECIPIENTS)
     assert envelope_of(data) == [b"X-Sender: <>", b"X-Receiver: user@example.net"]
 
@@ -228,7 +228,7 @@ def test_domain_idna_rejects_is_input_error(domain):
     assert "IDNA ASCII form" in str(caught.value)
 
 
-def test_non_ascii_local_part_in_header_is_rejected():
+def test_non_ascii_header_local_part_rejected():
     with pytest.raises(InputError) as caught:
         pickup.compose_message(SENDER, ["用戶@example.net"], "s", "body\n")
     assert caught.value.key == "pickup.non_ascii_local_part"
@@ -238,7 +238,7 @@ def test_non_ascii_local_part_in_header_is_rejected():
 
 
 @pytest.mark.parametrize("sender, recipients", [("用戶@example.com", RECIPIENTS), (SENDER, ["用戶@example.net"])])
-def test_non_ascii_local_part_in_envelope_is_rejected(tmp_path, sender, recipients):
+def test_non_ascii_envelope_local_part_rejected(tmp_path, sender, recipients):
     with pytest.raises(InputError) as caught:
         pickup.write_pickup_file(tmp_path, b"Subject: s\r\n\r\nbody\r\n", sender=sender, recipients=recipients)
     assert caught.value.key == "pickup.non_ascii_local_part"

@@ -129,17 +129,17 @@ def scan_chunk(files: list[tuple[str, str]], ansi_encoding: str) -> ScanColumns:
     folder: str | None = None
     facts = (OTHER, "", "")
     for full_path, relative in files:
-        shown = display_name(relative)
-        prefix, _, name = shown.rpartition("/")
+        display_path = display_name(relative)
+        prefix, _, name = display_path.rpartition("/")
         if prefix != folder:
             folder, facts = prefix, _folder_facts(prefix)
-        row, failed = _scan_file(full_path, shown, name, facts, shown != relative, ansi_encoding)
+        row, failed = _scan_file(full_path, display_path, name, facts, display_path != relative, ansi_encoding)
         rows.append(row)
         unreadable += failed
     return ScanColumns(rows, unreadable)
 
 
-def _scan_file(full_path: str, shown: str, name: str, facts: tuple[str, str, str], name_not_utf8: bool,
+def _scan_file(full_path: str, display_path: str, name: str, facts: tuple[str, str, str], name_not_utf8: bool,
                ansi_encoding: str) -> tuple[tuple[object, ...], bool]:
     """Read one file and return its row, and whether reading it failed."""
     role, mailbox_domain, mailbox_user = facts
@@ -182,7 +182,7 @@ def _scan_file(full_path: str, shown: str, name: str, facts: tuple[str, str, str
             except OSError:
                 pass  # The row keeps size 0 and no time, and its note says why.
         _note(notes, "unreadable", detail=os_error_text(error))
-    return (role, shown, name, kind, size, modified, mailbox_domain, mailbox_user, *header, *reason,
+    return (role, display_path, name, kind, size, modified, mailbox_domain, mailbox_user, *header, *reason,
             "; ".join(notes)), failed
 
 

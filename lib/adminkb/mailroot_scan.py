@@ -440,7 +440,8 @@ def stuck_domains(inventory: pd.DataFrame) -> pd.DataFrame:
     domains = [address.rpartition("@")[2].lower().rstrip(".") or "-" for addresses in recipients
                for address in addresses]
     addresses = pd.DataFrame({"domain": domains, "message": np.repeat(np.arange(len(recipients)), counts)})
-    per_message = addresses.groupby(["domain", "message"], sort=False).size().rename("recipients").reset_index()
+    per_message = addresses.groupby(["domain", "message"], sort=False).size()
+    per_message = per_message.rename("recipients").reset_index()
     per_message["age"] = queued["age"].to_numpy()[per_message["message"].to_numpy()]
     frame = per_message.groupby("domain", sort=False).agg(messages=("recipients", "size"),
                                                           recipients=("recipients", "sum"),

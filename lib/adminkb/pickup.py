@@ -390,9 +390,9 @@ def _header_name(name: str) -> str:
     if not isinstance(name, str) or _FIELD_NAME.fullmatch(name) is None:
         raise InputError("pickup.invalid_header_name", value=_shown_text(str(name)),
                          next_key="pickup.invalid_header_name_next")
-    # Content-* headers describe the MIME structure the writer builds (a Content-Disposition
-    # given here was dropped without a word), and Resent-* headers are addressing that every
-    # recipient sees (Resent-Bcc included).
+    # Content-* headers describe the MIME structure the writer builds, so a Content-Disposition
+    # given here was silently dropped. Resent-* headers carry addresses that every recipient can
+    # read, Resent-Bcc included.
     if name.lower() in _WRITER_HEADER_KEYS or name.lower().startswith(("content-", "resent-")):
         raise InputError("pickup.writer_header", value=name, next_key="pickup.writer_header_next")
     return name
