@@ -1213,3 +1213,16 @@ def test_journal_line_not_object_rejected(root, journals, line):
     with pytest.raises(InputError) as raised:
         mailroot_ops.unfinished_journals(root, "archive", journals)
     assert raised.value.key == "mailroot_ops.journal_unreadable"
+
+
+def test_partial_link_after_planning_refused(root, tmp_path, journals):
+    out = tmp_path / "out"
+    out.mkdir()
+    plan = mailroot_ops.plan_archive(root, 30, zip_file=out / "S.zip", now=NOW)
+    (out / "S.zip.partial").symlink_to(root / "Pickup" / "injected.eml")
+    before = tree(root)
+    with pytest.raises(InputError) as raised:
+        mailroot_ops.execute(plan, journals)
+    assert raised.value.key == "mailroot_ops.target_exists"
+    assert not (root / "Pickup" / "injected.eml").exists()
+    assert tree(root) == before
